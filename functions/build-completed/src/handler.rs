@@ -1,0 +1,72 @@
+//! CodeBuild "Build State Change" → `BuildChanged` fact → the release pipeline.
+
+use archgate::handler_error::HandlerError;
+use archgate::inbound::{build_change, build_fact, parse_codebuild_event};
+use archgate::pipeline::{Outcome, Pipeline};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use tracing::info;
+
+/// The variables that name a release; when the event lacks them, CodeBuild is asked.
+const IDENTITY: [&str; 2] = ["IMAGE_REPO_NAME", "ARCHGATE_RELEASE_TAG"];
+
+pub async fn handle<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    event: serde_json::Value,
+) -> Result<Outcome, HandlerError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    let event = parse_codebuild_event(event)?;
+    let event_id = event.id.clone().unwrap_or_default();
+    let ignore = |reason: archgate::domain::release::Ignored| {
+        info!(%event_id, %reason, "ignored");
+        Ok(Outcome::from(reason))
+    };
+    let change = match build_change(&event, &pipeline.config) {
+        Ok(change) => change,
+        Err(reason) => return ignore(reason),
+    };
+    let carries_identity = IDENTITY
+        .iter()
+        .all(|name| change.environment.iter().any(|(n, _)| n == name));
+    let environment = if carries_identity {
+        change.environment.clone()
+    } else {
+        let details = pipeline
+            .builds
+            .details(&change.build_id)
+            .await
+            .map_err(|source| HandlerError::BuildLookup {
+                build_id: change.build_id.clone(),
+                source,
+            })?;
+        match details {
+            Some(details)
+                if pipeline.config.role_of_project(&details.project) == Some(change.role) =>
+            {
+                details.environment
+            }
+            Some(details) => {
+                return ignore(archgate::domain::release::Ignored(format!(
+                    "CodeBuild says build {} belongs to project `{}`, not the event's",
+                    change.build_id, details.project
+                )))
+            }
+            None => {
+                return ignore(archgate::domain::release::Ignored(format!(
+                    "CodeBuild does not know build {}",
+                    change.build_id
+                )))
+            }
+        }
+    };
+    let (key, fact) = match build_fact(&change, &environment, &pipeline.config) {
+        Ok(found) => found,
+        Err(reason) => return ignore(reason),
+    };
+    Ok(pipeline.apply(&key, fact).await?)
+}

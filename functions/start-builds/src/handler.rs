@@ -1,0 +1,29 @@
+//! S3 "Object Created" → `SourceUploaded` fact → the release pipeline.
+
+use archgate::handler_error::HandlerError;
+use archgate::inbound::{parse_s3_event, upload_fact};
+use archgate::pipeline::{Outcome, Pipeline};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use tracing::info;
+
+pub async fn handle<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    event: serde_json::Value,
+) -> Result<Outcome, HandlerError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    let event = parse_s3_event(event)?;
+    let (key, fact) = match upload_fact(&event, &pipeline.config) {
+        Ok(found) => found,
+        Err(reason) => {
+            info!(event_id = event.id.as_deref().unwrap_or_default(), %reason, "ignored");
+            return Ok(reason.into());
+        }
+    };
+    Ok(pipeline.apply(&key, fact).await?)
+}

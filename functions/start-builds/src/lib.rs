@@ -1,0 +1,2 @@
+//! start-builds: an upload of a build context to the source bucket starts a release.
+pub mod handler;

@@ -1,0 +1,326 @@
+//! Building the candidate OCI image index from the per-arch images ECR returned.
+//!
+//! The child digest is the sha256 of the exact manifest bytes the registry returned and the
+//! size is their length, so the index references precisely what was pushed. The output bytes
+//! are deterministic: the same children always give the same index and the same digest, which
+//! makes a repeated PutImage a no-op.
+
+use super::digest::Digest;
+use super::release::Arch;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Every media type archgate asks ECR for: single-platform manifests and indexes alike.
+pub const ACCEPTED_MEDIA_TYPES: [&str; 4] = [
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+];
+
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+const ATTESTATION: &str = "attestation-manifest";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OciError {
+    #[error("{arch} image is not JSON: {reason}")]
+    NotJson { arch: Arch, reason: String },
+    #[error("{arch} image has media type `{media_type}`, which is neither an image manifest nor an index")]
+    UnsupportedMediaType { arch: Arch, media_type: String },
+    #[error("{arch} image is an index without a linux/{arch} manifest")]
+    NoPlatformManifest { arch: Arch },
+    #[error("{arch} image index entry is malformed: {reason}")]
+    MalformedEntry { arch: Arch, reason: String },
+}
+
+/// A manifest as the registry returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawManifest {
+    /// The media type the registry reported, if it did.
+    pub media_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// One platform's entry for the candidate index, plus the attestations that describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformImage {
+    pub arch: Arch,
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// Attestation descriptors (buildx provenance/SBOM), kept verbatim.
+    pub attestations: Vec<Value>,
+}
+
+/// Reads a per-arch image: a single-platform manifest is used as is; an index (as buildx
+/// produces with provenance on) contributes its linux/<arch> manifest and its attestations.
+pub fn platform_image(arch: Arch, raw: &RawManifest) -> Result<PlatformImage, OciError> {
+    let doc: Value = serde_json::from_slice(&raw.bytes).map_err(|e| OciError::NotJson {
+        arch,
+        reason: e.to_string(),
+    })?;
+    let media_type = raw
+        .media_type
+        .clone()
+        .filter(|m| !m.is_empty())
+        .or_else(|| {
+            doc.get("mediaType")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| DOCKER_MANIFEST.to_owned());
+    match media_type.as_str() {
+        OCI_MANIFEST | DOCKER_MANIFEST => Ok(PlatformImage {
+            arch,
+            media_type,
+            digest: Digest::of(&raw.bytes),
+            size: raw.bytes.len() as u64,
+            attestations: Vec::new(),
+        }),
+        OCI_INDEX | DOCKER_MANIFEST_LIST => from_index(arch, &doc),
+        _ => Err(OciError::UnsupportedMediaType { arch, media_type }),
+    }
+}
+
+fn from_index(arch: Arch, doc: &Value) -> Result<PlatformImage, OciError> {
+    let malformed = |reason: &str| OciError::MalformedEntry {
+        arch,
+        reason: reason.to_owned(),
+    };
+    let entries = doc
+        .get("manifests")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("no `manifests` array"))?;
+    let (architecture, _) = arch.oci_platform();
+    let platform_entry = entries
+        .iter()
+        .find(|entry| {
+            let platform = entry.get("platform");
+            let field = |name| platform.and_then(|p| p.get(name)).and_then(Value::as_str);
+            field("os") == Some("linux")
+                && field("architecture") == Some(architecture)
+                && !is_attestation(entry)
+        })
+        .ok_or(OciError::NoPlatformManifest { arch })?;
+    let digest = platform_entry
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("entry without a digest"))
+        .and_then(|d| Digest::parse(d).map_err(|e| malformed(&e.to_string())))?;
+    let size = platform_entry
+        .get("size")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| malformed("entry without a size"))?;
+    let media_type = platform_entry
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or(OCI_MANIFEST)
+        .to_owned();
+    let attestations = entries
+        .iter()
+        .filter(|entry| {
+            is_attestation(entry)
+                && entry
+                    .get("annotations")
+                    .and_then(|a| a.get(REFERENCE_DIGEST))
+                    .and_then(Value::as_str)
+                    == Some(digest.as_str())
+        })
+        .cloned()
+        .collect();
+    Ok(PlatformImage {
+        arch,
+        media_type,
+        digest,
+        size,
+        attestations,
+    })
+}
+
+fn is_attestation(entry: &Value) -> bool {
+    entry
+        .get("annotations")
+        .and_then(|a| a.get(REFERENCE_TYPE))
+        .and_then(Value::as_str)
+        == Some(ATTESTATION)
+}
+
+#[derive(Serialize)]
+struct Platform {
+    architecture: &'static str,
+    os: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor<'a> {
+    media_type: &'a str,
+    digest: &'a str,
+    size: u64,
+    platform: Platform,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Index<'a> {
+    schema_version: u8,
+    media_type: &'static str,
+    manifests: Vec<Value>,
+    annotations: IndexAnnotations<'a>,
+}
+
+#[derive(Serialize)]
+struct IndexAnnotations<'a> {
+    #[serde(rename = "org.opencontainers.image.ref.name")]
+    ref_name: &'a str,
+}
+
+/// The candidate index: platform entries in arch order, then their attestations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltIndex {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+}
+
+pub fn build_index(ref_name: &str, images: &[PlatformImage]) -> BuiltIndex {
+    let mut sorted: Vec<&PlatformImage> = images.iter().collect();
+    sorted.sort_by_key(|image| image.arch);
+    let mut manifests: Vec<Value> = sorted
+        .iter()
+        .map(|image| {
+            let (architecture, variant) = image.arch.oci_platform();
+            serde_json::to_value(Descriptor {
+                media_type: &image.media_type,
+                digest: image.digest.as_str(),
+                size: image.size,
+                platform: Platform {
+                    architecture,
+                    os: "linux",
+                    variant,
+                },
+            })
+            .expect("descriptor serialises")
+        })
+        .collect();
+    manifests.extend(
+        sorted
+            .iter()
+            .flat_map(|image| image.attestations.iter().cloned()),
+    );
+    let index = Index {
+        schema_version: 2,
+        media_type: OCI_INDEX,
+        manifests,
+        annotations: IndexAnnotations { ref_name },
+    };
+    let bytes = serde_json::to_vec(&index).expect("index serialises");
+    BuiltIndex {
+        digest: Digest::of(&bytes),
+        bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest(arch: &str) -> RawManifest {
+        let body = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": Digest::of(arch.as_bytes()).as_str(), "size": 3},
+            "layers": []
+        });
+        RawManifest {
+            media_type: Some(OCI_MANIFEST.into()),
+            bytes: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn single_platform_manifests_are_referenced_by_their_exact_bytes() {
+        let raw = manifest("amd64");
+        let image = platform_image(Arch::Amd64, &raw).unwrap();
+        assert_eq!(image.digest, Digest::of(&raw.bytes));
+        assert_eq!(image.size, raw.bytes.len() as u64);
+    }
+
+    #[test]
+    fn index_is_deterministic_and_declares_both_platforms() {
+        let amd = platform_image(Arch::Amd64, &manifest("amd64")).unwrap();
+        let arm = platform_image(Arch::Arm64, &manifest("arm64")).unwrap();
+        let one = build_index("app-1-candidate", &[arm.clone(), amd.clone()]);
+        let two = build_index("app-1-candidate", &[amd, arm]);
+        assert_eq!(one, two);
+        let doc: Value = serde_json::from_slice(&one.bytes).unwrap();
+        assert_eq!(
+            doc["manifests"][0]["platform"],
+            json!({"architecture": "amd64", "os": "linux"})
+        );
+        assert_eq!(
+            doc["manifests"][1]["platform"],
+            json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+        );
+    }
+
+    #[test]
+    fn buildx_index_contributes_its_platform_manifest_and_attestation() {
+        let platform_digest = Digest::of(b"platform");
+        let attestation = json!({
+            "mediaType": OCI_MANIFEST, "digest": Digest::of(b"att").as_str(), "size": 10,
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {"vnd.docker.reference.digest": platform_digest.as_str(),
+                            "vnd.docker.reference.type": "attestation-manifest"}
+        });
+        let index = json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": platform_digest.as_str(), "size": 500,
+                 "platform": {"architecture": "arm64", "os": "linux"}},
+                attestation
+            ]
+        });
+        let raw = RawManifest {
+            media_type: Some(OCI_INDEX.into()),
+            bytes: serde_json::to_vec(&index).unwrap(),
+        };
+        let image = platform_image(Arch::Arm64, &raw).unwrap();
+        assert_eq!(image.digest, platform_digest);
+        assert_eq!(image.size, 500);
+        assert_eq!(image.attestations, vec![attestation]);
+        assert_eq!(
+            platform_image(Arch::Amd64, &raw),
+            Err(OciError::NoPlatformManifest { arch: Arch::Amd64 })
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_image() {
+        let raw = RawManifest {
+            media_type: None,
+            bytes: b"not json".to_vec(),
+        };
+        assert!(matches!(
+            platform_image(Arch::Amd64, &raw),
+            Err(OciError::NotJson { .. })
+        ));
+        let raw = RawManifest {
+            media_type: Some("application/vnd.cncf.helm.config.v1+json".into()),
+            bytes: b"{}".to_vec(),
+        };
+        assert!(matches!(
+            platform_image(Arch::Amd64, &raw),
+            Err(OciError::UnsupportedMediaType { .. })
+        ));
+    }
+}

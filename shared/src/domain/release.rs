@@ -1,0 +1,771 @@
+//! The release state machine: the one decision point of archgate (DESIGN.md, "One decision
+//! point").
+//!
+//! A [`Release`] is what the ledger records. [`decide`] takes the recorded release and one
+//! incoming [`Fact`] and returns the next release plus the [`Effect`]s this invocation must
+//! perform. The phase is never stored independently: it is derived from what is recorded
+//! (builds, candidate), so a record cannot contradict itself.
+//!
+//! Effects are claimed before they are performed: a decision that requests an effect writes a
+//! claim into `pending`, and a concurrent invocation that sees a fresh claim leaves the effect
+//! alone. A claim older than the lease is taken over, so an invocation that died mid-way is
+//! repaired by the next delivery. The effect's result comes back as [`Fact::Completed`], which
+//! records it and clears the claim. Every effect is idempotent on the AWS side, so a repeat
+//! after a takeover is harmless.
+
+use super::digest::Digest;
+use super::tag::ReleaseTag;
+use super::Millis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How long a claimed effect belongs to the invocation that claimed it. Longer than a
+/// handler's timeout, so a live invocation never loses its claim.
+pub const CLAIM_LEASE_MS: Millis = 5 * 60 * 1000;
+
+/// The timeline is for people; bound it so a storm of duplicates cannot grow the item.
+pub const MAX_TIMELINE: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Arch> {
+        match value {
+            "amd64" => Some(Arch::Amd64),
+            "arm64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    pub fn sibling(self) -> Arch {
+        match self {
+            Arch::Amd64 => Arch::Arm64,
+            Arch::Arm64 => Arch::Amd64,
+        }
+    }
+
+    /// OCI platform fields: (architecture, variant).
+    pub fn oci_platform(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Arch::Amd64 => ("amd64", None),
+            Arch::Arm64 => ("arm64", Some("v8")),
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which of a release's CodeBuild builds a build is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildRole {
+    Amd64,
+    Arm64,
+    Manifest,
+}
+
+impl BuildRole {
+    pub fn arch(arch: Arch) -> Self {
+        match arch {
+            Arch::Amd64 => BuildRole::Amd64,
+            Arch::Arm64 => BuildRole::Arm64,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildRole::Amd64 => "amd64",
+            BuildRole::Arm64 => "arm64",
+            BuildRole::Manifest => "manifest",
+        }
+    }
+}
+
+impl fmt::Display for BuildRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManifestMode {
+    Native,
+    Codebuild,
+}
+
+impl ManifestMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManifestMode::Native => "native",
+            ManifestMode::Codebuild => "codebuild",
+        }
+    }
+}
+
+/// CodeBuild's build statuses. `InProgress` is the only non-final one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BuildStatus {
+    InProgress,
+    Succeeded,
+    Failed,
+    Fault,
+    Stopped,
+    TimedOut,
+}
+
+impl BuildStatus {
+    pub fn parse(value: &str) -> Option<BuildStatus> {
+        Some(match value {
+            "IN_PROGRESS" => BuildStatus::InProgress,
+            "SUCCEEDED" => BuildStatus::Succeeded,
+            "FAILED" => BuildStatus::Failed,
+            "FAULT" => BuildStatus::Fault,
+            "STOPPED" => BuildStatus::Stopped,
+            "TIMED_OUT" => BuildStatus::TimedOut,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::InProgress => "IN_PROGRESS",
+            BuildStatus::Succeeded => "SUCCEEDED",
+            BuildStatus::Failed => "FAILED",
+            BuildStatus::Fault => "FAULT",
+            BuildStatus::Stopped => "STOPPED",
+            BuildStatus::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != BuildStatus::InProgress
+    }
+
+    pub fn is_failure(self) -> bool {
+        self.is_final() && self != BuildStatus::Succeeded
+    }
+}
+
+/// The S3 object a release is built from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceObject {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl SourceObject {
+    /// Two deliveries describe the same upload when bucket, key and version (or, in an
+    /// unversioned bucket, the etag) agree.
+    pub fn same_upload(&self, other: &SourceObject) -> bool {
+        self.bucket == other.bucket
+            && self.key == other.key
+            && self.version_id == other.version_id
+            && (self.version_id.is_some() || self.etag == other.etag)
+    }
+
+    /// What identifies this upload in idempotency tokens and event keys.
+    pub fn revision(&self) -> &str {
+        self.version_id
+            .as_deref()
+            .or(self.etag.as_deref())
+            .unwrap_or("unversioned")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReleaseKey {
+    pub repository: String,
+    pub tag: ReleaseTag,
+}
+
+impl ReleaseKey {
+    pub fn new(repository: impl Into<String>, tag: ReleaseTag) -> Self {
+        ReleaseKey {
+            repository: repository.into(),
+            tag,
+        }
+    }
+
+    /// The ledger's partition key: `repository#tag`.
+    pub fn id(&self) -> String {
+        format!("{}#{}", self.repository, self.tag)
+    }
+}
+
+impl fmt::Display for ReleaseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BuildStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_requested: bool,
+}
+
+impl BuildRecord {
+    fn final_status(&self) -> Option<BuildStatus> {
+        self.status.filter(|s| s.is_final())
+    }
+}
+
+/// A child of the candidate index, as it was referenced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateChild {
+    pub arch: Arch,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub tag: String,
+    pub digest: Digest,
+    pub children: Vec<CandidateChild>,
+}
+
+/// The release events archgate emits; each is emitted once per release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "Release Started")]
+    Started,
+    #[serde(rename = "Release Failed")]
+    Failed,
+    #[serde(rename = "Release Candidate Ready")]
+    CandidateReady,
+}
+
+impl EventKind {
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            EventKind::Started => "Release Started",
+            EventKind::Failed => "Release Failed",
+            EventKind::CandidateReady => "Release Candidate Ready",
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Failed => "failed",
+            EventKind::CandidateReady => "candidate-ready",
+        }
+    }
+}
+
+/// Something archgate does to the outside world on a release's behalf. Each is idempotent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "effect", content = "target", rename_all = "snake_case")]
+pub enum Effect {
+    /// StartBuild of an arch project (or the manifest project) with an idempotency token.
+    StartBuild(BuildRole),
+    /// StopBuild of a build that can no longer contribute to the release.
+    StopBuild(BuildRole),
+    /// Native mode: read both per-arch manifests and PutImage the candidate index.
+    AssembleCandidate,
+    /// Codebuild mode: the manifest build pushed the candidate; read its digest.
+    ResolveCandidate,
+    /// PutEvents of a release event.
+    Emit(EventKind),
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Effect::StartBuild(role) => write!(f, "start {role} build"),
+            Effect::StopBuild(role) => write!(f, "stop {role} build"),
+            Effect::AssembleCandidate => f.write_str("assemble candidate index"),
+            Effect::ResolveCandidate => f.write_str("resolve candidate index"),
+            Effect::Emit(kind) => write!(f, "emit {}", kind.detail_type()),
+        }
+    }
+}
+
+/// An effect claimed by an invocation at `claimed_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub effect: Effect,
+    pub claimed_at: Millis,
+}
+
+/// What happened when an effect was performed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum EffectResult {
+    BuildStarted { role: BuildRole, build_id: String },
+    BuildStopped { role: BuildRole },
+    CandidatePublished { candidate: Candidate },
+    Emitted { kind: EventKind },
+}
+
+impl EffectResult {
+    pub fn effect(&self) -> Effect {
+        match self {
+            EffectResult::BuildStarted { role, .. } => Effect::StartBuild(*role),
+            EffectResult::BuildStopped { role } => Effect::StopBuild(*role),
+            EffectResult::CandidatePublished { .. } => Effect::AssembleCandidate,
+            EffectResult::Emitted { kind } => Effect::Emit(*kind),
+        }
+    }
+
+    fn satisfies(&self, effect: Effect) -> bool {
+        match (self, effect) {
+            (EffectResult::CandidatePublished { .. }, Effect::ResolveCandidate) => true,
+            _ => self.effect() == effect,
+        }
+    }
+}
+
+/// The phase of a release, derived from what is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Building,
+    Assembling,
+    CandidateReady,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Building => "building",
+            Phase::Assembling => "assembling",
+            Phase::CandidateReady => "candidate_ready",
+            Phase::Failed => "failed",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::CandidateReady | Phase::Failed)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: Millis,
+    pub what: String,
+}
+
+/// One release as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub key: ReleaseKey,
+    pub source: SourceObject,
+    pub manifest_mode: ManifestMode,
+    pub amd64: BuildRecord,
+    pub arm64: BuildRecord,
+    #[serde(default)]
+    pub manifest: BuildRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Candidate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emitted: Vec<EventKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Claim>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Release {
+    pub fn new(key: ReleaseKey, source: SourceObject, mode: ManifestMode, now: Millis) -> Self {
+        let mut release = Release {
+            key,
+            source,
+            manifest_mode: mode,
+            amd64: BuildRecord::default(),
+            arm64: BuildRecord::default(),
+            manifest: BuildRecord::default(),
+            candidate: None,
+            emitted: Vec::new(),
+            pending: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            timeline: Vec::new(),
+        };
+        release.note(
+            now,
+            format!(
+                "upload s3://{}/{} received",
+                release.source.bucket, release.source.key
+            ),
+        );
+        release
+    }
+
+    pub fn build(&self, role: BuildRole) -> &BuildRecord {
+        match role {
+            BuildRole::Amd64 => &self.amd64,
+            BuildRole::Arm64 => &self.arm64,
+            BuildRole::Manifest => &self.manifest,
+        }
+    }
+
+    fn build_mut(&mut self, role: BuildRole) -> &mut BuildRecord {
+        match role {
+            BuildRole::Amd64 => &mut self.amd64,
+            BuildRole::Arm64 => &mut self.arm64,
+            BuildRole::Manifest => &mut self.manifest,
+        }
+    }
+
+    /// The first failure, if any build failed: the role and its status.
+    pub fn failure(&self) -> Option<(BuildRole, BuildStatus)> {
+        [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest]
+            .into_iter()
+            .find_map(|role| {
+                self.build(role)
+                    .final_status()
+                    .filter(|s| s.is_failure())
+                    .map(|s| (role, s))
+            })
+    }
+
+    pub fn failure_reason(&self) -> Option<String> {
+        self.failure().map(|(role, status)| {
+            let id = self
+                .build(role)
+                .build_id
+                .as_deref()
+                .unwrap_or("unknown build");
+            format!("{role} build {id} ended {}", status.as_str())
+        })
+    }
+
+    pub fn phase(&self) -> Phase {
+        if self.failure().is_some() {
+            Phase::Failed
+        } else if self.candidate.is_some() {
+            Phase::CandidateReady
+        } else if self.both_arches_succeeded() {
+            Phase::Assembling
+        } else {
+            Phase::Building
+        }
+    }
+
+    fn both_arches_succeeded(&self) -> bool {
+        Arch::ALL
+            .iter()
+            .all(|a| self.build(BuildRole::arch(*a)).status == Some(BuildStatus::Succeeded))
+    }
+
+    fn note(&mut self, at: Millis, what: String) {
+        if self.timeline.len() < MAX_TIMELINE {
+            self.timeline.push(TimelineEntry { at, what });
+        }
+    }
+
+    /// Effects the recorded state still calls for and that no recorded result has satisfied.
+    pub fn required_effects(&self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let phase = self.phase();
+        for arch in Arch::ALL {
+            let role = BuildRole::arch(arch);
+            if phase != Phase::Failed && self.build(role).build_id.is_none() {
+                effects.push(Effect::StartBuild(role));
+            }
+        }
+        if Arch::ALL
+            .iter()
+            .all(|a| self.build(BuildRole::arch(*a)).build_id.is_some())
+        {
+            effects.push(Effect::Emit(EventKind::Started));
+        }
+        match phase {
+            Phase::Building | Phase::CandidateReady => {}
+            Phase::Assembling => match self.manifest_mode {
+                ManifestMode::Native => effects.push(Effect::AssembleCandidate),
+                ManifestMode::Codebuild => match self.manifest.final_status() {
+                    None if self.manifest.build_id.is_none() => {
+                        effects.push(Effect::StartBuild(BuildRole::Manifest))
+                    }
+                    Some(BuildStatus::Succeeded) => effects.push(Effect::ResolveCandidate),
+                    _ => {}
+                },
+            },
+            Phase::Failed => {
+                for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+                    let build = self.build(role);
+                    if build.build_id.is_some()
+                        && build.final_status().is_none()
+                        && !build.stop_requested
+                    {
+                        effects.push(Effect::StopBuild(role));
+                    }
+                }
+                effects.push(Effect::Emit(EventKind::Failed));
+            }
+        }
+        if self.candidate.is_some() && phase == Phase::CandidateReady {
+            effects.push(Effect::Emit(EventKind::CandidateReady));
+        }
+        effects.retain(|e| match e {
+            Effect::Emit(kind) => !self.emitted.contains(kind),
+            _ => true,
+        });
+        effects
+    }
+}
+
+/// An incoming fact about a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Fact {
+    /// A source object was uploaded (S3 Object Created).
+    SourceUploaded {
+        source: SourceObject,
+        manifest_mode: ManifestMode,
+    },
+    /// A build reached a status (CodeBuild Build State Change).
+    BuildChanged {
+        role: BuildRole,
+        build_id: String,
+        status: BuildStatus,
+    },
+    /// An effect this invocation performed produced this result.
+    Completed(EffectResult),
+}
+
+/// Why a fact changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored(pub String);
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to record and nothing to do.
+    Ignore(Ignored),
+    /// Record `next`; perform `effects` (already claimed in `next.pending`).
+    Apply {
+        next: Box<Release>,
+        effects: Vec<Effect>,
+    },
+}
+
+/// The release state machine. Pure: same inputs, same decision.
+pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Millis) -> Decision {
+    let mut release = match (current, fact) {
+        (
+            None,
+            Fact::SourceUploaded {
+                source,
+                manifest_mode,
+            },
+        ) => Release::new(key.clone(), source.clone(), *manifest_mode, now),
+        (None, _) => {
+            return Decision::Ignore(Ignored(format!(
+                "no release {key} in the ledger: not started by archgate"
+            )))
+        }
+        (Some(existing), _) => existing.clone(),
+    };
+    let before = release.clone();
+
+    match fact {
+        Fact::SourceUploaded { source, .. } => {
+            if current.is_some() && !release.source.same_upload(source) {
+                return Decision::Ignore(Ignored(format!(
+                    "release {key} already exists from s3://{}/{} version {}; \
+                     a release tag is built once, upload under a new file name",
+                    release.source.bucket,
+                    release.source.key,
+                    release.source.revision()
+                )));
+            }
+        }
+        Fact::BuildChanged {
+            role,
+            build_id,
+            status,
+        } => {
+            if let Err(reason) = record_build_status(&mut release, *role, build_id, *status, now) {
+                return Decision::Ignore(reason);
+            }
+        }
+        Fact::Completed(result) => record_result(&mut release, result, now),
+    }
+
+    let effects = claim_effects(&mut release, now);
+    if effects.is_empty() && release == before {
+        let reason = match fact {
+            Fact::SourceUploaded { .. } => {
+                format!("duplicate delivery: release {key} was already started from this upload")
+            }
+            Fact::BuildChanged { role, status, .. } => {
+                format!(
+                    "duplicate delivery: {role} build of {key} already recorded as {}",
+                    status.as_str()
+                )
+            }
+            Fact::Completed(result) => format!("{} already recorded", result.effect()),
+        };
+        return Decision::Ignore(Ignored(reason));
+    }
+    release.updated_at = now;
+    Decision::Apply {
+        next: Box::new(release),
+        effects,
+    }
+}
+
+fn record_build_status(
+    release: &mut Release,
+    role: BuildRole,
+    build_id: &str,
+    status: BuildStatus,
+    now: Millis,
+) -> Result<(), Ignored> {
+    let key = release.key.clone();
+    if role == BuildRole::Manifest && release.manifest_mode == ManifestMode::Native {
+        return Err(Ignored(format!(
+            "release {key} assembles its index natively; manifest build {build_id} is not its own"
+        )));
+    }
+    let build = release.build_mut(role);
+    match &build.build_id {
+        Some(recorded) if recorded != build_id => {
+            return Err(Ignored(format!(
+                "build {build_id} is not the {role} build archgate recorded for {key} ({recorded})"
+            )))
+        }
+        // The completion can overtake the invocation that started the build.
+        None => build.build_id = Some(build_id.to_owned()),
+        Some(_) => {}
+    }
+    if !status.is_final() {
+        return Err(Ignored(format!(
+            "{role} build {build_id} is {}: not a final status",
+            status.as_str()
+        )));
+    }
+    if let Some(recorded) = build.final_status() {
+        if recorded != status {
+            return Err(Ignored(format!(
+                "{role} build {build_id} already ended {}; ignoring a later {}",
+                recorded.as_str(),
+                status.as_str()
+            )));
+        }
+        return Ok(());
+    }
+    build.status = Some(status);
+    build.finished_at = Some(now);
+    release.note(
+        now,
+        format!("{role} build {} ", status.as_str())
+            .trim_end()
+            .to_owned(),
+    );
+    Ok(())
+}
+
+fn record_result(release: &mut Release, result: &EffectResult, now: Millis) {
+    match result {
+        EffectResult::BuildStarted { role, build_id } => {
+            let build = release.build_mut(*role);
+            if build.build_id.is_none() {
+                build.build_id = Some(build_id.clone());
+                release.note(now, format!("{role} build started: {build_id}"));
+            }
+        }
+        EffectResult::BuildStopped { role } => {
+            let build = release.build_mut(*role);
+            if !build.stop_requested {
+                build.stop_requested = true;
+                release.note(now, format!("{role} build stop requested"));
+            }
+        }
+        EffectResult::CandidatePublished { candidate } => {
+            if release.candidate.is_none() {
+                release.note(
+                    now,
+                    format!("candidate {} is {}", candidate.tag, candidate.digest),
+                );
+                release.candidate = Some(candidate.clone());
+            }
+        }
+        EffectResult::Emitted { kind } => {
+            if !release.emitted.contains(kind) {
+                release.emitted.push(*kind);
+                release.emitted.sort();
+                release.note(now, format!("{} emitted", kind.detail_type()));
+            }
+        }
+    }
+    release
+        .pending
+        .retain(|claim| !result.satisfies(claim.effect));
+}
+
+/// Brings `pending` in line with what the state requires and returns the effects this
+/// decision newly claims (unclaimed, or claimed longer ago than the lease).
+fn claim_effects(release: &mut Release, now: Millis) -> Vec<Effect> {
+    let required = release.required_effects();
+    release
+        .pending
+        .retain(|claim| required.contains(&claim.effect));
+    let mut claimed = Vec::new();
+    for effect in required {
+        match release.pending.iter_mut().find(|c| c.effect == effect) {
+            Some(claim) if now - claim.claimed_at < CLAIM_LEASE_MS => {}
+            Some(claim) => {
+                claim.claimed_at = now;
+                claimed.push(effect);
+            }
+            None => {
+                release.pending.push(Claim {
+                    effect,
+                    claimed_at: now,
+                });
+                claimed.push(effect);
+            }
+        }
+    }
+    claimed
+}

@@ -1,0 +1,115 @@
+//! The release events archgate publishes (source `archgate`).
+
+use super::digest::Digest;
+use super::release::{Arch, BuildRole, EventKind, Release};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+pub const EVENT_SOURCE: &str = "archgate";
+
+/// The `detail` of a release event. `event-key` is deterministic per release, upload and kind,
+/// so consumers can drop the duplicates that at-least-once delivery brings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReleaseEventDetail {
+    pub event_key: String,
+    pub repository: String,
+    pub tag: String,
+    pub state: String,
+    pub source: SourceRef,
+    pub builds: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_digests: BTreeMap<String, Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate_tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SourceRef {
+    pub bucket: String,
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseEvent {
+    pub kind: EventKind,
+    pub detail: ReleaseEventDetail,
+}
+
+impl ReleaseEvent {
+    pub fn detail_type(&self) -> &'static str {
+        self.kind.detail_type()
+    }
+}
+
+pub fn event_key(release: &Release, kind: EventKind) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        release.key.repository.as_str(),
+        release.key.tag.as_str(),
+        release.source.revision(),
+        kind.slug(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    format!("{}-{}", kind.slug(), &hex::encode(hash.finalize())[..32])
+}
+
+pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
+    let builds = [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest]
+        .into_iter()
+        .filter_map(|role| {
+            release
+                .build(role)
+                .build_id
+                .clone()
+                .map(|id| (role.as_str().to_owned(), id))
+        })
+        .collect();
+    let image_digests = release
+        .candidate
+        .iter()
+        .flat_map(|c| c.children.iter())
+        .map(|child| (child.arch.as_str().to_owned(), child.digest.clone()))
+        .collect();
+    let reason = match kind {
+        EventKind::Failed => release.failure_reason(),
+        _ => None,
+    };
+    ReleaseEvent {
+        kind,
+        detail: ReleaseEventDetail {
+            event_key: event_key(release, kind),
+            repository: release.key.repository.clone(),
+            tag: release.key.tag.to_string(),
+            state: release.phase().as_str().to_owned(),
+            source: SourceRef {
+                bucket: release.source.bucket.clone(),
+                key: release.source.key.clone(),
+                version_id: release.source.version_id.clone(),
+            },
+            builds,
+            image_digests,
+            index_digest: release.candidate.as_ref().map(|c| c.digest.clone()),
+            candidate_tag: release.candidate.as_ref().map(|c| c.tag.clone()),
+            reason,
+        },
+    }
+}
+
+/// Arch tags a release's builds push, for display and lookups.
+pub fn arch_tags(release: &Release) -> Vec<(Arch, String)> {
+    Arch::ALL
+        .iter()
+        .map(|a| (*a, release.key.tag.arch_tag(*a)))
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! Release tags: derived from the source object's file name, restricted to ECR's tag alphabet.
+
+use super::digest::truncate_for_message;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// ECR allows 128 characters per tag; the longest suffix archgate appends is `-candidate`.
+pub const MAX_TAG_LEN: usize = 128;
+const LONGEST_SUFFIX: &str = "-candidate";
+pub const MAX_RELEASE_TAG_LEN: usize = MAX_TAG_LEN - LONGEST_SUFFIX.len();
+
+/// A release tag: `[A-Za-z0-9_.-]`, starting with a letter or digit, at most
+/// [`MAX_RELEASE_TAG_LEN`] characters so every derived tag (`<tag>-candidate`) fits ECR.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReleaseTag(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("object key `{key}` is not under the prefix `{prefix}`")]
+    OutsidePrefix { key: String, prefix: String },
+    #[error("object key `{key}` is not a .zip file")]
+    NotZip { key: String },
+    #[error("object key `{key}` has a file name that leaves no usable tag after sanitising")]
+    EmptyStem { key: String },
+    #[error("`{value}` is not a valid release tag: {reason}")]
+    Invalid { value: String, reason: &'static str },
+}
+
+impl ReleaseTag {
+    /// Checks a tag that should already be valid (from the ledger, a build's environment, the CLI).
+    pub fn parse(value: &str) -> Result<Self, TagError> {
+        let invalid = |reason| TagError::Invalid {
+            value: truncate_for_message(value),
+            reason,
+        };
+        let first = value.chars().next().ok_or_else(|| invalid("it is empty"))?;
+        if !first.is_ascii_alphanumeric() {
+            return Err(invalid("it must start with a letter or digit"));
+        }
+        if value.len() > MAX_RELEASE_TAG_LEN {
+            return Err(invalid("it is longer than 118 characters"));
+        }
+        if !value.chars().all(is_tag_char) {
+            return Err(invalid("only A-Z, a-z, 0-9, `_`, `.` and `-` are allowed"));
+        }
+        Ok(ReleaseTag(value.to_owned()))
+    }
+
+    /// Derives the tag from an S3 key: `releases/myapp-1.4.2.zip` → `myapp-1.4.2`.
+    ///
+    /// Characters outside ECR's alphabet become `-`; leading characters that cannot start a tag
+    /// are dropped; the result is cut to [`MAX_RELEASE_TAG_LEN`].
+    pub fn from_object_key(key: &str, prefix: &str) -> Result<Self, TagError> {
+        let rest = key
+            .strip_prefix(prefix)
+            .ok_or_else(|| TagError::OutsidePrefix {
+                key: truncate_for_message(key),
+                prefix: prefix.to_owned(),
+            })?;
+        let file_name = rest.rsplit('/').next().unwrap_or(rest);
+        let stem = file_name
+            .strip_suffix(".zip")
+            .ok_or_else(|| TagError::NotZip {
+                key: truncate_for_message(key),
+            })?;
+        let sanitised: String = stem
+            .chars()
+            .map(|c| if is_tag_char(c) { c } else { '-' })
+            .skip_while(|c| !c.is_ascii_alphanumeric())
+            .take(MAX_RELEASE_TAG_LEN)
+            .collect();
+        // A stem made only of replaced characters carries no name worth releasing.
+        if sanitised.is_empty() || !sanitised.chars().any(|c| c.is_ascii_alphanumeric()) {
+            return Err(TagError::EmptyStem {
+                key: truncate_for_message(key),
+            });
+        }
+        Ok(ReleaseTag(sanitised))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn arch_tag(&self, arch: super::Arch) -> String {
+        format!("{}-{}", self.0, arch.as_str())
+    }
+
+    pub fn candidate_tag(&self) -> String {
+        format!("{}{LONGEST_SUFFIX}", self.0)
+    }
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+impl fmt::Display for ReleaseTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ReleaseTag {
+    type Error = TagError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ReleaseTag::parse(&value)
+    }
+}
+
+impl From<ReleaseTag> for String {
+    fn from(value: ReleaseTag) -> Self {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn file_stem_becomes_the_tag() {
+        let tag = ReleaseTag::from_object_key("releases/myapp-1.4.2.zip", "releases/").unwrap();
+        assert_eq!(tag.as_str(), "myapp-1.4.2");
+        assert_eq!(tag.candidate_tag(), "myapp-1.4.2-candidate");
+    }
+
+    #[test]
+    fn nested_keys_use_the_file_name() {
+        let tag = ReleaseTag::from_object_key("releases/team/app_2.zip", "releases/").unwrap();
+        assert_eq!(tag.as_str(), "app_2");
+    }
+
+    #[test]
+    fn foreign_characters_are_replaced_and_leading_junk_dropped() {
+        let tag = ReleaseTag::from_object_key("releases/.._my app+ü.zip", "releases/").unwrap();
+        assert_eq!(tag.as_str(), "my-app--");
+    }
+
+    #[test]
+    fn rejects_keys_outside_the_contract() {
+        assert!(matches!(
+            ReleaseTag::from_object_key("incoming/a.zip", "releases/"),
+            Err(TagError::OutsidePrefix { .. })
+        ));
+        assert!(matches!(
+            ReleaseTag::from_object_key("releases/a.tar.gz", "releases/"),
+            Err(TagError::NotZip { .. })
+        ));
+        assert!(matches!(
+            ReleaseTag::from_object_key("releases/%%%.zip", "releases/"),
+            Err(TagError::EmptyStem { .. })
+        ));
+        assert!(matches!(
+            ReleaseTag::from_object_key("releases/.zip", "releases/"),
+            Err(TagError::EmptyStem { .. })
+        ));
+    }
+
+    #[test]
+    fn long_stems_are_cut_so_the_candidate_tag_fits() {
+        let key = format!("releases/{}.zip", "a".repeat(300));
+        let tag = ReleaseTag::from_object_key(&key, "releases/").unwrap();
+        assert_eq!(tag.candidate_tag().len(), MAX_TAG_LEN);
+    }
+
+    proptest! {
+        #[test]
+        fn every_derived_tag_is_valid_for_ecr(stem in "\\PC{0,200}") {
+            let key = format!("releases/{stem}.zip");
+            if let Ok(tag) = ReleaseTag::from_object_key(&key, "releases/") {
+                prop_assert!(ReleaseTag::parse(tag.as_str()).is_ok());
+                prop_assert!(tag.candidate_tag().len() <= MAX_TAG_LEN);
+            }
+        }
+    }
+}

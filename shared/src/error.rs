@@ -1,0 +1,60 @@
+//! Errors of the adapter layer (talking to AWS). Domain errors live beside their domain code;
+//! the pipeline and the handlers have their own enums and keep these as sources.
+
+use std::error::Error as StdError;
+
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// The service asked us to slow down and the SDK's retries ran out: retry the invocation.
+    #[error("{service} {operation} throttled after the SDK's retries")]
+    Throttled {
+        service: &'static str,
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// Network trouble, timeouts, 5xx: worth retrying the invocation.
+    #[error("{service} {operation} failed transiently")]
+    Transient {
+        service: &'static str,
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// The service rejected the request: retrying the same request will not help.
+    #[error("{service} {operation} was rejected ({code})")]
+    Rejected {
+        service: &'static str,
+        operation: &'static str,
+        code: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The service answered with something archgate cannot use.
+    #[error("{service} {operation} answered unexpectedly: {reason}")]
+    Unexpected {
+        service: &'static str,
+        operation: &'static str,
+        reason: String,
+    },
+}
+
+impl AdapterError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            AdapterError::Throttled { .. } | AdapterError::Transient { .. }
+        )
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            AdapterError::Throttled { .. } => "Archgate.Throttled",
+            AdapterError::Transient { .. } => "Archgate.Transient",
+            AdapterError::Rejected { .. } => "Archgate.Rejected",
+            AdapterError::Unexpected { .. } => "Archgate.UnexpectedResponse",
+        }
+    }
+}

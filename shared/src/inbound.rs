@@ -1,0 +1,303 @@
+//! Untrusted EventBridge events → facts. Every event is checked against the configuration;
+//! anything that is not archgate's gives an explicit [`Ignored`] reason, never a panic.
+
+use crate::config::Config;
+use crate::domain::release::{BuildRole, BuildStatus, Ignored, ManifestMode};
+use crate::domain::tag::ReleaseTag;
+use crate::domain::{Fact, ReleaseKey, SourceObject};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+pub const S3_SOURCE: &str = "aws.s3";
+pub const S3_OBJECT_CREATED: &str = "Object Created";
+pub const CODEBUILD_SOURCE: &str = "aws.codebuild";
+pub const CODEBUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
+
+/// Upper bound on any string taken from an event before it is used (keys are ≤ 1024 bytes
+/// in S3; anything longer is not a real event).
+const MAX_FIELD_LEN: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+#[error("event is not a well-formed {expected} event")]
+pub struct MalformedEvent {
+    pub expected: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// `detail` of an S3 "Object Created" event (EventBridge notifications).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct S3ObjectCreated {
+    #[serde(default)]
+    pub bucket: Option<S3Bucket>,
+    #[serde(default)]
+    pub object: Option<S3Object>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Bucket {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct S3Object {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(default)]
+    pub sequencer: Option<String>,
+}
+
+pub type S3Event = EventBridgeEvent<S3ObjectCreated>;
+
+pub fn parse_s3_event(value: serde_json::Value) -> Result<S3Event, MalformedEvent> {
+    serde_json::from_value(value).map_err(|source| MalformedEvent {
+        expected: "S3 Object Created",
+        source,
+    })
+}
+
+/// The release an upload starts, or why it starts none.
+pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact), Ignored> {
+    if event.source != S3_SOURCE || event.detail_type != S3_OBJECT_CREATED {
+        return Err(Ignored(format!(
+            "not an S3 Object Created event (source `{}`, detail-type `{}`)",
+            bounded(&event.source),
+            bounded(&event.detail_type)
+        )));
+    }
+    let detail = &event.detail;
+    let bucket = required(
+        detail.bucket.as_ref().and_then(|b| b.name.as_deref()),
+        "detail.bucket.name",
+    )?;
+    if bucket != config.source_bucket {
+        return Err(Ignored(format!(
+            "bucket `{}` is not the source bucket `{}`",
+            bounded(bucket),
+            config.source_bucket
+        )));
+    }
+    let object = detail.object.as_ref();
+    let key = required(object.and_then(|o| o.key.as_deref()), "detail.object.key")?;
+    let tag = ReleaseTag::from_object_key(key, &config.source_prefix)
+        .map_err(|e| Ignored(e.to_string()))?;
+    let source = SourceObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: optional(
+            object.and_then(|o| o.version_id.as_deref()),
+            "detail.object.version-id",
+        )?,
+        etag: optional(object.and_then(|o| o.etag.as_deref()), "detail.object.etag")?,
+        size: object.and_then(|o| o.size),
+    };
+    Ok((
+        ReleaseKey::new(config.repository.clone(), tag),
+        Fact::SourceUploaded {
+            source,
+            manifest_mode: config.manifest_mode,
+        },
+    ))
+}
+
+/// `detail` of a "CodeBuild Build State Change" event. Only what archgate reads is typed;
+/// the rest (phases with their float-or-integer durations, logs, …) is left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CodeBuildStateChange {
+    #[serde(default)]
+    pub build_status: Option<String>,
+    #[serde(default)]
+    pub project_name: Option<String>,
+    #[serde(default)]
+    pub build_id: Option<String>,
+    #[serde(default)]
+    pub current_phase: Option<String>,
+    #[serde(default)]
+    pub additional_information: Option<AdditionalInformation>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AdditionalInformation {
+    #[serde(default)]
+    pub environment: Option<BuildEnvironment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildEnvironment {
+    #[serde(default)]
+    pub environment_variables: Option<Vec<EnvironmentVariable>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentVariable {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+pub type CodeBuildEvent = EventBridgeEvent<CodeBuildStateChange>;
+
+pub fn parse_codebuild_event(value: serde_json::Value) -> Result<CodeBuildEvent, MalformedEvent> {
+    serde_json::from_value(value).map_err(|source| MalformedEvent {
+        expected: "CodeBuild Build State Change",
+        source,
+    })
+}
+
+/// A final build status of one of archgate's projects, before the release is identified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildChange {
+    pub role: BuildRole,
+    pub build_id: String,
+    pub status: BuildStatus,
+    /// Plain-text environment variables from the event; empty when the event carried none.
+    pub environment: Vec<(String, String)>,
+}
+
+pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChange, Ignored> {
+    if event.source != CODEBUILD_SOURCE || event.detail_type != CODEBUILD_STATE_CHANGE {
+        return Err(Ignored(format!(
+            "not a CodeBuild Build State Change event (source `{}`, detail-type `{}`)",
+            bounded(&event.source),
+            bounded(&event.detail_type)
+        )));
+    }
+    let detail = &event.detail;
+    let project = required(detail.project_name.as_deref(), "detail.project-name")?;
+    let role = config.role_of_project(project).ok_or_else(|| {
+        Ignored(format!(
+            "project `{}` is not one of archgate's",
+            bounded(project)
+        ))
+    })?;
+    if role == BuildRole::Manifest && config.manifest_mode == ManifestMode::Native {
+        return Err(Ignored(format!(
+            "manifest project `{project}` is not used in native manifest mode"
+        )));
+    }
+    let build_id = required(detail.build_id.as_deref(), "detail.build-id")?;
+    let status_text = required(detail.build_status.as_deref(), "detail.build-status")?;
+    let status = BuildStatus::parse(status_text)
+        .ok_or_else(|| Ignored(format!("unknown build status `{}`", bounded(status_text))))?;
+    if !status.is_final() {
+        return Err(Ignored(format!(
+            "{role} build {} is {}: not a final status",
+            bounded(build_id),
+            status.as_str()
+        )));
+    }
+    let environment = detail
+        .additional_information
+        .as_ref()
+        .and_then(|a| a.environment.as_ref())
+        .and_then(|e| e.environment_variables.as_ref())
+        .map(|vars| {
+            vars.iter()
+                .filter(|v| v.kind.as_deref().is_none_or(|k| k == "PLAINTEXT"))
+                .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(BuildChange {
+        role,
+        build_id: build_id.to_owned(),
+        status,
+        environment,
+    })
+}
+
+/// Whether a build's environment names a release of this repository: the key and the fact.
+pub fn build_fact(
+    change: &BuildChange,
+    environment: &[(String, String)],
+    config: &Config,
+) -> Result<(ReleaseKey, Fact), Ignored> {
+    let var = |name: &str| {
+        environment
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (Some(repository), Some(tag)) = (var("IMAGE_REPO_NAME"), var("ARCHGATE_RELEASE_TAG"))
+    else {
+        return Err(Ignored(format!(
+            "build {} carries no archgate release (IMAGE_REPO_NAME / ARCHGATE_RELEASE_TAG): not started by archgate",
+            bounded(&change.build_id)
+        )));
+    };
+    if repository != config.repository {
+        return Err(Ignored(format!(
+            "build {} is for repository `{}`, not `{}`",
+            bounded(&change.build_id),
+            bounded(repository),
+            config.repository
+        )));
+    }
+    let tag = ReleaseTag::parse(tag)
+        .map_err(|e| Ignored(format!("build {}: {e}", bounded(&change.build_id))))?;
+    let expected_arch = match change.role {
+        BuildRole::Amd64 => Some("amd64"),
+        BuildRole::Arm64 => Some("arm64"),
+        BuildRole::Manifest => None,
+    };
+    if let Some(expected) = expected_arch {
+        if var("IMAGE_ARCH").is_some_and(|arch| arch != expected) {
+            return Err(Ignored(format!(
+                "build {} of the {expected} project says IMAGE_ARCH={}",
+                bounded(&change.build_id),
+                bounded(var("IMAGE_ARCH").unwrap_or_default())
+            )));
+        }
+    }
+    Ok((
+        ReleaseKey::new(repository, tag),
+        Fact::BuildChanged {
+            role: change.role,
+            build_id: change.build_id.clone(),
+            status: change.status,
+        },
+    ))
+}
+
+fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, Ignored> {
+    match value {
+        Some(v) if v.is_empty() => Err(Ignored(format!("{field} is empty"))),
+        Some(v) if v.len() > MAX_FIELD_LEN => Err(Ignored(format!(
+            "{field} is implausibly long ({} bytes)",
+            v.len()
+        ))),
+        Some(v) => Ok(v),
+        None => Err(Ignored(format!("{field} is missing"))),
+    }
+}
+
+fn optional(value: Option<&str>, field: &str) -> Result<Option<String>, Ignored> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) => required(Some(v), field).map(|v| Some(v.to_owned())),
+    }
+}
+
+fn bounded(value: &str) -> String {
+    if value.chars().count() <= 100 {
+        value.to_owned()
+    } else {
+        format!("{}…", value.chars().take(100).collect::<String>())
+    }
+}

@@ -1,0 +1,18 @@
+//! archgate: S3 upload of a Docker build context → native amd64 + arm64 CodeBuild builds →
+//! a multi-arch OCI image index in ECR.
+//!
+//! Layers: [`domain`] is pure (state machine, tags, OCI index); [`ports`] are the traits the
+//! [`pipeline`] needs; [`aws`] implements them with the AWS SDK; [`inbound`] turns untrusted
+//! EventBridge events into facts; [`config`] and [`telemetry`] are shared by every binary.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod handler_error;
+pub mod inbound;
+pub mod pipeline;
+pub mod ports;
+pub mod telemetry;
+
+pub use config::Config;

@@ -1,0 +1,382 @@
+//! Applies one fact to one release: read, [`decide`], claim, perform the effects, record.
+//!
+//! The claim is written before any effect runs, so a concurrent invocation leaves the effect
+//! alone; the results are recorded after the effects ran, so the ledger never claims an effect
+//! that did not happen. A conflicting write means someone else moved the release: read again,
+//! decide again, and re-apply the results already obtained (they are facts like any other).
+
+use crate::config::Config;
+use crate::domain::oci::{self, RawManifest};
+use crate::domain::release::{Candidate, CandidateChild, Ignored};
+use crate::domain::release_event::release_event;
+use crate::domain::{
+    decide, Arch, BuildRole, Decision, Digest, Effect, EffectResult, Fact, Phase, Release,
+    ReleaseKey,
+};
+use crate::error::AdapterError;
+use crate::ports::{BuildRequest, Builds, Clock, EventPublisher, Ledger, Registry, SaveError};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::collections::VecDeque;
+use tracing::{info, warn};
+
+/// Conflicting writes before giving up (the invocation is then retried by Lambda).
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Applied {
+        release: String,
+        phase: Phase,
+        effects: Vec<String>,
+    },
+    Ignored {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Outcome::Ignored {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Ignored> for Outcome {
+    fn from(value: Ignored) -> Self {
+        Outcome::ignored(value.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    #[error(transparent)]
+    Oci(#[from] oci::OciError),
+    #[error("image {repository}:{tag} is not in the registry")]
+    ImageMissing { repository: String, tag: String },
+    #[error("no CodeBuild project is configured for the {0} build")]
+    NoProject(BuildRole),
+    #[error("{role} build has no recorded build id to stop")]
+    NoBuildId { role: BuildRole },
+}
+
+impl EffectError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EffectError::Adapter(e) => e.is_retryable(),
+            // The build said it pushed; the registry may lag or the push may be replayed.
+            EffectError::ImageMissing { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("ledger access for {release} failed")]
+    Ledger {
+        release: String,
+        #[source]
+        source: AdapterError,
+    },
+    #[error("could not {effect} for {release}")]
+    Effect {
+        release: String,
+        effect: Effect,
+        #[source]
+        source: EffectError,
+    },
+    #[error("release {release} changed under {MAX_ATTEMPTS} consecutive attempts")]
+    Contention { release: String },
+}
+
+impl PipelineError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Ledger { source, .. } => source.is_retryable(),
+            PipelineError::Effect { source, .. } => source.is_retryable(),
+            PipelineError::Contention { .. } => true,
+        }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            PipelineError::Ledger { source, .. } => source.error_type(),
+            PipelineError::Effect {
+                source: EffectError::Adapter(e),
+                ..
+            } => e.error_type(),
+            PipelineError::Effect {
+                source: EffectError::Oci(_),
+                ..
+            } => "Archgate.InvalidImage",
+            PipelineError::Effect {
+                source: EffectError::ImageMissing { .. },
+                ..
+            } => "Archgate.ImageMissing",
+            PipelineError::Effect { .. } => "Archgate.Misconfigured",
+            PipelineError::Contention { .. } => "Archgate.Contention",
+        }
+    }
+}
+
+/// The pipeline with its ports. One instance per process, built outside the handler.
+pub struct Pipeline<L, B, R, E, C> {
+    pub config: Config,
+    pub ledger: L,
+    pub builds: B,
+    pub registry: R,
+    pub events: E,
+    pub clock: C,
+}
+
+impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    pub async fn apply(&self, key: &ReleaseKey, fact: Fact) -> Result<Outcome, PipelineError> {
+        let release_id = key.to_string();
+        let ledger_error = |source| PipelineError::Ledger {
+            release: release_id.clone(),
+            source,
+        };
+        let mut performed: Vec<EffectResult> = Vec::new();
+        let mut effects_done: Vec<Effect> = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.clock.now_millis();
+            // A new upload is created with a conditional put: no read needed the first time.
+            let stored = match (&fact, attempt) {
+                (Fact::SourceUploaded { .. }, 0) => None,
+                _ => self.ledger.load(key).await.map_err(ledger_error)?,
+            };
+            let expected = stored.as_ref().map(|s| s.version);
+            let (mut state, mut todo): (Release, VecDeque<Effect>) =
+                match decide(stored.as_ref().map(|s| &s.release), key, &fact, now) {
+                    Decision::Apply { next, effects } => (*next, effects.into()),
+                    Decision::Ignore(reason) => match &stored {
+                        Some(s) if !performed.is_empty() => (s.release.clone(), VecDeque::new()),
+                        _ => {
+                            info!(release = %key, reason = %reason, "ignored");
+                            return Ok(reason.into());
+                        }
+                    },
+                };
+            for result in &performed {
+                if let Decision::Apply { next, effects } =
+                    decide(Some(&state), key, &Fact::Completed(result.clone()), now)
+                {
+                    state = *next;
+                    todo.extend(effects);
+                }
+            }
+            todo.retain(|effect| !performed.iter().any(|r| r.effect() == *effect));
+
+            let mut version = expected;
+            if !todo.is_empty() {
+                match self.ledger.save(&state, expected).await {
+                    Ok(v) => version = Some(v),
+                    Err(SaveError::Conflict { .. }) => continue,
+                    Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
+                }
+            }
+            while let Some(effect) = todo.pop_front() {
+                let result = self.perform(&state, effect).await.map_err(|source| {
+                    warn!(release = %key, %effect, error = %source, "effect failed; its claim stays for a retry");
+                    PipelineError::Effect {
+                        release: release_id.clone(),
+                        effect,
+                        source,
+                    }
+                })?;
+                info!(release = %key, %effect, "effect performed");
+                effects_done.push(effect);
+                performed.push(result.clone());
+                if let Decision::Apply { next, effects } =
+                    decide(Some(&state), key, &Fact::Completed(result), now)
+                {
+                    state = *next;
+                    todo.extend(effects);
+                }
+            }
+            if stored.as_ref().map(|s| &s.release) == Some(&state) {
+                return Ok(self.applied(&state, &effects_done));
+            }
+            match self.ledger.save(&state, version).await {
+                Ok(_) => return Ok(self.applied(&state, &effects_done)),
+                Err(SaveError::Conflict { .. }) => continue,
+                Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
+            }
+        }
+        Err(PipelineError::Contention {
+            release: release_id,
+        })
+    }
+
+    fn applied(&self, release: &Release, effects: &[Effect]) -> Outcome {
+        info!(release = %release.key, phase = %release.phase(), "recorded");
+        Outcome::Applied {
+            release: release.key.to_string(),
+            phase: release.phase(),
+            effects: effects.iter().map(Effect::to_string).collect(),
+        }
+    }
+
+    async fn perform(
+        &self,
+        release: &Release,
+        effect: Effect,
+    ) -> Result<EffectResult, EffectError> {
+        match effect {
+            Effect::StartBuild(role) => {
+                let request = build_request(&self.config, release, role)?;
+                let build_id = self.builds.start(&request).await?;
+                Ok(EffectResult::BuildStarted { role, build_id })
+            }
+            Effect::StopBuild(role) => {
+                let build_id = release
+                    .build(role)
+                    .build_id
+                    .as_deref()
+                    .ok_or(EffectError::NoBuildId { role })?;
+                self.builds.stop(build_id).await?;
+                Ok(EffectResult::BuildStopped { role })
+            }
+            Effect::AssembleCandidate => self.assemble_candidate(release).await,
+            Effect::ResolveCandidate => self.resolve_candidate(release).await,
+            Effect::Emit(kind) => {
+                self.events.publish(&release_event(release, kind)).await?;
+                Ok(EffectResult::Emitted { kind })
+            }
+        }
+    }
+
+    /// Native manifest step: one BatchGetImage for both arch tags, one PutImage of the index.
+    async fn assemble_candidate(&self, release: &Release) -> Result<EffectResult, EffectError> {
+        let repository = &release.key.repository;
+        let tags: Vec<String> = Arch::ALL
+            .iter()
+            .map(|a| release.key.tag.arch_tag(*a))
+            .collect();
+        let fetched = self.registry.manifests_by_tag(repository, &tags).await?;
+        let mut images = Vec::with_capacity(2);
+        for ((arch, tag), raw) in Arch::ALL.iter().zip(&tags).zip(fetched) {
+            let raw = raw.ok_or_else(|| EffectError::ImageMissing {
+                repository: repository.clone(),
+                tag: tag.clone(),
+            })?;
+            images.push(oci::platform_image(*arch, &raw)?);
+        }
+        let candidate_tag = release.key.tag.candidate_tag();
+        let index = oci::build_index(&candidate_tag, &images);
+        let raw = RawManifest {
+            media_type: Some(oci::OCI_INDEX.to_owned()),
+            bytes: index.bytes,
+        };
+        self.registry
+            .put_manifest(repository, &candidate_tag, &raw, &index.digest)
+            .await?;
+        Ok(EffectResult::CandidatePublished {
+            candidate: Candidate {
+                tag: candidate_tag,
+                digest: index.digest,
+                children: images
+                    .into_iter()
+                    .map(|i| CandidateChild {
+                        arch: i.arch,
+                        digest: i.digest,
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    /// Codebuild mode: the manifest build pushed `<tag>-candidate`; read what it points at.
+    async fn resolve_candidate(&self, release: &Release) -> Result<EffectResult, EffectError> {
+        let repository = &release.key.repository;
+        let candidate_tag = release.key.tag.candidate_tag();
+        let raw = self
+            .registry
+            .manifests_by_tag(repository, std::slice::from_ref(&candidate_tag))
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| EffectError::ImageMissing {
+                repository: repository.clone(),
+                tag: candidate_tag.clone(),
+            })?;
+        let mut children = Vec::new();
+        for arch in Arch::ALL {
+            let image = oci::platform_image(arch, &raw)?;
+            children.push(CandidateChild {
+                arch,
+                digest: image.digest,
+            });
+        }
+        Ok(EffectResult::CandidatePublished {
+            candidate: Candidate {
+                tag: candidate_tag,
+                digest: Digest::of(&raw.bytes),
+                children,
+            },
+        })
+    }
+}
+
+/// The StartBuild request for one of a release's builds.
+pub fn build_request(
+    config: &Config,
+    release: &Release,
+    role: BuildRole,
+) -> Result<BuildRequest, EffectError> {
+    let project = config
+        .project_for(role)
+        .ok_or(EffectError::NoProject(role))?
+        .to_owned();
+    let tag = &release.key.tag;
+    let mut environment = vec![
+        ("IMAGE_REPO_NAME".to_owned(), release.key.repository.clone()),
+        ("ARCHGATE_RELEASE_TAG".to_owned(), tag.to_string()),
+    ];
+    match role {
+        BuildRole::Amd64 | BuildRole::Arm64 => {
+            let arch = if role == BuildRole::Amd64 {
+                Arch::Amd64
+            } else {
+                Arch::Arm64
+            };
+            environment.push(("IMAGE_TAG".to_owned(), tag.arch_tag(arch)));
+            environment.push(("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()));
+        }
+        BuildRole::Manifest => environment.push(("IMAGE_TAG".to_owned(), tag.candidate_tag())),
+    }
+    Ok(BuildRequest {
+        project,
+        source_location: format!("{}/{}", release.source.bucket, release.source.key),
+        source_version: release.source.version_id.clone(),
+        environment,
+        idempotency_token: idempotency_token(release, role),
+    })
+}
+
+/// Same release, same upload, same role: same token, so a repeated StartBuild is one build.
+pub fn idempotency_token(release: &Release, role: BuildRole) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        release.key.repository.as_str(),
+        release.key.tag.as_str(),
+        release.source.revision(),
+        role.as_str(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    format!("archgate-{}", &hex::encode(hash.finalize())[..40])
+}

@@ -1,0 +1,122 @@
+//! The ports the pipeline needs from the outside world. Adapters in [`crate::aws`] implement
+//! them with the AWS SDK; the domain and the pipeline see only these library types.
+
+use crate::domain::oci::RawManifest;
+use crate::domain::release_event::ReleaseEvent;
+use crate::domain::{Digest, Release, ReleaseKey};
+use crate::error::AdapterError;
+use std::future::Future;
+
+/// A release as stored, with the version its next conditional write must expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub release: Release,
+    pub version: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Someone else wrote first: re-read and decide again.
+    #[error("release changed since it was read (expected version {expected:?})")]
+    Conflict { expected: Option<u64> },
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+}
+
+pub trait Ledger: Send + Sync {
+    fn load(
+        &self,
+        key: &ReleaseKey,
+    ) -> impl Future<Output = Result<Option<Stored>, AdapterError>> + Send;
+
+    /// Writes `release` if the stored version is still `expected` (`None`: the item must not
+    /// exist yet). Returns the new version.
+    fn save(
+        &self,
+        release: &Release,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, SaveError>> + Send;
+
+    /// Recent releases, newest first (for the CLI).
+    fn list(&self, limit: usize) -> impl Future<Output = Result<Vec<Stored>, AdapterError>> + Send;
+}
+
+/// A StartBuild request: which project, which source, which environment overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub project: String,
+    /// `bucket/key`, as CodeBuild's S3 source location wants it.
+    pub source_location: String,
+    pub source_version: Option<String>,
+    pub environment: Vec<(String, String)>,
+    pub idempotency_token: String,
+}
+
+/// What BatchGetBuilds says about a build, when its event did not carry enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildDetails {
+    pub build_id: String,
+    pub project: String,
+    pub status: Option<String>,
+    pub environment: Vec<(String, String)>,
+}
+
+pub trait Builds: Send + Sync {
+    fn start(
+        &self,
+        request: &BuildRequest,
+    ) -> impl Future<Output = Result<String, AdapterError>> + Send;
+    fn stop(&self, build_id: &str) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    fn details(
+        &self,
+        build_id: &str,
+    ) -> impl Future<Output = Result<Option<BuildDetails>, AdapterError>> + Send;
+}
+
+/// The outcome of PutImage: a repeat of identical content is as good as a first write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+pub trait Registry: Send + Sync {
+    /// BatchGetImage by tag, in one call; a tag that is missing gives `None` in its place.
+    fn manifests_by_tag(
+        &self,
+        repository: &str,
+        tags: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<RawManifest>>, AdapterError>> + Send;
+
+    fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &RawManifest,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<PutOutcome, AdapterError>> + Send;
+}
+
+pub trait EventPublisher: Send + Sync {
+    fn publish(
+        &self,
+        event: &ReleaseEvent,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+}
+
+/// The clock, injectable so tests can move time (claims, leases).
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        now.as_millis() as i64
+    }
+}
