@@ -191,7 +191,13 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
             "manifest project `{project}` is not used in native manifest mode"
         )));
     }
-    let build_id = required(detail.build_id.as_deref(), "detail.build-id")?;
+    let build_id = build_id_of(required(detail.build_id.as_deref(), "detail.build-id")?);
+    if !build_id.starts_with(&format!("{project}:")) {
+        return Err(Ignored(format!(
+            "build `{}` does not belong to project `{project}`",
+            bounded(build_id)
+        )));
+    }
     let status_text = required(detail.build_status.as_deref(), "detail.build-status")?;
     let status = BuildStatus::parse(status_text)
         .ok_or_else(|| Ignored(format!("unknown build status `{}`", bounded(status_text))))?;
@@ -273,6 +279,15 @@ pub fn build_fact(
             status: change.status,
         },
     ))
+}
+
+/// Events carry the build ARN (`arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`);
+/// StartBuild and BatchGetBuilds speak of the id (`<project>:<uuid>`). archgate records ids.
+pub fn build_id_of(value: &str) -> &str {
+    match value.split_once(":build/") {
+        Some((prefix, id)) if prefix.starts_with("arn:") => id,
+        _ => value,
+    }
 }
 
 fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, Ignored> {

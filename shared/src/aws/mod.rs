@@ -44,7 +44,11 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        let calls = CallLog::default();
+        Self::with_call_log(sdk, CallLog::default())
+    }
+
+    /// Clients whose calls are all counted in `calls`.
+    pub fn with_call_log(sdk: &aws_config::SdkConfig, calls: CallLog) -> Self {
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(sdk)

@@ -1,0 +1,156 @@
+//! The embedded AWS emulator: moto's server on a free loopback port, owned by this process.
+//!
+//! The Python side blocks on its standard input; when this process exits (or the handle is
+//! dropped) the pipe closes and the server stops, so no emulator outlives its owner.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where the project's pinned Python environment lives, relative to the workspace.
+pub const PYTHON_ENV_VAR: &str = "ARCHGATE_EMULATOR_PYTHON";
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+const SERVER_SCRIPT: &str = r#"
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"READY http://{host}:{port}", flush=True)
+try:
+    sys.stdin.read()
+finally:
+    server.stop()
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error(
+        "no Python with moto found (looked at {PYTHON_ENV_VAR} and {looked}); run `./dev setup` to create the project's environment"
+    )]
+    NoPython { looked: String },
+    #[error("could not start the emulator with {python}")]
+    Spawn {
+        python: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the emulator did not report ready within {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    endpoint: String,
+}
+
+impl Emulator {
+    /// The Python interpreter of the project's environment.
+    pub fn python() -> Result<PathBuf, EmulatorError> {
+        if let Some(path) = std::env::var_os(PYTHON_ENV_VAR) {
+            return Ok(PathBuf::from(path));
+        }
+        let workspace_venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+        if workspace_venv.exists() {
+            Ok(workspace_venv)
+        } else {
+            Err(EmulatorError::NoPython {
+                looked: workspace_venv.display().to_string(),
+            })
+        }
+    }
+
+    pub fn start() -> Result<Self, EmulatorError> {
+        let python = Self::python()?;
+        let mut child = Command::new(&python)
+            .args(["-c", SERVER_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn {
+                python: python.display().to_string(),
+                source,
+            })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        // Drain stderr so the server never blocks on a full pipe; keep the tail for errors.
+        let (err_tx, err_rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut tail = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                tail.push(line);
+                if tail.len() > 20 {
+                    tail.remove(0);
+                }
+                let _ = err_tx.send(tail.join("\n"));
+            }
+        });
+        let limit = Duration::from_secs(60);
+        let line = rx.recv_timeout(limit).unwrap_or_default();
+        let Some(endpoint) = line.trim().strip_prefix("READY ").map(str::to_owned) else {
+            let _ = child.kill();
+            let stderr_tail = err_rx.try_iter().last().unwrap_or_default();
+            return Err(EmulatorError::NotReady(limit, stderr_tail));
+        };
+        Ok(Emulator {
+            child,
+            _stdin: stdin,
+            endpoint,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration for a local endpoint: fixed region, throwaway credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "archgate-local",
+            "archgate-local",
+            None,
+            None,
+            "archgate-local",
+        ))
+        .load()
+        .await
+}
+
+/// S3 against an emulator needs path-style addressing (no per-bucket host names).
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}

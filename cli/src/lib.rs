@@ -1,0 +1,10 @@
+//! The `archgate` command line: local emulator, provisioning, the demo, replay and release
+//! inspection. The library half is what the integration tests drive too.
+
+pub mod builder;
+pub mod demo;
+pub mod emulator;
+pub mod local;
+pub mod provision;
+pub mod replay;
+pub mod report;

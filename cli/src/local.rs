@@ -1,0 +1,330 @@
+//! A whole archgate installation on one machine: the emulator (or `AWS_ENDPOINT_URL`), the
+//! provisioned resources, the real handlers, and a local builder playing CodeBuild. The demo
+//! and the integration tests both drive releases through this.
+
+use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
+use crate::emulator::{self, Emulator, EmulatorError};
+use crate::provision::{provision, ProvisionError, ProvisionedResource};
+use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
+use archgate::domain::{Arch, BuildRole, ReleaseKey, ReleaseTag};
+use archgate::ports::{Ledger, Stored};
+use archgate::Config;
+use aws_config::SdkConfig;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const S3_OBJECT_CREATED: &str = include_str!("../../events/s3-object-created.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("{what} failed")]
+    Aws {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn aws<E: std::error::Error + Send + Sync + 'static>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> LocalError {
+    let what = what.into();
+    move |e| LocalError::Aws {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// The configuration a local installation uses unless told otherwise.
+pub fn default_config(mode: &str) -> Config {
+    let vars: HashMap<String, String> = [
+        ("ARCHGATE_SOURCE_BUCKET", "archgate-source-123456789012"),
+        ("ARCHGATE_SOURCE_PREFIX", "releases/"),
+        ("ARCHGATE_REPOSITORY", "myapp"),
+        ("ARCHGATE_AMD64_PROJECT", "archgate-build-amd64"),
+        ("ARCHGATE_ARM64_PROJECT", "archgate-build-arm64"),
+        ("ARCHGATE_MANIFEST_MODE", mode),
+        ("ARCHGATE_MANIFEST_PROJECT", "archgate-manifest"),
+        ("ARCHGATE_LEDGER_TABLE", "archgate-ledger"),
+        ("ARCHGATE_EVENT_BUS", "archgate"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::from_map(&vars).expect("the local configuration is valid")
+}
+
+pub struct LocalEnv {
+    _emulator: Option<Emulator>,
+    pub endpoint: String,
+    pub sdk: SdkConfig,
+    pub config: Config,
+    /// Every AWS call the handlers make.
+    pub calls: CallLog,
+    pub pipeline: AwsPipeline,
+    pub clients: Clients,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub provisioned: Vec<ProvisionedResource>,
+    tap_queue: String,
+}
+
+const TAP_QUEUE: &str = "archgate-release-events";
+
+impl LocalEnv {
+    /// Starts a private emulator and provisions `config` on it.
+    pub async fn start(config: Config) -> Result<Self, LocalError> {
+        let emulator = Emulator::start()?;
+        let endpoint = emulator.endpoint().to_owned();
+        Self::on(Some(emulator), endpoint, config).await
+    }
+
+    /// Uses an endpoint that is already running (`AWS_ENDPOINT_URL`).
+    pub async fn attach(endpoint: String, config: Config) -> Result<Self, LocalError> {
+        Self::on(None, endpoint, config).await
+    }
+
+    async fn on(
+        emulator: Option<Emulator>,
+        endpoint: String,
+        config: Config,
+    ) -> Result<Self, LocalError> {
+        let sdk = emulator::sdk_config_for(&endpoint).await;
+        let provisioned = provision(&sdk, &config).await?;
+        let calls = CallLog::default();
+        let clients = Clients::with_call_log(&sdk, calls.clone());
+        let pipeline = clients.pipeline(&config);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let tap_queue = tap(&sqs, &clients.eventbridge, &config.event_bus).await?;
+        Ok(LocalEnv {
+            _emulator: emulator,
+            endpoint,
+            s3: emulator::s3_client(&sdk),
+            sqs,
+            sdk,
+            config,
+            calls,
+            pipeline,
+            clients,
+            provisioned,
+            tap_queue,
+        })
+    }
+
+    pub fn key(&self, tag: &str) -> ReleaseKey {
+        ReleaseKey::new(
+            self.config.repository.clone(),
+            ReleaseTag::parse(tag).expect("valid tag"),
+        )
+    }
+
+    /// Uploads a build context and returns the S3 "Object Created" event EventBridge sends.
+    pub async fn upload(&self, key: &str, body: Vec<u8>) -> Result<Value, LocalError> {
+        let size = body.len();
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.config.source_bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(aws(format!("upload of {key}")))?;
+        let mut event: Value = serde_json::from_str(S3_OBJECT_CREATED).expect("sample is JSON");
+        event["resources"] = json!([format!("arn:aws:s3:::{}", self.config.source_bucket)]);
+        event["region"] = json!(emulator::REGION);
+        let detail = &mut event["detail"];
+        detail["bucket"]["name"] = json!(self.config.source_bucket);
+        detail["object"]["key"] = json!(key);
+        detail["object"]["size"] = json!(size);
+        detail["object"]["etag"] = json!(put.e_tag().unwrap_or_default().trim_matches('"'));
+        match put.version_id() {
+            Some(version) => detail["object"]["version-id"] = json!(version),
+            None => {
+                detail["object"]
+                    .as_object_mut()
+                    .map(|o| o.remove("version-id"));
+            }
+        }
+        Ok(event)
+    }
+
+    pub async fn start_builds(&self, event: Value) -> Value {
+        crate::replay::dispatch(&self.pipeline, event).await
+    }
+
+    pub async fn build_completed(&self, event: Value) -> Value {
+        crate::replay::dispatch(&self.pipeline, event).await
+    }
+
+    pub async fn release(&self, tag: &str) -> Result<Option<Stored>, LocalError> {
+        DynamoLedger::new(self.clients.dynamodb.clone(), &self.config.ledger_table)
+            .load(&self.key(tag))
+            .await
+            .map_err(aws(format!("ledger read of {tag}")))
+    }
+
+    /// Plays one arch build: on success pushes the image as arch.yml would; returns the
+    /// state-change event CodeBuild would send.
+    pub async fn finish_arch_build(
+        &self,
+        tag: &str,
+        arch: Arch,
+        status: &str,
+        shape: ImageShape,
+    ) -> Result<(Value, Option<PushedImage>), LocalError> {
+        let stored = self
+            .release(tag)
+            .await?
+            .ok_or_else(|| LocalError::Invalid(format!("no release {tag} in the ledger")))?;
+        let role = BuildRole::arch(arch);
+        let build_id =
+            stored.release.build(role).build_id.clone().ok_or_else(|| {
+                LocalError::Invalid(format!("{tag}: no {arch} build was started"))
+            })?;
+        let release_tag = ReleaseTag::parse(tag).map_err(|e| LocalError::Invalid(e.to_string()))?;
+        let pushed = if status == "SUCCEEDED" {
+            Some(
+                builder::push_arch_image(
+                    &self.clients.ecr,
+                    &self.config.repository,
+                    &release_tag,
+                    arch,
+                    stored.release.source.revision(),
+                    shape,
+                )
+                .await
+                .map_err(aws(format!("push of {tag}-{arch}")))?,
+            )
+        } else {
+            None
+        };
+        let project = self
+            .config
+            .project_for(role)
+            .expect("arch projects are configured");
+        let environment = vec![
+            ("IMAGE_REPO_NAME".to_owned(), self.config.repository.clone()),
+            ("IMAGE_TAG".to_owned(), release_tag.arch_tag(arch)),
+            ("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()),
+            ("ARCHGATE_RELEASE_TAG".to_owned(), tag.to_owned()),
+        ];
+        let template = match arch {
+            Arch::Amd64 => EventTemplate::Amd64,
+            Arch::Arm64 => EventTemplate::Arm64,
+        };
+        let event = builder::state_change_event(template, project, &build_id, status, &environment);
+        Ok((event, pushed))
+    }
+
+    /// The release events published so far (read from an SQS queue the bus routes to).
+    pub async fn release_events(&self) -> Result<Vec<Value>, LocalError> {
+        let mut events = Vec::new();
+        for _ in 0..20 {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.tap_queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .map_err(aws("reading release events"))?;
+            let messages = output.messages();
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                if let Some(body) = message.body() {
+                    events.push(serde_json::from_str(body).unwrap_or(Value::Null));
+                }
+                if let Some(receipt) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.tap_queue)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await
+                        .map_err(aws("acknowledging a release event"))?;
+                }
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// Routes every `archgate` event on the bus to an SQS queue, so local runs can see them.
+async fn tap(
+    sqs: &aws_sdk_sqs::Client,
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+) -> Result<String, LocalError> {
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(TAP_QUEUE)
+        .send()
+        .await
+        .map_err(aws("creating the release-event queue"))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let queue_arn = format!(
+        "arn:aws:sqs:{}:{}:{TAP_QUEUE}",
+        emulator::REGION,
+        emulator::ACCOUNT
+    );
+    events
+        .put_rule()
+        .name("archgate-release-events-tap")
+        .event_bus_name(bus)
+        .event_pattern(json!({"source": ["archgate"]}).to_string())
+        .send()
+        .await
+        .map_err(aws("creating the release-event rule"))?;
+    events
+        .put_targets()
+        .rule("archgate-release-events-tap")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("tap")
+                .arn(queue_arn)
+                .build()
+                .map_err(aws("building the tap target"))?,
+        )
+        .send()
+        .await
+        .map_err(aws("targeting the release-event queue"))?;
+    Ok(queue_url)
+}
+
+/// A small but real Docker build context.
+pub fn sample_build_context(name: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        let options = zip::write::SimpleFileOptions::default();
+        let files = [
+            ("Dockerfile", "FROM public.ecr.aws/docker/library/alpine:3.20\nCOPY app.sh /app.sh\nENTRYPOINT [\"/bin/sh\", \"/app.sh\"]\n".to_owned()),
+            ("app.sh", format!("#!/bin/sh\necho \"{name} on $(uname -m)\"\n")),
+        ];
+        for (path, content) in files {
+            zip.start_file(path, options).expect("zip entry");
+            zip.write_all(content.as_bytes()).expect("zip write");
+        }
+        zip.finish().expect("zip finish");
+    }
+    buffer.into_inner()
+}
+
+/// How long a step took, in milliseconds with one decimal.
+pub fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,248 @@
+//! `archgate local provision`: every resource the configuration names, created idempotently
+//! on the configured endpoint (the emulator, or a sandbox account).
+
+use archgate::aws::LEDGER_KEY;
+use archgate::Config;
+use aws_config::SdkConfig;
+use aws_sdk_codebuild::types::{
+    ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+    ProjectSource, SourceType,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_ecr::types::ImageScanningConfiguration;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provisioned {
+    Created,
+    Existed,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProvisionedResource {
+    pub kind: &'static str,
+    pub name: String,
+    pub state: Provisioned,
+}
+
+impl fmt::Display for ProvisionedResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            Provisioned::Created => "created",
+            Provisioned::Existed => "already there",
+        };
+        write!(f, "{:<16} {:<40} {state}", self.kind, self.name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not provision {kind} {name}")]
+pub struct ProvisionError {
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The service role local projects name; CodeBuild requires one.
+const LOCAL_SERVICE_ROLE: &str = "arn:aws:iam::123456789012:role/archgate-codebuild";
+
+fn outcome<T, E>(
+    kind: &'static str,
+    name: &str,
+    result: Result<T, E>,
+    already: &[&str],
+) -> Result<ProvisionedResource, ProvisionError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let state = match result {
+        Ok(_) => Provisioned::Created,
+        Err(e) if e.code().is_some_and(|c| already.contains(&c)) => Provisioned::Existed,
+        Err(e) => {
+            return Err(ProvisionError {
+                kind,
+                name: name.to_owned(),
+                source: Box::new(e),
+            })
+        }
+    };
+    Ok(ProvisionedResource {
+        kind,
+        name: name.to_owned(),
+        state,
+    })
+}
+
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    kind: &'static str,
+    name: &str,
+) -> impl FnOnce(E) -> ProvisionError {
+    let name = name.to_owned();
+    move |e| ProvisionError {
+        kind,
+        name,
+        source: Box::new(e),
+    }
+}
+
+pub async fn provision(
+    sdk: &SdkConfig,
+    config: &Config,
+) -> Result<Vec<ProvisionedResource>, ProvisionError> {
+    let mut done = Vec::new();
+
+    let s3 = crate::emulator::s3_client(sdk);
+    let bucket = &config.source_bucket;
+    let created = s3.create_bucket().bucket(bucket).send().await;
+    done.push(outcome(
+        "s3 bucket",
+        bucket,
+        created,
+        &["BucketAlreadyOwnedByYou", "BucketAlreadyExists"],
+    )?);
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(failed("s3 bucket", bucket))?;
+
+    let ecr = aws_sdk_ecr::Client::new(sdk);
+    let created = ecr
+        .create_repository()
+        .repository_name(&config.repository)
+        .image_scanning_configuration(
+            ImageScanningConfiguration::builder()
+                .scan_on_push(true)
+                .build(),
+        )
+        .send()
+        .await;
+    done.push(outcome(
+        "ecr repository",
+        &config.repository,
+        created,
+        &["RepositoryAlreadyExistsException"],
+    )?);
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = &config.ledger_table;
+    let created = dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(LEDGER_KEY)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(failed("ledger table", table))?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(LEDGER_KEY)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(failed("ledger table", table))?,
+        )
+        .send()
+        .await;
+    let table_state = outcome("ledger table", table, created, &["ResourceInUseException"])?;
+    if table_state.state == Provisioned::Created {
+        dynamodb
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .map_err(failed("ledger table", table))?,
+            )
+            .send()
+            .await
+            .map_err(failed("ledger table", table))?;
+    }
+    done.push(table_state);
+
+    let codebuild = aws_sdk_codebuild::Client::new(sdk);
+    let mut projects = vec![
+        (
+            config.amd64_project.clone(),
+            EnvironmentType::LinuxContainer,
+            "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+        ),
+        (
+            config.arm64_project.clone(),
+            EnvironmentType::ArmContainer,
+            "aws/codebuild/amazonlinux2-aarch64-standard:3.0",
+        ),
+    ];
+    if let Some(manifest) = &config.manifest_project {
+        projects.push((
+            manifest.clone(),
+            EnvironmentType::LinuxContainer,
+            "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+        ));
+    }
+    for (name, environment_type, image) in projects {
+        let source = ProjectSource::builder()
+            .r#type(SourceType::S3)
+            .location(format!("{bucket}/{}", config.source_prefix))
+            .build()
+            .map_err(failed("codebuild project", &name))?;
+        let environment = ProjectEnvironment::builder()
+            .r#type(environment_type)
+            .image(image)
+            .compute_type(ComputeType::BuildGeneral1Medium)
+            .privileged_mode(true)
+            .build()
+            .map_err(failed("codebuild project", &name))?;
+        let created = codebuild
+            .create_project()
+            .name(&name)
+            .source(source)
+            .artifacts(
+                ProjectArtifacts::builder()
+                    .r#type(ArtifactsType::NoArtifacts)
+                    .build()
+                    .map_err(failed("codebuild project", &name))?,
+            )
+            .environment(environment)
+            .service_role(LOCAL_SERVICE_ROLE)
+            .send()
+            .await;
+        done.push(outcome(
+            "codebuild project",
+            &name,
+            created,
+            &["ResourceAlreadyExistsException"],
+        )?);
+    }
+
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    if config.event_bus != "default" {
+        let created = events
+            .create_event_bus()
+            .name(&config.event_bus)
+            .send()
+            .await;
+        done.push(outcome(
+            "event bus",
+            &config.event_bus,
+            created,
+            &["ResourceAlreadyExistsException"],
+        )?);
+    }
+    Ok(done)
+}

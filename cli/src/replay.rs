@@ -1,0 +1,74 @@
+//! `archgate replay FILE...`: routes EventBridge events to their handlers exactly as
+//! template.yaml's rules do, against the configured endpoint.
+
+use archgate::aws::AwsPipeline;
+use archgate::inbound::{CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, S3_OBJECT_CREATED, S3_SOURCE};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    StartBuilds,
+    BuildCompleted,
+}
+
+impl Route {
+    pub fn function(self) -> &'static str {
+        match self {
+            Route::StartBuilds => "start-builds",
+            Route::BuildCompleted => "build-completed",
+        }
+    }
+}
+
+/// The function whose rule matches the event's source and detail-type.
+pub fn route(event: &Value) -> Option<Route> {
+    let field = |name| event.get(name).and_then(Value::as_str);
+    match (field("source"), field("detail-type")) {
+        (Some(S3_SOURCE), Some(S3_OBJECT_CREATED)) => Some(Route::StartBuilds),
+        (Some(CODEBUILD_SOURCE), Some(CODEBUILD_STATE_CHANGE)) => Some(Route::BuildCompleted),
+        _ => None,
+    }
+}
+
+/// Runs one event through its handler; the result is the handler's JSON answer, or its
+/// error as Lambda would report it.
+pub async fn dispatch(pipeline: &AwsPipeline, event: Value) -> Value {
+    let Some(route) = route(&event) else {
+        let field = |name| {
+            event
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("<missing>")
+        };
+        return json!({"function": null, "status": "unrouted",
+                      "reason": format!("no handler takes source `{}` with detail-type `{}`", field("source"), field("detail-type"))});
+    };
+    let result = match route {
+        Route::StartBuilds => archgate_start_builds::handler::handle(pipeline, event).await,
+        Route::BuildCompleted => archgate_build_completed::handler::handle(pipeline, event).await,
+    };
+    let mut answer = match result {
+        Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+        Err(error) => {
+            json!({"status": "error", "error_type": error.error_type(), "error_message": error.chain(),
+                              "retryable": error.is_retryable()})
+        }
+    };
+    answer["function"] = json!(route.function());
+    answer
+}
+
+/// Reads and dispatches one file; a file that is not JSON is reported, not crashed on.
+pub async fn replay_file(pipeline: &AwsPipeline, path: &std::path::Path) -> Value {
+    let mut answer = match std::fs::read(path) {
+        Err(e) => json!({"status": "error", "error_message": format!("cannot read: {e}")}),
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Err(e) => {
+                json!({"status": "error", "error_type": "Archgate.MalformedEvent", "error_message": format!("not JSON: {e}")})
+            }
+            Ok(event) => dispatch(pipeline, event).await,
+        },
+    };
+    answer["file"] = json!(path.display().to_string());
+    answer
+}
