@@ -103,6 +103,8 @@ impl LocalEnv {
         let pipeline = clients.pipeline(&config);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let tap_queue = tap(&sqs, &clients.eventbridge, &config.event_bus).await?;
+        // Count only what the handlers do from here on.
+        calls.take();
         Ok(LocalEnv {
             _emulator: emulator,
             endpoint,

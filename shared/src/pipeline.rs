@@ -188,14 +188,26 @@ where
                 }
             }
             while let Some(effect) = todo.pop_front() {
-                let result = self.perform(&state, effect).await.map_err(|source| {
-                    warn!(release = %key, %effect, error = %source, "effect failed; its claim stays for a retry");
-                    PipelineError::Effect {
-                        release: release_id.clone(),
-                        effect,
-                        source,
+                let result = match self.perform(&state, effect).await {
+                    Ok(result) => result,
+                    Err(source) => {
+                        // Record what did happen and give back the claims on what did not, so
+                        // the retry of this event can act at once. Best effort: if this write
+                        // fails too, the claims lapse with their lease.
+                        let mut unclaimed: Vec<Effect> = todo.into_iter().collect();
+                        unclaimed.push(effect);
+                        state.release_claims(&unclaimed);
+                        if let Err(save) = self.ledger.save(&state, version).await {
+                            warn!(release = %key, error = %save, "could not release claims after a failed effect");
+                        }
+                        warn!(release = %key, %effect, error = %source, "effect failed");
+                        return Err(PipelineError::Effect {
+                            release: release_id.clone(),
+                            effect,
+                            source,
+                        });
                     }
-                })?;
+                };
                 info!(release = %key, %effect, "effect performed");
                 effects_done.push(effect);
                 performed.push(result.clone());

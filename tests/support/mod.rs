@@ -1,1 +1,67 @@
+//! Shared set-up for the integration tests: each test gets its own emulator (moto's server on
+//! a free loopback port), provisioned with the local configuration. A missing emulator fails
+//! the test with the reason; nothing is skipped.
 
+use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub use archgate_cli::builder::ImageShape;
+pub use archgate_cli::local;
+
+pub const TAG: &str = "myapp-1.4.2";
+pub const KEY: &str = "releases/myapp-1.4.2.zip";
+
+/// A fresh, provisioned local installation in the given manifest mode.
+pub async fn installation(mode: &str) -> LocalEnv {
+    match LocalEnv::start(default_config(mode)).await {
+        Ok(env) => env,
+        Err(e) => {
+            panic!("the local AWS emulator is required for this test and could not start: {e:?}")
+        }
+    }
+}
+
+/// A sample from `events/`, parsed.
+pub fn sample(name: &str) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Uploads the sample build context and returns the S3 event for it.
+pub async fn upload(env: &LocalEnv, key: &str) -> Value {
+    env.upload(key, sample_build_context("myapp"))
+        .await
+        .expect("upload")
+}
+
+/// Calls counted since the last `take`, by `Service.Operation`.
+pub fn calls(env: &LocalEnv) -> BTreeMap<String, usize> {
+    let mut tally = BTreeMap::new();
+    for call in env.calls.take() {
+        *tally.entry(call).or_default() += 1;
+    }
+    tally
+}
+
+pub fn count(tally: &BTreeMap<String, usize>, operation: &str) -> usize {
+    tally.get(operation).copied().unwrap_or(0)
+}
+
+pub fn status(answer: &Value) -> &str {
+    answer["status"].as_str().unwrap_or("<none>")
+}
+
+/// The detail-types of the release events published so far.
+pub async fn release_events(env: &LocalEnv) -> Vec<String> {
+    let mut kinds: Vec<String> = env
+        .release_events()
+        .await
+        .expect("release events")
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}

@@ -496,6 +496,13 @@ impl Release {
         }
     }
 
+    /// Gives back the claims on `effects` (they failed or were never tried), so the next
+    /// delivery can take them at once instead of waiting out the lease.
+    pub fn release_claims(&mut self, effects: &[Effect]) {
+        self.pending
+            .retain(|claim| !effects.contains(&claim.effect));
+    }
+
     /// Effects the recorded state still calls for and that no recorded result has satisfied.
     pub fn required_effects(&self) -> Vec<Effect> {
         let mut effects = Vec::new();
