@@ -292,7 +292,7 @@ pub fn build_id_of(value: &str) -> &str {
 
 fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, Ignored> {
     match value {
-        Some(v) if v.is_empty() => Err(Ignored(format!("{field} is empty"))),
+        Some("") => Err(Ignored(format!("{field} is empty"))),
         Some(v) if v.len() > MAX_FIELD_LEN => Err(Ignored(format!(
             "{field} is implausibly long ({} bytes)",
             v.len()

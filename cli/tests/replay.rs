@@ -1,0 +1,69 @@
+//! `archgate replay` routes event files to their handlers as template.yaml's rules do.
+
+use archgate_cli::local::{default_config, LocalEnv};
+use serde_json::Value;
+use std::process::Command;
+
+fn events_dir() -> String {
+    format!("{}/../events", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn replay_routes_each_sample_to_its_handler_and_reports_what_none_takes() {
+    // Given a provisioned emulator and the configuration the samples are shaped for
+    let env = LocalEnv::start(default_config("native"))
+        .await
+        .expect("the local AWS emulator is required");
+    let not_json =
+        std::env::temp_dir().join(format!("archgate-not-json-{}.json", std::process::id()));
+    std::fs::write(&not_json, "{ this is not json").unwrap();
+    let scheduled =
+        std::env::temp_dir().join(format!("archgate-scheduled-{}.json", std::process::id()));
+    std::fs::write(&scheduled, r#"{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#).unwrap();
+
+    // When the samples are replayed through the binary
+    let dir = events_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_archgate"))
+        .arg("replay")
+        .arg(format!("{dir}/s3-object-created.json"))
+        .arg(format!("{dir}/s3-object-created.json"))
+        .arg(format!("{dir}/codebuild-other-project.json"))
+        .arg(format!("{dir}/codebuild-amd64-succeeded.json"))
+        .arg(&scheduled)
+        .arg(&not_json)
+        .envs(env.config.to_env())
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "archgate-local")
+        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
+        .output()
+        .expect("archgate runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answers: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON answer per line"))
+        .collect();
+
+    // Then each event got its handler's answer, in order
+    assert_eq!(answers.len(), 6, "{stdout}");
+    assert_eq!(answers[0]["function"], "start-builds");
+    assert_eq!(answers[0]["status"], "applied", "{}", answers[0]);
+    assert_eq!(
+        answers[1]["status"], "ignored",
+        "a redelivery starts nothing"
+    );
+    assert_eq!(answers[2]["function"], "build-completed");
+    assert_eq!(answers[2]["status"], "ignored");
+    // The sample's build id is not one the emulator's CodeBuild issued for this release.
+    assert_eq!(answers[3]["status"], "ignored", "{}", answers[3]);
+    assert!(answers[3]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not the amd64 build"));
+    assert_eq!(answers[4]["status"], "unrouted");
+    assert_eq!(answers[5]["status"], "error");
+    // And a file that failed makes the command fail
+    assert!(!output.status.success());
+    let _ = std::fs::remove_file(not_json);
+    let _ = std::fs::remove_file(scheduled);
+}
