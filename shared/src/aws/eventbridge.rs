@@ -43,20 +43,36 @@ impl EventPublisher for EventBridgePublisher {
             .await
             .map_err(|e| classify("EventBridge", "PutEvents", e))?;
         if output.failed_entry_count() > 0 {
-            let reason = output
+            // PutEvents reports per-entry failures (throttling among them) with a 200.
+            let failed: Vec<(&str, &str)> = output
                 .entries()
                 .iter()
                 .filter_map(|e| {
                     e.error_code()
-                        .map(|c| format!("{c}: {}", e.error_message().unwrap_or_default()))
+                        .map(|c| (c, e.error_message().unwrap_or_default()))
                 })
+                .collect();
+            let reason = failed
+                .iter()
+                .map(|(code, message)| format!("{code}: {message}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            // PutEvents reports per-entry failures (throttling among them) with a 200.
-            return Err(AdapterError::Transient {
-                service: "EventBridge",
-                operation: "PutEvents",
-                source: reason.into(),
+            let retryable = failed.iter().all(|(code, _)| {
+                super::THROTTLING_CODES.contains(code) || super::is_server_fault(code)
+            });
+            return Err(if retryable {
+                AdapterError::Transient {
+                    service: "EventBridge",
+                    operation: "PutEvents",
+                    source: reason.into(),
+                }
+            } else {
+                AdapterError::Rejected {
+                    service: "EventBridge",
+                    operation: "PutEvents",
+                    code: failed.first().map_or("Unknown", |(c, _)| c).to_owned(),
+                    source: reason.into(),
+                }
             });
         }
         Ok(())

@@ -86,7 +86,7 @@ impl Clients {
     }
 }
 
-const THROTTLING_CODES: [&str; 8] = [
+pub(crate) const THROTTLING_CODES: [&str; 8] = [
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
@@ -110,7 +110,17 @@ where
 {
     let code = error.code().map(str::to_owned);
     let is_service_error = matches!(error, SdkError::ServiceError(_));
+    // A request that could not even be built will not build on a retry either.
+    let construction_failed = matches!(error, SdkError::ConstructionFailure(_));
     let source: crate::error::BoxError = Box::new(error);
+    if construction_failed {
+        return AdapterError::Rejected {
+            service,
+            operation,
+            code: "ConstructionFailure".to_owned(),
+            source,
+        };
+    }
     match code {
         Some(code) if THROTTLING_CODES.contains(&code.as_str()) => AdapterError::Throttled {
             service,
@@ -131,7 +141,7 @@ where
     }
 }
 
-fn is_server_fault(code: &str) -> bool {
+pub(crate) fn is_server_fault(code: &str) -> bool {
     matches!(
         code,
         "InternalServerError"
