@@ -29,6 +29,10 @@ const TICK: Millis = 1;
 
 const ROLES: [BuildRole; 3] = [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest];
 
+/// A release calls for well under a dozen effects in all; an invocation that performs more
+/// than this is looping.
+const MAX_EFFECTS_PER_INVOCATION: usize = 32;
+
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
@@ -180,7 +184,13 @@ impl Simulation {
     fn perform(&mut self, effects: Vec<Effect>) {
         self.count(&effects);
         let mut todo: VecDeque<Effect> = effects.into();
+        let mut performed = 0;
         while let Some(effect) = todo.pop_front() {
+            performed += 1;
+            assert!(
+                performed <= MAX_EFFECTS_PER_INVOCATION,
+                "effects keep being requested: {effect} again after {performed} effects"
+            );
             let result = Fact::Completed(self.fake(effect));
             if let Decision::Apply { next, effects } =
                 decide(self.stored.as_ref(), &self.key, &result, self.now)
@@ -674,7 +684,8 @@ fn any_later_delivery_repairs_a_candidate_claim_that_was_never_performed() {
     assert!(sim.deliver(&success).is_some());
     assert_eq!(sim.release().phase(), Phase::Assembling);
 
-    // When it is redelivered after the lease.
+    // When it is redelivered once the lease has run out (a delivery advances the clock by
+    // one tick, so it lands exactly at the lease's end).
     sim.now = claimed_at + CLAIM_LEASE_MS - TICK;
     assert!(sim.deliver(&success).is_none());
 
