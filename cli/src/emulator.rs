@@ -154,3 +154,29 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
             .build(),
     )
 }
+
+/// POSTs JSON to the emulator's own control API (`/moto-api/...`), e.g. to configure the scan
+/// findings ECR will report. Returns the HTTP status.
+pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "unexpected answer: {}",
+                response.lines().next().unwrap_or("")
+            ))
+        })
+}

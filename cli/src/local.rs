@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const S3_OBJECT_CREATED: &str = include_str!("../../events/s3-object-created.json");
+const ECR_SCAN: &str = include_str!("../../events/ecr-scan-findings.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -44,6 +45,11 @@ fn aws<E: std::error::Error + Send + Sync + 'static>(
 
 /// The configuration a local installation uses unless told otherwise.
 pub fn default_config(mode: &str) -> Config {
+    config_with(mode, &[])
+}
+
+/// The local configuration with some variables overridden (gate policy, moving tags, …).
+pub fn config_with(mode: &str, overrides: &[(&str, &str)]) -> Config {
     let vars: HashMap<String, String> = [
         ("ARCHGATE_SOURCE_BUCKET", "archgate-source-123456789012"),
         ("ARCHGATE_SOURCE_PREFIX", "releases/"),
@@ -54,8 +60,10 @@ pub fn default_config(mode: &str) -> Config {
         ("ARCHGATE_MANIFEST_PROJECT", "archgate-manifest"),
         ("ARCHGATE_LEDGER_TABLE", "archgate-ledger"),
         ("ARCHGATE_EVENT_BUS", "archgate"),
+        ("ARCHGATE_MOVING_TAGS", "latest"),
     ]
     .into_iter()
+    .chain(overrides.iter().copied())
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     Config::from_map(&vars).expect("the local configuration is valid")
@@ -258,6 +266,138 @@ impl LocalEnv {
             }
         }
         Ok(events)
+    }
+}
+
+/// A finding the local scanner reports.
+#[derive(Debug, Clone)]
+pub struct LocalFinding {
+    pub id: &'static str,
+    pub severity: &'static str,
+    pub package: &'static str,
+}
+
+impl LocalEnv {
+    /// Plays ECR's scan-on-push for a pushed per-arch image: the scan "happens", the emulator is
+    /// told which findings to report for it, and the "ECR Image Scan" event AWS would send is
+    /// returned. `status` is `COMPLETE` or `FAILED`.
+    pub async fn scan_arch_image(
+        &self,
+        tag: &str,
+        arch: Arch,
+        status: &str,
+        findings: &[LocalFinding],
+    ) -> Result<Value, LocalError> {
+        let image_tag = format!("{tag}-{arch}");
+        let repository = &self.config.repository;
+        let found = self
+            .clients
+            .ecr
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(&image_tag)
+                    .build(),
+            )
+            .set_accepted_media_types(Some(
+                archgate::domain::oci::ACCEPTED_MEDIA_TYPES
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(aws(format!("reading {image_tag}")))?;
+        let digest = found
+            .images()
+            .first()
+            .and_then(|i| i.image_id())
+            .and_then(|id| id.image_digest())
+            .ok_or_else(|| LocalError::Invalid(format!("{image_tag} is not in {repository}")))?
+            .to_owned();
+        let scanned = self
+            .clients
+            .ecr
+            .start_image_scan()
+            .repository_name(repository)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&digest)
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = scanned {
+            // The emulator allows one scan per image a day; a second is a rescan of the same.
+            let e = aws_sdk_ecr::Error::from(e);
+            if !matches!(e, aws_sdk_ecr::Error::LimitExceededException(_)) {
+                return Err(LocalError::Aws {
+                    what: format!("scanning {image_tag}"),
+                    source: Box::new(e),
+                });
+            }
+        }
+        let mut counts = serde_json::Map::new();
+        for finding in findings {
+            let entry = counts
+                .entry(finding.severity.to_owned())
+                .or_insert(json!(0));
+            *entry = json!(entry.as_u64().unwrap_or(0) + 1);
+        }
+        let result = json!({
+            "registryId": emulator::ACCOUNT,
+            "repositoryName": repository,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": status, "description": "local scan"},
+            "imageScanFindings": {
+                "findings": findings.iter().map(|f| json!({
+                    "name": f.id, "severity": f.severity,
+                    "uri": format!("https://cve.example/{}", f.id),
+                    "attributes": [{"key": "package_name", "value": f.package}, {"key": "package_version", "value": "1.0"}]
+                })).collect::<Vec<_>>(),
+                "findingSeverityCounts": counts.clone()
+            }
+        });
+        let body = json!({"results": [result], "region": emulator::REGION}).to_string();
+        let code = emulator::control_api_post(
+            &self.endpoint,
+            "/moto-api/static/ecr/scan-finding-results",
+            &body,
+        )
+        .map_err(aws("configuring scan findings"))?;
+        if code >= 300 {
+            return Err(LocalError::Invalid(format!(
+                "the emulator refused the scan findings ({code})"
+            )));
+        }
+        let mut event: Value = serde_json::from_str(ECR_SCAN).expect("sample is JSON");
+        event["region"] = json!(emulator::REGION);
+        event["time"] = json!(time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default());
+        event["resources"] = json!([format!(
+            "arn:aws:ecr:{}:{}:repository/{repository}",
+            emulator::REGION,
+            emulator::ACCOUNT
+        )]);
+        let detail = &mut event["detail"];
+        detail["scan-status"] = json!(status);
+        detail["repository-name"] = json!(repository);
+        detail["image-digest"] = json!(digest);
+        detail["image-tags"] = json!([image_tag]);
+        if status == "COMPLETE" {
+            detail["finding-severity-counts"] = Value::Object(counts);
+        } else {
+            detail
+                .as_object_mut()
+                .map(|d| d.remove("finding-severity-counts"));
+        }
+        Ok(event)
+    }
+
+    pub async fn scan_gate(&self, event: Value) -> Value {
+        crate::replay::dispatch(&self.pipeline, event).await
     }
 }
 

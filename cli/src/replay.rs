@@ -2,13 +2,17 @@
 //! template.yaml's rules do, against the configured endpoint.
 
 use archgate::aws::AwsPipeline;
-use archgate::inbound::{CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, S3_OBJECT_CREATED, S3_SOURCE};
+use archgate::inbound::{
+    CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_SCAN,
+    INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     StartBuilds,
     BuildCompleted,
+    ScanGate,
 }
 
 impl Route {
@@ -16,6 +20,7 @@ impl Route {
         match self {
             Route::StartBuilds => "start-builds",
             Route::BuildCompleted => "build-completed",
+            Route::ScanGate => "scan-gate",
         }
     }
 }
@@ -26,6 +31,8 @@ pub fn route(event: &Value) -> Option<Route> {
     match (field("source"), field("detail-type")) {
         (Some(S3_SOURCE), Some(S3_OBJECT_CREATED)) => Some(Route::StartBuilds),
         (Some(CODEBUILD_SOURCE), Some(CODEBUILD_STATE_CHANGE)) => Some(Route::BuildCompleted),
+        (Some(ECR_SOURCE), Some(ECR_IMAGE_SCAN))
+        | (Some(INSPECTOR_SOURCE), Some(INSPECTOR_SCAN)) => Some(Route::ScanGate),
         _ => None,
     }
 }
@@ -46,6 +53,7 @@ pub async fn dispatch(pipeline: &AwsPipeline, event: Value) -> Value {
     let result = match route {
         Route::StartBuilds => archgate_start_builds::handler::handle(pipeline, event).await,
         Route::BuildCompleted => archgate_build_completed::handler::handle(pipeline, event).await,
+        Route::ScanGate => archgate_scan_gate::handler::handle(pipeline, event).await,
     };
     let mut answer = match result {
         Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),

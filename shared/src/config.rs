@@ -2,6 +2,7 @@
 //! start-up. Endpoint, region and credentials come the SDK's standard way (`AWS_ENDPOINT_URL`,
 //! `AWS_REGION`, the role), never from here.
 
+use crate::domain::gate::{AllowEntry, OnScanFailure, Policy, Severity};
 use crate::domain::ManifestMode;
 use std::collections::HashMap;
 
@@ -14,8 +15,23 @@ pub const MANIFEST_MODE: &str = "ARCHGATE_MANIFEST_MODE";
 pub const MANIFEST_PROJECT: &str = "ARCHGATE_MANIFEST_PROJECT";
 pub const LEDGER_TABLE: &str = "ARCHGATE_LEDGER_TABLE";
 pub const EVENT_BUS: &str = "ARCHGATE_EVENT_BUS";
+pub const GATE_MAX_PREFIX: &str = "ARCHGATE_GATE_MAX_";
+pub const GATE_ALLOWLIST: &str = "ARCHGATE_GATE_ALLOWLIST";
+pub const GATE_ON_SCAN_FAILURE: &str = "ARCHGATE_GATE_ON_SCAN_FAILURE";
+pub const MOVING_TAGS: &str = "ARCHGATE_MOVING_TAGS";
+/// The gate's per-severity limits, one variable each.
+pub const GATE_MAX: [&str; 6] = [
+    "ARCHGATE_GATE_MAX_CRITICAL",
+    "ARCHGATE_GATE_MAX_HIGH",
+    "ARCHGATE_GATE_MAX_MEDIUM",
+    "ARCHGATE_GATE_MAX_LOW",
+    "ARCHGATE_GATE_MAX_INFORMATIONAL",
+    "ARCHGATE_GATE_MAX_UNDEFINED",
+];
 
-/// Every variable [`Config::from_env`] reads, for checks that keep deployments in step.
+/// The variables [`Config::from_env`] requires (or, for the manifest project, may require).
+/// The gate's variables ([`GATE_MAX`], [`GATE_ALLOWLIST`], [`GATE_ON_SCAN_FAILURE`],
+/// [`MOVING_TAGS`]) are optional with documented defaults.
 pub const VARIABLES: [&str; 9] = [
     SOURCE_BUCKET,
     SOURCE_PREFIX,
@@ -41,6 +57,10 @@ pub struct Config {
     pub manifest_project: Option<String>,
     pub ledger_table: String,
     pub event_bus: String,
+    /// The scan gate's policy (default: CRITICAL 0, the rest unlimited, fail closed).
+    pub gate: Policy,
+    /// Tags that follow the newest published release (e.g. `latest`).
+    pub moving_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +142,8 @@ impl Config {
         }
         let ledger_table = check(LEDGER_TABLE, required(LEDGER_TABLE)?, table_name)?;
         let event_bus = check(EVENT_BUS, required(EVENT_BUS)?, event_bus_name)?;
+        let gate = gate_policy(&lookup)?;
+        let moving_tags = moving_tags(lookup(MOVING_TAGS).unwrap_or_default())?;
         Ok(Config {
             source_bucket,
             source_prefix,
@@ -132,6 +154,8 @@ impl Config {
             manifest_project,
             ledger_table,
             event_bus,
+            gate,
+            moving_tags,
         })
     }
 
@@ -168,8 +192,137 @@ impl Config {
         if let Some(project) = &self.manifest_project {
             vars.push((MANIFEST_PROJECT, project.clone()));
         }
+        for (severity, variable) in Severity::ALL.into_iter().zip(GATE_MAX) {
+            let limit = self.gate.max.get(&severity).copied().flatten();
+            vars.push((
+                variable,
+                limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string()),
+            ));
+        }
+        vars.push((
+            GATE_ALLOWLIST,
+            serde_json::to_string(&self.gate.allowlist).expect("allowlist serialises"),
+        ));
+        vars.push((
+            GATE_ON_SCAN_FAILURE,
+            match self.gate.on_scan_failure {
+                OnScanFailure::Block => "block".to_owned(),
+                OnScanFailure::Pass => "pass".to_owned(),
+            },
+        ));
+        vars.push((MOVING_TAGS, self.moving_tags.join(",")));
         vars
     }
+}
+
+fn gate_policy(lookup: &impl Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+    let mut policy = Policy::default();
+    for (severity, variable) in Severity::ALL.into_iter().zip(GATE_MAX) {
+        let Some(value) = lookup(variable).map(|v| v.trim().to_owned()) else {
+            continue;
+        };
+        let limit = match value.as_str() {
+            "" | "unlimited" => None,
+            number => Some(number.parse::<u64>().map_err(|_| ConfigError::Invalid {
+                variable,
+                value: value.clone(),
+                reason: "expected a count (0 or more) or `unlimited`".to_owned(),
+            })?),
+        };
+        policy.max.insert(severity, limit);
+    }
+    policy.on_scan_failure = match lookup(GATE_ON_SCAN_FAILURE)
+        .map(|v| v.trim().to_owned())
+        .as_deref()
+    {
+        None | Some("") | Some("block") => OnScanFailure::Block,
+        Some("pass") => OnScanFailure::Pass,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                variable: GATE_ON_SCAN_FAILURE,
+                value: other.to_owned(),
+                reason: "expected `block` or `pass`".to_owned(),
+            })
+        }
+    };
+    if let Some(value) = lookup(GATE_ALLOWLIST)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        policy.allowlist = allowlist(&value)?;
+    }
+    Ok(policy)
+}
+
+/// `ARCHGATE_GATE_ALLOWLIST`: a JSON array of `{"id", "expires": "YYYY-MM-DD", "reason"}`, or
+/// the path of a file holding one.
+fn allowlist(value: &str) -> Result<Vec<AllowEntry>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        variable: GATE_ALLOWLIST,
+        value: value.chars().take(100).collect(),
+        reason,
+    };
+    let text = if value.starts_with('[') {
+        value.to_owned()
+    } else {
+        std::fs::read_to_string(value)
+            .map_err(|e| invalid(format!("not a JSON array, and not a readable file: {e}")))?
+    };
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("not a JSON array: {e}")))?;
+    let mut allowlist = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+        };
+        let named = field("id").unwrap_or("?");
+        let entry_error = |problem: &str| invalid(format!("entry {index} ({named}): {problem}"));
+        let id = field("id")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| entry_error("`id` is missing"))?;
+        let expires =
+            field("expires").ok_or_else(|| entry_error("`expires` (YYYY-MM-DD) is missing"))?;
+        if !is_iso_date(expires) {
+            return Err(entry_error(&format!(
+                "`expires` {expires:?} is not a YYYY-MM-DD date"
+            )));
+        }
+        let reason = field("reason")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| entry_error("`reason` is missing: say why the finding is accepted"))?;
+        allowlist.push(AllowEntry {
+            id: id.to_owned(),
+            expires: expires.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+    Ok(allowlist)
+}
+
+fn is_iso_date(value: &str) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    value.len() == 10 && time::Date::parse(value, &format).is_ok()
+}
+
+fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let valid = crate::domain::ReleaseTag::parse(tag).is_ok();
+        if !valid {
+            return Err(ConfigError::Invalid {
+                variable: MOVING_TAGS,
+                value: value.clone(),
+                reason: format!("`{tag}` is not a valid image tag ([A-Za-z0-9_.-], starting with a letter or digit)"),
+            });
+        }
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_owned());
+        }
+    }
+    Ok(tags)
 }
 
 fn bucket_name(value: &str) -> Result<(), String> {
@@ -323,6 +476,79 @@ mod tests {
             vars.insert(variable.to_owned(), value.to_owned());
             let err = Config::from_map(&vars).unwrap_err();
             assert!(err.to_string().starts_with(variable), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_gate_defaults_to_no_critical_and_fail_closed() {
+        let config = Config::from_map(&base()).unwrap();
+        assert_eq!(config.gate, Policy::default());
+        assert!(config.moving_tags.is_empty());
+    }
+
+    #[test]
+    fn gate_variables_are_read_and_checked() {
+        let mut vars = base();
+        vars.insert("ARCHGATE_GATE_MAX_HIGH".into(), "3".into());
+        vars.insert(GATE_ON_SCAN_FAILURE.into(), "pass".into());
+        vars.insert(MOVING_TAGS.into(), "latest, stable,latest".into());
+        vars.insert(
+            GATE_ALLOWLIST.into(),
+            r#"[{"id": "CVE-2024-1", "expires": "2026-12-31", "reason": "not reachable"}]"#.into(),
+        );
+        let config = Config::from_map(&vars).unwrap();
+        assert_eq!(config.gate.max[&Severity::High], Some(3));
+        assert_eq!(config.gate.on_scan_failure, OnScanFailure::Pass);
+        assert_eq!(config.moving_tags, ["latest", "stable"]);
+        assert_eq!(config.gate.allowlist[0].id, "CVE-2024-1");
+        let round_trip: HashMap<String, String> = config
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(Config::from_map(&round_trip).unwrap(), config);
+    }
+
+    #[test]
+    fn a_bad_allowlist_entry_is_named() {
+        for (entry, expected) in [
+            (
+                r#"[{"id": "CVE-1", "expires": "2026-02-30", "reason": "x"}]"#,
+                "entry 0 (CVE-1): `expires`",
+            ),
+            (
+                r#"[{"id": "CVE-1", "expires": "2026-01-01", "reason": "x"}, {"id": "CVE-2", "expires": "soon", "reason": "x"}]"#,
+                "entry 1 (CVE-2)",
+            ),
+            (
+                r#"[{"id": "CVE-3", "expires": "2026-01-01"}]"#,
+                "`reason` is missing",
+            ),
+            (r#"{"id": "CVE-3"}"#, "not a readable file"),
+            ("[1,", "not a JSON array"),
+        ] {
+            let mut vars = base();
+            vars.insert(GATE_ALLOWLIST.into(), entry.into());
+            let err = Config::from_map(&vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(GATE_ALLOWLIST) && err.contains(expected),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_gate_values_name_their_variable() {
+        for (variable, value) in [
+            ("ARCHGATE_GATE_MAX_CRITICAL", "-1"),
+            ("ARCHGATE_GATE_MAX_LOW", "many"),
+            (GATE_ON_SCAN_FAILURE, "maybe"),
+            (MOVING_TAGS, "latest,-bad"),
+        ] {
+            let mut vars = base();
+            vars.insert(variable.into(), value.into());
+            let err = Config::from_map(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(variable), "{err}");
         }
     }
 

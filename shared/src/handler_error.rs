@@ -2,7 +2,7 @@
 //! (and so be retried by EventBridge / Lambda's async retries).
 
 use crate::error::AdapterError;
-use crate::inbound::MalformedEvent;
+use crate::inbound::{InvalidField, MalformedEvent};
 use crate::pipeline::PipelineError;
 use lambda_runtime::Diagnostic;
 use std::error::Error as _;
@@ -11,6 +11,14 @@ use std::error::Error as _;
 pub enum HandlerError {
     #[error(transparent)]
     Malformed(#[from] MalformedEvent),
+    #[error("event field {0}")]
+    InvalidField(#[from] InvalidField),
+    #[error("could not read the scan findings of {digest}")]
+    Findings {
+        digest: String,
+        #[source]
+        source: AdapterError,
+    },
     #[error("could not read build {build_id} from CodeBuild")]
     BuildLookup {
         build_id: String,
@@ -25,7 +33,8 @@ impl HandlerError {
     /// Whether retrying the same event can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HandlerError::Malformed(_) => false,
+            HandlerError::Malformed(_) | HandlerError::InvalidField(_) => false,
+            HandlerError::Findings { source, .. } => source.is_retryable(),
             HandlerError::BuildLookup { source, .. } => source.is_retryable(),
             HandlerError::Pipeline(e) => e.is_retryable(),
         }
@@ -33,7 +42,8 @@ impl HandlerError {
 
     pub fn error_type(&self) -> &'static str {
         match self {
-            HandlerError::Malformed(_) => "Archgate.MalformedEvent",
+            HandlerError::Malformed(_) | HandlerError::InvalidField(_) => "Archgate.MalformedEvent",
+            HandlerError::Findings { source, .. } => source.error_type(),
             HandlerError::BuildLookup { source, .. } => source.error_type(),
             HandlerError::Pipeline(e) => e.error_type(),
         }

@@ -316,3 +316,151 @@ fn bounded(value: &str) -> String {
         format!("{}…", value.chars().take(100).collect::<String>())
     }
 }
+
+pub const ECR_SOURCE: &str = "aws.ecr";
+pub const ECR_IMAGE_SCAN: &str = "ECR Image Scan";
+pub const INSPECTOR_SOURCE: &str = "aws.inspector2";
+pub const INSPECTOR_SCAN: &str = "Inspector2 Scan";
+
+/// `detail` of an "ECR Image Scan" (basic scanning) or "Inspector2 Scan" (enhanced scanning)
+/// event. Counts stay raw JSON so a non-numeric count gets its own message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageScan {
+    #[serde(default)]
+    pub scan_status: Option<String>,
+    #[serde(default)]
+    pub repository_name: Option<String>,
+    #[serde(default)]
+    pub finding_severity_counts: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub image_tags: Option<Vec<String>>,
+}
+
+pub type ScanEvent = EventBridgeEvent<ImageScan>;
+
+pub fn parse_scan_event(value: serde_json::Value) -> Result<ScanEvent, MalformedEvent> {
+    serde_json::from_value(value).map_err(|source| MalformedEvent {
+        expected: "ECR Image Scan / Inspector2 Scan",
+        source,
+    })
+}
+
+/// A scan event whose content is wrong (not merely someone else's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidField {
+    pub field: String,
+    pub problem: String,
+}
+
+/// A completed (or failed) scan of one of archgate's per-arch images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanObservation {
+    pub key: ReleaseKey,
+    pub arch: crate::domain::Arch,
+    pub digest: crate::domain::Digest,
+    pub status: crate::domain::gate::ScanStatus,
+    pub counts: crate::domain::gate::SeverityCounts,
+    /// The event's time, in milliseconds since the epoch.
+    pub scanned_at: i64,
+}
+
+/// Reads a scan event: `Ok(Err(ignored))` for scans that are not archgate's to judge,
+/// `Err` for a scan event whose fields are wrong.
+pub fn scan_observation(
+    event: &ScanEvent,
+    config: &Config,
+) -> Result<Result<ScanObservation, Ignored>, InvalidField> {
+    use crate::domain::gate::{ScanStatus, Severity, SeverityCounts};
+    let inspector = match (event.source.as_str(), event.detail_type.as_str()) {
+        (ECR_SOURCE, ECR_IMAGE_SCAN) => false,
+        (INSPECTOR_SOURCE, INSPECTOR_SCAN) => true,
+        (source, detail_type) => {
+            return Ok(Err(Ignored(format!(
+                "not a scan event (source `{}`, detail-type `{}`)",
+                bounded(source),
+                bounded(detail_type)
+            ))))
+        }
+    };
+    let detail = &event.detail;
+    macro_rules! need {
+        ($value:expr, $field:expr) => {
+            match required($value, $field) {
+                Ok(v) => v,
+                Err(ignored) => return Ok(Err(ignored)),
+            }
+        };
+    }
+    let named = need!(detail.repository_name.as_deref(), "detail.repository-name");
+    // Inspector names the repository by ARN; names may contain `/`.
+    let repository = match named.split_once(":repository/") {
+        Some((prefix, name)) if prefix.starts_with("arn:") => name,
+        _ => named,
+    };
+    if repository != config.repository {
+        return Ok(Err(Ignored(format!(
+            "repository `{}` is not archgate's repository `{}`",
+            bounded(repository),
+            config.repository
+        ))));
+    }
+    let status_text = need!(detail.scan_status.as_deref(), "detail.scan-status");
+    let status = match (inspector, status_text) {
+        (false, "COMPLETE") | (true, "INITIAL_SCAN_COMPLETE") => ScanStatus::Complete,
+        (_, "FAILED") => ScanStatus::Failed,
+        (_, "UNSUPPORTED_IMAGE") => ScanStatus::Unsupported,
+        (_, other) => {
+            return Ok(Err(Ignored(format!(
+                "scan status `{}` is not a result the gate judges",
+                bounded(other)
+            ))))
+        }
+    };
+    let digest_text = need!(detail.image_digest.as_deref(), "detail.image-digest");
+    let digest = crate::domain::Digest::parse(digest_text).map_err(|e| InvalidField {
+        field: "detail.image-digest".into(),
+        problem: e.to_string(),
+    })?;
+    let mut counts = SeverityCounts::new();
+    for (name, value) in detail.finding_severity_counts.iter().flatten() {
+        let Some(severity) = Severity::parse(name) else {
+            // TOTAL (Inspector) and UNTRIAGED are not severities the policy limits.
+            continue;
+        };
+        let count = value.as_u64().ok_or_else(|| InvalidField {
+            field: format!("detail.finding-severity-counts.{name}"),
+            problem: format!(
+                "{} is not a count (a whole number, 0 or more)",
+                bounded(&value.to_string())
+            ),
+        })?;
+        counts.insert(severity, count);
+    }
+    let tags = detail.image_tags.clone().unwrap_or_default();
+    let located = tags.iter().find_map(|tag| {
+        crate::domain::Arch::ALL.into_iter().find_map(|arch| {
+            let stem = tag.strip_suffix(&format!("-{arch}"))?;
+            let release = ReleaseTag::parse(stem).ok()?;
+            Some((release, arch))
+        })
+    });
+    let Some((tag, arch)) = located else {
+        return Ok(Err(Ignored(format!(
+            "image {digest} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64); tags: {}",
+            bounded(&tags.join(", "))
+        ))));
+    };
+    let scanned_at = event.time.map(|t| t.timestamp_millis()).unwrap_or_default();
+    Ok(Ok(ScanObservation {
+        key: ReleaseKey::new(repository, tag),
+        arch,
+        digest,
+        status,
+        counts,
+        scanned_at,
+    }))
+}

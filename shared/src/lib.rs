@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gatekeeper;
 pub mod handler_error;
 pub mod inbound;
 pub mod pipeline;

@@ -62,9 +62,44 @@ pub enum EffectError {
     NoProject(BuildRole),
     #[error("{role} build has no recorded build id to stop")]
     NoBuildId { role: BuildRole },
+    #[error("release has no candidate index to promote")]
+    NoCandidate,
+    #[error("the candidate index read back hashes to {found}, not the recorded {recorded}")]
+    CandidateChanged { recorded: Digest, found: Digest },
+    #[error(
+        "repository {repository} has immutable tags, so the moving tag `{tag}` cannot move to the new release; \
+         remove `{tag}` from ARCHGATE_MOVING_TAGS or make the repository's tags mutable"
+    )]
+    ImmutableMovingTag {
+        repository: String,
+        tag: String,
+        #[source]
+        source: AdapterError,
+    },
+    #[error("tag `{tag}` already names another image in repository {repository}, whose tags are immutable")]
+    ReleaseTagTaken {
+        repository: String,
+        tag: String,
+        #[source]
+        source: AdapterError,
+    },
 }
 
 impl EffectError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            EffectError::Adapter(e) => e.error_type(),
+            EffectError::Oci(_) => "Archgate.InvalidImage",
+            EffectError::ImageMissing { .. } => "Archgate.ImageMissing",
+            EffectError::ImmutableMovingTag { .. } => "Archgate.ImmutableMovingTag",
+            EffectError::ReleaseTagTaken { .. } => "Archgate.ReleaseTagTaken",
+            EffectError::CandidateChanged { .. } => "Archgate.CandidateChanged",
+            EffectError::NoProject(_)
+            | EffectError::NoBuildId { .. }
+            | EffectError::NoCandidate => "Archgate.Misconfigured",
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             EffectError::Adapter(e) => e.is_retryable(),
@@ -106,19 +141,7 @@ impl PipelineError {
     pub fn error_type(&self) -> &'static str {
         match self {
             PipelineError::Ledger { source, .. } => source.error_type(),
-            PipelineError::Effect {
-                source: EffectError::Adapter(e),
-                ..
-            } => e.error_type(),
-            PipelineError::Effect {
-                source: EffectError::Oci(_),
-                ..
-            } => "Archgate.InvalidImage",
-            PipelineError::Effect {
-                source: EffectError::ImageMissing { .. },
-                ..
-            } => "Archgate.ImageMissing",
-            PipelineError::Effect { .. } => "Archgate.Misconfigured",
+            PipelineError::Effect { source, .. } => source.error_type(),
             PipelineError::Contention { .. } => "Archgate.Contention",
         }
     }
@@ -263,6 +286,7 @@ where
             }
             Effect::AssembleCandidate => self.assemble_candidate(release).await,
             Effect::ResolveCandidate => self.resolve_candidate(release).await,
+            Effect::Promote => self.promote(release).await,
             Effect::Emit(kind) => {
                 self.events.publish(&release_event(release, kind)).await?;
                 Ok(EffectResult::Emitted { kind })
@@ -306,6 +330,8 @@ where
                         digest: i.digest,
                     })
                     .collect(),
+                manifest: String::from_utf8(raw.bytes).ok(),
+                media_type: raw.media_type,
             },
         })
     }
@@ -337,9 +363,75 @@ where
                 tag: candidate_tag,
                 digest: Digest::of(&raw.bytes),
                 children,
+                manifest: String::from_utf8(raw.bytes.clone()).ok(),
+                media_type: raw.media_type.clone(),
             },
         })
     }
+
+    /// PutImage of the candidate index under the release tag, then each moving tag. Identical
+    /// content under a tag it already has is success, so a repeat is harmless.
+    async fn promote(&self, release: &Release) -> Result<EffectResult, EffectError> {
+        let repository = &release.key.repository;
+        let candidate = release.candidate.as_ref().ok_or(EffectError::NoCandidate)?;
+        let raw = match &candidate.manifest {
+            Some(manifest) => RawManifest {
+                media_type: candidate.media_type.clone(),
+                bytes: manifest.as_bytes().to_vec(),
+            },
+            None => self
+                .registry
+                .manifests_by_tag(repository, std::slice::from_ref(&candidate.tag))
+                .await?
+                .pop()
+                .flatten()
+                .ok_or_else(|| EffectError::ImageMissing {
+                    repository: repository.clone(),
+                    tag: candidate.tag.clone(),
+                })?,
+        };
+        let found = Digest::of(&raw.bytes);
+        if found != candidate.digest {
+            return Err(EffectError::CandidateChanged {
+                recorded: candidate.digest.clone(),
+                found,
+            });
+        }
+        let release_tag = release.key.tag.to_string();
+        let mut tags = vec![release_tag.clone()];
+        tags.extend(self.config.moving_tags.iter().cloned());
+        for tag in &tags {
+            let result = self
+                .registry
+                .put_manifest(repository, tag, &raw, &candidate.digest)
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(source) if is_immutable_tag_conflict(&source) => {
+                    let (repository, tag) = (repository.clone(), tag.clone());
+                    return Err(if tag == release_tag {
+                        EffectError::ReleaseTagTaken {
+                            repository,
+                            tag,
+                            source,
+                        }
+                    } else {
+                        EffectError::ImmutableMovingTag {
+                            repository,
+                            tag,
+                            source,
+                        }
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(EffectResult::Promoted { tags })
+    }
+}
+
+fn is_immutable_tag_conflict(error: &AdapterError) -> bool {
+    matches!(error, AdapterError::Rejected { code, .. } if code == "ImageTagAlreadyExistsException")
 }
 
 /// The StartBuild request for one of a release's builds.

@@ -1,6 +1,7 @@
 //! The ports the pipeline needs from the outside world. Adapters in [`crate::aws`] implement
 //! them with the AWS SDK; the domain and the pipeline see only these library types.
 
+use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::release_event::ReleaseEvent;
 use crate::domain::{Digest, Release, ReleaseKey};
@@ -80,6 +81,17 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
+/// What the registry says about the scan of one image (DescribeImageScanFindings, all pages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanFindings {
+    /// `None` while the scan is still pending or in progress.
+    pub status: Option<ScanStatus>,
+    pub counts: SeverityCounts,
+    pub findings: Vec<Finding>,
+    /// When the scan completed, in milliseconds since the epoch, if the registry says.
+    pub completed_at: Option<i64>,
+}
+
 pub trait Registry: Send + Sync {
     /// BatchGetImage by tag, in one call; a tag that is missing gives `None` in its place.
     fn manifests_by_tag(
@@ -87,6 +99,13 @@ pub trait Registry: Send + Sync {
         repository: &str,
         tags: &[String],
     ) -> impl Future<Output = Result<Vec<Option<RawManifest>>, AdapterError>> + Send;
+
+    /// The findings of an image's most recent scan; `None` when it has not been scanned.
+    fn scan_findings(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<ScanFindings>, AdapterError>> + Send;
 
     fn put_manifest(
         &self,

@@ -43,12 +43,14 @@ fn every_sample_parses_as_its_kind() {
         let event = sample(&name);
         if name.starts_with("s3-") {
             parse_s3_event(event).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        } else if name.starts_with("ecr-scan") || name.starts_with("inspector2") {
+            archgate::inbound::parse_scan_event(event).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         } else {
             parse_codebuild_event(event).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
         seen += 1;
     }
-    assert!(seen >= 17, "only {seen} samples");
+    assert!(seen >= 21, "only {seen} samples");
 }
 
 #[test]

@@ -86,6 +86,8 @@ fn candidate() -> Candidate {
                 digest: Digest::of(arch.as_str().as_bytes()),
             })
             .collect(),
+        manifest: None,
+        media_type: None,
     }
 }
 
@@ -228,6 +230,9 @@ impl Simulation {
                     candidate: candidate(),
                 }
             }
+            Effect::Promote => EffectResult::Promoted {
+                tags: vec![key().tag.to_string()],
+            },
             Effect::Emit(kind) => EffectResult::Emitted { kind },
         }
     }

@@ -65,3 +65,43 @@ pub async fn release_events(env: &LocalEnv) -> Vec<String> {
     kinds.sort();
     kinds
 }
+
+use archgate::domain::Arch;
+pub use archgate_cli::local::LocalFinding;
+
+/// Drives a release through upload, both builds and the candidate index.
+pub async fn candidate_ready(env: &LocalEnv, tag: &str) {
+    let answer = env
+        .start_builds(upload(env, &format!("releases/{tag}.zip")).await)
+        .await;
+    assert_eq!(status(&answer), "applied", "{answer}");
+    for arch in Arch::ALL {
+        let (event, _) = env
+            .finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
+            .await
+            .expect("local build");
+        let answer = env.build_completed(event).await;
+        assert_ne!(status(&answer), "error", "{answer}");
+    }
+}
+
+/// The digest a tag resolves to in the repository, if any.
+pub async fn resolve(env: &LocalEnv, tag: &str) -> Option<String> {
+    let out = env
+        .clients
+        .ecr
+        .describe_images()
+        .repository_name(&env.config.repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?;
+    out.image_details()
+        .first()
+        .and_then(|d| d.image_digest())
+        .map(str::to_owned)
+}

@@ -24,11 +24,11 @@ where
     let event_id = event.id.clone().unwrap_or_default();
     let ignore = |reason: archgate::domain::release::Ignored| {
         info!(%event_id, %reason, "ignored");
-        Ok(Outcome::from(reason))
+        Outcome::from(reason)
     };
     let change = match build_change(&event, &pipeline.config) {
         Ok(change) => change,
-        Err(reason) => return ignore(reason),
+        Err(reason) => return Ok(ignore(reason)),
     };
     let carries_identity = IDENTITY
         .iter()
@@ -51,22 +51,22 @@ where
                 details.environment
             }
             Some(details) => {
-                return ignore(archgate::domain::release::Ignored(format!(
+                return Ok(ignore(archgate::domain::release::Ignored(format!(
                     "CodeBuild says build {} belongs to project `{}`, not the event's",
                     change.build_id, details.project
-                )))
+                ))))
             }
             None => {
-                return ignore(archgate::domain::release::Ignored(format!(
+                return Ok(ignore(archgate::domain::release::Ignored(format!(
                     "CodeBuild does not know build {}",
                     change.build_id
-                )))
+                ))))
             }
         }
     };
     let (key, fact) = match build_fact(&change, &environment, &pipeline.config) {
         Ok(found) => found,
-        Err(reason) => return ignore(reason),
+        Err(reason) => return Ok(ignore(reason)),
     };
     Ok(pipeline.apply(&key, fact).await?)
 }

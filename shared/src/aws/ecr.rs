@@ -2,12 +2,15 @@
 //! archgate computed over the exact bytes.
 
 use super::classify;
+use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
 use crate::error::AdapterError;
-use crate::ports::{PutOutcome, Registry};
+use crate::ports::{PutOutcome, Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
+use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
+use aws_sdk_ecr::types::ScanStatus as EcrScanStatus;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 
 #[derive(Clone, Debug)]
@@ -101,6 +104,109 @@ impl Registry for EcrRegistry {
         Ok(found)
     }
 
+    async fn scan_findings(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<ScanFindings>, AdapterError> {
+        let mut result = ScanFindings {
+            status: None,
+            counts: SeverityCounts::new(),
+            findings: Vec::new(),
+            completed_at: None,
+        };
+        let mut next_token = None;
+        // Bounded: a runaway paginator must not hold the invocation until its timeout.
+        for _ in 0..100 {
+            let page = self
+                .client
+                .describe_image_scan_findings()
+                .repository_name(repository)
+                .image_id(
+                    ImageIdentifier::builder()
+                        .image_digest(digest.as_str())
+                        .build(),
+                )
+                .max_results(1000)
+                .set_next_token(next_token.take())
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(SdkError::ServiceError(e))
+                    if matches!(
+                        e.err(),
+                        DescribeImageScanFindingsError::ScanNotFoundException(_)
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(classify("ECR", "DescribeImageScanFindings", e)),
+            };
+            result.status =
+                page.image_scan_status()
+                    .and_then(|s| s.status())
+                    .and_then(|s| match s {
+                        EcrScanStatus::Complete | EcrScanStatus::Active => {
+                            Some(ScanStatus::Complete)
+                        }
+                        EcrScanStatus::Failed => Some(ScanStatus::Failed),
+                        EcrScanStatus::UnsupportedImage => Some(ScanStatus::Unsupported),
+                        _ => None,
+                    });
+            if let Some(findings) = page.image_scan_findings() {
+                result.completed_at = findings
+                    .image_scan_completed_at()
+                    .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000));
+                for (severity, count) in findings.finding_severity_counts().into_iter().flatten() {
+                    if let Some(severity) = Severity::parse(severity.as_str()) {
+                        result.counts.insert(severity, (*count).max(0) as u64);
+                    }
+                }
+                for finding in findings.findings() {
+                    let attribute = |key: &str| {
+                        finding
+                            .attributes()
+                            .iter()
+                            .find(|a| a.key() == key)
+                            .and_then(|a| a.value())
+                            .map(str::to_owned)
+                    };
+                    result.findings.push(Finding {
+                        id: finding.name().unwrap_or("unnamed").to_owned(),
+                        severity: severity_of(finding.severity().map(|s| s.as_str())),
+                        package: attribute("package_name"),
+                        fixed_in: None,
+                    });
+                }
+                for finding in findings.enhanced_findings() {
+                    let details = finding.package_vulnerability_details();
+                    let package = details.and_then(|d| d.vulnerable_packages().first());
+                    result.findings.push(Finding {
+                        id: details
+                            .and_then(|d| d.vulnerability_id())
+                            .or(finding.title())
+                            .unwrap_or("unnamed")
+                            .to_owned(),
+                        severity: severity_of(finding.severity()),
+                        package: package.and_then(|p| p.name()).map(str::to_owned),
+                        fixed_in: package
+                            .and_then(|p| p.fixed_in_version())
+                            .map(str::to_owned),
+                    });
+                }
+            }
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                return Ok(Some(result));
+            }
+        }
+        Err(unexpected(
+            "DescribeImageScanFindings",
+            format!("more than 100 pages of findings for {digest}"),
+        ))
+    }
+
     async fn put_manifest(
         &self,
         repository: &str,
@@ -125,9 +231,32 @@ impl Registry for EcrRegistry {
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutImageError::ImageAlreadyExistsException(_)) =>
             {
-                Ok(PutOutcome::AlreadyExists)
+                // The answer names the image the tag already has. Only the same digest is
+                // "already done"; another digest under the tag is a tag conflict (some
+                // registries report an immutable tag this way).
+                let message = e.err().meta().message().unwrap_or_default().to_owned();
+                let other = message
+                    .match_indices("sha256:")
+                    .map(|(at, _)| &message[at..(at + 71).min(message.len())])
+                    .find(|named| *named != digest.as_str());
+                match other {
+                    None => Ok(PutOutcome::AlreadyExists),
+                    Some(_) => Err(AdapterError::Rejected {
+                        service: "ECR",
+                        operation: "PutImage",
+                        code: "ImageTagAlreadyExistsException".to_owned(),
+                        source: message.into(),
+                    }),
+                }
             }
             Err(e) => Err(classify("ECR", "PutImage", e)),
         }
     }
+}
+
+/// ECR's severities, including Inspector's `UNTRIAGED`, which archgate counts as UNDEFINED.
+fn severity_of(value: Option<&str>) -> Severity {
+    value
+        .and_then(Severity::parse)
+        .unwrap_or(Severity::Undefined)
 }

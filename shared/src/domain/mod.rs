@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, no SDK types. Everything here is deterministic given its inputs.
 
 pub mod digest;
+pub mod gate;
 pub mod oci;
 pub mod release;
 pub mod release_event;

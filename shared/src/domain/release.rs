@@ -14,6 +14,7 @@
 //! after a takeover is harmless.
 
 use super::digest::Digest;
+use super::gate::Verdict;
 use super::tag::ReleaseTag;
 use super::Millis;
 use serde::{Deserialize, Serialize};
@@ -254,6 +255,44 @@ pub struct Candidate {
     pub tag: String,
     pub digest: Digest,
     pub children: Vec<CandidateChild>,
+    /// The index exactly as pushed, so promotion re-tags it without reading it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// The gate's judgement of one per-arch image's scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    pub arch: Arch,
+    pub digest: Digest,
+    pub verdict: Verdict,
+    /// When the scan completed (the event's time).
+    pub scanned_at: Millis,
+    /// When the policy judged it; a re-evaluation of the same scan is newer.
+    pub evaluated_at: Millis,
+}
+
+impl ScanRecord {
+    fn recency(&self) -> (Millis, Millis) {
+        (self.scanned_at, self.evaluated_at)
+    }
+}
+
+/// Where the gate stands for a release's candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateState {
+    /// Not every child has a current verdict yet.
+    Waiting,
+    Passed,
+    Blocked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    pub tags: Vec<String>,
+    pub at: Millis,
 }
 
 /// The release events archgate emits; each is emitted once per release.
@@ -265,6 +304,10 @@ pub enum EventKind {
     Failed,
     #[serde(rename = "Release Candidate Ready")]
     CandidateReady,
+    #[serde(rename = "Release Blocked")]
+    Blocked,
+    #[serde(rename = "Release Published")]
+    Published,
 }
 
 impl EventKind {
@@ -273,6 +316,8 @@ impl EventKind {
             EventKind::Started => "Release Started",
             EventKind::Failed => "Release Failed",
             EventKind::CandidateReady => "Release Candidate Ready",
+            EventKind::Blocked => "Release Blocked",
+            EventKind::Published => "Release Published",
         }
     }
 
@@ -281,6 +326,8 @@ impl EventKind {
             EventKind::Started => "started",
             EventKind::Failed => "failed",
             EventKind::CandidateReady => "candidate-ready",
+            EventKind::Blocked => "blocked",
+            EventKind::Published => "published",
         }
     }
 }
@@ -297,6 +344,8 @@ pub enum Effect {
     AssembleCandidate,
     /// Codebuild mode: the manifest build pushed the candidate; read its digest.
     ResolveCandidate,
+    /// PutImage of the candidate index under the release tag and the moving tags.
+    Promote,
     /// PutEvents of a release event.
     Emit(EventKind),
 }
@@ -308,6 +357,7 @@ impl fmt::Display for Effect {
             Effect::StopBuild(role) => write!(f, "stop {role} build"),
             Effect::AssembleCandidate => f.write_str("assemble candidate index"),
             Effect::ResolveCandidate => f.write_str("resolve candidate index"),
+            Effect::Promote => f.write_str("promote the index to its release tags"),
             Effect::Emit(kind) => write!(f, "emit {}", kind.detail_type()),
         }
     }
@@ -327,6 +377,7 @@ pub enum EffectResult {
     BuildStarted { role: BuildRole, build_id: String },
     BuildStopped { role: BuildRole },
     CandidatePublished { candidate: Candidate },
+    Promoted { tags: Vec<String> },
     Emitted { kind: EventKind },
 }
 
@@ -336,6 +387,7 @@ impl EffectResult {
             EffectResult::BuildStarted { role, .. } => Effect::StartBuild(*role),
             EffectResult::BuildStopped { role } => Effect::StopBuild(*role),
             EffectResult::CandidatePublished { .. } => Effect::AssembleCandidate,
+            EffectResult::Promoted { .. } => Effect::Promote,
             EffectResult::Emitted { kind } => Effect::Emit(*kind),
         }
     }
@@ -354,7 +406,12 @@ impl EffectResult {
 pub enum Phase {
     Building,
     Assembling,
+    /// The index exists; the gate waits for the per-arch scans (or promotion is under way).
     CandidateReady,
+    /// A per-arch image's scan is over policy: the release tag is not assigned.
+    Blocked,
+    /// The index carries the release tag (and the moving tags).
+    Published,
     Failed,
 }
 
@@ -364,12 +421,15 @@ impl Phase {
             Phase::Building => "building",
             Phase::Assembling => "assembling",
             Phase::CandidateReady => "candidate_ready",
+            Phase::Blocked => "blocked",
+            Phase::Published => "published",
             Phase::Failed => "failed",
         }
     }
 
+    /// Published and Failed never change again; Blocked can, through a re-evaluation.
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::CandidateReady | Phase::Failed)
+        matches!(self, Phase::Published | Phase::Failed)
     }
 }
 
@@ -398,6 +458,10 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<Candidate>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scans: Vec<ScanRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Publication>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emitted: Vec<EventKind>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<Claim>,
@@ -417,6 +481,8 @@ impl Release {
             arm64: BuildRecord::default(),
             manifest: BuildRecord::default(),
             candidate: None,
+            scans: Vec::new(),
+            published: None,
             emitted: Vec::new(),
             pending: Vec::new(),
             created_at: now,
@@ -475,13 +541,59 @@ impl Release {
     pub fn phase(&self) -> Phase {
         if self.failure().is_some() {
             Phase::Failed
+        } else if self.published.is_some() {
+            Phase::Published
         } else if self.candidate.is_some() {
-            Phase::CandidateReady
+            match self.gate() {
+                GateState::Blocked => Phase::Blocked,
+                _ => Phase::CandidateReady,
+            }
         } else if self.both_arches_succeeded() {
             Phase::Assembling
         } else {
             Phase::Building
         }
+    }
+
+    /// The current verdict on an arch's image: the newest record for that digest.
+    pub fn verdict_for(&self, arch: Arch, digest: &Digest) -> Option<&ScanRecord> {
+        self.scans
+            .iter()
+            .filter(|s| s.arch == arch && &s.digest == digest)
+            .max_by_key(|s| s.recency())
+    }
+
+    /// The gate over the candidate's children: blocked as soon as one child is, passed
+    /// when every child has a passing verdict.
+    pub fn gate(&self) -> GateState {
+        let Some(candidate) = &self.candidate else {
+            return GateState::Waiting;
+        };
+        let verdicts: Vec<Option<&ScanRecord>> = candidate
+            .children
+            .iter()
+            .map(|child| self.verdict_for(child.arch, &child.digest))
+            .collect();
+        if verdicts.iter().flatten().any(|s| !s.verdict.passes()) {
+            GateState::Blocked
+        } else if verdicts.iter().all(Option::is_some) {
+            GateState::Passed
+        } else {
+            GateState::Waiting
+        }
+    }
+
+    /// The records of the blocking verdicts, for events and status.
+    pub fn blocking_scans(&self) -> Vec<&ScanRecord> {
+        let Some(candidate) = &self.candidate else {
+            return Vec::new();
+        };
+        candidate
+            .children
+            .iter()
+            .filter_map(|child| self.verdict_for(child.arch, &child.digest))
+            .filter(|s| !s.verdict.passes())
+            .collect()
     }
 
     fn both_arches_succeeded(&self) -> bool {
@@ -520,7 +632,13 @@ impl Release {
             effects.push(Effect::Emit(EventKind::Started));
         }
         match phase {
-            Phase::Building | Phase::CandidateReady => {}
+            Phase::Building | Phase::Blocked => {}
+            Phase::CandidateReady => {
+                if self.gate() == GateState::Passed {
+                    effects.push(Effect::Promote);
+                }
+            }
+            Phase::Published => effects.push(Effect::Emit(EventKind::Published)),
             Phase::Assembling => match self.manifest_mode {
                 ManifestMode::Native => effects.push(Effect::AssembleCandidate),
                 ManifestMode::Codebuild => match self.manifest.final_status() {
@@ -544,8 +662,11 @@ impl Release {
                 effects.push(Effect::Emit(EventKind::Failed));
             }
         }
-        if self.candidate.is_some() && phase == Phase::CandidateReady {
+        if self.candidate.is_some() && phase != Phase::Failed {
             effects.push(Effect::Emit(EventKind::CandidateReady));
+        }
+        if phase == Phase::Blocked {
+            effects.push(Effect::Emit(EventKind::Blocked));
         }
         effects.retain(|e| match e {
             Effect::Emit(kind) => !self.emitted.contains(kind),
@@ -570,6 +691,8 @@ pub enum Fact {
         build_id: String,
         status: BuildStatus,
     },
+    /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
+    ScanEvaluated(ScanRecord),
     /// An effect this invocation performed produced this result.
     Completed(EffectResult),
 }
@@ -635,6 +758,11 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 return Decision::Ignore(reason);
             }
         }
+        Fact::ScanEvaluated(scan) => {
+            if let Err(reason) = record_scan(&mut release, scan, now) {
+                return Decision::Ignore(reason);
+            }
+        }
         Fact::Completed(result) => record_result(&mut release, result, now),
     }
 
@@ -650,6 +778,10 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                     status.as_str()
                 )
             }
+            Fact::ScanEvaluated(scan) => format!(
+                "duplicate delivery: the {} scan of {} is already recorded",
+                scan.arch, scan.digest
+            ),
             Fact::Completed(result) => format!("{} already recorded", result.effect()),
         };
         return Decision::Ignore(Ignored(reason));
@@ -712,6 +844,67 @@ fn record_build_status(
     Ok(())
 }
 
+fn record_scan(release: &mut Release, scan: &ScanRecord, now: Millis) -> Result<(), Ignored> {
+    let key = release.key.clone();
+    match release.phase() {
+        Phase::Failed => {
+            return Err(Ignored(format!(
+                "release {key} failed; its scans no longer matter"
+            )))
+        }
+        Phase::Published => {
+            return Err(Ignored(format!(
+                "release {key} is already published; a later scan does not unpublish it"
+            )))
+        }
+        _ => {}
+    }
+    if let Some(candidate) = &release.candidate {
+        if scan.digest == candidate.digest {
+            return Err(Ignored(format!(
+                "{} is the image index of {key}; ECR scans only the per-arch images",
+                scan.digest
+            )));
+        }
+        let child = candidate.children.iter().find(|c| c.arch == scan.arch);
+        if child.is_some_and(|c| c.digest != scan.digest) {
+            return Err(Ignored(format!(
+                "{} is not the {} image of {key}'s candidate",
+                scan.digest, scan.arch
+            )));
+        }
+    }
+    if let Some(existing) = release.verdict_for(scan.arch, &scan.digest) {
+        // The same scan delivered again judges the same: nothing to record.
+        if existing.scanned_at == scan.scanned_at && existing.verdict == scan.verdict {
+            return Ok(());
+        }
+        if existing.recency() > scan.recency() {
+            return Err(Ignored(format!(
+                "an older scan of {} ({}); a newer one is already recorded",
+                scan.digest, scan.arch
+            )));
+        }
+    }
+    release
+        .scans
+        .retain(|s| !(s.arch == scan.arch && s.digest == scan.digest));
+    release.scans.push(scan.clone());
+    release
+        .scans
+        .sort_by(|a, b| a.arch.cmp(&b.arch).then(a.digest.cmp(&b.digest)));
+    let verdict = if scan.verdict.passes() {
+        "passes"
+    } else {
+        "is blocked"
+    };
+    release.note(
+        now,
+        format!("{} scan of {} {verdict}", scan.arch, scan.digest),
+    );
+    Ok(())
+}
+
 fn record_result(release: &mut Release, result: &EffectResult, now: Millis) {
     match result {
         EffectResult::BuildStarted { role, build_id } => {
@@ -735,6 +928,15 @@ fn record_result(release: &mut Release, result: &EffectResult, now: Millis) {
                     format!("candidate {} is {}", candidate.tag, candidate.digest),
                 );
                 release.candidate = Some(candidate.clone());
+            }
+        }
+        EffectResult::Promoted { tags } => {
+            if release.published.is_none() {
+                release.note(now, format!("published as {}", tags.join(", ")));
+                release.published = Some(Publication {
+                    tags: tags.clone(),
+                    at: now,
+                });
             }
         }
         EffectResult::Emitted { kind } => {

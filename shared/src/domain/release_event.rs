@@ -1,6 +1,7 @@
 //! The release events archgate publishes (source `archgate`).
 
 use super::digest::Digest;
+use super::gate::{Finding, SeverityCounts, Verdict};
 use super::release::{Arch, BuildRole, EventKind, Release};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -27,6 +28,26 @@ pub struct ReleaseEventDetail {
     pub candidate_tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The gate's current verdict per arch (once scans are in).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scans: BTreeMap<String, ScanSummary>,
+    /// The tags a published release received.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ScanSummary {
+    pub digest: Digest,
+    pub verdict: &'static str,
+    pub counts: SeverityCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub worst_findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowlisted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,8 +104,55 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
         .collect();
     let reason = match kind {
         EventKind::Failed => release.failure_reason(),
+        EventKind::Blocked => Some(
+            release
+                .blocking_scans()
+                .iter()
+                .filter_map(|s| match &s.verdict {
+                    Verdict::Block { rule, .. } => {
+                        Some(format!("{} image {}: {rule}", s.arch, s.digest))
+                    }
+                    Verdict::Pass { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         _ => None,
     };
+    let scans = release
+        .candidate
+        .iter()
+        .flat_map(|c| c.children.iter())
+        .filter_map(|child| release.verdict_for(child.arch, &child.digest))
+        .map(|record| {
+            let summary = match &record.verdict {
+                Verdict::Pass {
+                    counts,
+                    allowlisted,
+                } => ScanSummary {
+                    digest: record.digest.clone(),
+                    verdict: "pass",
+                    counts: counts.clone(),
+                    rule: None,
+                    worst_findings: Vec::new(),
+                    allowlisted: allowlisted.clone(),
+                },
+                Verdict::Block {
+                    rule,
+                    counts,
+                    worst,
+                } => ScanSummary {
+                    digest: record.digest.clone(),
+                    verdict: "block",
+                    counts: counts.clone(),
+                    rule: Some(rule.clone()),
+                    worst_findings: worst.clone(),
+                    allowlisted: Vec::new(),
+                },
+            };
+            (record.arch.as_str().to_owned(), summary)
+        })
+        .collect();
     ReleaseEvent {
         kind,
         detail: ReleaseEventDetail {
@@ -102,6 +170,12 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
             index_digest: release.candidate.as_ref().map(|c| c.digest.clone()),
             candidate_tag: release.candidate.as_ref().map(|c| c.tag.clone()),
             reason,
+            scans,
+            tags: release
+                .published
+                .as_ref()
+                .map(|p| p.tags.clone())
+                .unwrap_or_default(),
         },
     }
 }

@@ -1,0 +1,58 @@
+//! ECR "ECR Image Scan" / "Inspector2 Scan" → a verdict on that per-arch image → the release
+//! pipeline, which promotes the index when every child passes or records the block.
+
+use archgate::domain::release::ScanRecord;
+use archgate::domain::Fact;
+use archgate::gatekeeper::{date_of, judge};
+use archgate::handler_error::HandlerError;
+use archgate::inbound::{parse_scan_event, scan_observation};
+use archgate::pipeline::{Outcome, Pipeline};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use tracing::info;
+
+pub async fn handle<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    event: serde_json::Value,
+) -> Result<Outcome, HandlerError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    let event = parse_scan_event(event)?;
+    let scan = match scan_observation(&event, &pipeline.config)? {
+        Ok(scan) => scan,
+        Err(reason) => {
+            info!(event_id = event.id.as_deref().unwrap_or_default(), %reason, "ignored");
+            return Ok(reason.into());
+        }
+    };
+    let now = pipeline.clock.now_millis();
+    let verdict = judge(
+        &pipeline.config.gate,
+        &pipeline.registry,
+        &scan.key.repository,
+        &scan.digest,
+        scan.status,
+        scan.counts.clone(),
+        &date_of(now),
+    )
+    .await
+    .map_err(|source| HandlerError::Findings {
+        digest: scan.digest.to_string(),
+        source,
+    })?;
+    info!(release = %scan.key, arch = %scan.arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
+    let record = ScanRecord {
+        arch: scan.arch,
+        digest: scan.digest,
+        verdict,
+        scanned_at: scan.scanned_at,
+        evaluated_at: now,
+    };
+    Ok(pipeline
+        .apply(&scan.key, Fact::ScanEvaluated(record))
+        .await?)
+}

@@ -1,0 +1,18 @@
+use archgate::aws::{sdk_config, Clients};
+use archgate::{telemetry, Config};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config =
+        Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+    let pipeline = &pipeline;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            archgate_scan_gate::handler::handle(pipeline, event.payload).await
+        },
+    ))
+    .await
+}

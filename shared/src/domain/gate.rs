@@ -1,0 +1,337 @@
+//! The scan gate's policy: pure judgement of one per-arch image's scan.
+//!
+//! ECR cannot scan an image index, so the gate judges the per-arch children and the release's
+//! index is promoted only when every child passes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Informational,
+    Undefined,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 6] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Informational,
+        Severity::Undefined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "CRITICAL",
+            Severity::High => "HIGH",
+            Severity::Medium => "MEDIUM",
+            Severity::Low => "LOW",
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Undefined => "UNDEFINED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Findings per severity. A severity that is absent counts 0.
+pub type SeverityCounts = BTreeMap<Severity, u64>;
+
+/// One finding, as much as the gate reports of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The vulnerability id (a CVE id, usually).
+    pub id: String,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_in: Option<String>,
+}
+
+/// A finding id that does not block until `expires` (a date, `YYYY-MM-DD`, inclusive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowEntry {
+    pub id: String,
+    pub expires: String,
+    pub reason: String,
+}
+
+impl AllowEntry {
+    /// `today` is `YYYY-MM-DD`; ISO dates compare as strings.
+    pub fn is_active(&self, today: &str) -> bool {
+        today <= self.expires.as_str()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnScanFailure {
+    Block,
+    Pass,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The most findings of a severity a release may carry; `None` is unlimited.
+    pub max: BTreeMap<Severity, Option<u64>>,
+    pub allowlist: Vec<AllowEntry>,
+    pub on_scan_failure: OnScanFailure,
+}
+
+impl Default for Policy {
+    /// CRITICAL 0, everything else unlimited, fail closed.
+    fn default() -> Self {
+        let mut max: BTreeMap<Severity, Option<u64>> =
+            Severity::ALL.into_iter().map(|s| (s, None)).collect();
+        max.insert(Severity::Critical, Some(0));
+        Policy {
+            max,
+            allowlist: Vec::new(),
+            on_scan_failure: OnScanFailure::Block,
+        }
+    }
+}
+
+/// How a scan ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    Complete,
+    Failed,
+    /// The image cannot be scanned (an unsupported OS, for example).
+    Unsupported,
+}
+
+/// What the scan of one image found: the counts the scanner reported and, where they were
+/// read, the findings themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    pub status: ScanStatus,
+    pub counts: SeverityCounts,
+    /// `None` when the findings were not read (the counts alone decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass {
+        counts: SeverityCounts,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allowlisted: Vec<String>,
+    },
+    Block {
+        rule: String,
+        counts: SeverityCounts,
+        worst: Vec<Finding>,
+    },
+}
+
+impl Verdict {
+    pub fn passes(&self) -> bool {
+        matches!(self, Verdict::Pass { .. })
+    }
+}
+
+/// The worst findings a blocked verdict carries, at most.
+pub const WORST_FINDINGS: usize = 10;
+
+impl Policy {
+    /// Whether the counts alone already pass: the allowlist can only lower counts, so the
+    /// findings need not be read.
+    pub fn counts_pass(&self, counts: &SeverityCounts) -> bool {
+        self.first_breach(counts).is_none()
+    }
+
+    fn first_breach(&self, counts: &SeverityCounts) -> Option<(Severity, u64, u64)> {
+        Severity::ALL.into_iter().find_map(|severity| {
+            let limit = self.max.get(&severity).copied().flatten()?;
+            let count = counts.get(&severity).copied().unwrap_or(0);
+            (count > limit).then_some((severity, count, limit))
+        })
+    }
+
+    /// Judges one scan. `today` (`YYYY-MM-DD`) decides which allowlist entries still apply.
+    pub fn evaluate(&self, scan: &ScanReport, today: &str) -> Verdict {
+        if scan.status != ScanStatus::Complete {
+            let what = match scan.status {
+                ScanStatus::Failed => "the scan failed",
+                _ => "the image is not supported by the scanner",
+            };
+            return match self.on_scan_failure {
+                OnScanFailure::Pass => Verdict::Pass {
+                    counts: SeverityCounts::new(),
+                    allowlisted: Vec::new(),
+                },
+                OnScanFailure::Block => Verdict::Block {
+                    rule: format!(
+                        "{what} and the gate fails closed (ARCHGATE_GATE_ON_SCAN_FAILURE=block)"
+                    ),
+                    counts: SeverityCounts::new(),
+                    worst: Vec::new(),
+                },
+            };
+        }
+        let (counts, allowlisted, findings) = match &scan.findings {
+            Some(findings) => {
+                let mut counts = SeverityCounts::new();
+                let mut allowlisted = Vec::new();
+                let mut kept = Vec::new();
+                for finding in findings {
+                    let allowed = self
+                        .allowlist
+                        .iter()
+                        .any(|e| e.id == finding.id && e.is_active(today));
+                    if allowed {
+                        if !allowlisted.contains(&finding.id) {
+                            allowlisted.push(finding.id.clone());
+                        }
+                    } else {
+                        *counts.entry(finding.severity).or_insert(0) += 1;
+                        kept.push(finding.clone());
+                    }
+                }
+                (counts, allowlisted, kept)
+            }
+            None => (scan.counts.clone(), Vec::new(), Vec::new()),
+        };
+        match self.first_breach(&counts) {
+            None => Verdict::Pass {
+                counts,
+                allowlisted,
+            },
+            Some((severity, count, limit)) => {
+                let mut worst: Vec<Finding> = findings;
+                worst.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
+                worst.dedup_by(|a, b| a.id == b.id && a.package == b.package);
+                worst.truncate(WORST_FINDINGS);
+                Verdict::Block {
+                    rule: format!(
+                        "{count} {severity} finding(s), the policy allows {limit} (ARCHGATE_GATE_MAX_{severity}={limit})"
+                    ),
+                    counts,
+                    worst,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(counts: &[(Severity, u64)], findings: Option<Vec<Finding>>) -> ScanReport {
+        ScanReport {
+            status: ScanStatus::Complete,
+            counts: counts.iter().copied().collect(),
+            findings,
+        }
+    }
+
+    fn finding(id: &str, severity: Severity) -> Finding {
+        Finding {
+            id: id.into(),
+            severity,
+            package: Some("openssl".into()),
+            fixed_in: Some("3.0.13".into()),
+        }
+    }
+
+    #[test]
+    fn the_default_policy_blocks_any_critical_and_nothing_else() {
+        let policy = Policy::default();
+        assert!(policy
+            .evaluate(&complete(&[(Severity::High, 900)], None), "2026-01-01")
+            .passes());
+        let verdict = policy.evaluate(&complete(&[(Severity::Critical, 1)], None), "2026-01-01");
+        let Verdict::Block { rule, .. } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(rule.contains("ARCHGATE_GATE_MAX_CRITICAL=0"), "{rule}");
+    }
+
+    #[test]
+    fn a_scan_without_severity_keys_counts_zero() {
+        assert!(Policy::default()
+            .evaluate(&complete(&[], None), "2026-01-01")
+            .passes());
+    }
+
+    #[test]
+    fn an_active_allowlist_entry_lifts_its_finding_and_an_expired_one_does_not() {
+        let mut policy = Policy::default();
+        policy.allowlist.push(AllowEntry {
+            id: "CVE-2024-0001".into(),
+            expires: "2026-06-30".into(),
+            reason: "not reachable".into(),
+        });
+        let scan = complete(
+            &[(Severity::Critical, 1)],
+            Some(vec![finding("CVE-2024-0001", Severity::Critical)]),
+        );
+        let verdict = policy.evaluate(&scan, "2026-06-30");
+        assert_eq!(
+            verdict,
+            Verdict::Pass {
+                counts: SeverityCounts::new(),
+                allowlisted: vec!["CVE-2024-0001".into()]
+            }
+        );
+        assert!(!policy.evaluate(&scan, "2026-07-01").passes());
+    }
+
+    #[test]
+    fn failed_scans_block_unless_configured_to_pass() {
+        let failed = ScanReport {
+            status: ScanStatus::Failed,
+            counts: SeverityCounts::new(),
+            findings: None,
+        };
+        assert!(!Policy::default().evaluate(&failed, "2026-01-01").passes());
+        let lenient = Policy {
+            on_scan_failure: OnScanFailure::Pass,
+            ..Policy::default()
+        };
+        assert!(lenient.evaluate(&failed, "2026-01-01").passes());
+    }
+
+    #[test]
+    fn a_block_names_the_worst_findings_first() {
+        let scan = complete(
+            &[],
+            Some(vec![
+                finding("CVE-3", Severity::Low),
+                finding("CVE-2", Severity::Critical),
+                finding("CVE-1", Severity::High),
+            ]),
+        );
+        let Verdict::Block { worst, counts, .. } = Policy::default().evaluate(&scan, "2026-01-01")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            worst.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+            ["CVE-2", "CVE-1", "CVE-3"]
+        );
+        assert_eq!(counts.get(&Severity::Critical), Some(&1));
+    }
+}
