@@ -1,7 +1,11 @@
-//! `archgate demo`: one whole release on the embedded emulator, through the real handlers.
+//! `archgate demo`: two whole releases on the embedded emulator, through the real handlers.
+//! `myapp-1.4.2` scans clean and is published (with `latest`); `myapp-1.5.0` carries a
+//! critical finding and is blocked, and the output says why.
 
 use crate::builder::ImageShape;
-use crate::local::{default_config, millis, sample_build_context, LocalEnv, LocalError};
+use crate::local::{
+    default_config, millis, sample_build_context, LocalEnv, LocalError, LocalFinding,
+};
 use crate::report;
 use archgate::domain::Arch;
 use serde_json::Value;
@@ -9,7 +13,25 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub const DEMO_TAG: &str = "myapp-1.4.2";
-const DEMO_KEY: &str = "releases/myapp-1.4.2.zip";
+pub const BLOCKED_TAG: &str = "myapp-1.5.0";
+
+const CLEAN_AMD64: &[LocalFinding] = &[LocalFinding {
+    id: "CVE-2023-4863",
+    severity: "HIGH",
+    package: "libwebp",
+}];
+const CRITICAL_AMD64: &[LocalFinding] = &[
+    LocalFinding {
+        id: "CVE-2024-3094",
+        severity: "CRITICAL",
+        package: "xz-utils",
+    },
+    LocalFinding {
+        id: "CVE-2023-4863",
+        severity: "HIGH",
+        package: "libwebp",
+    },
+];
 
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -27,6 +49,7 @@ pub struct DemoReport {
     pub steps: Vec<Step>,
     pub candidate_children: Vec<(String, archgate::domain::Digest)>,
     pub release_events: Vec<String>,
+    pub blocked_reason: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -50,20 +73,130 @@ fn summarise(answer: &Value) -> (String, bool) {
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            let phase = answer["phase"].as_str().unwrap_or("?");
             if effects.is_empty() {
-                format!("applied → {}", answer["phase"].as_str().unwrap_or("?"))
+                format!("applied → {phase}")
             } else {
-                format!(
-                    "applied → {} ({})",
-                    answer["phase"].as_str().unwrap_or("?"),
-                    effects.join(", ")
-                )
+                format!("applied → {phase} ({})", effects.join(", "))
             }
         }
         "ignored" => format!("ignored: {}", answer["reason"].as_str().unwrap_or("?")),
         _ => format!("error: {}", answer["error_message"].as_str().unwrap_or("?")),
     };
     (text, status == "applied" || status == "ignored")
+}
+
+struct Demo {
+    env: LocalEnv,
+    report: DemoReport,
+}
+
+impl Demo {
+    /// Runs one handler invocation as a timed, counted step.
+    async fn invoke(&mut self, name: String, event: Value) -> Value {
+        let (before, started) = (self.env.calls.total(), Instant::now());
+        let answer = crate::replay::dispatch(&self.env.pipeline, event).await;
+        let (outcome, ok) = summarise(&answer);
+        progress(&format!("{name}: {outcome}"));
+        self.report.steps.push(Step {
+            name,
+            duration: started.elapsed(),
+            calls: Some(self.env.calls.total() - before),
+            outcome,
+            ok,
+        });
+        answer
+    }
+
+    fn local_step(&mut self, name: String, started: Instant, outcome: String) {
+        progress(&format!("{name}: {outcome}"));
+        self.report.steps.push(Step {
+            name,
+            duration: started.elapsed(),
+            calls: None,
+            outcome,
+            ok: true,
+        });
+    }
+
+    /// Upload → both builds → candidate → both scans, with redeliveries along the way.
+    async fn release(
+        &mut self,
+        tag: &str,
+        amd64_findings: &[LocalFinding],
+        redeliver: bool,
+    ) -> Result<(), LocalError> {
+        let key = format!("releases/{tag}.zip");
+        progress(&format!("uploading {key}"));
+        let upload = self.env.upload(&key, sample_build_context(tag)).await?;
+        self.invoke(
+            format!("{tag}: start-builds (S3 Object Created)"),
+            upload.clone(),
+        )
+        .await;
+        if redeliver {
+            self.invoke(
+                format!("{tag}: start-builds (same event redelivered)"),
+                upload,
+            )
+            .await;
+        }
+        let mut completions = Vec::new();
+        for arch in Arch::ALL {
+            let started = Instant::now();
+            let (event, pushed) = self
+                .env
+                .finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
+                .await?;
+            let pushed = pushed.expect("a successful build pushes");
+            self.local_step(
+                format!("{tag}: local builder {arch} (arch.yml)"),
+                started,
+                format!("pushed {} {}", pushed.tag, short(pushed.digest.as_str())),
+            );
+            completions.push((arch, event));
+        }
+        for (arch, event) in &completions {
+            self.invoke(
+                format!("{tag}: build-completed ({arch} SUCCEEDED)"),
+                event.clone(),
+            )
+            .await;
+        }
+        if redeliver {
+            let (arch, event) = &completions[1];
+            self.invoke(
+                format!("{tag}: build-completed ({arch} redelivered)"),
+                event.clone(),
+            )
+            .await;
+        }
+        for arch in Arch::ALL {
+            let findings = if arch == Arch::Amd64 {
+                amd64_findings
+            } else {
+                &[]
+            };
+            let started = Instant::now();
+            let event = self
+                .env
+                .scan_arch_image(tag, arch, "COMPLETE", findings)
+                .await?;
+            let summary = if findings.is_empty() {
+                "no findings".to_owned()
+            } else {
+                findings
+                    .iter()
+                    .map(|f| format!("{} {}", f.severity, f.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            self.local_step(format!("{tag}: ECR scan on push {arch}"), started, summary);
+            self.invoke(format!("{tag}: scan-gate ({arch} scan)"), event)
+                .await;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the demo on `AWS_ENDPOINT_URL` when set, else on a private emulator.
@@ -75,119 +208,75 @@ pub async fn run() -> Result<DemoReport, LocalError> {
         Ok(endpoint) if !endpoint.is_empty() => LocalEnv::attach(endpoint, config).await?,
         _ => LocalEnv::start(config).await?,
     };
-    let mut report = DemoReport {
-        endpoint: env.endpoint.clone(),
-        ..DemoReport::default()
+    let mut demo = Demo {
+        report: DemoReport {
+            endpoint: env.endpoint.clone(),
+            ..DemoReport::default()
+        },
+        env,
     };
-    report.steps.push(Step {
-        name: "emulator + provision".into(),
-        duration: started.elapsed(),
-        calls: None,
-        outcome: format!("{} resources ready", env.provisioned.len()),
-        ok: true,
-    });
-
-    progress(&format!("uploading {DEMO_KEY}"));
-    let upload = env.upload(DEMO_KEY, sample_build_context("myapp")).await?;
-
-    let record =
-        |report: &mut DemoReport, name: String, started: Instant, before: usize, answer: &Value| {
-            let (outcome, ok) = summarise(answer);
-            progress(&format!("{name}: {outcome}"));
-            report.steps.push(Step {
-                name,
-                duration: started.elapsed(),
-                calls: Some(env.calls.total() - before),
-                outcome,
-                ok,
-            });
-        };
-
-    let (before, started) = (env.calls.total(), Instant::now());
-    let answer = env.start_builds(upload.clone()).await;
-    record(
-        &mut report,
-        "start-builds (S3 Object Created)".into(),
+    let resources = demo.env.provisioned.len();
+    demo.local_step(
+        "emulator + provision".into(),
         started,
-        before,
-        &answer,
+        format!("{resources} resources ready"),
     );
 
-    let (before, started) = (env.calls.total(), Instant::now());
-    let answer = env.start_builds(upload).await;
-    record(
-        &mut report,
-        "start-builds (same event redelivered)".into(),
-        started,
-        before,
-        &answer,
-    );
+    demo.release(DEMO_TAG, CLEAN_AMD64, true).await?;
+    demo.release(BLOCKED_TAG, CRITICAL_AMD64, false).await?;
 
-    let mut completions = Vec::new();
-    for arch in Arch::ALL {
-        let started = Instant::now();
-        let (event, pushed) = env
-            .finish_arch_build(DEMO_TAG, arch, "SUCCEEDED", ImageShape::Manifest)
-            .await?;
-        let pushed = pushed.expect("a successful build pushes");
-        progress(&format!(
-            "builder {arch}: pushed {} {}",
-            pushed.tag, pushed.digest
-        ));
-        report.steps.push(Step {
-            name: format!("local builder {arch} (arch.yml)"),
-            duration: started.elapsed(),
-            calls: Some(1),
-            outcome: format!("pushed {} {}", pushed.tag, short(pushed.digest.as_str())),
-            ok: true,
-        });
-        completions.push((arch, event));
-    }
-    for (arch, event) in &completions {
-        let (before, started) = (env.calls.total(), Instant::now());
-        let answer = env.build_completed(event.clone()).await;
-        record(
-            &mut report,
-            format!("build-completed ({arch} SUCCEEDED)"),
-            started,
-            before,
-            &answer,
-        );
-    }
-    let (arch, event) = &completions[1];
-    let (before, started) = (env.calls.total(), Instant::now());
-    let answer = env.build_completed(event.clone()).await;
-    record(
-        &mut report,
-        format!("build-completed ({arch} redelivered)"),
-        started,
-        before,
-        &answer,
-    );
-
+    let Demo { env, mut report } = demo;
     let candidate_tag = format!("{DEMO_TAG}-candidate");
     match report::index_children(&env.clients.ecr, &env.config.repository, &candidate_tag).await {
         Ok(children) => report.candidate_children = children,
         Err(problem) => report.problems.push(problem),
     }
-    report.release_events = env
-        .release_events()
-        .await?
+    let index = report::resolve(&env.clients.ecr, &env.config.repository, &candidate_tag).await;
+    for tag in [DEMO_TAG, "latest"] {
+        let resolved = report::resolve(&env.clients.ecr, &env.config.repository, tag).await;
+        if resolved.is_none() || resolved != index {
+            report
+                .problems
+                .push(format!("{tag} does not name the {DEMO_TAG} index"));
+        }
+    }
+    if report::resolve(&env.clients.ecr, &env.config.repository, BLOCKED_TAG)
+        .await
+        .is_some()
+    {
+        report.problems.push(format!(
+            "{BLOCKED_TAG} was blocked but carries its release tag"
+        ));
+    }
+    let events = env.release_events().await?;
+    report.blocked_reason = events
         .iter()
-        .map(|e| e["detail-type"].as_str().unwrap_or("?").to_owned())
+        .find(|e| e["detail-type"] == "Release Blocked")
+        .and_then(|e| e["detail"]["reason"].as_str())
+        .map(str::to_owned);
+    report.release_events = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e["detail-type"].as_str().unwrap_or("?"),
+                e["detail"]["tag"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
-    for expected in ["Release Started", "Release Candidate Ready"] {
-        if report
-            .release_events
-            .iter()
-            .filter(|e| *e == expected)
-            .count()
-            != 1
-        {
-            report.problems.push(format!(
-                "expected exactly one `{expected}` event, saw {:?}",
-                report.release_events
-            ));
+    report.release_events.sort();
+    let expect = [
+        ("Release Started", 2),
+        ("Release Candidate Ready", 2),
+        ("Release Published", 1),
+        ("Release Blocked", 1),
+    ];
+    for (kind, count) in expect {
+        let seen = events.iter().filter(|e| e["detail-type"] == kind).count();
+        if seen != count {
+            report
+                .problems
+                .push(format!("expected {count} `{kind}` event(s), saw {seen}"));
         }
     }
 
@@ -201,12 +290,15 @@ fn short(digest: &str) -> String {
 
 async fn print_report(env: &LocalEnv, report: &DemoReport) {
     println!();
-    println!("archgate demo — release {DEMO_TAG} on {}", report.endpoint);
+    println!(
+        "archgate demo — releases {DEMO_TAG} and {BLOCKED_TAG} on {}",
+        report.endpoint
+    );
     println!();
-    println!("{:<40} {:>10} {:>6}  outcome", "step", "time", "calls");
+    println!("{:<52} {:>10} {:>6}  outcome", "step", "time", "calls");
     for step in &report.steps {
         println!(
-            "{:<40} {:>10} {:>6}  {}{}",
+            "{:<52} {:>10} {:>6}  {}{}",
             step.name,
             millis(step.duration),
             step.calls.map_or_else(|| "-".to_owned(), |c| c.to_string()),
@@ -220,7 +312,7 @@ async fn print_report(env: &LocalEnv, report: &DemoReport) {
         Ok(rows) => {
             for row in rows {
                 println!(
-                    "  {:<28} {}  {}",
+                    "  {:<36} {}  {}",
                     row.tags.join(","),
                     short(&row.digest),
                     row.media_type
@@ -231,19 +323,24 @@ async fn print_report(env: &LocalEnv, report: &DemoReport) {
     }
     println!();
     if !report.candidate_children.is_empty() {
-        println!("{DEMO_TAG}-candidate is an OCI image index of:");
+        println!("{DEMO_TAG} (and latest) is an OCI image index of:");
         for (platform, digest) in &report.candidate_children {
             println!("  {platform:<14} {digest}");
         }
     }
+    if let Some(reason) = &report.blocked_reason {
+        println!("{BLOCKED_TAG} is blocked: {reason}");
+    }
     println!("release events: {}", report.release_events.join(", "));
-    if let Ok(Some(stored)) = env.release(DEMO_TAG).await {
-        println!(
-            "ledger: {} is {} (version {})",
-            stored.release.key,
-            stored.release.phase(),
-            stored.version
-        );
+    for tag in [DEMO_TAG, BLOCKED_TAG] {
+        if let Ok(Some(stored)) = env.release(tag).await {
+            println!(
+                "ledger: {} is {} (version {})",
+                stored.release.key,
+                stored.release.phase(),
+                stored.version
+            );
+        }
     }
     for problem in &report.problems {
         println!("PROBLEM: {problem}");

@@ -1,6 +1,9 @@
 use archgate::aws::{sdk_config, Clients, DynamoLedger};
-use archgate::domain::{ReleaseKey, ReleaseTag};
-use archgate::ports::Ledger;
+use archgate::domain::gate::Verdict;
+use archgate::domain::release::ScanRecord;
+use archgate::domain::{Arch, Digest, Fact, ReleaseKey, ReleaseTag};
+use archgate::gatekeeper::{current_verdicts, date_of};
+use archgate::ports::{Clock, Ledger, SystemClock};
 use archgate::Config;
 use archgate_cli::{demo, provision, replay};
 use clap::{Parser, Subcommand};
@@ -29,11 +32,22 @@ enum Command {
         #[command(subcommand)]
         command: LocalCommand,
     },
-    /// Inspect releases in the ledger.
+    /// Inspect releases in the ledger, or judge them again.
     Release {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
+    /// The scan gate.
+    Gate {
+        #[command(subcommand)]
+        command: GateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GateCommand {
+    /// The verdict on a release now (current findings, current policy), changing nothing.
+    Check { tag: String },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +69,9 @@ enum ReleaseCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Read current findings, apply the current policy, and promote or block accordingly
+    /// (after an allowlist change or a rescan).
+    Evaluate { tag: String },
 }
 
 #[tokio::main]
@@ -118,6 +135,74 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Gate {
+            command: GateCommand::Check { tag },
+        } => {
+            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+            let stored = load(&pipeline, &config, &tag).await?;
+            let verdicts = judge_now(&pipeline, &stored.release).await?;
+            let mut passes = !verdicts.is_empty();
+            for (arch, digest, verdict) in &verdicts {
+                passes &= verdict.as_ref().is_some_and(|(v, _)| v.passes());
+                println!(
+                    "{}",
+                    describe_verdict(*arch, digest, verdict.as_ref().map(|(v, _)| v))
+                );
+            }
+            if verdicts.is_empty() {
+                println!(
+                    "{} has no candidate index yet: nothing to judge",
+                    stored.release.key
+                );
+            }
+            println!("gate: {}", if passes { "pass" } else { "not passing" });
+            Ok(if passes {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Release {
+            command: ReleaseCommand::Evaluate { tag },
+        } => {
+            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+            let stored = load(&pipeline, &config, &tag).await?;
+            let now = SystemClock.now_millis();
+            for (arch, digest, verdict) in judge_now(&pipeline, &stored.release).await? {
+                println!(
+                    "{}",
+                    describe_verdict(arch, &digest, verdict.as_ref().map(|(v, _)| v))
+                );
+                let Some((verdict, completed_at)) = verdict else {
+                    continue;
+                };
+                // A re-evaluation of the scan already recorded must supersede its verdict.
+                let recorded = stored
+                    .release
+                    .verdict_for(arch, &digest)
+                    .map_or(0, |r| r.scanned_at);
+                let record = ScanRecord {
+                    arch,
+                    digest,
+                    verdict,
+                    scanned_at: completed_at.unwrap_or(0).max(recorded),
+                    evaluated_at: now,
+                };
+                let outcome = pipeline
+                    .apply(&stored.release.key, Fact::ScanEvaluated(record))
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                println!(
+                    "  → {}",
+                    serde_json::to_string(&outcome).unwrap_or_default()
+                );
+            }
+            let after = load(&pipeline, &config, &tag).await?;
+            println!("{} is {}", after.release.key, after.release.phase());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Release { command } => {
             let config = Config::from_env().map_err(|e| e.to_string())?;
             let clients = Clients::new(&sdk_config().await);
@@ -151,9 +236,92 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     }
                     Ok(ExitCode::SUCCESS)
                 }
+                ReleaseCommand::Evaluate { .. } => unreachable!("handled above"),
             }
         }
     }
+}
+
+async fn load(
+    pipeline: &archgate::aws::AwsPipeline,
+    config: &Config,
+    tag: &str,
+) -> Result<archgate::ports::Stored, String> {
+    let tag = ReleaseTag::parse(tag).map_err(|e| e.to_string())?;
+    let key = ReleaseKey::new(config.repository.clone(), tag);
+    pipeline
+        .ledger
+        .load(&key)
+        .await
+        .map_err(|e| error_chain(&e))?
+        .ok_or_else(|| format!("no release {key} in the ledger"))
+}
+
+type CurrentVerdict = (Arch, Digest, Option<(Verdict, Option<i64>)>);
+
+async fn judge_now(
+    pipeline: &archgate::aws::AwsPipeline,
+    release: &archgate::domain::Release,
+) -> Result<Vec<CurrentVerdict>, String> {
+    let today = date_of(SystemClock.now_millis());
+    current_verdicts(&pipeline.config.gate, &pipeline.registry, release, &today)
+        .await
+        .map_err(|e| error_chain(&e))
+}
+
+fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
+    match verdict {
+        None => format!("{arch:<6} {digest}  no finished scan yet"),
+        Some(Verdict::Pass {
+            counts,
+            allowlisted,
+        }) => {
+            let allowed = if allowlisted.is_empty() {
+                String::new()
+            } else {
+                format!(", allowlisted {}", allowlisted.join(", "))
+            };
+            format!(
+                "{arch:<6} {digest}  pass ({}{allowed})",
+                format_counts(counts)
+            )
+        }
+        Some(Verdict::Block {
+            rule,
+            counts,
+            worst,
+        }) => {
+            let mut text = format!(
+                "{arch:<6} {digest}  BLOCK ({}): {rule}",
+                format_counts(counts)
+            );
+            for finding in worst {
+                text.push_str(&format!(
+                    "\n         {} {} {}{}",
+                    finding.severity,
+                    finding.id,
+                    finding.package.as_deref().unwrap_or("?"),
+                    finding
+                        .fixed_in
+                        .as_deref()
+                        .map(|v| format!(" (fixed in {v})"))
+                        .unwrap_or_default()
+                ));
+            }
+            text
+        }
+    }
+}
+
+fn format_counts(counts: &archgate::domain::gate::SeverityCounts) -> String {
+    if counts.is_empty() {
+        return "no findings".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(severity, n)| format!("{severity} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn format_time(millis: i64) -> String {
@@ -194,6 +362,20 @@ fn print_status(release: &archgate::domain::Release, version: u64) {
     }
     if let Some(reason) = release.failure_reason() {
         println!("failed   {reason}");
+    }
+    if let Some(candidate) = &release.candidate {
+        for child in &candidate.children {
+            let verdict = release
+                .verdict_for(child.arch, &child.digest)
+                .map(|r| &r.verdict);
+            println!(
+                "scan     {}",
+                describe_verdict(child.arch, &child.digest, verdict)
+            );
+        }
+    }
+    if let Some(published) = &release.published {
+        println!("tags     {}", published.tags.join(", "));
     }
     println!("timeline");
     for entry in &release.timeline {

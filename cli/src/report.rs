@@ -113,3 +113,19 @@ pub async fn index_children(
     }
     Ok(children)
 }
+
+/// The digest a tag names in the repository, if it names one.
+pub async fn resolve(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
+    let output = ecr
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await
+        .ok()?;
+    output
+        .image_details()
+        .first()
+        .and_then(|d| d.image_digest())
+        .map(str::to_owned)
+}
