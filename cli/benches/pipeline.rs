@@ -8,7 +8,7 @@ use archgate::domain::{
     decide, Arch, BuildRole, BuildStatus, Fact, ManifestMode, ReleaseKey, ReleaseTag, SourceObject,
 };
 use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,14 @@ async fn main() {
     let mut first_completion = Series::default();
     let mut second_completion = Series::default();
     let mut manifest_step = Vec::new();
+    let mut first_scan = Series::default();
+    let mut promoting_scan = Series::default();
+    let mut blocking_scan = Series::default();
+    let critical = [LocalFinding {
+        id: "CVE-2024-3094",
+        severity: "CRITICAL",
+        package: "xz-utils",
+    }];
 
     for i in 0..RELEASES {
         let tag = format!("bench-{i}");
@@ -120,6 +128,34 @@ async fn main() {
         second_completion.push(elapsed, calls);
         assert_eq!(answer["phase"], "candidate_ready", "{answer}");
         manifest_step.push(elapsed);
+
+        // Every other release is blocked by a critical finding on its amd64 image.
+        let blocked = i % 2 == 1;
+        let findings: &[LocalFinding] = if blocked { &critical } else { &[] };
+        let amd = env
+            .scan_arch_image(&tag, Arch::Amd64, "COMPLETE", findings)
+            .await
+            .unwrap();
+        let arm = env
+            .scan_arch_image(&tag, Arch::Arm64, "COMPLETE", &[])
+            .await
+            .unwrap();
+        if blocked {
+            env.calls.take();
+            let started = Instant::now();
+            let answer = env.scan_gate(amd).await;
+            blocking_scan.push(started.elapsed(), env.calls.take());
+            assert_eq!(answer["phase"], "blocked", "{answer}");
+        } else {
+            env.calls.take();
+            let started = Instant::now();
+            env.scan_gate(amd).await;
+            first_scan.push(started.elapsed(), env.calls.take());
+            let started = Instant::now();
+            let answer = env.scan_gate(arm).await;
+            promoting_scan.push(started.elapsed(), env.calls.take());
+            assert_eq!(answer["phase"], "published", "{answer}");
+        }
     }
     env.release_events().await.unwrap();
 
@@ -134,6 +170,12 @@ async fn main() {
         "build-completed (second arch → index)",
         Some(&["ECR.BatchGetImage", "ECR.PutImage", "EventBridge.PutEvents"]),
     );
+    first_scan.report("scan-gate (passing scan, no promotion yet)", None);
+    promoting_scan.report(
+        "scan-gate (last passing scan → promotion, 1 moving tag)",
+        None,
+    );
+    blocking_scan.report("scan-gate (critical finding → blocked)", None);
 
     // The pure decision, without I/O: how many facts per second one core decides.
     let key = ReleaseKey::new("myapp", ReleaseTag::parse("bench-1.0").unwrap());

@@ -8,11 +8,16 @@
 //! EventBridge delivers at least once and in no particular order, so the properties are
 //! stated over every permutation and duplication of one release's deliveries. The only order
 //! the outside world guarantees is causal: a build's state change follows the StartBuild
-//! that created the build. A delivery that is not possible yet goes back to the end of the
-//! queue; one that can never become possible (the manifest build of a release that failed
-//! before it was started) is dropped.
+//! that created the build, and the scan of a per-arch image follows the push of that image,
+//! which the arch's build does once it was started (the scan may overtake the build's own
+//! state change). A delivery that is not possible yet goes back to the end of the queue; one
+//! that can never become possible (the manifest build of a release that failed before it was
+//! started) is dropped. An image whose build fails is never pushed, so it is never scanned.
 
-use archgate::domain::release::{Candidate, CandidateChild, EventKind, Ignored, CLAIM_LEASE_MS};
+use archgate::domain::gate::{Policy, ScanReport, ScanStatus, Severity, Verdict};
+use archgate::domain::release::{
+    Candidate, CandidateChild, EventKind, GateState, Ignored, ScanRecord, CLAIM_LEASE_MS,
+};
 use archgate::domain::{
     decide, Arch, BuildRole, BuildStatus, Decision, Digest, Effect, EffectResult, Fact,
     ManifestMode, Millis, Phase, Release, ReleaseKey, ReleaseTag, SourceObject,
@@ -74,21 +79,122 @@ fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
     }
 }
 
+/// The digest of an arch's image, as the candidate index references it.
+fn child_digest(arch: Arch) -> Digest {
+    Digest::of(arch.as_str().as_bytes())
+}
+
+/// The digest of the candidate index itself.
+fn index_digest() -> Digest {
+    Digest::of(b"index")
+}
+
 /// The candidate index the fake registry publishes, whichever manifest mode produced it.
 fn candidate() -> Candidate {
     Candidate {
         tag: key().tag.candidate_tag(),
-        digest: Digest::of(b"index"),
+        digest: index_digest(),
         children: Arch::ALL
             .iter()
             .map(|arch| CandidateChild {
                 arch: *arch,
-                digest: Digest::of(arch.as_str().as_bytes()),
+                digest: child_digest(*arch),
             })
             .collect(),
         manifest: None,
         media_type: None,
     }
+}
+
+/// The tags the fake registry reports for a promotion.
+fn release_tags() -> Vec<String> {
+    vec![key().tag.to_string()]
+}
+
+/// How the gate judges one image's scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Judgement {
+    Pass,
+    Block,
+}
+
+impl Judgement {
+    /// The verdict the default policy gives a scan with these findings: HIGH findings are
+    /// allowed, any CRITICAL one blocks.
+    fn verdict(self) -> Verdict {
+        let counts = match self {
+            Judgement::Pass => [(Severity::High, 3)],
+            Judgement::Block => [(Severity::Critical, 1)],
+        };
+        let report = ScanReport {
+            status: ScanStatus::Complete,
+            counts: counts.into_iter().collect(),
+            findings: None,
+        };
+        let verdict = Policy::default().evaluate(&report, "2026-01-01");
+        assert_eq!(verdict.passes(), self == Judgement::Pass, "{verdict:?}");
+        verdict
+    }
+}
+
+/// Mostly passing, so both images pass in about half the cases.
+fn judgement() -> impl Strategy<Value = Judgement> {
+    prop_oneof![3 => Just(Judgement::Pass), 1 => Just(Judgement::Block)]
+}
+
+/// When a scan of an image completed and when the gate judged it.
+const FIRST_SCAN: Millis = 1;
+const RESCAN: Millis = 2;
+
+/// One scan-gate delivery: the gate's judgement of one scan of an arch's image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ScanEvent {
+    arch: Arch,
+    judgement: Judgement,
+    scanned_at: Millis,
+    evaluated_at: Millis,
+}
+
+impl ScanEvent {
+    /// The first scan of the arch's image, judged as it arrives.
+    fn first(arch: Arch, judgement: Judgement) -> Self {
+        ScanEvent {
+            arch,
+            judgement,
+            scanned_at: FIRST_SCAN,
+            evaluated_at: FIRST_SCAN,
+        }
+    }
+
+    fn record(self) -> ScanRecord {
+        ScanRecord {
+            arch: self.arch,
+            digest: child_digest(self.arch),
+            verdict: self.judgement.verdict(),
+            scanned_at: self.scanned_at,
+            evaluated_at: self.evaluated_at,
+        }
+    }
+
+    fn fact(self) -> Fact {
+        Fact::ScanEvaluated(self.record())
+    }
+}
+
+/// A scan of an arbitrary image, judged at `scanned_at`.
+fn scan_of(arch: Arch, digest: Digest, judgement: Judgement, scanned_at: Millis) -> Fact {
+    Fact::ScanEvaluated(ScanRecord {
+        arch,
+        digest,
+        verdict: judgement.verdict(),
+        scanned_at,
+        evaluated_at: scanned_at,
+    })
+}
+
+/// The scan of the arch's image the candidate references.
+fn scan(arch: Arch, judgement: Judgement, scanned_at: Millis) -> Fact {
+    scan_of(arch, child_digest(arch), judgement, scanned_at)
 }
 
 /// The next release and the claimed effects of a decision that must apply.
@@ -230,9 +336,18 @@ impl Simulation {
                     candidate: candidate(),
                 }
             }
-            Effect::Promote => EffectResult::Promoted {
-                tags: vec![key().tag.to_string()],
-            },
+            Effect::Promote => {
+                let release = self.release();
+                assert_eq!(
+                    (release.phase(), release.gate()),
+                    (Phase::CandidateReady, GateState::Passed),
+                    "promoting a candidate the gate has not passed: {:?}",
+                    release.scans
+                );
+                EffectResult::Promoted {
+                    tags: release_tags(),
+                }
+            }
             Effect::Emit(kind) => EffectResult::Emitted { kind },
         }
     }
@@ -243,6 +358,7 @@ impl Simulation {
 enum Delivery {
     Upload(ManifestMode),
     Build(BuildRole, BuildStatus),
+    Scan(ScanEvent),
 }
 
 impl Delivery {
@@ -250,6 +366,7 @@ impl Delivery {
         match self {
             Delivery::Upload(mode) => upload(mode),
             Delivery::Build(role, status) => build_changed(role, status),
+            Delivery::Scan(scan) => scan.fact(),
         }
     }
 
@@ -257,6 +374,8 @@ impl Delivery {
         match self {
             Delivery::Upload(_) => true,
             Delivery::Build(role, _) => sim.started.contains(&role),
+            // The image is pushed by its build, so it can be scanned once the build runs.
+            Delivery::Scan(scan) => sim.started.contains(&BuildRole::arch(scan.arch)),
         }
     }
 }
@@ -268,14 +387,21 @@ struct Outcome {
     phase: Phase,
     builds: Vec<(BuildRole, Option<String>, Option<BuildStatus>)>,
     candidate: Option<Candidate>,
+    /// The recorded verdicts. A failed release keeps whichever scans happened to arrive
+    /// before the failure, which depends on the order, so they are left out for it.
+    scans: Option<Vec<ScanRecord>>,
+    published: Option<Vec<String>>,
     emitted: BTreeSet<EventKind>,
     pending: Vec<Effect>,
 }
 
 impl Outcome {
     fn of(release: &Release) -> Self {
+        let phase = release.phase();
         Outcome {
-            phase: release.phase(),
+            phase,
+            scans: (phase != Phase::Failed).then(|| release.scans.clone()),
+            published: release.published.as_ref().map(|p| p.tags.clone()),
             builds: ROLES
                 .iter()
                 .map(|role| {
@@ -360,11 +486,52 @@ fn check_step(before: Option<&Release>, after: &Release, delivery: Delivery) {
             );
         }
     }
+    if before.phase().is_final() {
+        assert_eq!(
+            after.scans, before.scans,
+            "{delivery:?} changed the verdicts of a finished release"
+        );
+    }
+    if before.published.is_some() {
+        assert_eq!(
+            after.published, before.published,
+            "{delivery:?} changed a publication"
+        );
+    }
+    if after.published.is_some() {
+        assert_eq!(
+            after.gate(),
+            GateState::Passed,
+            "after {delivery:?} a release is published whose gate has not passed"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Scenarios: how each build ends
 // ---------------------------------------------------------------------------------------
+
+/// How the gate judges each arch's image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Gate {
+    amd64: Judgement,
+    arm64: Judgement,
+}
+
+impl Gate {
+    fn judgement(self, arch: Arch) -> Judgement {
+        match arch {
+            Arch::Amd64 => self.amd64,
+            Arch::Arm64 => self.arm64,
+        }
+    }
+
+    fn passes(self) -> bool {
+        Arch::ALL
+            .iter()
+            .all(|arch| self.judgement(*arch) == Judgement::Pass)
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Scenario {
@@ -372,11 +539,33 @@ struct Scenario {
     amd64: BuildStatus,
     arm64: BuildStatus,
     manifest: BuildStatus,
+    /// How each pushed image's scan is judged; `None`: no scan ever arrives.
+    gate: Option<Gate>,
 }
 
 impl Scenario {
+    fn arch_succeeds(&self, arch: Arch) -> bool {
+        let status = match arch {
+            Arch::Amd64 => self.amd64,
+            Arch::Arm64 => self.arm64,
+        };
+        status == BuildStatus::Succeeded
+    }
+
     fn arches_succeed(&self) -> bool {
-        self.amd64 == BuildStatus::Succeeded && self.arm64 == BuildStatus::Succeeded
+        Arch::ALL.iter().all(|arch| self.arch_succeeds(*arch))
+    }
+
+    /// The scans that happen: one per image that was pushed, i.e. per arch that succeeded.
+    fn scans(&self) -> Vec<ScanEvent> {
+        let Some(gate) = self.gate else {
+            return Vec::new();
+        };
+        Arch::ALL
+            .into_iter()
+            .filter(|arch| self.arch_succeeds(*arch))
+            .map(|arch| ScanEvent::first(arch, gate.judgement(arch)))
+            .collect()
     }
 
     fn manifest_started(&self) -> bool {
@@ -398,7 +587,18 @@ impl Scenario {
         if self.mode == ManifestMode::Codebuild {
             deliveries.push(Delivery::Build(BuildRole::Manifest, self.manifest));
         }
+        deliveries.extend(self.scans().into_iter().map(Delivery::Scan));
         deliveries
+    }
+
+    /// Failed iff a build failed; otherwise what the gate made of the candidate.
+    fn expected_phase(&self) -> Phase {
+        match self.gate {
+            _ if !self.succeeds() => Phase::Failed,
+            None => Phase::CandidateReady,
+            Some(gate) if gate.passes() => Phase::Published,
+            Some(_) => Phase::Blocked,
+        }
     }
 
     /// How the release must end, written down independently of `decide`.
@@ -412,14 +612,20 @@ impl Scenario {
         } else {
             (BuildRole::Manifest, None, None)
         };
-        let (phase, last_event, candidate) = if self.succeeds() {
-            (
-                Phase::CandidateReady,
+        let phase = self.expected_phase();
+        let emitted = match phase {
+            Phase::Failed => vec![EventKind::Started, EventKind::Failed],
+            Phase::Published => vec![
+                EventKind::Started,
                 EventKind::CandidateReady,
-                Some(candidate()),
-            )
-        } else {
-            (Phase::Failed, EventKind::Failed, None)
+                EventKind::Published,
+            ],
+            Phase::Blocked => vec![
+                EventKind::Started,
+                EventKind::CandidateReady,
+                EventKind::Blocked,
+            ],
+            _ => vec![EventKind::Started, EventKind::CandidateReady],
         };
         Outcome {
             phase,
@@ -436,8 +642,11 @@ impl Scenario {
                 ),
                 manifest,
             ],
-            candidate,
-            emitted: BTreeSet::from([EventKind::Started, last_event]),
+            candidate: self.succeeds().then(candidate),
+            scans: (phase != Phase::Failed)
+                .then(|| self.scans().into_iter().map(ScanEvent::record).collect()),
+            published: (phase == Phase::Published).then(release_tags),
+            emitted: emitted.into_iter().collect(),
             pending: Vec::new(),
         }
     }
@@ -461,18 +670,31 @@ impl Scenario {
                 }
             }
         }
-        effects.push(Effect::Emit(if self.succeeds() {
-            EventKind::CandidateReady
-        } else {
-            EventKind::Failed
-        }));
+        match self.expected_phase() {
+            Phase::Failed => effects.push(Effect::Emit(EventKind::Failed)),
+            Phase::Published => effects.extend([
+                Effect::Emit(EventKind::CandidateReady),
+                Effect::Promote,
+                Effect::Emit(EventKind::Published),
+            ]),
+            Phase::Blocked => effects.extend([
+                Effect::Emit(EventKind::CandidateReady),
+                Effect::Emit(EventKind::Blocked),
+            ]),
+            _ => effects.push(Effect::Emit(EventKind::CandidateReady)),
+        }
         effects.into_iter().map(|effect| (effect, 1)).collect()
     }
 }
 
 fn final_status() -> impl Strategy<Value = BuildStatus> {
+    final_status_succeeding(8)
+}
+
+/// A final status that is SUCCEEDED `weight` times as often as each failure.
+fn final_status_succeeding(weight: u32) -> impl Strategy<Value = BuildStatus> {
     prop_oneof![
-        8 => Just(BuildStatus::Succeeded),
+        weight => Just(BuildStatus::Succeeded),
         1 => Just(BuildStatus::Failed),
         1 => Just(BuildStatus::Fault),
         1 => Just(BuildStatus::Stopped),
@@ -480,34 +702,80 @@ fn final_status() -> impl Strategy<Value = BuildStatus> {
     ]
 }
 
-fn scenario() -> impl Strategy<Value = Scenario> {
+fn manifest_mode() -> impl Strategy<Value = ManifestMode> {
+    prop_oneof![Just(ManifestMode::Native), Just(ManifestMode::Codebuild)]
+}
+
+fn builds() -> impl Strategy<Value = (ManifestMode, BuildStatus, BuildStatus, BuildStatus)> {
     (
-        prop_oneof![Just(ManifestMode::Native), Just(ManifestMode::Codebuild)],
+        manifest_mode(),
         final_status(),
         final_status(),
         final_status(),
     )
-        .prop_map(|(mode, amd64, arm64, manifest)| Scenario {
+}
+
+/// Builds that mostly succeed, so the gate has a candidate to judge in most cases.
+fn mostly_successful_builds(
+) -> impl Strategy<Value = (ManifestMode, BuildStatus, BuildStatus, BuildStatus)> {
+    let status = || final_status_succeeding(24);
+    (manifest_mode(), status(), status(), status())
+}
+
+/// How the builds end, with no scan ever arriving.
+fn scenario() -> impl Strategy<Value = Scenario> {
+    builds().prop_map(|(mode, amd64, arm64, manifest)| Scenario {
+        mode,
+        amd64,
+        arm64,
+        manifest,
+        gate: None,
+    })
+}
+
+/// How the builds end and how the gate judges each pushed image.
+fn gated_scenario() -> impl Strategy<Value = Scenario> {
+    (mostly_successful_builds(), judgement(), judgement()).prop_map(
+        |((mode, amd64, arm64, manifest), a, b)| Scenario {
             mode,
             amd64,
             arm64,
             manifest,
-        })
+            gate: Some(Gate { amd64: a, arm64: b }),
+        },
+    )
+}
+
+/// Each delivery one to three times, all in any order.
+fn duplicated_and_shuffled(canonical: Vec<Delivery>) -> impl Strategy<Value = Vec<Delivery>> {
+    proptest::collection::vec(1..=3usize, canonical.len()).prop_flat_map(move |copies| {
+        let deliveries: Vec<Delivery> = canonical
+            .iter()
+            .zip(copies)
+            .flat_map(|(delivery, n)| std::iter::repeat_n(*delivery, n))
+            .collect();
+        Just(deliveries).prop_shuffle()
+    })
 }
 
 /// A scenario and its deliveries, each delivered one to three times, in any order.
-fn scenario_and_deliveries() -> impl Strategy<Value = (Scenario, Vec<Delivery>)> {
-    scenario().prop_flat_map(|scenario| {
-        let canonical = scenario.deliveries();
-        proptest::collection::vec(1..=3usize, canonical.len()).prop_flat_map(move |copies| {
-            let deliveries: Vec<Delivery> = canonical
-                .iter()
-                .zip(copies)
-                .flat_map(|(delivery, n)| std::iter::repeat_n(*delivery, n))
-                .collect();
-            (Just(scenario), Just(deliveries).prop_shuffle())
-        })
+fn deliveries_of(
+    scenarios: impl Strategy<Value = Scenario>,
+) -> impl Strategy<Value = (Scenario, Vec<Delivery>)> {
+    scenarios.prop_flat_map(|scenario| {
+        (
+            Just(scenario),
+            duplicated_and_shuffled(scenario.deliveries()),
+        )
     })
+}
+
+fn scenario_and_deliveries() -> impl Strategy<Value = (Scenario, Vec<Delivery>)> {
+    deliveries_of(scenario())
+}
+
+fn gated_scenario_and_deliveries() -> impl Strategy<Value = (Scenario, Vec<Delivery>)> {
+    deliveries_of(gated_scenario())
 }
 
 fn config() -> ProptestConfig {
@@ -596,6 +864,442 @@ proptest! {
         prop_assert_eq!(run.outcome(), expected);
         prop_assert_eq!(run.sim.release().failure().is_none(), scenario.succeeds());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The scan gate: builds, candidate and scans in any order
+// ---------------------------------------------------------------------------------------
+
+/// An arch whose image is scanned twice (an older blocking scan, then a newer passing scan
+/// or a re-evaluation of the same scan that passes), and how the sibling's scan is judged.
+#[derive(Clone, Copy, Debug)]
+struct Rescan {
+    mode: ManifestMode,
+    arch: Arch,
+    /// The newer verdict is a re-evaluation of the first scan rather than a new scan.
+    reevaluated: bool,
+    sibling: Judgement,
+}
+
+impl Rescan {
+    fn older(&self) -> ScanEvent {
+        ScanEvent::first(self.arch, Judgement::Block)
+    }
+
+    fn newer(&self) -> ScanEvent {
+        let (scanned_at, evaluated_at) = if self.reevaluated {
+            (FIRST_SCAN, FIRST_SCAN + 1)
+        } else {
+            (RESCAN, RESCAN)
+        };
+        ScanEvent {
+            arch: self.arch,
+            judgement: Judgement::Pass,
+            scanned_at,
+            evaluated_at,
+        }
+    }
+
+    /// Every delivery once, the older scan before the newer one.
+    fn deliveries(&self) -> Vec<Delivery> {
+        let mut deliveries = vec![
+            Delivery::Upload(self.mode),
+            Delivery::Build(BuildRole::Amd64, BuildStatus::Succeeded),
+            Delivery::Build(BuildRole::Arm64, BuildStatus::Succeeded),
+        ];
+        if self.mode == ManifestMode::Codebuild {
+            deliveries.push(Delivery::Build(BuildRole::Manifest, BuildStatus::Succeeded));
+        }
+        deliveries.extend([
+            Delivery::Scan(self.older()),
+            Delivery::Scan(self.newer()),
+            Delivery::Scan(ScanEvent::first(self.arch.sibling(), self.sibling)),
+        ]);
+        deliveries
+    }
+
+    /// The newer verdict stands for the arch, so the sibling alone decides.
+    fn expected_phase(&self) -> Phase {
+        match self.sibling {
+            Judgement::Pass => Phase::Published,
+            Judgement::Block => Phase::Blocked,
+        }
+    }
+}
+
+fn rescan_and_deliveries() -> impl Strategy<Value = (Rescan, Vec<Delivery>)> {
+    (
+        manifest_mode(),
+        prop_oneof![Just(Arch::Amd64), Just(Arch::Arm64)],
+        any::<bool>(),
+        judgement(),
+    )
+        .prop_flat_map(|(mode, arch, reevaluated, sibling)| {
+            let rescan = Rescan {
+                mode,
+                arch,
+                reevaluated,
+                sibling,
+            };
+            (Just(rescan), duplicated_and_shuffled(rescan.deliveries()))
+        })
+}
+
+/// The recorded verdict on each of the candidate's children.
+fn child_verdicts(release: &Release) -> Vec<Option<ScanRecord>> {
+    release
+        .candidate
+        .iter()
+        .flat_map(|candidate| &candidate.children)
+        .map(|child| release.verdict_for(child.arch, &child.digest).cloned())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_interleaving_of_builds_and_scans_ends_as_the_in_order_run(
+        (scenario, deliveries) in gated_scenario_and_deliveries()
+    ) {
+        // Given the reference run: the builds in order, then each pushed image's scan once.
+        let reference = run(scenario.deliveries());
+
+        // When the same deliveries arrive duplicated, with the scans mixed in anywhere the
+        // image already exists (before the candidate, before the build's own success).
+        let shuffled = run(deliveries);
+
+        // Then the release ends in the same phase with the same verdicts and publication.
+        prop_assert_eq!(shuffled.outcome(), reference.outcome());
+        prop_assert_eq!(
+            child_verdicts(shuffled.sim.release()),
+            child_verdicts(reference.sim.release())
+        );
+        // And that is Published iff every build succeeded and both scans pass, Blocked iff
+        // every build succeeded and a scan blocks, Failed iff a build failed.
+        prop_assert_eq!(shuffled.outcome(), scenario.expected_outcome());
+        let phase = shuffled.outcome().phase;
+        let gate = scenario.gate.expect("a gated scenario");
+        prop_assert_eq!(phase == Phase::Published, scenario.succeeds() && gate.passes());
+        prop_assert_eq!(phase == Phase::Blocked, scenario.succeeds() && !gate.passes());
+        prop_assert_eq!(phase == Phase::Failed, !scenario.succeeds());
+        // And a scan is always deliverable: its image was pushed by a build that was started.
+        for dropped in &shuffled.dropped {
+            prop_assert!(
+                matches!(dropped, Delivery::Build(BuildRole::Manifest, _))
+                    && !scenario.manifest_started(),
+                "{:?} was never deliverable", dropped
+            );
+        }
+    }
+
+    #[test]
+    fn a_gated_release_is_promoted_at_most_once(
+        (scenario, deliveries) in gated_scenario_and_deliveries()
+    ) {
+        // Given a release's build and scan deliveries, duplicated and reordered.
+        // When they are all delivered.
+        let run = run(deliveries);
+        let phase = run.sim.release().phase();
+
+        // Then promotion was claimed exactly once if the release is published, never
+        // otherwise, and every other effect the release needs exactly once.
+        let published = usize::from(phase == Phase::Published);
+        let blocked = usize::from(phase == Phase::Blocked);
+        prop_assert_eq!(run.sim.requested(Effect::Promote), published);
+        prop_assert_eq!(run.sim.requested(Effect::Emit(EventKind::Published)), published);
+        prop_assert_eq!(run.sim.requested(Effect::Emit(EventKind::Blocked)), blocked);
+        prop_assert!(
+            run.sim.requested(Effect::Emit(EventKind::Published)) == 0
+                || run.sim.requested(Effect::Emit(EventKind::Blocked)) == 0,
+            "a release was announced both published and blocked"
+        );
+        let others: BTreeMap<Effect, usize> = run
+            .sim
+            .requested
+            .iter()
+            .filter(|(effect, _)| !matches!(effect, Effect::StopBuild(_)))
+            .map(|(effect, count)| (*effect, *count))
+            .collect();
+        prop_assert_eq!(others, scenario.expected_requests());
+        prop_assert_eq!(
+            run.sim.release().published.as_ref().map(|p| p.tags.clone()),
+            (phase == Phase::Published).then(release_tags)
+        );
+    }
+
+    #[test]
+    fn the_newest_scan_of_an_image_wins_in_any_order(
+        (rescan, deliveries) in rescan_and_deliveries()
+    ) {
+        // Given an image whose first scan blocks and whose newer scan (or re-evaluation)
+        // passes, each delivered one to three times, in any order with everything else.
+        let reference = run(rescan.deliveries());
+
+        // When all of it is delivered.
+        let shuffled = run(deliveries);
+
+        // Then the newer verdict stands for that image, so the sibling's verdict alone
+        // decides: published if it passes, blocked otherwise.
+        let release = shuffled.sim.release();
+        prop_assert_eq!(release.phase(), rescan.expected_phase());
+        prop_assert_eq!(
+            release.verdict_for(rescan.arch, &child_digest(rescan.arch)),
+            Some(&rescan.newer().record())
+        );
+        prop_assert_eq!(
+            release.scans.clone(),
+            reference.sim.release().scans.clone()
+        );
+        prop_assert_eq!(release.phase(), reference.sim.release().phase());
+        prop_assert_eq!(
+            Outcome::of(release).published,
+            reference.outcome().published
+        );
+
+        // And it was promoted once if published and never otherwise. Whether it was blocked
+        // on the way depends on whether the older scan was judged before the newer one, so
+        // Blocked is announced at most once and always when the release ends blocked.
+        let published = usize::from(release.phase() == Phase::Published);
+        prop_assert_eq!(shuffled.sim.requested(Effect::Promote), published);
+        prop_assert_eq!(shuffled.sim.requested(Effect::Emit(EventKind::Published)), published);
+        let blocked = shuffled.sim.requested(Effect::Emit(EventKind::Blocked));
+        prop_assert!(blocked <= 1, "Blocked announced {} times", blocked);
+        if release.phase() == Phase::Blocked {
+            prop_assert_eq!(blocked, 1);
+        }
+        prop_assert_eq!(
+            release.emitted.contains(&EventKind::Blocked),
+            blocked == 1
+        );
+        prop_assert!(shuffled.dropped.is_empty(), "{:?}", shuffled.dropped);
+    }
+}
+
+/// A native-mode release whose candidate index exists and whose images are not scanned yet.
+fn candidate_ready() -> Simulation {
+    let mut sim = Simulation::new();
+    sim.deliver(&upload(ManifestMode::Native));
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Succeeded));
+    sim.deliver(&build_changed(BuildRole::Arm64, BuildStatus::Succeeded));
+    assert_eq!(sim.release().phase(), Phase::CandidateReady);
+    assert_eq!(sim.release().gate(), GateState::Waiting);
+    sim
+}
+
+/// A release published after both images passed.
+fn published() -> Simulation {
+    let mut sim = candidate_ready();
+    assert!(sim
+        .deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN))
+        .is_none());
+    assert!(sim
+        .deliver(&scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN))
+        .is_none());
+    assert_eq!(sim.release().phase(), Phase::Published);
+    sim
+}
+
+#[test]
+fn a_scan_of_the_image_index_is_ignored() {
+    // Given a release with its candidate index.
+    let mut sim = candidate_ready();
+
+    // When a scan of the index itself arrives.
+    let reason = sim
+        .deliver(&scan_of(
+            Arch::Amd64,
+            index_digest(),
+            Judgement::Pass,
+            FIRST_SCAN,
+        ))
+        .expect("the scan is ignored");
+
+    // Then it is ignored: only the per-arch images are judged.
+    assert!(reason.0.contains("image index"), "{reason}");
+    assert!(sim.release().scans.is_empty());
+    assert_eq!(sim.release().phase(), Phase::CandidateReady);
+}
+
+#[test]
+fn a_scan_of_another_image_than_the_candidates_child_is_ignored() {
+    // Given a release with its candidate index.
+    let mut sim = candidate_ready();
+
+    // When a scan of an unrelated amd64 image arrives, and one that names arm64's image
+    // as the amd64 one.
+    for digest in [Digest::of(b"someone else"), child_digest(Arch::Arm64)] {
+        let reason = sim
+            .deliver(&scan_of(
+                Arch::Amd64,
+                digest.clone(),
+                Judgement::Block,
+                FIRST_SCAN,
+            ))
+            .expect("the scan is ignored");
+
+        // Then neither is recorded nor blocks the release.
+        assert!(reason.0.contains(&digest.to_string()), "{reason}");
+        assert!(reason.0.contains("is not the amd64 image"), "{reason}");
+    }
+    assert!(sim.release().scans.is_empty());
+    assert_eq!(sim.release().phase(), Phase::CandidateReady);
+}
+
+#[test]
+fn a_scan_after_publication_is_ignored() {
+    // Given a published release.
+    let mut sim = published();
+    let before = sim.release().clone();
+
+    // When a newer scan of one of its images blocks.
+    let reason = sim
+        .deliver(&scan(Arch::Arm64, Judgement::Block, RESCAN))
+        .expect("the scan is ignored");
+
+    // Then the publication stands.
+    assert!(reason.0.contains("already published"), "{reason}");
+    assert_eq!(sim.release(), &before);
+    assert_eq!(sim.requested(Effect::Promote), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Blocked)), 0);
+}
+
+#[test]
+fn a_scan_of_a_failed_release_is_ignored() {
+    // Given a release whose arm64 build failed after amd64's image was pushed.
+    let mut sim = Simulation::new();
+    sim.deliver(&upload(ManifestMode::Native));
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Succeeded));
+    sim.deliver(&build_changed(BuildRole::Arm64, BuildStatus::Failed));
+
+    // When amd64's scan arrives.
+    let reason = sim
+        .deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN))
+        .expect("the scan is ignored");
+
+    // Then it no longer matters.
+    assert!(reason.0.contains("failed"), "{reason}");
+    assert!(sim.release().scans.is_empty());
+    assert_eq!(sim.release().phase(), Phase::Failed);
+}
+
+#[test]
+fn the_same_scan_again_changes_nothing() {
+    // Given a release that recorded amd64's scan.
+    let mut sim = candidate_ready();
+    let fact = scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN);
+    assert!(sim.deliver(&fact).is_none());
+    let before = sim.release().clone();
+
+    // When the same judgement arrives again.
+    let reason = sim.deliver(&fact).expect("the scan is ignored");
+
+    // Then it is a duplicate.
+    assert!(reason.0.contains("duplicate delivery"), "{reason}");
+    assert_eq!(sim.release(), &before);
+}
+
+#[test]
+fn an_older_scan_than_the_recorded_one_is_ignored() {
+    // Given a release that recorded a newer, passing scan of amd64.
+    let mut sim = candidate_ready();
+    assert!(sim
+        .deliver(&scan(Arch::Amd64, Judgement::Pass, RESCAN))
+        .is_none());
+
+    // When an older, blocking scan of the same image arrives late.
+    let reason = sim
+        .deliver(&scan(Arch::Amd64, Judgement::Block, FIRST_SCAN))
+        .expect("the scan is ignored");
+
+    // Then the newer verdict stands and the release is not blocked.
+    assert!(reason.0.contains("older"), "{reason}");
+    assert_eq!(sim.release().phase(), Phase::CandidateReady);
+    assert!(sim
+        .release()
+        .verdict_for(Arch::Amd64, &child_digest(Arch::Amd64))
+        .is_some_and(|s| s.verdict.passes() && s.scanned_at == RESCAN));
+}
+
+#[test]
+fn a_newer_passing_scan_lifts_a_block_and_promotes() {
+    // Given a release blocked by amd64's scan while arm64 passed.
+    let mut sim = candidate_ready();
+    sim.deliver(&scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN));
+    sim.deliver(&scan(Arch::Amd64, Judgement::Block, FIRST_SCAN));
+    assert_eq!(sim.release().phase(), Phase::Blocked);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Blocked)), 1);
+    assert_eq!(sim.requested(Effect::Promote), 0);
+
+    // When amd64 is scanned again and passes.
+    assert!(sim
+        .deliver(&scan(Arch::Amd64, Judgement::Pass, RESCAN))
+        .is_none());
+
+    // Then the release is promoted, once.
+    assert_eq!(sim.release().phase(), Phase::Published);
+    assert_eq!(
+        sim.release().published.as_ref().unwrap().tags,
+        release_tags()
+    );
+    assert_eq!(sim.requested(Effect::Promote), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Blocked)), 1);
+}
+
+#[test]
+fn scans_before_the_candidate_are_judged_once_it_exists() {
+    // Given both builds running and both images pushed and scanned clean before either
+    // build's success is delivered.
+    let mut sim = both_builds_running(ManifestMode::Native);
+    assert!(sim
+        .deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN))
+        .is_none());
+    assert!(sim
+        .deliver(&scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN))
+        .is_none());
+    assert_eq!(sim.release().phase(), Phase::Building);
+    assert_eq!(sim.requested(Effect::Promote), 0);
+
+    // When the builds report.
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Succeeded));
+    sim.deliver(&build_changed(BuildRole::Arm64, BuildStatus::Succeeded));
+
+    // Then the invocation that assembled the candidate also promoted it.
+    assert_eq!(sim.release().phase(), Phase::Published);
+    assert_eq!(sim.requested(Effect::AssembleCandidate), 1);
+    assert_eq!(sim.requested(Effect::Promote), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::CandidateReady)), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
+}
+
+#[test]
+fn a_promotion_claim_that_was_never_performed_is_taken_over_after_the_lease() {
+    // Given amd64 passed, and the invocation judging arm64's passing scan claimed the
+    // promotion and died.
+    let mut sim = candidate_ready();
+    sim.deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN));
+    let last = scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN);
+    let claimed_at = sim.tick();
+    let (next, effects) = applied(decide(sim.stored.as_ref(), &sim.key, &last, claimed_at));
+    assert_eq!(effects, vec![Effect::Promote]);
+    sim.store(next);
+    sim.count(&effects);
+
+    // When the scan is redelivered within the lease.
+    // Then it is a duplicate, and the release is not published yet.
+    assert!(sim.deliver(&last).is_some());
+    assert_eq!(sim.release().phase(), Phase::CandidateReady);
+
+    // When it is redelivered once the lease has run out.
+    sim.now = claimed_at + CLAIM_LEASE_MS - TICK;
+    assert!(sim.deliver(&last).is_none());
+
+    // Then the new invocation promotes and announces the release.
+    assert_eq!(sim.requested(Effect::Promote), 2);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
+    assert_eq!(sim.release().phase(), Phase::Published);
+    assert!(sim.release().pending.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -888,6 +1592,93 @@ proptest! {
     }
 }
 
+#[test]
+fn concurrent_passing_scans_of_both_arches_promote_once() {
+    // Given a release with its candidate index and no verdict yet.
+    let mut sim = candidate_ready();
+    let amd64 = scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN);
+    let arm64 = scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN);
+
+    // When both passing scans are decided on the same stored version.
+    let now = sim.tick();
+    let (stored, version) = sim.read();
+    let (amd64_next, amd64_effects) = applied(decide(stored.as_ref(), &sim.key, &amd64, now));
+    let (arm64_next, arm64_effects) = applied(decide(stored.as_ref(), &sim.key, &arm64, now));
+
+    // Then neither sees both verdicts, so neither promotes yet.
+    assert!(amd64_effects.is_empty());
+    assert!(arm64_effects.is_empty());
+
+    // When amd64 writes first: arm64's conditional write fails, so it reads and decides again.
+    assert_eq!(sim.write_if(amd64_next, version), Ok(()));
+    assert_eq!(sim.write_if(arm64_next, version), Err(Conflict));
+    let (stored, version) = sim.read();
+    let (arm64_next, arm64_effects) = applied(decide(stored.as_ref(), &sim.key, &arm64, now));
+
+    // Then the retry sees both passing verdicts and claims the promotion, exactly once.
+    assert_eq!(arm64_effects, vec![Effect::Promote]);
+    assert_eq!(sim.write_if(arm64_next, version), Ok(()));
+    sim.perform(arm64_effects);
+    assert_eq!(sim.requested(Effect::Promote), 1);
+    assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
+    assert_eq!(sim.release().phase(), Phase::Published);
+    assert_eq!(sim.release().scans.len(), 2);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_interleaving_of_concurrent_scans_and_the_last_success_promotes_once(
+        copies in (1..=2usize, 1..=2usize, 1..=2usize),
+        schedule in proptest::collection::vec(0..6usize, 0..32),
+    ) {
+        // Given amd64 succeeded, and arm64's SUCCEEDED event and both images' passing scans,
+        // each delivered once or twice, to invocations that run at the same time.
+        let mut sim = both_builds_running(ManifestMode::Native);
+        sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Succeeded));
+        let now = sim.tick();
+        let success = build_changed(BuildRole::Arm64, BuildStatus::Succeeded);
+        let mut invocations: Vec<Invocation> = std::iter::repeat_n(success, copies.0)
+            .chain(std::iter::repeat_n(
+                scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN),
+                copies.1,
+            ))
+            .chain(std::iter::repeat_n(
+                scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN),
+                copies.2,
+            ))
+            .map(Invocation::new)
+            .collect();
+
+        // When their reads, decisions and conditional writes interleave as scheduled (and
+        // round-robin once the schedule runs out), and the claimed effects are performed.
+        let mut turns = schedule.into_iter().chain((0..).map(|turn| turn % 6));
+        while invocations.iter().any(|i| !i.done()) {
+            let turn = turns.next().unwrap_or(0) % invocations.len();
+            if !invocations[turn].done() {
+                invocations[turn].step(&mut sim, now);
+            }
+        }
+        let claimed: Vec<Effect> = invocations
+            .iter_mut()
+            .flat_map(|i| i.claimed.take().unwrap_or_default())
+            .collect();
+        sim.perform(claimed);
+
+        // Then both verdicts are recorded, the candidate was assembled once, and it was
+        // promoted and announced once.
+        let release = sim.release();
+        prop_assert_eq!(release.scans.len(), 2);
+        prop_assert!(release.pending.is_empty());
+        prop_assert_eq!(release.phase(), Phase::Published);
+        prop_assert_eq!(sim.requested(Effect::AssembleCandidate), 1);
+        prop_assert_eq!(sim.requested(Effect::Promote), 1);
+        prop_assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
+        prop_assert_eq!(sim.requested(Effect::Emit(EventKind::CandidateReady)), 1);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Facts that change nothing
 // ---------------------------------------------------------------------------------------
@@ -1005,4 +1796,101 @@ fn a_manifest_build_reporting_to_a_native_release_is_ignored() {
     // Then it is not the release's own build.
     let reason = ignored(decision);
     assert!(reason.0.contains("natively"), "{reason}");
+}
+
+/// Given a promotion claimed on a passing gate, when a newer blocking scan arrives before the
+/// promotion is recorded, then the promotion still completes and no `Release Blocked` is sent.
+#[test]
+fn a_blocking_scan_during_a_promotion_neither_cancels_it_nor_announces_a_block() {
+    use archgate::domain::gate::SeverityCounts;
+    let key = key();
+    let source = SourceObject {
+        bucket: "archgate-source".into(),
+        key: "releases/myapp-1.4.2.zip".into(),
+        version_id: Some("v1".into()),
+        etag: None,
+        size: None,
+    };
+    let mut now = 0;
+    let mut step = |release: Option<&Release>, fact: Fact| {
+        now += 1;
+        decide(release, &key, &fact, now)
+    };
+    let (mut release, _) = applied(step(
+        None,
+        Fact::SourceUploaded {
+            source,
+            manifest_mode: ManifestMode::Native,
+        },
+    ));
+    for role in [BuildRole::Amd64, BuildRole::Arm64] {
+        (release, _) = applied(step(
+            Some(&release),
+            Fact::Completed(EffectResult::BuildStarted {
+                role,
+                build_id: build_id(role),
+            }),
+        ));
+        if let Decision::Apply { next, .. } =
+            step(Some(&release), build_changed(role, BuildStatus::Succeeded))
+        {
+            release = *next;
+        }
+    }
+    (release, _) = applied(step(
+        Some(&release),
+        Fact::Completed(EffectResult::CandidatePublished {
+            candidate: candidate(),
+        }),
+    ));
+    let pass = |arch: Arch, at: i64| ScanRecord {
+        arch,
+        digest: Digest::of(arch.as_str().as_bytes()),
+        verdict: Verdict::Pass {
+            counts: SeverityCounts::new(),
+            allowlisted: vec![],
+        },
+        scanned_at: at,
+        evaluated_at: at,
+    };
+    (release, _) = applied(step(
+        Some(&release),
+        Fact::ScanEvaluated(pass(Arch::Amd64, 10)),
+    ));
+    let (claimed, effects) = applied(step(
+        Some(&release),
+        Fact::ScanEvaluated(pass(Arch::Arm64, 10)),
+    ));
+    assert!(effects.contains(&Effect::Promote), "{effects:?}");
+
+    // A newer blocking scan of amd64 while the promotion is in flight
+    let block = ScanRecord {
+        verdict: Verdict::Block {
+            rule: "1 CRITICAL".into(),
+            counts: SeverityCounts::new(),
+            worst: vec![],
+        },
+        scanned_at: 20,
+        evaluated_at: 20,
+        ..pass(Arch::Amd64, 20)
+    };
+    let (blocked, effects) = applied(step(Some(&claimed), Fact::ScanEvaluated(block)));
+    assert!(
+        effects.is_empty(),
+        "nothing new while the promotion runs: {effects:?}"
+    );
+    assert!(
+        blocked.pending.iter().any(|c| c.effect == Effect::Promote),
+        "the promotion keeps its claim"
+    );
+
+    // The promotion's result lands: published, and only `Release Published` follows
+    let (published, effects) = applied(step(
+        Some(&blocked),
+        Fact::Completed(EffectResult::Promoted {
+            tags: vec![key.tag.to_string()],
+        }),
+    ));
+    assert_eq!(published.phase(), Phase::Published);
+    assert_eq!(effects, vec![Effect::Emit(EventKind::Published)]);
 }

@@ -631,8 +631,16 @@ impl Release {
         {
             effects.push(Effect::Emit(EventKind::Started));
         }
+        // A promotion once claimed runs to the end: its PutImage may already have happened, so
+        // a blocking verdict that arrives meanwhile neither cancels it nor announces a block.
+        let promoting = self.pending.iter().any(|c| c.effect == Effect::Promote);
         match phase {
-            Phase::Building | Phase::Blocked => {}
+            Phase::Building => {}
+            Phase::Blocked => {
+                if promoting {
+                    effects.push(Effect::Promote);
+                }
+            }
             Phase::CandidateReady => {
                 if self.gate() == GateState::Passed {
                     effects.push(Effect::Promote);
@@ -665,7 +673,7 @@ impl Release {
         if self.candidate.is_some() && phase != Phase::Failed {
             effects.push(Effect::Emit(EventKind::CandidateReady));
         }
-        if phase == Phase::Blocked {
+        if phase == Phase::Blocked && !promoting {
             effects.push(Effect::Emit(EventKind::Blocked));
         }
         effects.retain(|e| match e {
