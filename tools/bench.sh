@@ -5,10 +5,10 @@ cd "$(dirname "$0")/.."
 
 echo "## Release bootstrap sizes (x86_64, profile.release: opt-level s, fat LTO, 1 codegen unit, strip, panic=abort)"
 echo
-cargo build --release --locked -p archgate-start-builds -p archgate-build-completed --quiet
+cargo build --release --locked -p archgate-start-builds -p archgate-build-completed -p archgate-scan-gate --quiet
 echo "| function | bootstrap | zipped |"
 echo "|---|---|---|"
-for f in start-builds build-completed; do
+for f in start-builds build-completed scan-gate; do
   python3 - "$f" "target/release/$f" <<'PY'
 import io, os, sys, zipfile
 name, path = sys.argv[1], sys.argv[2]
