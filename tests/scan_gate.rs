@@ -350,6 +350,8 @@ async fn scans_archgate_does_not_judge_are_ignored_or_rejected_with_a_reason() {
     other_repository["detail"]["repository-name"] = json!("someone-else");
     let mut untagged = scan.clone();
     untagged["detail"]["image-tags"] = json!([]);
+    untagged["detail"]["image-digest"] =
+        json!(archgate::domain::Digest::of(b"some other image").as_str());
     let mut index = scan.clone();
     index["detail"]["image-digest"] = json!(index_digest);
     let mut unknown_release = scan.clone();
@@ -385,4 +387,41 @@ async fn scans_archgate_does_not_judge_are_ignored_or_rejected_with_a_reason() {
     not_sha256["detail"]["image-digest"] = json!("md5:abc");
     let answer = env.scan_gate(not_sha256).await;
     assert_eq!(status(&answer), "error", "{answer}");
+}
+
+#[tokio::test]
+async fn scans_of_untagged_platform_manifests_find_their_release_by_digest() {
+    // Given per-arch images pushed as buildx does with provenance (an index whose platform
+    // manifest is untagged), and the candidate assembled from them
+    let env = installation("native").await;
+    env.start_builds(upload(&env, KEY).await).await;
+    for arch in Arch::ALL {
+        let (event, _) = env
+            .finish_arch_build(TAG, arch, "SUCCEEDED", ImageShape::IndexWithAttestation)
+            .await
+            .unwrap();
+        env.build_completed(event).await;
+    }
+    let candidate = env
+        .release(TAG)
+        .await
+        .unwrap()
+        .unwrap()
+        .release
+        .candidate
+        .unwrap();
+
+    // When ECR reports the scans of the untagged platform manifests
+    let mut last = Value::Null;
+    for child in &candidate.children {
+        let scan = env
+            .scan_image(child.digest.as_str(), &[], "COMPLETE", &[])
+            .await
+            .unwrap();
+        last = env.scan_gate(scan).await;
+    }
+
+    // Then they are matched through the candidate and the release is published
+    assert_eq!(last["phase"], "published", "{last}");
+    assert!(resolve(&env, TAG).await.is_some());
 }

@@ -316,6 +316,20 @@ impl LocalEnv {
             .and_then(|id| id.image_digest())
             .ok_or_else(|| LocalError::Invalid(format!("{image_tag} is not in {repository}")))?
             .to_owned();
+        self.scan_image(&digest, &[image_tag], status, findings)
+            .await
+    }
+
+    /// Plays a scan of one image by digest (an untagged platform manifest, for example),
+    /// reporting `tags` in the event as ECR would.
+    pub async fn scan_image(
+        &self,
+        digest: &str,
+        tags: &[String],
+        status: &str,
+        findings: &[LocalFinding],
+    ) -> Result<Value, LocalError> {
+        let repository = &self.config.repository;
         let scanned = self
             .clients
             .ecr
@@ -323,7 +337,7 @@ impl LocalEnv {
             .repository_name(repository)
             .image_id(
                 aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_digest(&digest)
+                    .image_digest(digest)
                     .build(),
             )
             .send()
@@ -333,7 +347,7 @@ impl LocalEnv {
             let e = aws_sdk_ecr::Error::from(e);
             if !matches!(e, aws_sdk_ecr::Error::LimitExceededException(_)) {
                 return Err(LocalError::Aws {
-                    what: format!("scanning {image_tag}"),
+                    what: format!("scanning {digest}"),
                     source: Box::new(e),
                 });
             }
@@ -385,7 +399,7 @@ impl LocalEnv {
         detail["scan-status"] = json!(status);
         detail["repository-name"] = json!(repository);
         detail["image-digest"] = json!(digest);
-        detail["image-tags"] = json!([image_tag]);
+        detail["image-tags"] = json!(tags);
         if status == "COMPLETE" {
             detail["finding-severity-counts"] = Value::Object(counts);
         } else {

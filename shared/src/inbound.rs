@@ -359,8 +359,10 @@ pub struct InvalidField {
 /// A completed (or failed) scan of one of archgate's per-arch images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanObservation {
-    pub key: ReleaseKey,
-    pub arch: crate::domain::Arch,
+    pub repository: String,
+    /// The release and arch named by the image's `<tag>-<arch>` tag; `None` for an untagged
+    /// image, which is then looked up by digest.
+    pub located: Option<(ReleaseKey, crate::domain::Arch)>,
     pub digest: crate::domain::Digest,
     pub status: crate::domain::gate::ScanStatus,
     pub counts: crate::domain::gate::SeverityCounts,
@@ -448,16 +450,10 @@ pub fn scan_observation(
             Some((release, arch))
         })
     });
-    let Some((tag, arch)) = located else {
-        return Ok(Err(Ignored(format!(
-            "image {digest} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64); tags: {}",
-            bounded(&tags.join(", "))
-        ))));
-    };
     let scanned_at = event.time.map(|t| t.timestamp_millis()).unwrap_or_default();
     Ok(Ok(ScanObservation {
-        key: ReleaseKey::new(repository, tag),
-        arch,
+        repository: repository.to_owned(),
+        located: located.map(|(tag, arch)| (ReleaseKey::new(repository, tag), arch)),
         digest,
         status,
         counts,

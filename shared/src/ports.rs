@@ -38,6 +38,12 @@ pub trait Ledger: Send + Sync {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, SaveError>> + Send;
 
+    /// The release and arch whose candidate references this per-arch image digest.
+    fn find_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<(ReleaseKey, crate::domain::Arch)>, AdapterError>> + Send;
+
     /// Recent releases, newest first (for the CLI).
     fn list(&self, limit: usize) -> impl Future<Output = Result<Vec<Stored>, AdapterError>> + Send;
 }

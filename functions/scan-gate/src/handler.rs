@@ -29,11 +29,34 @@ where
             return Ok(reason.into());
         }
     };
+    let (key, arch) = match scan.located.clone() {
+        Some(located) => located,
+        // An untagged image (a platform manifest inside a per-arch index): its release is
+        // found through the candidate that references it.
+        None => match pipeline
+            .ledger
+            .find_by_digest(&scan.digest)
+            .await
+            .map_err(|source| HandlerError::Findings {
+                digest: scan.digest.to_string(),
+                source,
+            })? {
+            Some(located) => located,
+            None => {
+                let reason = format!(
+                    "image {} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64) and no candidate index references it",
+                    scan.digest
+                );
+                info!(%reason, "ignored");
+                return Ok(Outcome::ignored(reason));
+            }
+        },
+    };
     let now = pipeline.clock.now_millis();
     let verdict = judge(
         &pipeline.config.gate,
         &pipeline.registry,
-        &scan.key.repository,
+        &scan.repository,
         &scan.digest,
         scan.status,
         scan.counts.clone(),
@@ -44,15 +67,13 @@ where
         digest: scan.digest.to_string(),
         source,
     })?;
-    info!(release = %scan.key, arch = %scan.arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
+    info!(release = %key, %arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
     let record = ScanRecord {
-        arch: scan.arch,
+        arch,
         digest: scan.digest,
         verdict,
         scanned_at: scan.scanned_at,
         evaluated_at: now,
     };
-    Ok(pipeline
-        .apply(&scan.key, Fact::ScanEvaluated(record))
-        .await?)
+    Ok(pipeline.apply(&key, Fact::ScanEvaluated(record)).await?)
 }

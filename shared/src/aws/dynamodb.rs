@@ -3,16 +3,19 @@
 //! an `expires_at` TTL.
 
 use super::classify;
-use crate::domain::{Release, ReleaseKey};
+use crate::domain::{Arch, Digest, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use crate::ports::{Ledger, SaveError, Stored};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::collections::HashMap;
 
 /// The partition key attribute (`repository#tag`).
 pub const LEDGER_KEY: &str = "pk";
+/// Partition-key prefix of the items that map a per-arch image digest to its release.
+pub const DIGEST_POINTER: &str = "digest#";
 /// Releases are kept for audit this long after their last change.
 const RETENTION_SECONDS: i64 = 180 * 24 * 3600;
 
@@ -83,48 +86,171 @@ impl Ledger for DynamoLedger {
                 format!("release does not serialise: {e}"),
             ))
         })?;
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(LEDGER_KEY, AttributeValue::S(release.key.id()))
-            .item(
+        let expires_at = release.updated_at / 1000 + RETENTION_SECONDS;
+        let item: HashMap<String, AttributeValue> = [
+            (LEDGER_KEY, AttributeValue::S(release.key.id())),
+            (
                 "repository",
                 AttributeValue::S(release.key.repository.clone()),
-            )
-            .item("tag", AttributeValue::S(release.key.tag.to_string()))
-            .item(
+            ),
+            ("tag", AttributeValue::S(release.key.tag.to_string())),
+            (
                 "phase",
                 AttributeValue::S(release.phase().as_str().to_owned()),
-            )
-            .item(
+            ),
+            (
                 "updated_at",
                 AttributeValue::N(release.updated_at.to_string()),
-            )
-            .item(
-                "expires_at",
-                AttributeValue::N((release.updated_at / 1000 + RETENTION_SECONDS).to_string()),
-            )
-            .item("version", AttributeValue::N(next.to_string()))
-            .item("doc", AttributeValue::S(doc));
-        let request = match expected {
-            None => request
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", LEDGER_KEY),
-            Some(version) => request
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
+            ),
+            ("expires_at", AttributeValue::N(expires_at.to_string())),
+            ("version", AttributeValue::N(next.to_string())),
+            ("doc", AttributeValue::S(doc)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let (condition, names, values) = match expected {
+            None => (
+                "attribute_not_exists(#pk)",
+                HashMap::from([("#pk".to_owned(), LEDGER_KEY.to_owned())]),
+                None,
+            ),
+            Some(version) => (
+                "#v = :expected",
+                HashMap::from([("#v".to_owned(), "version".to_owned())]),
+                Some(HashMap::from([(
+                    ":expected".to_owned(),
+                    AttributeValue::N(version.to_string()),
+                )])),
+            ),
         };
-        match request.send().await {
+        let Some(candidate) = &release.candidate else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(next),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    Err(SaveError::Conflict { expected })
+                }
+                Err(e) => Err(SaveError::Adapter(classify("DynamoDB", "PutItem", e))),
+            };
+        };
+        // Once the candidate's per-arch digests are known, pointers `digest#<digest>` let a
+        // scan of an untagged image find its release. Written with the release, atomically.
+        let build = |e: aws_sdk_dynamodb::error::BuildError| {
+            SaveError::Adapter(unexpected("TransactWriteItems", e.to_string()))
+        };
+        let mut writes = vec![TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .map_err(build)?,
+            )
+            .build()];
+        for child in &candidate.children {
+            let pointer = HashMap::from([
+                (
+                    LEDGER_KEY.to_owned(),
+                    AttributeValue::S(format!("{DIGEST_POINTER}{}", child.digest)),
+                ),
+                ("release".to_owned(), AttributeValue::S(release.key.id())),
+                (
+                    "arch".to_owned(),
+                    AttributeValue::S(child.arch.as_str().to_owned()),
+                ),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ]);
+            writes.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(pointer))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            );
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(next),
             Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
             {
                 Err(SaveError::Conflict { expected })
             }
-            Err(e) => Err(SaveError::Adapter(classify("DynamoDB", "PutItem", e))),
+            Err(e) => Err(SaveError::Adapter(classify(
+                "DynamoDB",
+                "TransactWriteItems",
+                e,
+            ))),
         }
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<(ReleaseKey, Arch)>, AdapterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("DynamoDB", "GetItem", e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(release), Some(arch)) = (text("release"), text("arch")) else {
+            return Err(unexpected(
+                "GetItem",
+                format!("digest pointer {digest} is malformed"),
+            ));
+        };
+        let arch = Arch::parse(&arch).ok_or_else(|| {
+            unexpected(
+                "GetItem",
+                format!("digest pointer {digest} names arch {arch:?}"),
+            )
+        })?;
+        let (repository, tag) = release.rsplit_once('#').ok_or_else(|| {
+            unexpected(
+                "GetItem",
+                format!("digest pointer {digest} names release {release:?}"),
+            )
+        })?;
+        let tag = ReleaseTag::parse(tag).map_err(|e| unexpected("GetItem", e.to_string()))?;
+        Ok(Some((ReleaseKey::new(repository, tag), arch)))
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<Stored>, AdapterError> {
@@ -140,7 +266,13 @@ impl Ledger for DynamoLedger {
                 .await
                 .map_err(|e| classify("DynamoDB", "Scan", e))?;
             for item in output.items() {
-                releases.push(decode(item, "Scan")?);
+                let pointer = item
+                    .get(LEDGER_KEY)
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with(DIGEST_POINTER));
+                if !pointer {
+                    releases.push(decode(item, "Scan")?);
+                }
             }
             start = output.last_evaluated_key;
             if start.is_none() {
