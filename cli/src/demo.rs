@@ -199,6 +199,103 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// Untagged leftovers of earlier builds, as a busy repository collects them.
+    async fn push_orphans(&mut self) -> Result<Vec<archgate::domain::Digest>, LocalError> {
+        let started = Instant::now();
+        let mut orphans = Vec::new();
+        for i in 0..3 {
+            let tag =
+                archgate::domain::ReleaseTag::parse(&format!("myapp-0.9.{i}")).expect("valid tag");
+            let bytes = crate::builder::image_manifest(&tag, Arch::Amd64, "orphan");
+            let digest = archgate::domain::Digest::of(&bytes);
+            self.env
+                .clients
+                .ecr
+                .put_image()
+                .repository_name(&self.env.config.repository)
+                .image_manifest(String::from_utf8_lossy(&bytes))
+                .image_manifest_media_type(archgate::domain::oci::OCI_MANIFEST)
+                .image_digest(digest.as_str())
+                .send()
+                .await
+                .map_err(|e| LocalError::Aws {
+                    what: "pushing an orphan".into(),
+                    source: Box::new(aws_sdk_ecr::Error::from(e)),
+                })?;
+            orphans.push(digest);
+        }
+        self.local_step(
+            "3 untagged orphans from old builds".into(),
+            started,
+            "pushed".into(),
+        );
+        Ok(orphans)
+    }
+
+    /// The scheduled retention cleanup, run as if a week and a day had passed.
+    async fn cleanup(&mut self, orphans: &[archgate::domain::Digest]) {
+        use archgate_retention_cleanup::handler::{run, Request, Retention};
+        let lookup = |name: &str| match name {
+            archgate::cleanup::RETENTION_REPOSITORIES => Some(self.env.config.repository.clone()),
+            archgate::config::LEDGER_TABLE => Some(self.env.config.ledger_table.clone()),
+            archgate::config::EVENT_BUS => Some(self.env.config.event_bus.clone()),
+            _ => None,
+        };
+        let config = archgate::cleanup::RetentionConfig::from_lookup(lookup)
+            .expect("valid retention config");
+        let retention = Retention {
+            ledger: archgate::aws::DynamoLedger::new(
+                self.env.clients.dynamodb.clone(),
+                &config.ledger_table,
+            ),
+            events: archgate::aws::EventBridgePublisher::new(
+                self.env.clients.eventbridge.clone(),
+                &config.event_bus,
+            ),
+            config,
+            sdk: self.env.sdk.clone(),
+            clock_offset_ms: 8 * 24 * 3600 * 1000,
+        };
+        let started = Instant::now();
+        let report = run(&retention, Request::default()).await;
+        let Some(repository) = report.repositories.first() else {
+            self.report
+                .problems
+                .push("the retention cleanup reported no repository".into());
+            return;
+        };
+        let outcome = format!(
+            "deleted {}, kept {:?}, failed {}, {} bytes reclaimed{}",
+            repository.deleted.len(),
+            repository.kept_by_reason,
+            repository.failed.len(),
+            repository.bytes_reclaimed,
+            repository
+                .error
+                .as_ref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        );
+        progress(&format!("retention-cleanup (8 days later): {outcome}"));
+        let deleted: std::collections::BTreeSet<_> = repository.deleted.iter().collect();
+        let expected: std::collections::BTreeSet<_> = orphans.iter().collect();
+        let ok = repository.error.is_none() && deleted == expected;
+        if !ok {
+            self.report.problems.push(format!(
+                "the cleanup should have deleted exactly the 3 orphans: {outcome}"
+            ));
+        }
+        self.report.steps.push(Step {
+            name: "retention-cleanup (8 days later)".into(),
+            duration: started.elapsed(),
+            calls: Some(repository.aws_calls),
+            outcome,
+            ok,
+        });
+    }
+}
+
 /// Runs the demo on `AWS_ENDPOINT_URL` when set, else on a private emulator.
 pub async fn run() -> Result<DemoReport, LocalError> {
     let config = default_config("native");
@@ -222,8 +319,10 @@ pub async fn run() -> Result<DemoReport, LocalError> {
         format!("{resources} resources ready"),
     );
 
+    let orphans = demo.push_orphans().await?;
     demo.release(DEMO_TAG, CLEAN_AMD64, true).await?;
     demo.release(BLOCKED_TAG, CRITICAL_AMD64, false).await?;
+    demo.cleanup(&orphans).await;
 
     let Demo { env, mut report } = demo;
     let candidate_tag = format!("{DEMO_TAG}-candidate");
@@ -260,12 +359,16 @@ pub async fn run() -> Result<DemoReport, LocalError> {
             format!(
                 "{} ({})",
                 e["detail-type"].as_str().unwrap_or("?"),
-                e["detail"]["tag"].as_str().unwrap_or("?")
+                e["detail"]["tag"]
+                    .as_str()
+                    .or(e["detail"]["repository"].as_str())
+                    .unwrap_or("?")
             )
         })
         .collect();
     report.release_events.sort();
     let expect = [
+        ("Retention Report", 1),
         ("Release Started", 2),
         ("Release Candidate Ready", 2),
         ("Release Published", 1),

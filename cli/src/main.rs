@@ -37,11 +37,58 @@ enum Command {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
+    /// Retention cleanup of untagged images that never breaks a multi-arch image.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// The scan gate.
     Gate {
         #[command(subcommand)]
         command: GateCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Show what a cleanup would delete, and why each kept image stays.
+    Plan(RetentionArgs),
+    /// Delete what the plan allows (untagged, old, unreferenced), index before children.
+    Apply {
+        #[command(flatten)]
+        args: RetentionArgs,
+        /// Delete even when the plan exceeds the safety valve's share.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RetentionArgs {
+    #[arg(long)]
+    repository: String,
+    /// The retention age: untagged images younger than this stay (`7d`, `36h`).
+    #[arg(long, default_value = "7d", value_parser = parse_age)]
+    older_than: i64,
+    /// The most of the repository a run may delete (0 < share ≤ 1).
+    #[arg(long, default_value_t = 0.5)]
+    max_delete_share: f64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `7d` / `36h` → milliseconds; zero and negative ages are refused.
+fn parse_age(value: &str) -> Result<i64, String> {
+    let (number, unit_ms) = match value.trim() {
+        v if v.ends_with('d') => (&v[..v.len() - 1], 24 * 3600 * 1000),
+        v if v.ends_with('h') => (&v[..v.len() - 1], 3600 * 1000),
+        v => (v, 24 * 3600 * 1000),
+    };
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n * unit_ms),
+        Ok(_) => Err("the age must be positive".to_owned()),
+        Err(_) => Err(format!("{value:?} is not an age like 7d or 36h")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -135,6 +182,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Retention { command } => retention(command).await,
         Command::Gate {
             command: GateCommand::Check { tag },
         } => {
@@ -381,4 +429,130 @@ fn print_status(release: &archgate::domain::Release, version: u64) {
     for entry in &release.timeline {
         println!("  {}  {}", format_time(entry.at), entry.what);
     }
+}
+
+async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
+    use archgate::aws::EcrRegistry;
+    use archgate::cleanup::{plan_repository, publish_report, RepositoryReport};
+    use archgate::domain::retention::RetentionPolicy;
+    use archgate::ports::RepositoryInventory;
+    use std::io::Write;
+
+    let (args, apply, force) = match command {
+        RetentionCommand::Plan(args) => (args, false, false),
+        RetentionCommand::Apply { args, force } => (args, true, force),
+    };
+    if !(args.max_delete_share > 0.0 && args.max_delete_share <= 1.0) {
+        return Err("--max-delete-share must be above 0 and at most 1".to_owned());
+    }
+    let table = std::env::var(archgate::config::LEDGER_TABLE)
+        .map_err(|_| format!("{} is not set", archgate::config::LEDGER_TABLE))?;
+    let clients = Clients::new(&sdk_config().await);
+    let ledger = DynamoLedger::new(clients.dynamodb.clone(), &table);
+    let inventory = EcrRegistry::new(clients.ecr.clone());
+    let policy = RetentionPolicy {
+        untagged_age_ms: args.older_than,
+        max_delete_share: args.max_delete_share,
+        delete_orphan_referrers: false,
+        force,
+    };
+    let (images, plan) = plan_repository(
+        &inventory,
+        &ledger,
+        &args.repository,
+        &policy,
+        SystemClock.now_millis(),
+    )
+    .await
+    .map_err(|e| error_chain(&e))?;
+    if args.json && !apply {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("repository {}: {} images", args.repository, images.len());
+    for (digest, reason) in &plan.keep {
+        println!(
+            "  keep    {digest}  {}",
+            serde_json::to_string(reason).unwrap_or_default()
+        );
+    }
+    for deletion in &plan.delete {
+        println!(
+            "  delete  {}  {} ({} bytes)",
+            deletion.digest,
+            deletion.why,
+            deletion.size_bytes.unwrap_or(0)
+        );
+    }
+    for (digest, reason) in &plan.unparseable {
+        println!("  unparseable {digest}: {reason}");
+    }
+    if let Some(refused) = &plan.refused {
+        println!("refused: {refused}");
+    }
+    println!(
+        "{} to delete, {} to keep, {} bytes to reclaim",
+        plan.delete.len(),
+        plan.keep.len(),
+        plan.bytes_reclaimed
+    );
+    if !apply || plan.refused.is_some() || plan.delete.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut report = RepositoryReport {
+        repository: args.repository.clone(),
+        images: images.len(),
+        ..RepositoryReport::default()
+    };
+    let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
+    let total = ordered.len();
+    for batch in ordered.chunks(archgate::aws::BATCH_LIMIT) {
+        let result = inventory
+            .delete_images(&args.repository, batch)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        report.deleted.extend(result.deleted);
+        report.failed.extend(result.failed);
+        let done = report.deleted.len() + report.failed.len();
+        let filled = done * 30 / total.max(1);
+        print!(
+            "\r  [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            ".".repeat(30 - filled)
+        );
+        let _ = std::io::stdout().flush();
+    }
+    println!();
+    let sizes: std::collections::BTreeMap<&Digest, u64> = plan
+        .delete
+        .iter()
+        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
+        .collect();
+    report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
+    for (digest, reason) in &report.failed {
+        println!("  failed  {digest}: {reason} (left for the next run)");
+    }
+    if let Ok(bus) = std::env::var(archgate::config::EVENT_BUS) {
+        let events = archgate::aws::EventBridgePublisher::new(clients.eventbridge.clone(), &bus);
+        if let Err(e) = publish_report(&events, &report).await {
+            eprintln!(
+                "archgate: could not publish the retention report: {}",
+                error_chain(&e)
+            );
+        }
+    }
+    println!(
+        "deleted {}, failed {}, reclaimed {} bytes",
+        report.deleted.len(),
+        report.failed.len(),
+        report.bytes_reclaimed
+    );
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -30,6 +30,9 @@ fn the_demo_publishes_one_release_for_both_arches_and_blocks_the_other() {
         "Release Blocked (myapp-1.5.0)",
         "ledger: myapp:myapp-1.4.2 is published",
         "ledger: myapp:myapp-1.5.0 is blocked",
+        "retention-cleanup (8 days later)",
+        "deleted 3, kept",
+        "Retention Report (myapp)",
         "demo succeeded",
     ] {
         assert!(

@@ -127,6 +127,13 @@ pub trait EventPublisher: Send + Sync {
         &self,
         event: &ReleaseEvent,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// Any archgate event (source `archgate`) with this detail-type and JSON detail.
+    fn publish_detail(
+        &self,
+        detail_type: &str,
+        detail: String,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
 /// The clock, injectable so tests can move time (claims, leases).
@@ -144,4 +151,57 @@ impl Clock for SystemClock {
             .unwrap_or_default();
         now.as_millis() as i64
     }
+}
+
+/// One image as DescribeImages lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub pushed_at: i64,
+    pub media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+    pub size_bytes: Option<u64>,
+}
+
+/// What BatchGetImage returned for one digest: the manifest, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedManifest {
+    Found(RawManifest),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteResult {
+    pub deleted: Vec<Digest>,
+    /// Per-image failures: digest, code and reason, as the registry reported them.
+    pub failed: Vec<(Digest, String)>,
+}
+
+/// The registry as the retention cleanup sees it. Batch methods make one call per batch the
+/// API allows (DescribeImages 1000, BatchGetImage 100, BatchDeleteImage 100).
+pub trait RepositoryInventory: Send + Sync {
+    fn list_images(
+        &self,
+        repository: &str,
+    ) -> impl Future<Output = Result<Vec<ImageSummary>, AdapterError>> + Send;
+
+    fn manifests_by_digest(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> impl Future<Output = Result<Vec<(Digest, FetchedManifest)>, AdapterError>> + Send;
+
+    fn delete_images(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> impl Future<Output = Result<DeleteResult, AdapterError>> + Send;
+
+    /// Repository names starting with `prefix` (DescribeRepositories, all pages).
+    fn repositories(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
 }

@@ -29,10 +29,14 @@ impl EventPublisher for EventBridgePublisher {
                 operation: "PutEvents",
                 reason: format!("event does not serialise: {e}"),
             })?;
+        self.publish_detail(event.detail_type(), detail).await
+    }
+
+    async fn publish_detail(&self, detail_type: &str, detail: String) -> Result<(), AdapterError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(EVENT_SOURCE)
-            .detail_type(event.detail_type())
+            .detail_type(detail_type)
             .detail(detail)
             .build();
         let output = self

@@ -10,7 +10,7 @@ mod eventbridge;
 pub use calls::{CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY};
-pub use ecr::EcrRegistry;
+pub use ecr::{EcrRegistry, BATCH_LIMIT, DESCRIBE_PAGE};
 pub use eventbridge::EventBridgePublisher;
 
 use crate::config::Config;

@@ -5,6 +5,7 @@ pub mod gate;
 pub mod oci;
 pub mod release;
 pub mod release_event;
+pub mod retention;
 pub mod tag;
 
 pub use digest::Digest;

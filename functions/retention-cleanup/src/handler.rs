@@ -1,0 +1,158 @@
+//! Scheduled Event, or `{"repositories": [...], "dry_run": true, "force": false}` → one
+//! cleanup per repository, with bounded concurrency; one repository's failure does not stop
+//! the others.
+
+use archgate::aws::{CallLog, DynamoLedger, EcrRegistry, EventBridgePublisher};
+use archgate::cleanup::{
+    apply_plan, plan_repository, publish_report, resolve_repositories, RepositoryReport,
+    RetentionConfig,
+};
+use archgate::ports::{Clock, SystemClock};
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::error::Error as _;
+use tracing::{info, warn};
+
+/// Everything a run needs, built once per process.
+pub struct Retention {
+    pub config: RetentionConfig,
+    pub sdk: aws_config::SdkConfig,
+    pub ledger: DynamoLedger,
+    pub events: EventBridgePublisher,
+    /// When the planner considers "now" (a clock in the future ages every image).
+    pub clock_offset_ms: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default)]
+    pub repositories: Option<Vec<String>>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub dry_run: bool,
+    pub repositories: Vec<RepositoryReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("retention event is neither a Scheduled Event nor a {{\"repositories\", \"dry_run\", \"force\"}} request")]
+pub struct BadRequest(#[source] pub serde_json::Error);
+
+impl From<BadRequest> for lambda_runtime::Diagnostic {
+    fn from(error: BadRequest) -> Self {
+        let message = match error.source() {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        };
+        tracing::error!(%message, "invocation failed");
+        lambda_runtime::Diagnostic {
+            error_type: "Archgate.MalformedEvent".to_owned(),
+            error_message: message,
+        }
+    }
+}
+
+/// Reads the event: a schedule runs the configured repositories for real.
+pub fn request_of(event: serde_json::Value) -> Result<Request, BadRequest> {
+    let scheduled = event.get("source").and_then(|s| s.as_str()) == Some("aws.events")
+        && event.get("detail-type").and_then(|s| s.as_str()) == Some("Scheduled Event");
+    if scheduled {
+        return Ok(Request::default());
+    }
+    serde_json::from_value(event).map_err(BadRequest)
+}
+
+pub async fn handle(
+    retention: &Retention,
+    event: serde_json::Value,
+) -> Result<RunReport, BadRequest> {
+    let request = request_of(event)?;
+    Ok(run(retention, request).await)
+}
+
+fn registry(retention: &Retention, calls: &CallLog) -> EcrRegistry {
+    EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&retention.sdk)
+            .interceptor(calls.clone())
+            .build(),
+    ))
+}
+
+pub async fn run(retention: &Retention, request: Request) -> RunReport {
+    let patterns = request
+        .repositories
+        .clone()
+        .unwrap_or_else(|| retention.config.repositories.clone());
+    let resolver = registry(retention, &CallLog::default());
+    let policy = retention.config.policy(request.force);
+    let now = SystemClock.now_millis() + retention.clock_offset_ms;
+    let resolved = resolve_repositories(&resolver, &patterns).await;
+    let reports = stream::iter(resolved)
+        .map(|entry| {
+            let policy = policy.clone();
+            async move {
+                let repository = match entry {
+                    Ok(name) => name,
+                    Err((pattern, error)) => {
+                        return RepositoryReport {
+                            repository: pattern,
+                            dry_run: request.dry_run,
+                            error: Some(chain(&error)),
+                            ..RepositoryReport::default()
+                        }
+                    }
+                };
+                let calls = CallLog::default();
+                let inventory = registry(retention, &calls);
+                let result = async {
+                    let (images, plan) = plan_repository(&inventory, &retention.ledger, &repository, &policy, now).await?;
+                    apply_plan(&inventory, &repository, images.len(), &plan, request.dry_run).await
+                }
+                .await;
+                let mut report = match result {
+                    Ok(report) => report,
+                    Err(error) => {
+                        warn!(%repository, error = %chain(&error), "repository failed; the others go on");
+                        RepositoryReport {
+                            repository: repository.clone(),
+                            dry_run: request.dry_run,
+                            error: Some(chain(&error)),
+                            ..RepositoryReport::default()
+                        }
+                    }
+                };
+                report.aws_calls = calls.total();
+                if let Err(error) = publish_report(&retention.events, &report).await {
+                    warn!(%repository, error = %chain(&error), "could not publish the retention report");
+                }
+                info!(%repository, deleted = report.deleted.len(), failed = report.failed.len(), refused = report.refused.is_some(), "retention done");
+                report
+            }
+        })
+        .buffer_unordered(retention.config.concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    let mut reports = reports;
+    reports.sort_by(|a, b| a.repository.cmp(&b.repository));
+    RunReport {
+        dry_run: request.dry_run,
+        repositories: reports,
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,313 @@
+//! The retention cleanup: inventory a repository, plan with the pure planner, delete what the
+//! plan allows, report. Used by the retention-cleanup function and `archgate retention`.
+
+use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::domain::retention::{
+    plan, read_links, ImageRecord, ManifestLinks, Plan, RetentionPolicy,
+};
+use crate::domain::{Digest, Millis, Phase};
+use crate::error::AdapterError;
+use crate::ports::{EventPublisher, FetchedManifest, Ledger, RepositoryInventory};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+
+pub const RETENTION_REPOSITORIES: &str = "ARCHGATE_RETENTION_REPOSITORIES";
+pub const RETENTION_UNTAGGED_DAYS: &str = "ARCHGATE_RETENTION_UNTAGGED_DAYS";
+pub const RETENTION_MAX_DELETE_SHARE: &str = "ARCHGATE_RETENTION_MAX_DELETE_SHARE";
+pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
+const DAY_MS: Millis = 24 * 3600 * 1000;
+
+/// Config types of image configurations: a manifest with one of these is an image, not an
+/// artifact that could refer to another image.
+const IMAGE_CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Names, or `prefix/*` patterns resolved with DescribeRepositories.
+    pub repositories: Vec<String>,
+    pub untagged_days: u32,
+    pub max_delete_share: f64,
+    pub concurrency: usize,
+    pub ledger_table: String,
+    pub event_bus: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetentionConfigError {
+    #[error("{variable} is not set")]
+    Missing { variable: &'static str },
+    #[error("{variable}={value:?} is invalid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl RetentionConfig {
+    pub fn from_env() -> Result<Self, RetentionConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RetentionConfigError> {
+        let invalid = |variable, value: &str, reason: &str| RetentionConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or(RetentionConfigError::Missing { variable })
+        };
+        let list = required(RETENTION_REPOSITORIES)?;
+        let mut repositories = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let name = entry.strip_suffix("/*").unwrap_or(entry);
+            crate::config::repository_name(name)
+                .map_err(|reason| invalid(RETENTION_REPOSITORIES, entry, &reason))?;
+            repositories.push(entry.to_owned());
+        }
+        let untagged_days = match lookup(RETENTION_UNTAGGED_DAYS).map(|v| v.trim().to_owned()) {
+            None => 7,
+            Some(value) => match value.parse::<i64>() {
+                Ok(days) if days > 0 && days <= 36500 => days as u32,
+                Ok(_) => {
+                    return Err(invalid(
+                        RETENTION_UNTAGGED_DAYS,
+                        &value,
+                        "the age must be at least 1 day",
+                    ))
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        RETENTION_UNTAGGED_DAYS,
+                        &value,
+                        "expected a whole number of days",
+                    ))
+                }
+            },
+        };
+        let max_delete_share = match lookup(RETENTION_MAX_DELETE_SHARE).map(|v| v.trim().to_owned())
+        {
+            None => 0.5,
+            Some(value) => match value.parse::<f64>() {
+                Ok(share) if share > 0.0 && share <= 1.0 => share,
+                _ => {
+                    return Err(invalid(
+                        RETENTION_MAX_DELETE_SHARE,
+                        &value,
+                        "expected a share above 0 and at most 1, e.g. 0.5",
+                    ))
+                }
+            },
+        };
+        let concurrency = match lookup(RETENTION_CONCURRENCY).map(|v| v.trim().to_owned()) {
+            None => 4,
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) if (1..=32).contains(&n) => n,
+                _ => return Err(invalid(RETENTION_CONCURRENCY, &value, "expected 1 to 32")),
+            },
+        };
+        Ok(RetentionConfig {
+            repositories,
+            untagged_days,
+            max_delete_share,
+            concurrency,
+            ledger_table: required(crate::config::LEDGER_TABLE)?,
+            event_bus: required(crate::config::EVENT_BUS)?,
+        })
+    }
+
+    pub fn policy(&self, force: bool) -> RetentionPolicy {
+        RetentionPolicy {
+            untagged_age_ms: i64::from(self.untagged_days) * DAY_MS,
+            max_delete_share: self.max_delete_share,
+            delete_orphan_referrers: false,
+            force,
+        }
+    }
+}
+
+/// What one repository's run did, for the `Retention Report` event and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RepositoryReport {
+    pub repository: String,
+    pub dry_run: bool,
+    pub images: usize,
+    pub deleted: Vec<Digest>,
+    pub kept_by_reason: BTreeMap<String, usize>,
+    pub failed: Vec<(Digest, String)>,
+    pub unparseable: Vec<(Digest, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    pub bytes_reclaimed: u64,
+    pub aws_calls: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether an image must be read: an index, or an untagged manifest that may be a referrer.
+fn needs_reading(media_type: Option<&str>, artifact_type: Option<&str>, tagged: bool) -> bool {
+    match media_type {
+        Some(OCI_INDEX) | Some(DOCKER_MANIFEST_LIST) => true,
+        Some(OCI_MANIFEST) | Some("application/vnd.oci.artifact.manifest.v1+json") => {
+            !tagged && !artifact_type.is_some_and(|t| IMAGE_CONFIG_TYPES.contains(&t))
+        }
+        _ => false,
+    }
+}
+
+/// The digests of releases of `repository` that are not final yet.
+async fn in_flight<L: Ledger>(
+    ledger: &L,
+    repository: &str,
+) -> Result<HashSet<Digest>, AdapterError> {
+    let mut digests = HashSet::new();
+    for stored in ledger.list(usize::MAX).await? {
+        let release = stored.release;
+        if release.key.repository != repository
+            || matches!(release.phase(), Phase::Published | Phase::Failed)
+        {
+            continue;
+        }
+        if let Some(candidate) = &release.candidate {
+            digests.insert(candidate.digest.clone());
+            digests.extend(candidate.children.iter().map(|c| c.digest.clone()));
+        }
+    }
+    Ok(digests)
+}
+
+/// Inventories and plans one repository.
+pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
+    inventory: &I,
+    ledger: &L,
+    repository: &str,
+    policy: &RetentionPolicy,
+    now: Millis,
+) -> Result<(Vec<ImageRecord>, Plan), AdapterError> {
+    let listed = inventory.list_images(repository).await?;
+    let to_read: Vec<Digest> = listed
+        .iter()
+        .filter(|i| {
+            needs_reading(
+                i.media_type.as_deref(),
+                i.artifact_media_type.as_deref(),
+                !i.tags.is_empty(),
+            )
+        })
+        .map(|i| i.digest.clone())
+        .collect();
+    let mut links: BTreeMap<Digest, ManifestLinks> = BTreeMap::new();
+    if !to_read.is_empty() {
+        for (digest, fetched) in inventory.manifests_by_digest(repository, &to_read).await? {
+            let link = match fetched {
+                FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
+                // Not readable: keep it, as if it did not parse.
+                FetchedManifest::Failed(reason) => ManifestLinks::Unparseable {
+                    reason: format!("could not be read: {reason}"),
+                    mentioned: Vec::new(),
+                },
+            };
+            links.insert(digest, link);
+        }
+    }
+    let records: Vec<ImageRecord> = listed
+        .into_iter()
+        .map(|i| ImageRecord {
+            links: links.remove(&i.digest).unwrap_or(ManifestLinks::NotRead),
+            digest: i.digest,
+            tags: i.tags,
+            pushed_at: i.pushed_at,
+            media_type: i.media_type,
+            size_bytes: i.size_bytes,
+        })
+        .collect();
+    let flying = in_flight(ledger, repository).await?;
+    let plan = plan(&records, &flying, policy, now);
+    Ok((records, plan))
+}
+
+/// Deletes what the plan allows (unless `dry_run`) and builds the report.
+pub async fn apply_plan<I: RepositoryInventory>(
+    inventory: &I,
+    repository: &str,
+    images: usize,
+    plan: &Plan,
+    dry_run: bool,
+) -> Result<RepositoryReport, AdapterError> {
+    let mut report = RepositoryReport {
+        repository: repository.to_owned(),
+        dry_run,
+        images,
+        unparseable: plan.unparseable.clone(),
+        refused: plan.refused.clone(),
+        ..RepositoryReport::default()
+    };
+    for reason in plan.keep.values() {
+        let name = serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "other".to_owned());
+        *report.kept_by_reason.entry(name).or_default() += 1;
+    }
+    if dry_run || plan.refused.is_some() || plan.delete.is_empty() {
+        report.deleted = if dry_run {
+            plan.delete.iter().map(|d| d.digest.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        report.bytes_reclaimed = if dry_run { plan.bytes_reclaimed } else { 0 };
+        return Ok(report);
+    }
+    let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
+    let result = inventory.delete_images(repository, &ordered).await?;
+    let sizes: BTreeMap<&Digest, u64> = plan
+        .delete
+        .iter()
+        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
+        .collect();
+    report.bytes_reclaimed = result.deleted.iter().filter_map(|d| sizes.get(d)).sum();
+    report.deleted = result.deleted;
+    report.failed = result.failed;
+    Ok(report)
+}
+
+/// Publishes a repository's report as a `Retention Report` event.
+pub async fn publish_report<E: EventPublisher>(
+    events: &E,
+    report: &RepositoryReport,
+) -> Result<(), AdapterError> {
+    let detail = serde_json::to_string(report).map_err(|e| AdapterError::Unexpected {
+        service: "EventBridge",
+        operation: "PutEvents",
+        reason: format!("report does not serialise: {e}"),
+    })?;
+    events.publish_detail("Retention Report", detail).await
+}
+
+/// Expands `team/*` patterns into repository names; plain names pass as they are.
+pub async fn resolve_repositories<I: RepositoryInventory>(
+    inventory: &I,
+    patterns: &[String],
+) -> Vec<Result<String, (String, AdapterError)>> {
+    let mut resolved = Vec::new();
+    for pattern in patterns {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => match inventory.repositories(prefix).await {
+                Ok(names) => resolved.extend(names.into_iter().map(Ok)),
+                Err(e) => resolved.push(Err((pattern.clone(), e))),
+            },
+            None => resolved.push(Ok(pattern.clone())),
+        }
+    }
+    resolved
+}

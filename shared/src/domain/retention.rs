@@ -1,0 +1,541 @@
+//! The retention planner: which images of a repository may go, which must stay and why.
+//!
+//! Pure: an inventory of the repository and the digests of releases still in flight in, a
+//! plan out. The plan never deletes a tagged image, nor anything a kept image reaches through
+//! index children or referrers, and it orders deletions so an index goes before its children
+//! (ECR refuses to delete a child an index still references).
+
+use super::digest::Digest;
+use super::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+use super::Millis;
+use serde::Serialize;
+use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+
+/// What a manifest says about other images, as far as retention cares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ManifestLinks {
+    /// Not read: a single-platform image that cannot be an index or a referrer.
+    NotRead,
+    /// An image index / manifest list and the digests of its entries.
+    Index { children: Vec<Digest> },
+    /// A manifest that was read; `subject` is its OCI 1.1 subject, when it has one.
+    Manifest { subject: Option<Digest> },
+    /// The manifest did not parse. It is kept, and so is every digest its bytes mention.
+    Unparseable {
+        reason: String,
+        mentioned: Vec<Digest>,
+    },
+}
+
+/// One image of the inventory (DescribeImages, plus BatchGetImage where needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageRecord {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    pub pushed_at: Millis,
+    pub media_type: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub links: ManifestLinks,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionPolicy {
+    /// Untagged images younger than this are kept.
+    pub untagged_age_ms: Millis,
+    /// A plan that would delete more than this share of the repository deletes nothing.
+    pub max_delete_share: f64,
+    /// Also delete untagged referrers whose subject is gone.
+    pub delete_orphan_referrers: bool,
+    /// Override the safety valve.
+    pub force: bool,
+}
+
+/// Why an image stays.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "reason", content = "of", rename_all = "snake_case")]
+pub enum KeepReason {
+    Tagged,
+    Young,
+    InFlight,
+    /// A child of this kept index.
+    ChildOf(Digest),
+    /// A referrer (signature, attestation, SBOM) of this kept image.
+    ReferrerOf(Digest),
+    /// Its manifest did not parse (fail safe).
+    Unparseable,
+    /// Mentioned by a manifest that did not parse (fail safe).
+    MentionedBy(Digest),
+    /// The plan was refused by the safety valve.
+    SafetyValve,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Deletion {
+    pub digest: Digest,
+    pub size_bytes: Option<u64>,
+    /// `untagged` or `orphan_referrer`.
+    pub why: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    /// In deletion order: every index before its children.
+    pub delete: Vec<Deletion>,
+    /// Every kept image with its (first-found) reason.
+    pub keep: BTreeMap<Digest, KeepReason>,
+    /// Manifests that did not parse, with the reason.
+    pub unparseable: Vec<(Digest, String)>,
+    /// Set when the safety valve refused the plan: nothing is deleted.
+    pub refused: Option<String>,
+    pub bytes_reclaimed: u64,
+}
+
+/// Cosign-style tags name the image they sign or attest: `sha256-<hex>.sig|.att|.sbom`.
+pub fn cosign_subject(tag: &str) -> Option<Digest> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let hex = rest
+        .strip_suffix(".sig")
+        .or_else(|| rest.strip_suffix(".att"))
+        .or_else(|| rest.strip_suffix(".sbom"))?;
+    Digest::parse(&format!("sha256:{hex}")).ok()
+}
+
+/// Reads what a manifest links to from its exact bytes. Never fails: a manifest that does not
+/// parse is `Unparseable`, with every digest its bytes mention.
+///
+/// An index is recognised by the reported media type, by its own `mediaType` field or by a
+/// `manifests` array, whichever says so; anything else is read as a manifest, whose OCI 1.1
+/// `subject` makes it a referrer. A subject or an index entry without a valid digest makes
+/// the whole manifest unparseable: retention cannot tell what it points at.
+pub fn read_links(media_type: Option<&str>, bytes: &[u8]) -> ManifestLinks {
+    match links_of(media_type, bytes) {
+        Ok(links) => links,
+        Err(reason) => ManifestLinks::Unparseable {
+            reason,
+            mentioned: mentioned_digests(bytes),
+        },
+    }
+}
+
+fn links_of(media_type: Option<&str>, bytes: &[u8]) -> Result<ManifestLinks, String> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(fields) = &doc else {
+        return Err("not a JSON object".to_owned());
+    };
+    let declared = fields.get("mediaType").and_then(Value::as_str);
+    let manifests = fields.get("manifests").filter(|m| !m.is_null());
+    let is_index = [media_type, declared]
+        .into_iter()
+        .flatten()
+        .any(|m| matches!(essence(m), OCI_INDEX | DOCKER_MANIFEST_LIST))
+        || manifests.is_some();
+    if is_index {
+        let entries = manifests
+            .and_then(Value::as_array)
+            .ok_or("an index without a `manifests` array")?;
+        let mut children: Vec<Digest> = Vec::with_capacity(entries.len());
+        for (at, entry) in entries.iter().enumerate() {
+            let digest = entry
+                .get("digest")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("index entry {at} has no digest"))?;
+            let digest = Digest::parse(digest).map_err(|e| format!("index entry {at}: {e}"))?;
+            if !children.contains(&digest) {
+                children.push(digest);
+            }
+        }
+        return Ok(ManifestLinks::Index { children });
+    }
+    // An OCI or Docker image manifest, an OCI 1.1 artifact manifest
+    // (`application/vnd.oci.artifact.manifest.v1+json`) or any other single manifest: the only
+    // link retention follows out of it is its subject.
+    let subject = match fields.get("subject") {
+        None | Some(Value::Null) => None,
+        Some(subject) => {
+            let digest = subject
+                .get("digest")
+                .and_then(Value::as_str)
+                .ok_or("a subject without a digest")?;
+            Some(Digest::parse(digest).map_err(|e| format!("subject: {e}"))?)
+        }
+    };
+    Ok(ManifestLinks::Manifest { subject })
+}
+
+/// The media type without parameters (`…+json; charset=utf-8`).
+fn essence(media_type: &str) -> &str {
+    media_type.split(';').next().unwrap_or_default().trim()
+}
+
+/// Every `sha256:<64 lowercase hex>` in `bytes`, first occurrence first, each once.
+fn mentioned_digests(bytes: &[u8]) -> Vec<Digest> {
+    const PREFIX: &[u8] = b"sha256:";
+    const LEN: usize = PREFIX.len() + 64;
+    let mut found: Vec<Digest> = Vec::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    let mut at = 0;
+    while at + LEN <= bytes.len() {
+        let candidate = &bytes[at..at + LEN];
+        let is_digest = candidate.starts_with(PREFIX)
+            && candidate[PREFIX.len()..]
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_digest {
+            at += 1;
+            continue;
+        }
+        // A match cannot overlap the next one: `s` is not a hex digit.
+        at += LEN;
+        if seen.insert(candidate) {
+            let text = std::str::from_utf8(candidate).expect("checked ASCII");
+            found.push(Digest::parse(text).expect("checked digest syntax"));
+        }
+    }
+    found
+}
+
+/// Plans one repository. `in_flight` holds the digests of releases not yet final.
+///
+/// Kept: tagged images, untagged images younger than the retention age (or pushed "in the
+/// future"), images of releases in flight, manifests that did not parse, and the closure of
+/// these through index children, referrers of kept subjects and digests mentioned by
+/// unparseable manifests. Untagged referrers whose subject is not in the repository are kept
+/// as well unless the policy deletes orphan referrers. Everything else is deleted, every index
+/// before its children and every referrer before its subject; ties go by digest.
+pub fn plan(
+    images: &[ImageRecord],
+    in_flight: &HashSet<Digest>,
+    policy: &RetentionPolicy,
+    now: Millis,
+) -> Plan {
+    let graph = Graph::build(images);
+    let nodes = graph.digests.len();
+
+    // Seeds. An inventory lists each digest once; should one repeat, any of its records can
+    // keep it, and the strongest seed reason wins (`Tagged` < `Young` < `InFlight` <
+    // `Unparseable` in the declaration order of `KeepReason`).
+    let mut reasons: Vec<Option<KeepReason>> = vec![None; nodes];
+    let mut unparseable = Vec::new();
+    for &(node, record) in &graph.records {
+        if let ManifestLinks::Unparseable { reason, .. } = &record.links {
+            unparseable.push((record.digest.clone(), reason.clone()));
+        }
+        if let Some(seed) = seed_reason(record, in_flight, policy, now) {
+            let slot = &mut reasons[node as usize];
+            if slot.as_ref().is_none_or(|held| seed < *held) {
+                *slot = Some(seed);
+            }
+        }
+    }
+    let mut worklist: VecDeque<u32> = (0..nodes as u32)
+        .filter(|&node| reasons[node as usize].is_some())
+        .collect();
+    graph.close(&mut reasons, &mut worklist);
+
+    // Untagged referrers of a subject the repository does not hold: the subject may come back
+    // (a restore, a push in progress), so they stay unless the policy says otherwise.
+    if !policy.delete_orphan_referrers {
+        for (node, reason) in reasons.iter_mut().enumerate() {
+            if let (None, Some(subject)) = (&reason, graph.absent_subject[node]) {
+                *reason = Some(KeepReason::ReferrerOf(subject.clone()));
+                worklist.push_back(node as u32);
+            }
+        }
+        graph.close(&mut reasons, &mut worklist);
+    }
+
+    let doomed: Vec<bool> = reasons.iter().map(Option::is_none).collect();
+    let order = graph.deletion_order(&doomed);
+
+    // Written so that a share that is not a number refuses rather than allows.
+    let within_share = order.len() as f64 <= policy.max_delete_share * nodes as f64;
+    let refused = (!order.is_empty() && !within_share)
+        .then(|| {
+            format!(
+                "safety valve: the plan would delete {} of {} images ({:.1}%), more than the \
+                 allowed {:.1}% (max_delete_share {}); nothing is deleted unless forced",
+                order.len(),
+                nodes,
+                100.0 * order.len() as f64 / nodes as f64,
+                100.0 * policy.max_delete_share,
+                policy.max_delete_share,
+            )
+        })
+        .filter(|_| !policy.force);
+
+    let mut delete = Vec::new();
+    let mut bytes_reclaimed = 0u64;
+    if refused.is_some() {
+        for &node in &order {
+            reasons[node as usize] = Some(KeepReason::SafetyValve);
+        }
+    } else {
+        delete.reserve_exact(order.len());
+        for &node in &order {
+            let record = graph.record(node);
+            let size_bytes = record.size_bytes;
+            bytes_reclaimed = bytes_reclaimed.saturating_add(size_bytes.unwrap_or(0));
+            let why = if graph.absent_subject[node as usize].is_some() {
+                "orphan_referrer"
+            } else {
+                "untagged"
+            };
+            delete.push(Deletion {
+                digest: record.digest.clone(),
+                size_bytes,
+                why,
+            });
+        }
+    }
+
+    // Node ids follow digest order, so the map is built from a sorted sequence.
+    let keep: BTreeMap<Digest, KeepReason> = reasons
+        .into_iter()
+        .enumerate()
+        .filter_map(|(node, reason)| Some((graph.digests[node].clone(), reason?)))
+        .collect();
+
+    Plan {
+        delete,
+        keep,
+        unparseable,
+        refused,
+        bytes_reclaimed,
+    }
+}
+
+/// Why an image stays on its own merits, before any reference is followed.
+fn seed_reason(
+    record: &ImageRecord,
+    in_flight: &HashSet<Digest>,
+    policy: &RetentionPolicy,
+    now: Millis,
+) -> Option<KeepReason> {
+    if !record.tags.is_empty() {
+        Some(KeepReason::Tagged)
+    } else if record.pushed_at > now
+        || now.saturating_sub(record.pushed_at) < policy.untagged_age_ms
+    {
+        Some(KeepReason::Young)
+    } else if in_flight.contains(&record.digest) {
+        Some(KeepReason::InFlight)
+    } else if matches!(record.links, ManifestLinks::Unparseable { .. }) {
+        Some(KeepReason::Unparseable)
+    } else {
+        None
+    }
+}
+
+/// How a kept image keeps another.
+#[derive(Clone, Copy)]
+enum Link {
+    /// The kept image is an index listing the other.
+    Child,
+    /// The other is a referrer of the kept image.
+    Referrer,
+    /// The kept image did not parse and its bytes mention the other.
+    Mentioned,
+}
+
+/// Adjacency lists in one allocation: the targets of node `n` are
+/// `targets[offsets[n]..offsets[n + 1]]`.
+struct Adjacency<T> {
+    offsets: Vec<u32>,
+    targets: Vec<T>,
+}
+
+impl<T: Copy> Adjacency<T> {
+    /// Counting sort of `(from, target)` pairs by `from`; the order within one node is kept.
+    fn build(nodes: usize, edges: &[(u32, T)]) -> Self {
+        let mut offsets = vec![0u32; nodes + 1];
+        for &(from, _) in edges {
+            offsets[from as usize + 1] += 1;
+        }
+        for node in 0..nodes {
+            offsets[node + 1] += offsets[node];
+        }
+        let mut next = offsets.clone();
+        let mut slots: Vec<Option<T>> = vec![None; edges.len()];
+        for &(from, target) in edges {
+            slots[next[from as usize] as usize] = Some(target);
+            next[from as usize] += 1;
+        }
+        Adjacency {
+            offsets,
+            targets: slots
+                .into_iter()
+                .map(|t| t.expect("every slot filled"))
+                .collect(),
+        }
+    }
+
+    fn of(&self, node: u32) -> &[T] {
+        let node = node as usize;
+        &self.targets[self.offsets[node] as usize..self.offsets[node + 1] as usize]
+    }
+}
+
+/// The reference graph of one inventory. Node ids are positions in digest order.
+struct Graph<'a> {
+    digests: Vec<&'a Digest>,
+    /// Every record with its node, in digest order.
+    records: Vec<(u32, &'a ImageRecord)>,
+    /// Position in `records` of each node's first record.
+    first_record: Vec<u32>,
+    /// kept node → nodes it keeps, and how.
+    keeps: Adjacency<(u32, Link)>,
+    /// deleted node → deleted nodes that must go after it (its children, its subject).
+    precedes: Adjacency<u32>,
+    /// The subject of an untagged referrer, when the inventory does not hold it.
+    absent_subject: Vec<Option<&'a Digest>>,
+}
+
+impl<'a> Graph<'a> {
+    fn build(images: &'a [ImageRecord]) -> Self {
+        let mut sorted: Vec<&ImageRecord> = images.iter().collect();
+        sorted.sort_by(|a, b| a.digest.cmp(&b.digest));
+
+        let mut digests: Vec<&Digest> = Vec::with_capacity(sorted.len());
+        let mut first_record = Vec::with_capacity(sorted.len());
+        let mut records = Vec::with_capacity(sorted.len());
+        for (at, record) in sorted.into_iter().enumerate() {
+            if digests.last() != Some(&&record.digest) {
+                digests.push(&record.digest);
+                first_record.push(at as u32);
+            }
+            records.push(((digests.len() - 1) as u32, record));
+        }
+        let node_of: HashMap<&str, u32> = digests
+            .iter()
+            .enumerate()
+            .map(|(node, digest)| (digest.as_str(), node as u32))
+            .collect();
+        let lookup = |digest: &Digest| node_of.get(digest.as_str()).copied();
+
+        let mut keeps = Vec::new();
+        let mut precedes = Vec::new();
+        let mut absent_subject = vec![None; digests.len()];
+        for &(node, record) in &records {
+            match &record.links {
+                ManifestLinks::NotRead => {}
+                ManifestLinks::Index { children } => {
+                    for child in children.iter().filter_map(lookup) {
+                        if child != node {
+                            keeps.push((node, (child, Link::Child)));
+                            precedes.push((node, child));
+                        }
+                    }
+                }
+                ManifestLinks::Manifest { subject: None } => {}
+                ManifestLinks::Manifest {
+                    subject: Some(subject),
+                } => match lookup(subject) {
+                    Some(subject) if subject != node => {
+                        keeps.push((subject, (node, Link::Referrer)));
+                        precedes.push((node, subject));
+                    }
+                    Some(_) => {}
+                    None if record.tags.is_empty() => absent_subject[node as usize] = Some(subject),
+                    None => {}
+                },
+                ManifestLinks::Unparseable { mentioned, .. } => {
+                    for other in mentioned.iter().filter_map(lookup) {
+                        if other != node {
+                            keeps.push((node, (other, Link::Mentioned)));
+                        }
+                    }
+                }
+            }
+            for subject in record.tags.iter().filter_map(|tag| cosign_subject(tag)) {
+                if let Some(subject) = lookup(&subject).filter(|&s| s != node) {
+                    keeps.push((subject, (node, Link::Referrer)));
+                    precedes.push((node, subject));
+                }
+            }
+        }
+        // A digest listed twice, one record tagged: the node is tagged, not an orphan.
+        for &(node, record) in &records {
+            if !record.tags.is_empty() {
+                absent_subject[node as usize] = None;
+            }
+        }
+
+        let nodes = digests.len();
+        Graph {
+            keeps: Adjacency::build(nodes, &keeps),
+            precedes: Adjacency::build(nodes, &precedes),
+            digests,
+            records,
+            first_record,
+            absent_subject,
+        }
+    }
+
+    fn record(&self, node: u32) -> &'a ImageRecord {
+        self.records[self.first_record[node as usize] as usize].1
+    }
+
+    /// Keeps everything the worklist's images reach, breadth first; an image keeps the first
+    /// reason it was given. Iterative, so arbitrarily deep nesting is fine.
+    fn close(&self, reasons: &mut [Option<KeepReason>], worklist: &mut VecDeque<u32>) {
+        while let Some(node) = worklist.pop_front() {
+            for &(other, link) in self.keeps.of(node) {
+                let slot = &mut reasons[other as usize];
+                if slot.is_some() {
+                    continue;
+                }
+                let by = self.digests[node as usize].clone();
+                *slot = Some(match link {
+                    Link::Child => KeepReason::ChildOf(by),
+                    Link::Referrer => KeepReason::ReferrerOf(by),
+                    Link::Mentioned => KeepReason::MentionedBy(by),
+                });
+                worklist.push_back(other);
+            }
+        }
+    }
+
+    /// Kahn's algorithm over the doomed nodes: an index before its children, a referrer
+    /// before its subject, the smallest digest first among those free to go.
+    fn deletion_order(&self, doomed: &[bool]) -> Vec<u32> {
+        let mut waiting_on = vec![0u32; doomed.len()];
+        let mut count = 0;
+        for node in (0..doomed.len() as u32).filter(|&n| doomed[n as usize]) {
+            count += 1;
+            for &after in self.precedes.of(node) {
+                if doomed[after as usize] {
+                    waiting_on[after as usize] += 1;
+                }
+            }
+        }
+        let mut free: BinaryHeap<Reverse<u32>> = (0..doomed.len() as u32)
+            .filter(|&n| doomed[n as usize] && waiting_on[n as usize] == 0)
+            .map(Reverse)
+            .collect();
+        let mut order = Vec::with_capacity(count);
+        while let Some(Reverse(node)) = free.pop() {
+            order.push(node);
+            for &after in self.precedes.of(node) {
+                if doomed[after as usize] {
+                    waiting_on[after as usize] -= 1;
+                    if waiting_on[after as usize] == 0 {
+                        free.push(Reverse(after));
+                    }
+                }
+            }
+        }
+        if order.len() < count {
+            // A reference cycle: content addressing rules it out for real manifests, so only
+            // a hand-made inventory gets here. Its members follow in digest order.
+            let placed: HashSet<u32> = order.iter().copied().collect();
+            let rest: Vec<u32> = (0..doomed.len() as u32)
+                .filter(|&n| doomed[n as usize] && !placed.contains(&n))
+                .collect();
+            order.extend(rest);
+        }
+        order
+    }
+}
