@@ -22,3 +22,5 @@ done
 echo
 
 cargo bench --locked -p archgate-cli --bench pipeline
+cargo bench --locked -p archgate --bench planner
+cargo bench --locked -p archgate --bench retention_calls

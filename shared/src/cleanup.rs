@@ -311,3 +311,48 @@ pub async fn resolve_repositories<I: RepositoryInventory>(
     }
     resolved
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(overrides: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| match name {
+                    RETENTION_REPOSITORIES => Some("myapp, team/*".to_owned()),
+                    crate::config::LEDGER_TABLE => Some("archgate-ledger".to_owned()),
+                    crate::config::EVENT_BUS => Some("archgate".to_owned()),
+                    _ => None,
+                })
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_week_and_half_the_repository() {
+        let config = RetentionConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config.repositories, ["myapp", "team/*"]);
+        assert_eq!(config.untagged_days, 7);
+        assert_eq!(config.max_delete_share, 0.5);
+    }
+
+    #[test]
+    fn zero_negative_and_odd_ages_and_shares_are_refused_naming_the_variable() {
+        for (variable, value) in [
+            (RETENTION_UNTAGGED_DAYS, "0"),
+            (RETENTION_UNTAGGED_DAYS, "-3"),
+            (RETENTION_UNTAGGED_DAYS, "7.5"),
+            (RETENTION_UNTAGGED_DAYS, "soon"),
+            (RETENTION_MAX_DELETE_SHARE, "0"),
+            (RETENTION_MAX_DELETE_SHARE, "1.5"),
+            (RETENTION_MAX_DELETE_SHARE, "NaN"),
+            (RETENTION_REPOSITORIES, "Bad Name"),
+        ] {
+            let err = RetentionConfig::from_lookup(lookup(&[(variable, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(variable), "{err}");
+        }
+    }
+}
