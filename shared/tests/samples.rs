@@ -43,6 +43,9 @@ fn every_sample_parses_as_its_kind() {
         let event = sample(&name);
         if name.starts_with("s3-") {
             parse_s3_event(event).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        } else if name.starts_with("scheduled-") {
+            assert_eq!(event["source"], "aws.events", "{name}");
+            assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
         } else if name.starts_with("ecr-scan") || name.starts_with("inspector2") {
             archgate::inbound::parse_scan_event(event).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         } else {
