@@ -23,6 +23,8 @@ pub enum TagError {
     NotZip { key: String },
     #[error("object key `{key}` has a file name that leaves no usable tag after sanitising")]
     EmptyStem { key: String },
+    #[error("object key `{key}` is refused: {reason}")]
+    SuspiciousKey { key: String, reason: &'static str },
     #[error("`{value}` is not a valid release tag: {reason}")]
     Invalid { value: String, reason: &'static str },
 }
@@ -58,6 +60,23 @@ impl ReleaseTag {
                 key: truncate_for_message(key),
                 prefix: prefix.to_owned(),
             })?;
+        // S3 keys have no path semantics, but builders and people read them as paths: a key
+        // that would mean something else as a path, or that hides its text, starts nothing.
+        let suspicious = |reason| TagError::SuspiciousKey {
+            key: truncate_for_message(key),
+            reason,
+        };
+        if rest
+            .split('/')
+            .any(|segment| matches!(segment, "" | "." | ".."))
+        {
+            return Err(suspicious("it has empty, `.` or `..` path segments"));
+        }
+        if key.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        }) {
+            return Err(suspicious("it contains control or text-direction characters"));
+        }
         let file_name = rest.rsplit('/').next().unwrap_or(rest);
         let stem = file_name
             .strip_suffix(".zip")
@@ -157,6 +176,21 @@ mod tests {
             ReleaseTag::from_object_key("releases/.zip", "releases/"),
             Err(TagError::EmptyStem { .. })
         ));
+        for key in [
+            "releases/../../etc/passwd.zip",
+            "releases//app.zip",
+            "releases/./app.zip",
+            "releases/app\u{202e}piz.zip",
+            "releases/app\n.zip",
+        ] {
+            assert!(
+                matches!(
+                    ReleaseTag::from_object_key(key, "releases/"),
+                    Err(TagError::SuspiciousKey { .. })
+                ),
+                "{key:?}"
+            );
+        }
     }
 
     #[test]
