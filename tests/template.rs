@@ -16,6 +16,7 @@ use archgate::config::{
     EVENT_BUS, GATE_ALLOWLIST, GATE_MAX, GATE_ON_SCAN_FAILURE, LEDGER_TABLE, MOVING_TAGS, VARIABLES,
 };
 use archgate::domain::ManifestMode;
+use archgate::reconcile::{RECONCILE_DEADLINE_HOURS, RECONCILE_STALE_MINUTES};
 use archgate::Config;
 use archgate_integration_tests::installation;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
@@ -494,6 +495,14 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .chain([GATE_ALLOWLIST, GATE_ON_SCAN_FAILURE, MOVING_TAGS])
                 .collect(),
         ),
+        "reconciler" => Some(
+            VARIABLES
+                .into_iter()
+                .chain(GATE_MAX)
+                .chain([GATE_ALLOWLIST, GATE_ON_SCAN_FAILURE, MOVING_TAGS])
+                .chain([RECONCILE_STALE_MINUTES, RECONCILE_DEADLINE_HOURS])
+                .collect(),
+        ),
         "retention-cleanup" => Some(vec![
             RETENTION_REPOSITORIES,
             RETENTION_UNTAGGED_DAYS,
@@ -507,7 +516,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
 
 /// Every `ARCHGATE_*` variable some configuration reads (`Config` or `RetentionConfig`).
 fn read_by_any() -> BTreeSet<&'static str> {
-    ["start-builds", "retention-cleanup"]
+    ["start-builds", "reconciler", "retention-cleanup"]
         .into_iter()
         .flat_map(|dir| read_by(dir).unwrap())
         .chain([RETENTION_CONCURRENCY])

@@ -15,6 +15,7 @@ pub mod handler_error;
 pub mod inbound;
 pub mod pipeline;
 pub mod ports;
+pub mod reconcile;
 pub mod telemetry;
 
 pub use config::Config;

@@ -461,6 +461,9 @@ pub struct Release {
     pub scans: Vec<ScanRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Publication>,
+    /// Set when the release missed its deadline (builds or scans that never finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandoned: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emitted: Vec<EventKind>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -483,6 +486,7 @@ impl Release {
             candidate: None,
             scans: Vec::new(),
             published: None,
+            abandoned: None,
             emitted: Vec::new(),
             pending: Vec::new(),
             created_at: now,
@@ -528,6 +532,9 @@ impl Release {
     }
 
     pub fn failure_reason(&self) -> Option<String> {
+        if let Some(reason) = &self.abandoned {
+            return Some(reason.clone());
+        }
         self.failure().map(|(role, status)| {
             let id = self
                 .build(role)
@@ -539,7 +546,7 @@ impl Release {
     }
 
     pub fn phase(&self) -> Phase {
-        if self.failure().is_some() {
+        if self.failure().is_some() || (self.abandoned.is_some() && self.published.is_none()) {
             Phase::Failed
         } else if self.published.is_some() {
             Phase::Published
@@ -701,6 +708,10 @@ pub enum Fact {
     },
     /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
     ScanEvaluated(ScanRecord),
+    /// The release missed its deadline: it ends Failed with this reason (unless already final).
+    Abandoned { reason: String },
+    /// Nothing new: only takes over effects whose claims outlived their lease.
+    Nudge,
     /// An effect this invocation performed produced this result.
     Completed(EffectResult),
 }
@@ -771,6 +782,19 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 return Decision::Ignore(reason);
             }
         }
+        Fact::Abandoned { reason } => {
+            if release.phase().is_final() {
+                return Decision::Ignore(Ignored(format!(
+                    "release {key} is already {}",
+                    release.phase()
+                )));
+            }
+            if release.abandoned.is_none() {
+                release.note(now, format!("abandoned: {reason}"));
+                release.abandoned = Some(reason.clone());
+            }
+        }
+        Fact::Nudge => {}
         Fact::Completed(result) => record_result(&mut release, result, now),
     }
 
@@ -790,6 +814,8 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 "duplicate delivery: the {} scan of {} is already recorded",
                 scan.arch, scan.digest
             ),
+            Fact::Abandoned { .. } => format!("release {key} is already abandoned"),
+            Fact::Nudge => format!("release {key} has nothing to take over"),
             Fact::Completed(result) => format!("{} already recorded", result.effect()),
         };
         return Decision::Ignore(Ignored(reason));

@@ -1,0 +1,23 @@
+//! Scheduled Event → every stale, non-final release re-read from CodeBuild and ECR.
+
+use archgate::handler_error::HandlerError;
+use archgate::pipeline::Pipeline;
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::reconcile::{reconcile_all, ReconcilePolicy, Reconciled};
+
+/// Runs one reconciliation pass at `now` (the event's content does not matter: any
+/// invocation is a pass).
+pub async fn handle<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    policy: ReconcilePolicy,
+    now: i64,
+) -> Result<Vec<Reconciled>, HandlerError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    Ok(reconcile_all(pipeline, policy, now).await?)
+}

@@ -1,0 +1,3 @@
+//! reconciler: on a schedule, re-reads releases that stopped moving so a lost event costs
+//! minutes, not a stuck release.
+pub mod handler;

@@ -1,0 +1,22 @@
+use archgate::aws::{sdk_config, Clients};
+use archgate::ports::{Clock, SystemClock};
+use archgate::reconcile::ReconcilePolicy;
+use archgate::{telemetry, Config};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config =
+        Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let policy = ReconcilePolicy::from_lookup(|name| std::env::var(name).ok())
+        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+    let pipeline = &pipeline;
+    run(service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move {
+            archgate_reconciler::handler::handle(pipeline, policy, SystemClock.now_millis()).await
+        },
+    ))
+    .await
+}
