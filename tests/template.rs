@@ -13,7 +13,8 @@ use archgate::cleanup::{
     RETENTION_UNTAGGED_DAYS,
 };
 use archgate::config::{
-    EVENT_BUS, GATE_ALLOWLIST, GATE_MAX, GATE_ON_SCAN_FAILURE, LEDGER_TABLE, MOVING_TAGS, VARIABLES,
+    ACCOUNT_ID, EVENT_BUS, GATE_ALLOWLIST, GATE_MAX, GATE_ON_SCAN_FAILURE, LEDGER_TABLE,
+    MOVING_TAGS, VARIABLES,
 };
 use archgate::domain::ManifestMode;
 use archgate::reconcile::{RECONCILE_DEADLINE_HOURS, RECONCILE_STALE_MINUTES};
@@ -492,14 +493,26 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
             VARIABLES
                 .into_iter()
                 .chain(GATE_MAX)
-                .chain([GATE_ALLOWLIST, GATE_ON_SCAN_FAILURE, MOVING_TAGS])
+                .chain([
+                    GATE_ALLOWLIST,
+                    GATE_ON_SCAN_FAILURE,
+                    MOVING_TAGS,
+                    ACCOUNT_ID,
+                    archgate::config::REGION,
+                ])
                 .collect(),
         ),
         "reconciler" => Some(
             VARIABLES
                 .into_iter()
                 .chain(GATE_MAX)
-                .chain([GATE_ALLOWLIST, GATE_ON_SCAN_FAILURE, MOVING_TAGS])
+                .chain([
+                    GATE_ALLOWLIST,
+                    GATE_ON_SCAN_FAILURE,
+                    MOVING_TAGS,
+                    ACCOUNT_ID,
+                    archgate::config::REGION,
+                ])
                 .chain([RECONCILE_STALE_MINUTES, RECONCILE_DEADLINE_HOURS])
                 .collect(),
         ),

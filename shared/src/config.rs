@@ -19,6 +19,9 @@ pub const GATE_MAX_PREFIX: &str = "ARCHGATE_GATE_MAX_";
 pub const GATE_ALLOWLIST: &str = "ARCHGATE_GATE_ALLOWLIST";
 pub const GATE_ON_SCAN_FAILURE: &str = "ARCHGATE_GATE_ON_SCAN_FAILURE";
 pub const MOVING_TAGS: &str = "ARCHGATE_MOVING_TAGS";
+/// The deployment's account and region; events from elsewhere are ignored (optional).
+pub const ACCOUNT_ID: &str = "ARCHGATE_ACCOUNT_ID";
+pub const REGION: &str = "ARCHGATE_REGION";
 /// The gate's per-severity limits, one variable each.
 pub const GATE_MAX: [&str; 6] = [
     "ARCHGATE_GATE_MAX_CRITICAL",
@@ -61,6 +64,10 @@ pub struct Config {
     pub gate: Policy,
     /// Tags that follow the newest published release (e.g. `latest`).
     pub moving_tags: Vec<String>,
+    /// When set, events of other accounts are ignored.
+    pub account_id: Option<String>,
+    /// When set, events of other regions are ignored.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,6 +151,37 @@ impl Config {
         let event_bus = check(EVENT_BUS, required(EVENT_BUS)?, event_bus_name)?;
         let gate = gate_policy(&lookup)?;
         let moving_tags = moving_tags(lookup(MOVING_TAGS).unwrap_or_default())?;
+        let account_id = match required(ACCOUNT_ID) {
+            Ok(account) if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(account)
+            }
+            Ok(account) => {
+                return Err(ConfigError::Invalid {
+                    variable: ACCOUNT_ID,
+                    value: account,
+                    reason: "an AWS account id is 12 digits".to_owned(),
+                })
+            }
+            Err(_) => None,
+        };
+        let region = match required(REGION) {
+            Ok(region)
+                if !region.is_empty()
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
+                Some(region)
+            }
+            Ok(region) => {
+                return Err(ConfigError::Invalid {
+                    variable: REGION,
+                    value: region,
+                    reason: "a region looks like eu-west-1".to_owned(),
+                })
+            }
+            Err(_) => None,
+        };
         Ok(Config {
             source_bucket,
             source_prefix,
@@ -156,6 +194,8 @@ impl Config {
             event_bus,
             gate,
             moving_tags,
+            account_id,
+            region,
         })
     }
 
@@ -211,6 +251,12 @@ impl Config {
             },
         ));
         vars.push((MOVING_TAGS, self.moving_tags.join(",")));
+        if let Some(account) = &self.account_id {
+            vars.push((ACCOUNT_ID, account.clone()));
+        }
+        if let Some(region) = &self.region {
+            vars.push((REGION, region.clone()));
+        }
         vars
     }
 }

@@ -67,8 +67,36 @@ pub fn parse_s3_event(value: serde_json::Value) -> Result<S3Event, MalformedEven
     })
 }
 
+/// Events of another account or region than the deployment's are not archgate's to act on.
+pub fn foreign<T>(event: &EventBridgeEvent<T>, config: &Config) -> Option<Ignored>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let mismatch = |expected: &Option<String>, got: &Option<String>| match (expected, got) {
+        (Some(expected), Some(got)) => expected != got,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if mismatch(&config.account_id, &event.account) {
+        return Some(Ignored(format!(
+            "event from account `{}`, not this deployment's",
+            bounded(event.account.as_deref().unwrap_or("<missing>"))
+        )));
+    }
+    if mismatch(&config.region, &event.region) {
+        return Some(Ignored(format!(
+            "event from region `{}`, not this deployment's",
+            bounded(event.region.as_deref().unwrap_or("<missing>"))
+        )));
+    }
+    None
+}
+
 /// The release an upload starts, or why it starts none.
 pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact), Ignored> {
+    if let Some(ignored) = foreign(event, config) {
+        return Err(ignored);
+    }
     if event.source != S3_SOURCE || event.detail_type != S3_OBJECT_CREATED {
         return Err(Ignored(format!(
             "not an S3 Object Created event (source `{}`, detail-type `{}`)",
@@ -171,6 +199,9 @@ pub struct BuildChange {
 }
 
 pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChange, Ignored> {
+    if let Some(ignored) = foreign(event, config) {
+        return Err(ignored);
+    }
     if event.source != CODEBUILD_SOURCE || event.detail_type != CODEBUILD_STATE_CHANGE {
         return Err(Ignored(format!(
             "not a CodeBuild Build State Change event (source `{}`, detail-type `{}`)",
@@ -376,6 +407,9 @@ pub fn scan_observation(
     event: &ScanEvent,
     config: &Config,
 ) -> Result<Result<ScanObservation, Ignored>, InvalidField> {
+    if let Some(ignored) = foreign(event, config) {
+        return Ok(Err(ignored));
+    }
     use crate::domain::gate::{ScanStatus, Severity, SeverityCounts};
     let inspector = match (event.source.as_str(), event.detail_type.as_str()) {
         (ECR_SOURCE, ECR_IMAGE_SCAN) => false,

@@ -154,3 +154,50 @@ fn the_sample_without_environment_needs_codebuild_to_identify_it() {
         .any(|(n, _)| n == "ARCHGATE_RELEASE_TAG"));
     assert!(build_fact(&change, &change.environment, &config()).is_err());
 }
+
+#[test]
+fn events_of_another_account_or_region_are_ignored_with_the_reason() {
+    // Given a deployment in account 999999999999 / us-east-1, and samples from 123456789012 / eu-west-1
+    let mut other_account = config();
+    other_account.account_id = Some("999999999999".into());
+    let mut other_region = config();
+    other_region.region = Some("us-east-1".into());
+    let mut same = config();
+    same.account_id = Some("123456789012".into());
+    same.region = Some("eu-west-1".into());
+
+    for (config, expected) in [
+        (&other_account, Some("account")),
+        (&other_region, Some("region")),
+        (&same, None),
+    ] {
+        let upload = upload_fact(
+            &parse_s3_event(sample("s3-object-created.json")).unwrap(),
+            config,
+        );
+        let build = build_change(
+            &parse_codebuild_event(sample("codebuild-amd64-succeeded.json")).unwrap(),
+            config,
+        );
+        let scan = archgate::inbound::scan_observation(
+            &archgate::inbound::parse_scan_event(sample("ecr-scan-findings.json")).unwrap(),
+            config,
+        )
+        .unwrap();
+        match expected {
+            Some(word) => {
+                for reason in [
+                    upload.unwrap_err().0,
+                    build.unwrap_err().0,
+                    scan.unwrap_err().0,
+                ] {
+                    assert!(
+                        reason.contains(word) && reason.contains("not this deployment's"),
+                        "{reason}"
+                    );
+                }
+            }
+            None => assert!(upload.is_ok() && build.is_ok() && scan.is_ok()),
+        }
+    }
+}
