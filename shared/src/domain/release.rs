@@ -756,46 +756,59 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
     };
     let before = release.clone();
 
-    match fact {
+    let recorded: Result<(), Ignored> = match fact {
         Fact::SourceUploaded { source, .. } => {
             if current.is_some() && !release.source.same_upload(source) {
-                return Decision::Ignore(Ignored(format!(
+                Err(Ignored(format!(
                     "release {key} already exists from s3://{}/{} version {}; \
                      a release tag is built once, upload under a new file name",
                     release.source.bucket,
                     release.source.key,
                     release.source.revision()
-                )));
+                )))
+            } else {
+                Ok(())
             }
         }
         Fact::BuildChanged {
             role,
             build_id,
             status,
-        } => {
-            if let Err(reason) = record_build_status(&mut release, *role, build_id, *status, now) {
-                return Decision::Ignore(reason);
-            }
-        }
-        Fact::ScanEvaluated(scan) => {
-            if let Err(reason) = record_scan(&mut release, scan, now) {
-                return Decision::Ignore(reason);
-            }
-        }
+        } => record_build_status(&mut release, *role, build_id, *status, now),
+        Fact::ScanEvaluated(scan) => record_scan(&mut release, scan, now),
         Fact::Abandoned { reason } => {
             if release.phase().is_final() {
-                return Decision::Ignore(Ignored(format!(
+                Err(Ignored(format!(
                     "release {key} is already {}",
                     release.phase()
-                )));
-            }
-            if release.abandoned.is_none() {
-                release.note(now, format!("abandoned: {reason}"));
-                release.abandoned = Some(reason.clone());
+                )))
+            } else {
+                if release.abandoned.is_none() {
+                    release.note(now, format!("abandoned: {reason}"));
+                    release.abandoned = Some(reason.clone());
+                }
+                Ok(())
             }
         }
-        Fact::Nudge => {}
-        Fact::Completed(result) => record_result(&mut release, result, now),
+        Fact::Nudge => Ok(()),
+        Fact::Completed(result) => {
+            record_result(&mut release, result, now);
+            Ok(())
+        }
+    };
+    if let Err(reason) = recorded {
+        // The fact itself changes nothing, but the delivery still takes up effects nobody
+        // holds (claims given back after a failure, or expired): work is never lost.
+        let mut recovering = before;
+        let effects = claim_effects(&mut recovering, now);
+        if effects.is_empty() || current.is_none() {
+            return Decision::Ignore(reason);
+        }
+        recovering.updated_at = now;
+        return Decision::Apply {
+            next: Box::new(recovering),
+            effects,
+        };
     }
 
     let effects = claim_effects(&mut release, now);

@@ -1,0 +1,282 @@
+//! Crash safety: every handler is killed at each of its AWS calls in turn (the call fails as
+//! a dying process would leave it) and the event is delivered again after the claim lease.
+//! Every release still ends published, the ledger never claims an effect that did not
+//! happen, and repeated effects are the same effect: one idempotency token per build, one
+//! index digest, one event key per release event.
+
+use archgate::aws::{CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher};
+use archgate::domain::release::CLAIM_LEASE_MS;
+use archgate::domain::{Arch, Phase};
+use archgate::pipeline::Pipeline;
+use archgate::ports::Clock;
+use archgate_integration_tests::*;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Fails the n-th AWS call after it is armed, and records every call with its body.
+#[derive(Clone, Debug, Default)]
+struct Crash {
+    fail_at: Arc<AtomicUsize>,
+    seen: Arc<AtomicUsize>,
+    calls: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Crash {
+    fn arm(&self, at: usize) {
+        self.seen.store(0, Ordering::SeqCst);
+        self.fail_at.store(at, Ordering::SeqCst);
+    }
+    fn calls(&self, operation: &str) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+}
+
+impl Intercept for Crash {
+    fn name(&self) -> &'static str {
+        "crash"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_at.load(Ordering::SeqCst) == n {
+            return Err("the process died here".into());
+        }
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}.{}", m.service(), m.name()))
+            .unwrap_or_default();
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        self.calls.lock().unwrap().push((operation, body));
+        Ok(())
+    }
+}
+
+/// A clock that can be moved past the claim lease.
+#[derive(Clone, Debug, Default)]
+struct Later(Arc<AtomicI64>);
+
+impl Clock for Later {
+    fn now_millis(&self) -> i64 {
+        archgate::ports::SystemClock.now_millis() + self.0.load(Ordering::SeqCst)
+    }
+}
+
+type Crashing = Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, Later>;
+
+fn crashing_pipeline(
+    env: &archgate_cli::local::LocalEnv,
+    crash: &Crash,
+    clock: &Later,
+) -> Crashing {
+    let sdk = &env.sdk;
+    Pipeline {
+        config: env.config.clone(),
+        ledger: DynamoLedger::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(crash.clone())
+                    .build(),
+            ),
+            &env.config.ledger_table,
+        ),
+        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(
+            aws_sdk_codebuild::config::Builder::from(sdk)
+                .interceptor(crash.clone())
+                .build(),
+        )),
+        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(sdk)
+                .interceptor(crash.clone())
+                .build(),
+        )),
+        events: EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk)
+                    .interceptor(crash.clone())
+                    .build(),
+            ),
+            &env.config.event_bus,
+        ),
+        clock: clock.clone(),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Upload,
+    Complete(Arch),
+    Scan(Arch),
+}
+
+async fn event_for(env: &archgate_cli::local::LocalEnv, tag: &str, step: Step) -> Value {
+    match step {
+        Step::Upload => upload(env, &format!("releases/{tag}.zip")).await,
+        Step::Complete(arch) => {
+            env.finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
+                .await
+                .unwrap()
+                .0
+        }
+        Step::Scan(arch) => env
+            .scan_arch_image(tag, arch, "COMPLETE", &[])
+            .await
+            .unwrap(),
+    }
+}
+
+async fn deliver(pipeline: &Crashing, step: Step, event: Value) -> Result<Value, String> {
+    let result = match step {
+        Step::Upload => archgate_start_builds::handler::handle(pipeline, event).await,
+        Step::Complete(_) => archgate_build_completed::handler::handle(pipeline, event).await,
+        Step::Scan(_) => archgate_scan_gate::handler::handle(pipeline, event).await,
+    };
+    result
+        .map(|o| serde_json::to_value(o).unwrap())
+        .map_err(|e| e.chain())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
+    let env = installation("native").await;
+    let (crash, clock) = (Crash::default(), Later::default());
+    let pipeline = crashing_pipeline(&env, &crash, &clock);
+    let steps = [
+        (Step::Upload, 5),
+        (Step::Complete(Arch::Amd64), 2),
+        (Step::Complete(Arch::Arm64), 6),
+        (Step::Scan(Arch::Amd64), 2),
+        (Step::Scan(Arch::Arm64), 6),
+    ];
+    let mut releases = Vec::new();
+    for (crashing_step, calls) in steps {
+        for at in 1..=calls {
+            let tag = format!("crash-{}-{at}", releases.len());
+            for (step, _) in steps {
+                let event = event_for(&env, &tag, step).await;
+                let same_step = std::mem::discriminant(&step)
+                    == std::mem::discriminant(&crashing_step)
+                    && format!("{step:?}") == format!("{crashing_step:?}");
+                if same_step {
+                    // Given the handler dies at its `at`-th AWS call
+                    crash.arm(at);
+                    let died = deliver(&pipeline, step, event.clone()).await;
+                    crash.arm(0);
+                    assert!(
+                        died.is_err(),
+                        "{tag}: {step:?} should have died at call {at}: {died:?}"
+                    );
+                    // When the event comes again after the claim lease
+                    clock.0.fetch_add(CLAIM_LEASE_MS + 1, Ordering::SeqCst);
+                }
+                let answer = deliver(&pipeline, step, event).await;
+                assert!(answer.is_ok(), "{tag}: {step:?}: {answer:?}");
+            }
+            releases.push(tag);
+        }
+    }
+
+    // Then every release is published and holds no claim
+    for tag in &releases {
+        let release = env.release(tag).await.unwrap().unwrap().release;
+        assert_eq!(
+            release.phase(),
+            Phase::Published,
+            "{tag}: {:?}",
+            release.timeline
+        );
+        assert!(release.pending.is_empty(), "{tag}: {:?}", release.pending);
+    }
+    // And repeated effects were the same effect
+    let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for body in crash.calls("CodeBuild.StartBuild") {
+        let request: Value = serde_json::from_str(&body).unwrap();
+        let tag = request["environmentVariablesOverride"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "IMAGE_TAG")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tokens
+            .entry(tag)
+            .or_default()
+            .insert(request["idempotencyToken"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        tokens.len(),
+        2 * releases.len(),
+        "every arch build was started"
+    );
+    assert!(
+        tokens.values().all(|t| t.len() == 1),
+        "one idempotency token per build: {tokens:?}"
+    );
+    let mut index_digests: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for body in crash.calls("ECR.PutImage") {
+        let request: Value = serde_json::from_str(&body).unwrap();
+        let tag = request["imageTag"].as_str().unwrap_or_default().to_owned();
+        index_digests.entry(tag).or_default().insert(
+            request["imageDigest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert!(
+        index_digests
+            .iter()
+            .filter(|(tag, _)| tag.as_str() != "latest")
+            .all(|(_, d)| d.len() == 1),
+        "one digest per tag: {index_digests:?}"
+    );
+    // Release events may repeat after a crash, but a repeat carries the same event key.
+    let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for event in env.release_events().await.unwrap() {
+        let key = (
+            event["detail"]["tag"].as_str().unwrap_or("?").to_owned(),
+            event["detail-type"].as_str().unwrap_or("?").to_owned(),
+        );
+        let event_key = event["detail"]["event-key"]
+            .as_str()
+            .expect("every release event carries its key");
+        keys.entry(key).or_default().insert(event_key.to_owned());
+    }
+    assert!(
+        keys.values().all(|k| k.len() == 1),
+        "one event key per release and kind: {keys:?}"
+    );
+    for tag in &releases {
+        for kind in [
+            "Release Started",
+            "Release Candidate Ready",
+            "Release Published",
+        ] {
+            assert!(
+                keys.contains_key(&(tag.clone(), kind.to_owned())),
+                "{tag}: no {kind}"
+            );
+        }
+    }
+}
