@@ -163,7 +163,7 @@ async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
     let steps = [
         (Step::Upload, 5),
         (Step::Complete(Arch::Amd64), 2),
-        (Step::Complete(Arch::Arm64), 6),
+        (Step::Complete(Arch::Arm64), 7),
         (Step::Scan(Arch::Amd64), 2),
         (Step::Scan(Arch::Arm64), 6),
     ];

@@ -319,6 +319,9 @@ where
         self.registry
             .put_manifest(repository, &candidate_tag, &raw, &index.digest)
             .await?;
+        let links: Vec<(Digest, Arch)> =
+            images.iter().map(|i| (i.digest.clone(), i.arch)).collect();
+        self.ledger.link_digests(&release.key, &links).await?;
         Ok(EffectResult::CandidatePublished {
             candidate: Candidate {
                 tag: candidate_tag,
@@ -358,6 +361,11 @@ where
                 digest: image.digest,
             });
         }
+        let links: Vec<(Digest, Arch)> = children
+            .iter()
+            .map(|c| (c.digest.clone(), c.arch))
+            .collect();
+        self.ledger.link_digests(&release.key, &links).await?;
         Ok(EffectResult::CandidatePublished {
             candidate: Candidate {
                 tag: candidate_tag,

@@ -38,6 +38,13 @@ pub trait Ledger: Send + Sync {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, SaveError>> + Send;
 
+    /// Records which release and arch a per-arch image digest belongs to.
+    fn link_digests(
+        &self,
+        key: &ReleaseKey,
+        links: &[(Digest, crate::domain::Arch)],
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
     /// The release and arch whose candidate references this per-arch image digest.
     fn find_by_digest(
         &self,

@@ -5,11 +5,10 @@
 use super::classify;
 use crate::domain::{Arch, Digest, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
-use crate::ports::{Ledger, SaveError, Stored};
+use crate::ports::{Clock, Ledger, SaveError, Stored};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use std::collections::HashMap;
 
 /// The partition key attribute (`repository#tag`).
@@ -124,54 +123,46 @@ impl Ledger for DynamoLedger {
                 )])),
             ),
         };
-        let Some(candidate) = &release.candidate else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(values)
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(next),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-                {
-                    Err(SaveError::Conflict { expected })
-                }
-                Err(e) => Err(SaveError::Adapter(classify("DynamoDB", "PutItem", e))),
-            };
-        };
-        // Once the candidate's per-arch digests are known, pointers `digest#<digest>` let a
-        // scan of an untagged image find its release. Written with the release, atomically.
-        let build = |e: aws_sdk_dynamodb::error::BuildError| {
-            SaveError::Adapter(unexpected("TransactWriteItems", e.to_string()))
-        };
-        let mut writes = vec![TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(build)?,
-            )
-            .build()];
-        for child in &candidate.children {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(next),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(SaveError::Conflict { expected })
+            }
+            Err(e) => Err(SaveError::Adapter(classify("DynamoDB", "PutItem", e))),
+        }
+    }
+
+    async fn link_digests(
+        &self,
+        key: &ReleaseKey,
+        links: &[(Digest, Arch)],
+    ) -> Result<(), AdapterError> {
+        // Pointers `digest#<digest>` let a scan of an untagged image find its release. They
+        // are plain puts of derived data: writing them twice is harmless.
+        let expires_at = crate::ports::SystemClock.now_millis() / 1000 + RETENTION_SECONDS;
+        let mut writes = Vec::with_capacity(links.len());
+        for (digest, arch) in links {
             let pointer = HashMap::from([
                 (
                     LEDGER_KEY.to_owned(),
-                    AttributeValue::S(format!("{DIGEST_POINTER}{}", child.digest)),
+                    AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
                 ),
-                ("release".to_owned(), AttributeValue::S(release.key.id())),
+                ("release".to_owned(), AttributeValue::S(key.id())),
                 (
                     "arch".to_owned(),
-                    AttributeValue::S(child.arch.as_str().to_owned()),
+                    AttributeValue::S(arch.as_str().to_owned()),
                 ),
                 (
                     "expires_at".to_owned(),
@@ -179,37 +170,39 @@ impl Ledger for DynamoLedger {
                 ),
             ]);
             writes.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
                             .set_item(Some(pointer))
                             .build()
-                            .map_err(build)?,
+                            .map_err(|e| unexpected("BatchWriteItem", e.to_string()))?,
                     )
                     .build(),
             );
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(next),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
+        let mut pending = HashMap::from([(self.table.clone(), writes)]);
+        // Unprocessed items are retried a few times; a pointer that still does not land only
+        // means such a scan waits for the reconciler.
+        for _ in 0..4 {
+            let output = self
+                .client
+                .batch_write_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(|e| classify("DynamoDB", "BatchWriteItem", e))?;
+            match output
+                .unprocessed_items
+                .filter(|u| u.values().any(|w| !w.is_empty()))
             {
-                Err(SaveError::Conflict { expected })
+                Some(unprocessed) => pending = unprocessed,
+                None => return Ok(()),
             }
-            Err(e) => Err(SaveError::Adapter(classify(
-                "DynamoDB",
-                "TransactWriteItems",
-                e,
-            ))),
         }
+        Err(unexpected(
+            "BatchWriteItem",
+            "digest pointers stayed unprocessed".to_owned(),
+        ))
     }
 
     async fn find_by_digest(
