@@ -24,3 +24,4 @@ echo
 cargo bench --locked -p archgate-cli --bench pipeline
 cargo bench --locked -p archgate --bench planner
 cargo bench --locked -p archgate --bench retention_calls
+tools/lambda-budgets.sh

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Lambda package budgets, x86_64: per function the deployment zip (≤ 4 MB), the bootstrap,
+# the cold start up to the first Runtime API request (median ≤ 20 ms) and the resident
+# memory once it waits for an event (≤ 30 MB).
+#
+#   tools/lambda-budgets.sh            package with cargo-lambda, then 20 cold starts each
+#   LAMBDA_BUDGETS_RUNS=5 tools/lambda-budgets.sh
+#   tools/lambda-budgets.sh --strict   also exit 1 when a budget is exceeded
+#
+# Packaging is `cargo lambda build --release --output-format zip` (cargo-lambda and zig come
+# pinned from tools/requirements.txt into ./.venv); the zips land in
+# target/lambda/<function>/bootstrap.zip. Graviton packages are the same command with
+# `--arm64`; they are not built here, where only the x86_64 Rust target is installed.
+# Should cargo-lambda fail, the script says so and packages `cargo build --release` output
+# with Python's zipfile instead (deflate, level 9) into target/lambda-budgets/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUNCTIONS=(start-builds build-completed scan-gate retention-cleanup)
+RUNS=${LAMBDA_BUDGETS_RUNS:-20}
+STRICT=()
+[[ "${1:-}" == "--strict" ]] && STRICT=(--strict)
+
+./dev setup
+VENV="$PWD/.venv"
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH" # `cargo lambda` finds cargo-lambda, and zig through `python -m ziglang`
+
+OUT=target/lambda-budgets
+mkdir -p "$OUT"
+LOG="$OUT/package.log"
+
+packages=()
+for f in "${FUNCTIONS[@]}"; do packages+=(-p "archgate-$f"); done
+
+echo "## Lambda package budgets (x86_64)"
+echo
+echo "- $(rustc --version)"
+echo "- $(cargo --version)"
+echo "- $(cargo lambda --version 2>/dev/null || echo 'cargo-lambda: not installed')"
+echo "- zig $("$PY" -m ziglang version 2>/dev/null || echo 'not installed')"
+echo "- $("$PY" --version), Linux $(uname -r), $(nproc) CPUs"
+echo
+
+# cargo-lambda, and every zip it wrote is from this run.
+package_with_cargo_lambda() {
+  local marker="$OUT/.package-start" f
+  touch "$marker"
+  cargo lambda build --release --locked --output-format zip "${packages[@]}" </dev/null >"$LOG" 2>&1 || return 1
+  for f in "${FUNCTIONS[@]}"; do
+    [[ -n "$(find "target/lambda/$f/bootstrap.zip" -newer "$marker" 2>/dev/null)" ]] || {
+      echo "target/lambda/$f/bootstrap.zip was not written" >>"$LOG"
+      return 1
+    }
+  done
+}
+
+zips=()
+echo "packaging: cargo lambda build --release --output-format zip (log: $LOG)" >&2
+if package_with_cargo_lambda; then
+  echo "Packaged by \`cargo lambda build --release --output-format zip\` → \`target/lambda/<function>/bootstrap.zip\`."
+  for f in "${FUNCTIONS[@]}"; do zips+=(--function "$f=target/lambda/$f/bootstrap.zip"); done
+else
+  echo "cargo-lambda could not package here; its last lines:" >&2
+  tail -n 15 "$LOG" >&2
+  echo "**cargo-lambda could not package here (see $LOG); fallback: \`cargo build --release\` + Python zipfile (deflate -9) → \`$OUT/<function>/bootstrap.zip\`.**"
+  cargo build --release --locked --quiet "${packages[@]}"
+  for f in "${FUNCTIONS[@]}"; do
+    mkdir -p "$OUT/$f"
+    "$PY" - "target/release/$f" "$OUT/$f/bootstrap.zip" <<'PY'
+import sys, zipfile
+binary, archive = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    info = zipfile.ZipInfo.from_file(binary, "bootstrap")
+    info.external_attr = 0o100755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with open(binary, "rb") as src:
+        z.writestr(info, src.read(), compresslevel=9)
+PY
+    zips+=(--function "$f=$OUT/$f/bootstrap.zip")
+  done
+fi
+echo
+
+# The configuration of cli/src/local.rs's default_config, plus what retention-cleanup needs;
+# every function gets all of it, as template.yaml's Globals give it.
+"$PY" tools/runtime_api_stub.py measure --runs "$RUNS" "${STRICT[@]}" \
+  --env ARCHGATE_SOURCE_BUCKET=archgate-source-123456789012 \
+  --env ARCHGATE_SOURCE_PREFIX=releases/ \
+  --env ARCHGATE_REPOSITORY=myapp \
+  --env ARCHGATE_AMD64_PROJECT=archgate-build-amd64 \
+  --env ARCHGATE_ARM64_PROJECT=archgate-build-arm64 \
+  --env ARCHGATE_MANIFEST_MODE=native \
+  --env ARCHGATE_MANIFEST_PROJECT=archgate-manifest \
+  --env ARCHGATE_LEDGER_TABLE=archgate-ledger \
+  --env ARCHGATE_EVENT_BUS=archgate \
+  --env ARCHGATE_MOVING_TAGS=latest \
+  --env ARCHGATE_RETENTION_REPOSITORIES=myapp \
+  "${zips[@]}"
