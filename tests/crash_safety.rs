@@ -280,3 +280,286 @@ async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
         }
     }
 }
+
+/// A fault on one operation: what the client sees, and how often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultKind {
+    /// 400 ThrottlingException, the request never reached the service.
+    Throttled,
+    /// 500 from the service, the request never took effect.
+    ServerError,
+    /// The service did the work, but its answer was lost: the client sees a 500.
+    AnswerLost,
+    /// The connection failed before the request was sent.
+    ConnectionDropped,
+    /// 300 ms of latency.
+    Slow,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Faults {
+    plan: Arc<Mutex<Option<(String, FaultKind, usize)>>>,
+    calls: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Faults {
+    fn set(&self, operation: &str, kind: FaultKind, times: usize) {
+        *self.plan.lock().unwrap() = Some((operation.to_owned(), kind, times));
+    }
+    fn clear(&self) {
+        *self.plan.lock().unwrap() = None;
+    }
+    /// Whether this call of `operation` is to fail with `kind`; counts it down.
+    fn hit(&self, operation: &str, kinds: &[FaultKind]) -> Option<FaultKind> {
+        let mut plan = self.plan.lock().unwrap();
+        match plan.as_mut() {
+            Some((op, kind, times)) if op == operation && *times > 0 && kinds.contains(kind) => {
+                *times -= 1;
+                Some(*kind)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn operation_of(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| format!("{}.{}", m.service(), m.name()))
+        .unwrap_or_default()
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "faults"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = operation_of(cfg);
+        match self.hit(&operation, &[FaultKind::ConnectionDropped, FaultKind::Slow]) {
+            Some(FaultKind::ConnectionDropped) => return Err("connection reset by peer".into()),
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(300)),
+            None => {}
+        }
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        self.calls.lock().unwrap().push((operation, body));
+        Ok(())
+    }
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = operation_of(cfg);
+        let Some(kind) = self.hit(
+            &operation,
+            &[
+                FaultKind::Throttled,
+                FaultKind::ServerError,
+                FaultKind::AnswerLost,
+            ],
+        ) else {
+            return Ok(());
+        };
+        let (status, body) = match kind {
+            FaultKind::Throttled => (
+                400,
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            ),
+            _ => (
+                500,
+                r#"{"__type":"InternalServerError","message":"internal error"}"#,
+            ),
+        };
+        // Throttled and ServerError stand for requests the service refused; the emulator has
+        // already done the work, so those two are only sound for idempotent operations —
+        // which is every operation archgate calls. AnswerLost is the same answer, on purpose.
+        let response = context.response_mut();
+        *response.status_mut() =
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        Ok(())
+    }
+}
+
+fn faulty_pipeline(
+    env: &archgate_cli::local::LocalEnv,
+    faults: &Faults,
+    clock: &Later,
+) -> Crashing {
+    let sdk = &env.sdk;
+    // Fast SDK retries so the table runs in seconds; the policy is the SDK's standard one.
+    let retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(std::time::Duration::from_millis(10));
+    Pipeline {
+        config: env.config.clone(),
+        ledger: DynamoLedger::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(faults.clone())
+                    .retry_config(retry.clone())
+                    .build(),
+            ),
+            &env.config.ledger_table,
+        ),
+        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(
+            aws_sdk_codebuild::config::Builder::from(sdk)
+                .interceptor(faults.clone())
+                .retry_config(retry.clone())
+                .build(),
+        )),
+        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(sdk)
+                .interceptor(faults.clone())
+                .retry_config(retry.clone())
+                .build(),
+        )),
+        events: EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(sdk)
+                    .interceptor(faults.clone())
+                    .retry_config(retry)
+                    .build(),
+            ),
+            &env.config.event_bus,
+        ),
+        clock: clock.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
+    let env = installation("native").await;
+    let (faults, clock) = (Faults::default(), Later::default());
+    let pipeline = faulty_pipeline(&env, &faults, &clock);
+    let operations = [
+        "DynamoDB.GetItem",
+        "DynamoDB.PutItem",
+        "DynamoDB.BatchWriteItem",
+        "CodeBuild.StartBuild",
+        "ECR.BatchGetImage",
+        "ECR.PutImage",
+        "EventBridge.PutEvents",
+    ];
+    let kinds = [
+        (FaultKind::Throttled, 1),
+        (FaultKind::ServerError, 1),
+        (FaultKind::AnswerLost, 1),
+        (FaultKind::ConnectionDropped, 1),
+        (FaultKind::Slow, 2),
+        // Outlasts the SDK's three attempts: the invocation fails and the event comes again.
+        (FaultKind::ServerError, 4),
+    ];
+    let steps = [
+        Step::Upload,
+        Step::Complete(Arch::Amd64),
+        Step::Complete(Arch::Arm64),
+        Step::Scan(Arch::Amd64),
+        Step::Scan(Arch::Arm64),
+    ];
+    let mut table = vec![
+        "| operation | fault | times | invocations failed | outcome |".to_owned(),
+        "|---|---|---|---|---|".to_owned(),
+    ];
+    let mut releases = Vec::new();
+    for operation in operations {
+        for (kind, times) in kinds {
+            let tag = format!("fault-{}", releases.len());
+            faults.set(operation, kind, times);
+            let mut failed = 0;
+            for step in steps {
+                let event = event_for(&env, &tag, step).await;
+                if deliver(&pipeline, step, event.clone()).await.is_err() {
+                    // Lambda retries a failed invocation; past the claim lease it acts again.
+                    failed += 1;
+                    clock.0.fetch_add(CLAIM_LEASE_MS + 1, Ordering::SeqCst);
+                    let again = deliver(&pipeline, step, event).await;
+                    assert!(
+                        again.is_ok(),
+                        "{tag} {operation} {kind:?}: {step:?} failed twice: {again:?}"
+                    );
+                }
+            }
+            faults.clear();
+            let release = env.release(&tag).await.unwrap().unwrap().release;
+            assert_eq!(
+                release.phase(),
+                Phase::Published,
+                "{tag} {operation} {kind:?}: {:?}",
+                release.timeline
+            );
+            assert!(release.pending.is_empty(), "{tag}: {:?}", release.pending);
+            table.push(format!(
+                "| {operation} | {kind:?} | {times} | {failed} | published |"
+            ));
+            releases.push(tag);
+        }
+    }
+    // No duplicate effect: one idempotency token per build, one digest per tag, one key per event.
+    let calls = faults.calls.lock().unwrap().clone();
+    let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut digests: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (operation, body) in &calls {
+        let Ok(request) = serde_json::from_str::<Value>(body) else {
+            continue;
+        };
+        if operation == "CodeBuild.StartBuild" {
+            let tag = request["environmentVariablesOverride"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "IMAGE_TAG")
+                .unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            tokens
+                .entry(tag)
+                .or_default()
+                .insert(request["idempotencyToken"].as_str().unwrap().to_owned());
+        }
+        if operation == "ECR.PutImage" {
+            let tag = request["imageTag"].as_str().unwrap_or_default().to_owned();
+            digests.entry(tag).or_default().insert(
+                request["imageDigest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+    }
+    assert_eq!(tokens.len(), 2 * releases.len());
+    assert!(tokens.values().all(|t| t.len() == 1), "{tokens:?}");
+    assert!(
+        digests
+            .iter()
+            .filter(|(t, _)| t.as_str() != "latest")
+            .all(|(_, d)| d.len() == 1),
+        "{digests:?}"
+    );
+    let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for event in env.release_events().await.unwrap() {
+        let key = (
+            event["detail"]["tag"].as_str().unwrap_or("?").to_owned(),
+            event["detail-type"].as_str().unwrap_or("?").to_owned(),
+        );
+        keys.entry(key).or_default().insert(
+            event["detail"]["event-key"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+        );
+    }
+    assert!(keys.values().all(|k| k.len() == 1), "{keys:?}");
+    println!("{}", table.join("\n"));
+}

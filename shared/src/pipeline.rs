@@ -173,6 +173,7 @@ where
         };
         let mut performed: Vec<EffectResult> = Vec::new();
         let mut effects_done: Vec<Effect> = Vec::new();
+        let invocation = invocation_id();
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.clock.now_millis();
             // A new upload is created with a conditional put: no read needed the first time.
@@ -185,13 +186,30 @@ where
                 match decide(stored.as_ref().map(|s| &s.release), key, &fact, now) {
                     Decision::Apply { next, effects } => (*next, effects.into()),
                     Decision::Ignore(reason) => match &stored {
-                        Some(s) if !performed.is_empty() => (s.release.clone(), VecDeque::new()),
+                        Some(s)
+                            if !performed.is_empty()
+                                || s.release
+                                    .pending
+                                    .iter()
+                                    .any(|c| c.by.as_deref() == Some(invocation.as_str())) =>
+                        {
+                            (s.release.clone(), VecDeque::new())
+                        }
                         _ => {
                             info!(release = %key, reason = %reason, "ignored");
                             return Ok(reason.into());
                         }
                     },
                 };
+            // Claims this invocation wrote, whose answer it never saw (its write went through,
+            // the retry of that write then conflicted with it): they are still ours to do.
+            let ours: Vec<Effect> = stored
+                .iter()
+                .flat_map(|s| s.release.pending.iter())
+                .filter(|c| c.by.as_deref() == Some(invocation.as_str()))
+                .map(|c| c.effect)
+                .filter(|e| !todo.contains(e))
+                .collect();
             for result in &performed {
                 if let Decision::Apply { next, effects } =
                     decide(Some(&state), key, &Fact::Completed(result.clone()), now)
@@ -201,9 +219,23 @@ where
                 }
             }
             todo.retain(|effect| !performed.iter().any(|r| r.effect() == *effect));
+            for claim in state
+                .pending
+                .iter_mut()
+                .filter(|c| todo.contains(&c.effect) && c.by.is_none())
+            {
+                claim.by = Some(invocation.clone());
+            }
 
             let mut version = expected;
-            if !todo.is_empty() {
+            let ours: Vec<Effect> = ours
+                .into_iter()
+                .filter(|e| !performed.iter().any(|r| r.effect() == *e))
+                .collect();
+            if !ours.is_empty() && todo.is_empty() {
+                // Already durable: perform them without claiming again.
+                todo.extend(ours);
+            } else if !todo.is_empty() {
                 match self.ledger.save(&state, expected).await {
                     Ok(v) => version = Some(v),
                     Err(SaveError::Conflict { .. }) => continue,
@@ -436,6 +468,21 @@ where
         }
         Ok(EffectResult::Promoted { tags })
     }
+}
+
+/// Unique enough to tell this invocation's claims from any other's.
+fn invocation_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn is_immutable_tag_conflict(error: &AdapterError) -> bool {

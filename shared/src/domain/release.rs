@@ -368,6 +368,10 @@ impl fmt::Display for Effect {
 pub struct Claim {
     pub effect: Effect,
     pub claimed_at: Millis,
+    /// The invocation that holds the claim, so it recognises its own claim when the answer
+    /// to its write was lost and a retry of the write conflicts with itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What happened when an effect was performed.
@@ -1012,12 +1016,14 @@ fn claim_effects(release: &mut Release, now: Millis) -> Vec<Effect> {
             Some(claim) if now - claim.claimed_at < CLAIM_LEASE_MS => {}
             Some(claim) => {
                 claim.claimed_at = now;
+                claim.by = None;
                 claimed.push(effect);
             }
             None => {
                 release.pending.push(Claim {
                     effect,
                     claimed_at: now,
+                    by: None,
                 });
                 claimed.push(effect);
             }
