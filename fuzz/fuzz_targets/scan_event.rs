@@ -1,0 +1,13 @@
+#![no_main]
+//! Untrusted bytes → ECR / Inspector scan event parsing.
+use libfuzzer_sys::fuzz_target;
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        if let Ok(event) = archgate::inbound::parse_scan_event(value) {
+            let _ = archgate::inbound::scan_observation(&event, &common::config());
+        }
+    }
+});
