@@ -83,38 +83,41 @@ impl Clock for Later {
 
 type Crashing = Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, Later>;
 
-fn crashing_pipeline(
+/// The pipeline on the emulator with `interceptor` on every client (and, when given, the
+/// SDK retry policy).
+fn pipeline_with<I>(
     env: &archgate_cli::local::LocalEnv,
-    crash: &Crash,
+    interceptor: &I,
+    retry: Option<aws_sdk_dynamodb::config::retry::RetryConfig>,
     clock: &Later,
-) -> Crashing {
+) -> Crashing
+where
+    I: Intercept + Clone + 'static,
+{
     let sdk = &env.sdk;
+    let mut dynamodb =
+        aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(interceptor.clone());
+    let mut codebuild =
+        aws_sdk_codebuild::config::Builder::from(sdk).interceptor(interceptor.clone());
+    let mut ecr = aws_sdk_ecr::config::Builder::from(sdk).interceptor(interceptor.clone());
+    let mut eventbridge =
+        aws_sdk_eventbridge::config::Builder::from(sdk).interceptor(interceptor.clone());
+    if let Some(retry) = retry {
+        dynamodb = dynamodb.retry_config(retry.clone());
+        codebuild = codebuild.retry_config(retry.clone());
+        ecr = ecr.retry_config(retry.clone());
+        eventbridge = eventbridge.retry_config(retry);
+    }
     Pipeline {
         config: env.config.clone(),
         ledger: DynamoLedger::new(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(crash.clone())
-                    .build(),
-            ),
+            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             &env.config.ledger_table,
         ),
-        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(
-            aws_sdk_codebuild::config::Builder::from(sdk)
-                .interceptor(crash.clone())
-                .build(),
-        )),
-        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(sdk)
-                .interceptor(crash.clone())
-                .build(),
-        )),
+        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(codebuild.build())),
+        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(ecr.build())),
         events: EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(sdk)
-                    .interceptor(crash.clone())
-                    .build(),
-            ),
+            aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
             &env.config.event_bus,
         ),
         clock: clock.clone(),
@@ -159,7 +162,7 @@ async fn deliver(pipeline: &Crashing, step: Step, event: Value) -> Result<Value,
 async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
     let env = installation("native").await;
     let (crash, clock) = (Crash::default(), Later::default());
-    let pipeline = crashing_pipeline(&env, &crash, &clock);
+    let pipeline = pipeline_with(&env, &crash, None, &clock);
     let steps = [
         (Step::Upload, 5),
         (Step::Complete(Arch::Amd64), 2),
@@ -391,57 +394,15 @@ impl Intercept for Faults {
     }
 }
 
-fn faulty_pipeline(
-    env: &archgate_cli::local::LocalEnv,
-    faults: &Faults,
-    clock: &Later,
-) -> Crashing {
-    let sdk = &env.sdk;
-    // Fast SDK retries so the table runs in seconds; the policy is the SDK's standard one.
-    let retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(std::time::Duration::from_millis(10));
-    Pipeline {
-        config: env.config.clone(),
-        ledger: DynamoLedger::new(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(faults.clone())
-                    .retry_config(retry.clone())
-                    .build(),
-            ),
-            &env.config.ledger_table,
-        ),
-        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(
-            aws_sdk_codebuild::config::Builder::from(sdk)
-                .interceptor(faults.clone())
-                .retry_config(retry.clone())
-                .build(),
-        )),
-        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(sdk)
-                .interceptor(faults.clone())
-                .retry_config(retry.clone())
-                .build(),
-        )),
-        events: EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(sdk)
-                    .interceptor(faults.clone())
-                    .retry_config(retry)
-                    .build(),
-            ),
-            &env.config.event_bus,
-        ),
-        clock: clock.clone(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
     let env = installation("native").await;
     let (faults, clock) = (Faults::default(), Later::default());
-    let pipeline = faulty_pipeline(&env, &faults, &clock);
+    // Fast SDK retries so the table runs in seconds; the policy is the SDK's standard one.
+    let retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(std::time::Duration::from_millis(10));
+    let pipeline = pipeline_with(&env, &faults, Some(retry), &clock);
     let operations = [
         "DynamoDB.GetItem",
         "DynamoDB.PutItem",
