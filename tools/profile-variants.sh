@@ -32,7 +32,7 @@ for name in "${selected[@]}"; do
     echo "$name: build failed, see $dir.log" >&2
     continue
   }
-  args+=(--function "start-builds [$name]=$dir/lambda/start-builds/bootstrap.zip")
+  args+=(--function "start-builds [${name//=/ }]=$dir/lambda/start-builds/bootstrap.zip")
 done
 
 .venv/bin/python tools/runtime_api_stub.py measure --runs "${LAMBDA_BUDGETS_RUNS:-20}" \
