@@ -32,14 +32,6 @@ impl Crash {
         self.seen.store(0, Ordering::SeqCst);
         self.fail_at.store(at, Ordering::SeqCst);
     }
-    fn calls(&self, operation: &str) -> Vec<String> {
-        let calls = self.calls.lock().unwrap();
-        calls
-            .iter()
-            .filter(|(op, _)| op == operation)
-            .map(|(_, body)| body.clone())
-            .collect()
-    }
 }
 
 impl Intercept for Crash {
@@ -210,78 +202,8 @@ async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
         assert!(release.pending.is_empty(), "{tag}: {:?}", release.pending);
     }
     // And repeated effects were the same effect
-    let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for body in crash.calls("CodeBuild.StartBuild") {
-        let request: Value = serde_json::from_str(&body).unwrap();
-        let tag = request["environmentVariablesOverride"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == "IMAGE_TAG")
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        tokens
-            .entry(tag)
-            .or_default()
-            .insert(request["idempotencyToken"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(
-        tokens.len(),
-        2 * releases.len(),
-        "every arch build was started"
-    );
-    assert!(
-        tokens.values().all(|t| t.len() == 1),
-        "one idempotency token per build: {tokens:?}"
-    );
-    let mut index_digests: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for body in crash.calls("ECR.PutImage") {
-        let request: Value = serde_json::from_str(&body).unwrap();
-        let tag = request["imageTag"].as_str().unwrap_or_default().to_owned();
-        index_digests.entry(tag).or_default().insert(
-            request["imageDigest"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
-    }
-    assert!(
-        index_digests
-            .iter()
-            .filter(|(tag, _)| tag.as_str() != "latest")
-            .all(|(_, d)| d.len() == 1),
-        "one digest per tag: {index_digests:?}"
-    );
-    // Release events may repeat after a crash, but a repeat carries the same event key.
-    let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for event in env.release_events().await.unwrap() {
-        let key = (
-            event["detail"]["tag"].as_str().unwrap_or("?").to_owned(),
-            event["detail-type"].as_str().unwrap_or("?").to_owned(),
-        );
-        let event_key = event["detail"]["event-key"]
-            .as_str()
-            .expect("every release event carries its key");
-        keys.entry(key).or_default().insert(event_key.to_owned());
-    }
-    assert!(
-        keys.values().all(|k| k.len() == 1),
-        "one event key per release and kind: {keys:?}"
-    );
-    for tag in &releases {
-        for kind in [
-            "Release Started",
-            "Release Candidate Ready",
-            "Release Published",
-        ] {
-            assert!(
-                keys.contains_key(&(tag.clone(), kind.to_owned())),
-                "{tag}: no {kind}"
-            );
-        }
-    }
+    let calls = crash.calls.lock().unwrap().clone();
+    assert_no_second_effect(&env, &calls, releases.len()).await;
 }
 
 /// A fault on one operation: what the client sees, and how often.
@@ -466,47 +388,56 @@ async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
             releases.push(tag);
         }
     }
-    // No duplicate effect: one idempotency token per build, one digest per tag, one key per event.
     let calls = faults.calls.lock().unwrap().clone();
+    assert_no_second_effect(&env, &calls, releases.len()).await;
+    println!("{}", table.join("\n"));
+}
+
+/// Repeated effects must be the same effect: one idempotency token per build, one digest per
+/// image tag (but `latest`, which moves), one event key per release and kind.
+async fn assert_no_second_effect(
+    env: &archgate_cli::local::LocalEnv,
+    calls: &[(String, String)],
+    releases: usize,
+) {
     let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut digests: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (operation, body) in &calls {
+    for (operation, body) in calls {
         let Ok(request) = serde_json::from_str::<Value>(body) else {
             continue;
         };
         if operation == "CodeBuild.StartBuild" {
             let tag = request["environmentVariablesOverride"]
                 .as_array()
-                .unwrap()
-                .iter()
-                .find(|v| v["name"] == "IMAGE_TAG")
-                .unwrap()["value"]
-                .as_str()
-                .unwrap()
+                .and_then(|vars| vars.iter().find(|v| v["name"] == "IMAGE_TAG"))
+                .and_then(|v| v["value"].as_str())
+                .expect("StartBuild names the image tag")
                 .to_owned();
-            tokens
-                .entry(tag)
-                .or_default()
-                .insert(request["idempotencyToken"].as_str().unwrap().to_owned());
+            let token = request["idempotencyToken"]
+                .as_str()
+                .expect("StartBuild carries a token");
+            tokens.entry(tag).or_default().insert(token.to_owned());
         }
         if operation == "ECR.PutImage" {
             let tag = request["imageTag"].as_str().unwrap_or_default().to_owned();
-            digests.entry(tag).or_default().insert(
-                request["imageDigest"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            );
+            let digest = request["imageDigest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            digests.entry(tag).or_default().insert(digest);
         }
     }
-    assert_eq!(tokens.len(), 2 * releases.len());
-    assert!(tokens.values().all(|t| t.len() == 1), "{tokens:?}");
+    assert_eq!(tokens.len(), 2 * releases, "every arch build was started");
+    assert!(
+        tokens.values().all(|t| t.len() == 1),
+        "one idempotency token per build: {tokens:?}"
+    );
     assert!(
         digests
             .iter()
-            .filter(|(t, _)| t.as_str() != "latest")
+            .filter(|(tag, _)| tag.as_str() != "latest")
             .all(|(_, d)| d.len() == 1),
-        "{digests:?}"
+        "one digest per tag: {digests:?}"
     );
     let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for event in env.release_events().await.unwrap() {
@@ -514,13 +445,13 @@ async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
             event["detail"]["tag"].as_str().unwrap_or("?").to_owned(),
             event["detail-type"].as_str().unwrap_or("?").to_owned(),
         );
-        keys.entry(key).or_default().insert(
-            event["detail"]["event-key"]
-                .as_str()
-                .unwrap_or("?")
-                .to_owned(),
-        );
+        let event_key = event["detail"]["event-key"]
+            .as_str()
+            .expect("every release event carries its key");
+        keys.entry(key).or_default().insert(event_key.to_owned());
     }
-    assert!(keys.values().all(|k| k.len() == 1), "{keys:?}");
-    println!("{}", table.join("\n"));
+    assert!(
+        keys.values().all(|k| k.len() == 1),
+        "one event key per release and kind: {keys:?}"
+    );
 }
