@@ -2,6 +2,7 @@ use archgate::aws::{sdk_config, Clients, DynamoLedger};
 use archgate::domain::gate::Verdict;
 use archgate::domain::release::ScanRecord;
 use archgate::domain::{Arch, Digest, Fact, ReleaseKey, ReleaseTag};
+use archgate::error::chain;
 use archgate::gatekeeper::{current_verdicts, date_of};
 use archgate::ports::{Clock, Ledger, SystemClock};
 use archgate::Config;
@@ -134,21 +135,10 @@ async fn main() -> ExitCode {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Demo => {
-            let report = demo::run().await.map_err(|e| error_chain(&e))?;
+            let report = demo::run().await.map_err(|e| chain(&e))?;
             Ok(if report.succeeded() {
                 ExitCode::SUCCESS
             } else {
@@ -176,7 +166,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let config = Config::from_env().map_err(|e| e.to_string())?;
             let done = provision::provision(&sdk_config().await, &config)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| chain(&e))?;
             for resource in done {
                 println!("{resource}");
             }
@@ -241,7 +231,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 let outcome = pipeline
                     .apply(&stored.release.key, Fact::ScanEvaluated(record))
                     .await
-                    .map_err(|e| error_chain(&e))?;
+                    .map_err(|e| chain(&e))?;
                 println!(
                     "  → {}",
                     serde_json::to_string(&outcome).unwrap_or_default()
@@ -259,7 +249,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 ReleaseCommand::Status { tag, json } => {
                     let tag = ReleaseTag::parse(&tag).map_err(|e| e.to_string())?;
                     let key = ReleaseKey::new(config.repository.clone(), tag);
-                    let Some(stored) = ledger.load(&key).await.map_err(|e| error_chain(&e))? else {
+                    let Some(stored) = ledger.load(&key).await.map_err(|e| chain(&e))? else {
                         return Err(format!("no release {key} in the ledger"));
                     };
                     if json {
@@ -273,7 +263,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     Ok(ExitCode::SUCCESS)
                 }
                 ReleaseCommand::List { limit } => {
-                    for stored in ledger.list(limit).await.map_err(|e| error_chain(&e))? {
+                    for stored in ledger.list(limit).await.map_err(|e| chain(&e))? {
                         let r = &stored.release;
                         println!(
                             "{:<40} {:<16} {}",
@@ -301,7 +291,7 @@ async fn load(
         .ledger
         .load(&key)
         .await
-        .map_err(|e| error_chain(&e))?
+        .map_err(|e| chain(&e))?
         .ok_or_else(|| format!("no release {key} in the ledger"))
 }
 
@@ -314,7 +304,7 @@ async fn judge_now(
     let today = date_of(SystemClock.now_millis());
     current_verdicts(&pipeline.config.gate, &pipeline.registry, release, &today)
         .await
-        .map_err(|e| error_chain(&e))
+        .map_err(|e| chain(&e))
 }
 
 fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
@@ -464,7 +454,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
         SystemClock.now_millis(),
     )
     .await
-    .map_err(|e| error_chain(&e))?;
+    .map_err(|e| chain(&e))?;
     if args.json && !apply {
         println!(
             "{}",
@@ -513,7 +503,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
         let result = inventory
             .delete_images(&args.repository, batch)
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| chain(&e))?;
         report.deleted.extend(result.deleted);
         report.failed.extend(result.failed);
         let done = report.deleted.len() + report.failed.len();
@@ -540,7 +530,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
         if let Err(e) = publish_report(&events, &report).await {
             eprintln!(
                 "archgate: could not publish the retention report: {}",
-                error_chain(&e)
+                chain(&e)
             );
         }
     }

@@ -58,3 +58,15 @@ impl AdapterError {
         }
     }
 }
+
+/// An error with its whole chain of causes, `outer: cause: root`, for logs and answers.
+pub fn chain(error: &dyn StdError) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

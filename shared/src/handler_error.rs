@@ -5,7 +5,6 @@ use crate::error::AdapterError;
 use crate::inbound::{InvalidField, MalformedEvent};
 use crate::pipeline::PipelineError;
 use lambda_runtime::Diagnostic;
-use std::error::Error as _;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -51,14 +50,7 @@ impl HandlerError {
 
     /// The message with its whole chain of causes.
     pub fn chain(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
+        crate::error::chain(self)
     }
 }
 

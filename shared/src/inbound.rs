@@ -2,6 +2,7 @@
 //! anything that is not archgate's gives an explicit [`Ignored`] reason, never a panic.
 
 use crate::config::Config;
+use crate::domain::digest::truncate_for_message;
 use crate::domain::release::{BuildRole, BuildStatus, Ignored, ManifestMode};
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Fact, ReleaseKey, SourceObject};
@@ -80,13 +81,13 @@ where
     if mismatch(&config.account_id, &event.account) {
         return Some(Ignored(format!(
             "event from account `{}`, not this deployment's",
-            bounded(event.account.as_deref().unwrap_or("<missing>"))
+            truncate_for_message(event.account.as_deref().unwrap_or("<missing>"))
         )));
     }
     if mismatch(&config.region, &event.region) {
         return Some(Ignored(format!(
             "event from region `{}`, not this deployment's",
-            bounded(event.region.as_deref().unwrap_or("<missing>"))
+            truncate_for_message(event.region.as_deref().unwrap_or("<missing>"))
         )));
     }
     None
@@ -100,8 +101,8 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
     if event.source != S3_SOURCE || event.detail_type != S3_OBJECT_CREATED {
         return Err(Ignored(format!(
             "not an S3 Object Created event (source `{}`, detail-type `{}`)",
-            bounded(&event.source),
-            bounded(&event.detail_type)
+            truncate_for_message(&event.source),
+            truncate_for_message(&event.detail_type)
         )));
     }
     let detail = &event.detail;
@@ -112,7 +113,7 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
     if bucket != config.source_bucket {
         return Err(Ignored(format!(
             "bucket `{}` is not the source bucket `{}`",
-            bounded(bucket),
+            truncate_for_message(bucket),
             config.source_bucket
         )));
     }
@@ -205,8 +206,8 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
     if event.source != CODEBUILD_SOURCE || event.detail_type != CODEBUILD_STATE_CHANGE {
         return Err(Ignored(format!(
             "not a CodeBuild Build State Change event (source `{}`, detail-type `{}`)",
-            bounded(&event.source),
-            bounded(&event.detail_type)
+            truncate_for_message(&event.source),
+            truncate_for_message(&event.detail_type)
         )));
     }
     let detail = &event.detail;
@@ -214,7 +215,7 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
     let role = config.role_of_project(project).ok_or_else(|| {
         Ignored(format!(
             "project `{}` is not one of archgate's",
-            bounded(project)
+            truncate_for_message(project)
         ))
     })?;
     if role == BuildRole::Manifest && config.manifest_mode == ManifestMode::Native {
@@ -226,16 +227,20 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
     if !build_id.starts_with(&format!("{project}:")) {
         return Err(Ignored(format!(
             "build `{}` does not belong to project `{project}`",
-            bounded(build_id)
+            truncate_for_message(build_id)
         )));
     }
     let status_text = required(detail.build_status.as_deref(), "detail.build-status")?;
-    let status = BuildStatus::parse(status_text)
-        .ok_or_else(|| Ignored(format!("unknown build status `{}`", bounded(status_text))))?;
+    let status = BuildStatus::parse(status_text).ok_or_else(|| {
+        Ignored(format!(
+            "unknown build status `{}`",
+            truncate_for_message(status_text)
+        ))
+    })?;
     if !status.is_final() {
         return Err(Ignored(format!(
             "{role} build {} is {}: not a final status",
-            bounded(build_id),
+            truncate_for_message(build_id),
             status.as_str()
         )));
     }
@@ -275,19 +280,23 @@ pub fn build_fact(
     else {
         return Err(Ignored(format!(
             "build {} carries no archgate release (IMAGE_REPO_NAME / ARCHGATE_RELEASE_TAG): not started by archgate",
-            bounded(&change.build_id)
+            truncate_for_message(&change.build_id)
         )));
     };
     if repository != config.repository {
         return Err(Ignored(format!(
             "build {} is for repository `{}`, not `{}`",
-            bounded(&change.build_id),
-            bounded(repository),
+            truncate_for_message(&change.build_id),
+            truncate_for_message(repository),
             config.repository
         )));
     }
-    let tag = ReleaseTag::parse(tag)
-        .map_err(|e| Ignored(format!("build {}: {e}", bounded(&change.build_id))))?;
+    let tag = ReleaseTag::parse(tag).map_err(|e| {
+        Ignored(format!(
+            "build {}: {e}",
+            truncate_for_message(&change.build_id)
+        ))
+    })?;
     let expected_arch = match change.role {
         BuildRole::Amd64 => Some("amd64"),
         BuildRole::Arm64 => Some("arm64"),
@@ -297,8 +306,8 @@ pub fn build_fact(
         if var("IMAGE_ARCH").is_some_and(|arch| arch != expected) {
             return Err(Ignored(format!(
                 "build {} of the {expected} project says IMAGE_ARCH={}",
-                bounded(&change.build_id),
-                bounded(var("IMAGE_ARCH").unwrap_or_default())
+                truncate_for_message(&change.build_id),
+                truncate_for_message(var("IMAGE_ARCH").unwrap_or_default())
             )));
         }
     }
@@ -337,14 +346,6 @@ fn optional(value: Option<&str>, field: &str) -> Result<Option<String>, Ignored>
     match value {
         None | Some("") => Ok(None),
         Some(v) => required(Some(v), field).map(|v| Some(v.to_owned())),
-    }
-}
-
-fn bounded(value: &str) -> String {
-    if value.chars().count() <= 100 {
-        value.to_owned()
-    } else {
-        format!("{}…", value.chars().take(100).collect::<String>())
     }
 }
 
@@ -417,8 +418,8 @@ pub fn scan_observation(
         (source, detail_type) => {
             return Ok(Err(Ignored(format!(
                 "not a scan event (source `{}`, detail-type `{}`)",
-                bounded(source),
-                bounded(detail_type)
+                truncate_for_message(source),
+                truncate_for_message(detail_type)
             ))))
         }
     };
@@ -440,7 +441,7 @@ pub fn scan_observation(
     if repository != config.repository {
         return Ok(Err(Ignored(format!(
             "repository `{}` is not archgate's repository `{}`",
-            bounded(repository),
+            truncate_for_message(repository),
             config.repository
         ))));
     }
@@ -452,7 +453,7 @@ pub fn scan_observation(
         (_, other) => {
             return Ok(Err(Ignored(format!(
                 "scan status `{}` is not a result the gate judges",
-                bounded(other)
+                truncate_for_message(other)
             ))))
         }
     };
@@ -471,7 +472,7 @@ pub fn scan_observation(
             field: format!("detail.finding-severity-counts.{name}"),
             problem: format!(
                 "{} is not a count (a whole number, 0 or more)",
-                bounded(&value.to_string())
+                truncate_for_message(&value.to_string())
             ),
         })?;
         counts.insert(severity, count);

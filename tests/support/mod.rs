@@ -87,21 +87,5 @@ pub async fn candidate_ready(env: &LocalEnv, tag: &str) {
 
 /// The digest a tag resolves to in the repository, if any.
 pub async fn resolve(env: &LocalEnv, tag: &str) -> Option<String> {
-    let out = env
-        .clients
-        .ecr
-        .describe_images()
-        .repository_name(&env.config.repository)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag(tag)
-                .build(),
-        )
-        .send()
-        .await
-        .ok()?;
-    out.image_details()
-        .first()
-        .and_then(|d| d.image_digest())
-        .map(str::to_owned)
+    archgate_cli::report::resolve(&env.clients.ecr, &env.config.repository, tag).await
 }

@@ -7,10 +7,10 @@ use archgate::cleanup::{
     apply_plan, plan_repository, publish_report, resolve_repositories, RepositoryReport,
     RetentionConfig,
 };
+use archgate::error::chain;
 use archgate::ports::{Clock, SystemClock};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use std::error::Error as _;
 use tracing::{info, warn};
 
 /// Everything a run needs, built once per process.
@@ -46,10 +46,7 @@ pub struct BadRequest(#[source] pub serde_json::Error);
 
 impl From<BadRequest> for lambda_runtime::Diagnostic {
     fn from(error: BadRequest) -> Self {
-        let message = match error.source() {
-            Some(cause) => format!("{error}: {cause}"),
-            None => error.to_string(),
-        };
+        let message = chain(&error);
         tracing::error!(%message, "invocation failed");
         lambda_runtime::Diagnostic {
             error_type: "Archgate.MalformedEvent".to_owned(),
@@ -144,15 +141,4 @@ pub async fn run(retention: &Retention, request: Request) -> RunReport {
         dry_run: request.dry_run,
         repositories: reports,
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
