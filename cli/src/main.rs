@@ -423,9 +423,8 @@ fn print_status(release: &archgate::domain::Release, version: u64) {
 
 async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     use archgate::aws::EcrRegistry;
-    use archgate::cleanup::{plan_repository, publish_report, RepositoryReport};
+    use archgate::cleanup::{apply_plan_with_progress, plan_repository, publish_report};
     use archgate::domain::retention::RetentionPolicy;
-    use archgate::ports::RepositoryInventory;
     use std::io::Write;
 
     let (args, apply, force) = match command {
@@ -492,36 +491,25 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     if !apply || plan.refused.is_some() || plan.delete.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut report = RepositoryReport {
-        repository: args.repository.clone(),
-        images: images.len(),
-        ..RepositoryReport::default()
-    };
-    let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
-    let total = ordered.len();
-    for batch in ordered.chunks(archgate::aws::BATCH_LIMIT) {
-        let result = inventory
-            .delete_images(&args.repository, batch)
-            .await
-            .map_err(|e| chain(&e))?;
-        report.deleted.extend(result.deleted);
-        report.failed.extend(result.failed);
-        let done = report.deleted.len() + report.failed.len();
-        let filled = done * 30 / total.max(1);
-        print!(
-            "\r  [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            ".".repeat(30 - filled)
-        );
-        let _ = std::io::stdout().flush();
-    }
+    let report = apply_plan_with_progress(
+        &inventory,
+        &args.repository,
+        images.len(),
+        &plan,
+        false,
+        |done, total| {
+            let filled = done * 30 / total.max(1);
+            print!(
+                "\r  [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(30 - filled)
+            );
+            let _ = std::io::stdout().flush();
+        },
+    )
+    .await
+    .map_err(|e| chain(&e))?;
     println!();
-    let sizes: std::collections::BTreeMap<&Digest, u64> = plan
-        .delete
-        .iter()
-        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
-        .collect();
-    report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
     for (digest, reason) in &report.failed {
         println!("  failed  {digest}: {reason} (left for the next run)");
     }

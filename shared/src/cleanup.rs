@@ -244,6 +244,18 @@ pub async fn apply_plan<I: RepositoryInventory>(
     plan: &Plan,
     dry_run: bool,
 ) -> Result<RepositoryReport, AdapterError> {
+    apply_plan_with_progress(inventory, repository, images, plan, dry_run, |_, _| {}).await
+}
+
+/// [`apply_plan`], calling `progress(done, total)` after each BatchDeleteImage.
+pub async fn apply_plan_with_progress<I: RepositoryInventory>(
+    inventory: &I,
+    repository: &str,
+    images: usize,
+    plan: &Plan,
+    dry_run: bool,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<RepositoryReport, AdapterError> {
     let mut report = RepositoryReport {
         repository: repository.to_owned(),
         dry_run,
@@ -269,15 +281,19 @@ pub async fn apply_plan<I: RepositoryInventory>(
         return Ok(report);
     }
     let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
-    let result = inventory.delete_images(repository, &ordered).await?;
+    // One batch a call, in plan order: an index's batch goes before its children's.
+    for batch in ordered.chunks(crate::aws::BATCH_LIMIT) {
+        let result = inventory.delete_images(repository, batch).await?;
+        report.deleted.extend(result.deleted);
+        report.failed.extend(result.failed);
+        progress(report.deleted.len() + report.failed.len(), ordered.len());
+    }
     let sizes: BTreeMap<&Digest, u64> = plan
         .delete
         .iter()
         .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
         .collect();
-    report.bytes_reclaimed = result.deleted.iter().filter_map(|d| sizes.get(d)).sum();
-    report.deleted = result.deleted;
-    report.failed = result.failed;
+    report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
     Ok(report)
 }
 
