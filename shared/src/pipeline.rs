@@ -125,6 +125,13 @@ pub enum PipelineError {
         #[source]
         source: EffectError,
     },
+    /// Reading what CodeBuild or the registry says about a release failed.
+    #[error("could not read the state of {release} from AWS")]
+    Read {
+        release: String,
+        #[source]
+        source: AdapterError,
+    },
     #[error("release {release} changed under {MAX_ATTEMPTS} consecutive attempts")]
     Contention { release: String },
 }
@@ -132,7 +139,9 @@ pub enum PipelineError {
 impl PipelineError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            PipelineError::Ledger { source, .. } => source.is_retryable(),
+            PipelineError::Ledger { source, .. } | PipelineError::Read { source, .. } => {
+                source.is_retryable()
+            }
             PipelineError::Effect { source, .. } => source.is_retryable(),
             PipelineError::Contention { .. } => true,
         }
@@ -140,7 +149,9 @@ impl PipelineError {
 
     pub fn error_type(&self) -> &'static str {
         match self {
-            PipelineError::Ledger { source, .. } => source.error_type(),
+            PipelineError::Ledger { source, .. } | PipelineError::Read { source, .. } => {
+                source.error_type()
+            }
             PipelineError::Effect { source, .. } => source.error_type(),
             PipelineError::Contention { .. } => "Archgate.Contention",
         }

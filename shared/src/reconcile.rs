@@ -96,7 +96,7 @@ where
                 .builds
                 .details(build_id)
                 .await
-                .map_err(|source| PipelineError::Ledger {
+                .map_err(|source| PipelineError::Read {
                     release: key.to_string(),
                     source,
                 })?;
@@ -122,7 +122,7 @@ where
             &date_of(now),
         )
         .await
-        .map_err(|source| PipelineError::Ledger {
+        .map_err(|source| PipelineError::Read {
             release: key.to_string(),
             source,
         })?;
