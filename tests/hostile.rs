@@ -190,7 +190,7 @@ async fn no_hostile_event_panics_or_acts() {
     let listed = archgate::ports::Ledger::list(&env.pipeline.ledger, 10)
         .await
         .unwrap();
-    assert!(listed.is_empty(), "{listed:?}");
+    assert!(listed.releases.is_empty(), "{listed:?}");
 }
 
 #[test]

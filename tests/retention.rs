@@ -156,6 +156,8 @@ async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
             version_id: Some("v1".into()),
             etag: None,
             size: None,
+            uploaded_at: None,
+            sequencer: None,
         },
         ManifestMode::Native,
         SystemClock.now_millis(),
@@ -189,7 +191,7 @@ async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
         force: false,
     };
     let inventory = EcrRegistry::new(env.clients.ecr.clone());
-    let (images, plan) = plan_repository(
+    let survey = plan_repository(
         &inventory,
         &ledger,
         &repo.name,
@@ -198,9 +200,10 @@ async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, images.len(), &plan, false)
+    let report = apply_plan(&inventory, &repo.name, &survey, false)
         .await
         .unwrap();
+    let (images, plan) = (&survey.images, &survey.plan);
 
     // Then exactly the orphans and the stale index with its children are deleted
     let deleted: BTreeSet<Digest> = report.deleted.iter().cloned().collect();
@@ -278,7 +281,7 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
     };
 
     // When 3 of 4 images would go with a 50% valve
-    let (images, plan) = plan_repository(
+    let survey = plan_repository(
         &inventory,
         &ledger,
         &repo.name,
@@ -287,7 +290,7 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, images.len(), &plan, false)
+    let report = apply_plan(&inventory, &repo.name, &survey, false)
         .await
         .unwrap();
 
@@ -306,7 +309,7 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
 
     // When forced, they go
     policy.force = true;
-    let (images, plan) = plan_repository(
+    let survey = plan_repository(
         &inventory,
         &ledger,
         &repo.name,
@@ -315,7 +318,7 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, images.len(), &plan, false)
+    let report = apply_plan(&inventory, &repo.name, &survey, false)
         .await
         .unwrap();
     assert_eq!(report.deleted.len(), 3);

@@ -1,13 +1,16 @@
 //! The retention-cleanup function against the emulator: schedule and payload, many
 //! repositories with one failing, reports.
 
-use archgate::aws::{DynamoLedger, EventBridgePublisher};
+use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::cleanup::RetentionConfig;
+use archgate::ports::ShiftedClock;
 use archgate_integration_tests::*;
 use archgate_retention_cleanup::handler::{handle, Retention};
 use serde_json::json;
 
-async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> Retention {
+type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, ShiftedClock>;
+
+async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> AwsRetention {
     let config = RetentionConfig::from_lookup(|name| match name {
         archgate::cleanup::RETENTION_REPOSITORIES => Some(repositories.to_owned()),
         archgate::config::LEDGER_TABLE => Some(env.config.ledger_table.clone()),
@@ -20,10 +23,12 @@ async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> R
     Retention {
         ledger: DynamoLedger::new(env.clients.dynamodb.clone(), &config.ledger_table),
         events: EventBridgePublisher::new(env.clients.eventbridge.clone(), &config.event_bus),
+        inventory: EcrRegistry::new(env.clients.ecr.clone()),
         config,
-        sdk: env.sdk.clone(),
         // Eight days on: every image pushed by the test is past the 7-day age.
-        clock_offset_ms: 8 * 24 * 3600 * 1000,
+        clock: ShiftedClock {
+            offset_ms: 8 * 24 * 3600 * 1000,
+        },
     }
 }
 

@@ -174,3 +174,15 @@ pub fn state_change_event(
     );
     event
 }
+
+/// Adds the buildspec's exported variables (`IMAGE_DIGEST`) to a final state-change event,
+/// as CodeBuild reports them.
+pub fn with_exported(mut event: Value, exported: &[(String, String)]) -> Value {
+    event["detail"]["additional-information"]["exported-environment-variables"] = Value::Array(
+        exported
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect(),
+    );
+    event
+}

@@ -253,9 +253,11 @@ impl Demo {
                 self.env.clients.eventbridge.clone(),
                 &config.event_bus,
             ),
+            inventory: archgate::aws::EcrRegistry::new(self.env.clients.ecr.clone()),
+            clock: archgate::ports::ShiftedClock {
+                offset_ms: 8 * 24 * 3600 * 1000,
+            },
             config,
-            sdk: self.env.sdk.clone(),
-            clock_offset_ms: 8 * 24 * 3600 * 1000,
         };
         let started = Instant::now();
         let report = run(&retention, Request::default()).await;

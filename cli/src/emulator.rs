@@ -13,7 +13,9 @@ use std::time::Duration;
 
 /// Where the project's pinned Python environment lives, relative to the workspace.
 pub const PYTHON_ENV_VAR: &str = "ARCHGATE_EMULATOR_PYTHON";
-pub const REGION: &str = "us-east-1";
+/// The region local installations use unless `AWS_REGION` (or `AWS_DEFAULT_REGION`) names
+/// another.
+pub const DEFAULT_REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 
 const SERVER_SCRIPT: &str = r#"
@@ -130,11 +132,20 @@ impl Drop for Emulator {
     }
 }
 
-/// SDK configuration for a local endpoint: fixed region, throwaway credentials.
+/// The region of a local installation: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else
+/// us-east-1. (S3 and others behave differently outside us-east-1; the tests run in others.)
+pub fn region() -> String {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned())
+}
+
+/// SDK configuration for a local endpoint: the local region, throwaway credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(Region::new(REGION))
+        .region(Region::new(region()))
         .credentials_provider(Credentials::new(
             "archgate-local",
             "archgate-local",

@@ -6,5 +6,7 @@ pub mod demo;
 pub mod emulator;
 pub mod local;
 pub mod provision;
+pub mod reconcile;
 pub mod replay;
 pub mod report;
+pub mod status;

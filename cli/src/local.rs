@@ -149,7 +149,14 @@ impl LocalEnv {
             .map_err(aws(format!("upload of {key}")))?;
         let mut event: Value = serde_json::from_str(S3_OBJECT_CREATED).expect("sample is JSON");
         event["resources"] = json!([format!("arn:aws:s3:::{}", self.config.source_bucket)]);
-        event["region"] = json!(emulator::REGION);
+        event["region"] = json!(emulator::region());
+        // S3 stamps each upload with its time and a sequencer that grows per key.
+        let now = time::OffsetDateTime::now_utc();
+        event["time"] = json!(now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default());
+        event["detail"]["object"]["sequencer"] =
+            json!(format!("{:020X}", now.unix_timestamp_nanos()));
         let detail = &mut event["detail"];
         detail["bucket"]["name"] = json!(self.config.source_bucket);
         detail["object"]["key"] = json!(key);
@@ -231,6 +238,13 @@ impl LocalEnv {
             Arch::Arm64 => EventTemplate::Arm64,
         };
         let event = builder::state_change_event(template, project, &build_id, status, &environment);
+        let event = match &pushed {
+            Some(image) => builder::with_exported(
+                event,
+                &[("IMAGE_DIGEST".to_owned(), image.digest.to_string())],
+            ),
+            None => event,
+        };
         Ok((event, pushed))
     }
 
@@ -373,7 +387,7 @@ impl LocalEnv {
                 "findingSeverityCounts": counts.clone()
             }
         });
-        let body = json!({"results": [result], "region": emulator::REGION}).to_string();
+        let body = json!({"results": [result], "region": emulator::region()}).to_string();
         let code = emulator::control_api_post(
             &self.endpoint,
             "/moto-api/static/ecr/scan-finding-results",
@@ -386,13 +400,13 @@ impl LocalEnv {
             )));
         }
         let mut event: Value = serde_json::from_str(ECR_SCAN).expect("sample is JSON");
-        event["region"] = json!(emulator::REGION);
+        event["region"] = json!(emulator::region());
         event["time"] = json!(time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default());
         event["resources"] = json!([format!(
             "arn:aws:ecr:{}:{}:repository/{repository}",
-            emulator::REGION,
+            emulator::region(),
             emulator::ACCOUNT
         )]);
         let detail = &mut event["detail"];
@@ -432,7 +446,7 @@ async fn tap(
         .to_owned();
     let queue_arn = format!(
         "arn:aws:sqs:{}:{}:{TAP_QUEUE}",
-        emulator::REGION,
+        emulator::region(),
         emulator::ACCOUNT
     );
     events

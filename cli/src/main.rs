@@ -6,7 +6,8 @@ use archgate::error::chain;
 use archgate::gatekeeper::{current_verdicts, date_of};
 use archgate::ports::{Clock, Ledger, SystemClock};
 use archgate::Config;
-use archgate_cli::{demo, provision, replay};
+use archgate_cli::status::{describe_verdict, format_time, print_status};
+use archgate_cli::{demo, provision, reconcile, replay};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,17 @@ enum Command {
     Gate {
         #[command(subcommand)]
         command: GateCommand,
+    },
+    /// One reconciler pass, the same code the reconciler function runs: re-read releases
+    /// waiting for builds or scans, take over effects nobody holds, fail releases past their
+    /// deadline. Prints what changed.
+    Reconcile {
+        /// Say what the pass would do and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,6 +185,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention { command } => retention(command).await,
+        Command::Reconcile { dry_run, json } => {
+            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+            reconcile::run(&pipeline, dry_run, json)
+                .await
+                .map_err(|e| chain(&e))
+        }
         Command::Gate {
             command: GateCommand::Check { tag },
         } => {
@@ -258,19 +277,35 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                             serde_json::to_string_pretty(&stored.release).unwrap_or_default()
                         );
                     } else {
-                        print_status(&stored.release, stored.version);
+                        let mut moving = Vec::new();
+                        for tag in &config.moving_tags {
+                            let holder = ledger
+                                .moving_tag(&config.repository, tag)
+                                .await
+                                .map_err(|e| chain(&e))?;
+                            if holder.is_some_and(|h| h.release == key.tag) {
+                                moving.push(tag.clone());
+                            }
+                        }
+                        print_status(&stored.release, stored.version, &moving);
                     }
                     Ok(ExitCode::SUCCESS)
                 }
                 ReleaseCommand::List { limit } => {
-                    for stored in ledger.list(limit).await.map_err(|e| chain(&e))? {
+                    let listing = ledger.list(limit).await.map_err(|e| chain(&e))?;
+                    for stored in &listing.releases {
                         let r = &stored.release;
                         println!(
-                            "{:<40} {:<16} {}",
+                            "{:<40} {:<16} attempt {:<3} {}",
                             r.key.to_string(),
                             r.phase().as_str(),
+                            r.attempt,
                             format_time(r.updated_at)
                         );
+                    }
+                    // One bad item stops nothing: it is listed with the reason.
+                    for item in &listing.unreadable {
+                        println!("{:<40} {:<16} {}", item.id, "unreadable", item.reason);
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -307,120 +342,6 @@ async fn judge_now(
         .map_err(|e| chain(&e))
 }
 
-fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
-    match verdict {
-        None => format!("{arch:<6} {digest}  no finished scan yet"),
-        Some(Verdict::Pass {
-            counts,
-            allowlisted,
-        }) => {
-            let allowed = if allowlisted.is_empty() {
-                String::new()
-            } else {
-                format!(", allowlisted {}", allowlisted.join(", "))
-            };
-            format!(
-                "{arch:<6} {digest}  pass ({}{allowed})",
-                format_counts(counts)
-            )
-        }
-        Some(Verdict::Block {
-            rule,
-            counts,
-            worst,
-        }) => {
-            let mut text = format!(
-                "{arch:<6} {digest}  BLOCK ({}): {rule}",
-                format_counts(counts)
-            );
-            for finding in worst {
-                text.push_str(&format!(
-                    "\n         {} {} {}{}",
-                    finding.severity,
-                    finding.id,
-                    finding.package.as_deref().unwrap_or("?"),
-                    finding
-                        .fixed_in
-                        .as_deref()
-                        .map(|v| format!(" (fixed in {v})"))
-                        .unwrap_or_default()
-                ));
-            }
-            text
-        }
-    }
-}
-
-fn format_counts(counts: &archgate::domain::gate::SeverityCounts) -> String {
-    if counts.is_empty() {
-        return "no findings".to_owned();
-    }
-    counts
-        .iter()
-        .map(|(severity, n)| format!("{severity} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn format_time(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| millis.to_string())
-}
-
-fn print_status(release: &archgate::domain::Release, version: u64) {
-    use archgate::domain::BuildRole;
-    println!(
-        "release  {}  ({} , ledger version {version})",
-        release.key,
-        release.phase()
-    );
-    println!(
-        "source   s3://{}/{} version {}",
-        release.source.bucket,
-        release.source.key,
-        release.source.revision()
-    );
-    for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
-        let build = release.build(role);
-        if let Some(id) = &build.build_id {
-            let status = build.status.map(|s| s.as_str()).unwrap_or("RUNNING");
-            println!("build    {role:<9} {id}  {status}");
-        }
-    }
-    if let Some(candidate) = &release.candidate {
-        println!("index    {} {}", candidate.tag, candidate.digest);
-        for child in &candidate.children {
-            println!("         linux/{:<6} {}", child.arch.as_str(), child.digest);
-        }
-    }
-    if let Some(reason) = release.failure_reason() {
-        println!("failed   {reason}");
-    }
-    if let Some(candidate) = &release.candidate {
-        for child in &candidate.children {
-            let verdict = release
-                .verdict_for(child.arch, &child.digest)
-                .map(|r| &r.verdict);
-            println!(
-                "scan     {}",
-                describe_verdict(child.arch, &child.digest, verdict)
-            );
-        }
-    }
-    if let Some(published) = &release.published {
-        println!("tags     {}", published.tags.join(", "));
-    }
-    println!("timeline");
-    for entry in &release.timeline {
-        println!("  {}  {}", format_time(entry.at), entry.what);
-    }
-}
-
 async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     use archgate::aws::EcrRegistry;
     use archgate::cleanup::{apply_plan_with_progress, plan_repository, publish_report};
@@ -445,7 +366,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
         delete_orphan_referrers: false,
         force,
     };
-    let (images, plan) = plan_repository(
+    let survey = plan_repository(
         &inventory,
         &ledger,
         &args.repository,
@@ -454,6 +375,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     )
     .await
     .map_err(|e| chain(&e))?;
+    let (images, plan) = (&survey.images, &survey.plan);
     if args.json && !apply {
         println!(
             "{}",
@@ -479,6 +401,12 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     for (digest, reason) in &plan.unparseable {
         println!("  unparseable {digest}: {reason}");
     }
+    for (digest, reason) in &plan.unreadable {
+        println!("  unreadable {digest}: {reason}");
+    }
+    for (item, reason) in &survey.unreadable_records {
+        println!("  ledger item {item} does not parse (its digests are kept): {reason}");
+    }
     if let Some(refused) = &plan.refused {
         println!("refused: {refused}");
     }
@@ -494,8 +422,7 @@ async fn retention(command: RetentionCommand) -> Result<ExitCode, String> {
     let report = apply_plan_with_progress(
         &inventory,
         &args.repository,
-        images.len(),
-        &plan,
+        &survey,
         false,
         |done, total| {
             let filled = done * 30 / total.max(1);

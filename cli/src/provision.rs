@@ -14,7 +14,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_ecr::types::ImageScanningConfiguration;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    VersioningConfiguration,
+};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +102,19 @@ pub async fn provision(
 
     let s3 = crate::emulator::s3_client(sdk);
     let bucket = &config.source_bucket;
-    let created = s3.create_bucket().bucket(bucket).send().await;
+    // Outside us-east-1, S3 wants the bucket's region as its location constraint.
+    let region = sdk.region().map(|r| r.as_ref().to_owned());
+    let location = region.filter(|r| r != "us-east-1").map(|r| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(r.as_str()))
+            .build()
+    });
+    let created = s3
+        .create_bucket()
+        .bucket(bucket)
+        .set_create_bucket_configuration(location)
+        .send()
+        .await;
     done.push(outcome(
         "s3 bucket",
         bucket,

@@ -174,10 +174,10 @@ async fn main() {
         force: false,
     };
     let started = Instant::now();
-    let (images, plan) = plan_repository(&inventory, &ledger, "myapp", &policy, now)
+    let survey = plan_repository(&inventory, &ledger, "myapp", &policy, now)
         .await
         .unwrap();
-    let report = apply_plan(&inventory, "myapp", images.len(), &plan, false)
+    let report = apply_plan(&inventory, "myapp", &survey, false)
         .await
         .unwrap();
     let elapsed = started.elapsed();

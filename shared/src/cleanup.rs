@@ -5,7 +5,7 @@ use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::domain::retention::{
     plan, read_links, ImageRecord, ManifestLinks, Plan, RetentionPolicy,
 };
-use crate::domain::{Digest, Millis, Phase};
+use crate::domain::{BuildRole, Digest, Millis};
 use crate::error::AdapterError;
 use crate::ports::{EventPublisher, FetchedManifest, Ledger, RepositoryInventory};
 use serde::Serialize;
@@ -146,6 +146,12 @@ pub struct RepositoryReport {
     pub kept_by_reason: BTreeMap<String, usize>,
     pub failed: Vec<(Digest, String)>,
     pub unparseable: Vec<(Digest, String)>,
+    /// Manifests that could not be read: the run deleted nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(Digest, String)>,
+    /// Ledger items that do not parse (skipped; the digests they mention are kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_records: Vec<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
     pub bytes_reclaimed: u64,
@@ -165,16 +171,19 @@ fn needs_reading(media_type: Option<&str>, artifact_type: Option<&str>, tagged: 
     }
 }
 
-/// The digests of releases of `repository` that are not final yet.
+/// What the ledger says retention must keep in `repository`: the images of releases that
+/// are not final (waiting for builds or scans, or blocked: a blocked release can still be
+/// published), and every digest that an item which does not parse mentions (fail safe).
 async fn in_flight<L: Ledger>(
     ledger: &L,
     repository: &str,
-) -> Result<HashSet<Digest>, AdapterError> {
+) -> Result<(HashSet<Digest>, Vec<(String, String)>), AdapterError> {
+    let listing = ledger.list(usize::MAX).await?;
     let mut digests = HashSet::new();
-    for stored in ledger.list(usize::MAX).await? {
+    for stored in listing.releases {
         let release = stored.release;
         if release.key.repository != repository
-            || matches!(release.phase(), Phase::Published | Phase::Failed)
+            || !(release.phase().is_in_flight() || release.phase() == crate::domain::Phase::Blocked)
         {
             continue;
         }
@@ -182,8 +191,27 @@ async fn in_flight<L: Ledger>(
             digests.insert(candidate.digest.clone());
             digests.extend(candidate.children.iter().map(|c| c.digest.clone()));
         }
+        for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+            digests.extend(release.build(role).image_digest.clone());
+        }
     }
-    Ok(digests)
+    let mut skipped = Vec::new();
+    for item in listing.unreadable {
+        tracing::error!(item = %item.id, reason = %item.reason, "ledger item does not parse; its digests are kept");
+        digests.extend(item.mentioned);
+        skipped.push((item.id, item.reason));
+    }
+    Ok((digests, skipped))
+}
+
+/// One repository as retention saw it: the inventory, the plan, the ledger items it could not
+/// read, and how many AWS requests the survey took.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub images: Vec<ImageRecord>,
+    pub plan: Plan,
+    pub unreadable_records: Vec<(String, String)>,
+    pub requests: usize,
 }
 
 /// Inventories and plans one repository.
@@ -193,7 +221,7 @@ pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
     repository: &str,
     policy: &RetentionPolicy,
     now: Millis,
-) -> Result<(Vec<ImageRecord>, Plan), AdapterError> {
+) -> Result<Survey, AdapterError> {
     let listed = inventory.list_images(repository).await?;
     let to_read: Vec<Digest> = listed
         .iter()
@@ -211,11 +239,8 @@ pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
         for (digest, fetched) in inventory.manifests_by_digest(repository, &to_read).await? {
             let link = match fetched {
                 FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
-                // Not readable: keep it, as if it did not parse.
-                FetchedManifest::Failed(reason) => ManifestLinks::Unparseable {
-                    reason: format!("could not be read: {reason}"),
-                    mentioned: Vec::new(),
-                },
+                // Not readable: it may reference anything (fail closed).
+                FetchedManifest::Failed(reason) => ManifestLinks::Unreadable { reason },
             };
             links.insert(digest, link);
         }
@@ -231,37 +256,50 @@ pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
             size_bytes: i.size_bytes,
         })
         .collect();
-    let flying = in_flight(ledger, repository).await?;
+    let (flying, unreadable_records) = in_flight(ledger, repository).await?;
     let plan = plan(&records, &flying, policy, now);
-    Ok((records, plan))
+    let requests = records
+        .len()
+        .div_ceil(crate::aws::DESCRIBE_PAGE as usize)
+        .max(1)
+        + to_read.len().div_ceil(crate::aws::BATCH_LIMIT)
+        + 1;
+    Ok(Survey {
+        images: records,
+        plan,
+        unreadable_records,
+        requests,
+    })
 }
 
 /// Deletes what the plan allows (unless `dry_run`) and builds the report.
 pub async fn apply_plan<I: RepositoryInventory>(
     inventory: &I,
     repository: &str,
-    images: usize,
-    plan: &Plan,
+    survey: &Survey,
     dry_run: bool,
 ) -> Result<RepositoryReport, AdapterError> {
-    apply_plan_with_progress(inventory, repository, images, plan, dry_run, |_, _| {}).await
+    apply_plan_with_progress(inventory, repository, survey, dry_run, |_, _| {}).await
 }
 
 /// [`apply_plan`], calling `progress(done, total)` after each BatchDeleteImage.
 pub async fn apply_plan_with_progress<I: RepositoryInventory>(
     inventory: &I,
     repository: &str,
-    images: usize,
-    plan: &Plan,
+    survey: &Survey,
     dry_run: bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<RepositoryReport, AdapterError> {
+    let plan = &survey.plan;
     let mut report = RepositoryReport {
         repository: repository.to_owned(),
         dry_run,
-        images,
+        images: survey.images.len(),
         unparseable: plan.unparseable.clone(),
+        unreadable: plan.unreadable.clone(),
+        unreadable_records: survey.unreadable_records.clone(),
         refused: plan.refused.clone(),
+        aws_calls: survey.requests,
         ..RepositoryReport::default()
     };
     for reason in plan.keep.values() {
@@ -283,6 +321,7 @@ pub async fn apply_plan_with_progress<I: RepositoryInventory>(
     let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
     // One batch a call, in plan order: an index's batch goes before its children's.
     for batch in ordered.chunks(crate::aws::BATCH_LIMIT) {
+        report.aws_calls += 1;
         let result = inventory.delete_images(repository, batch).await?;
         report.deleted.extend(result.deleted);
         report.failed.extend(result.failed);

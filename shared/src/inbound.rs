@@ -121,6 +121,18 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
     let key = required(object.and_then(|o| o.key.as_deref()), "detail.object.key")?;
     let tag = ReleaseTag::from_object_key(key, &config.source_prefix)
         .map_err(|e| Ignored(e.to_string()))?;
+    let sequencer = optional(
+        object.and_then(|o| o.sequencer.as_deref()),
+        "detail.object.sequencer",
+    )?;
+    if let Some(sequencer) = &sequencer {
+        if !sequencer.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Ignored(format!(
+                "detail.object.sequencer `{}` is not hexadecimal",
+                truncate_for_message(sequencer)
+            )));
+        }
+    }
     let source = SourceObject {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -130,14 +142,19 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
         )?,
         etag: optional(object.and_then(|o| o.etag.as_deref()), "detail.object.etag")?,
         size: object.and_then(|o| o.size),
+        uploaded_at: event.time.map(|t| t.timestamp_millis()),
+        sequencer,
     };
-    Ok((
-        ReleaseKey::new(config.repository.clone(), tag),
-        Fact::SourceUploaded {
+    let key = ReleaseKey::new(config.repository.clone(), tag);
+    // A reserved name starts nothing; the refusal is recorded and announced.
+    let fact = match key.tag.reserved(&config.moving_tags) {
+        Some(reason) => Fact::SourceRefused { source, reason },
+        None => Fact::SourceUploaded {
             source,
             manifest_mode: config.manifest_mode,
         },
-    ))
+    };
+    Ok((key, fact))
 }
 
 /// `detail` of a "CodeBuild Build State Change" event. Only what archgate reads is typed;
@@ -162,6 +179,9 @@ pub struct CodeBuildStateChange {
 pub struct AdditionalInformation {
     #[serde(default)]
     pub environment: Option<BuildEnvironment>,
+    /// The buildspec's `exported-variables` (`IMAGE_DIGEST`), in a final state change.
+    #[serde(default)]
+    pub exported_environment_variables: Option<Vec<EnvironmentVariable>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +217,12 @@ pub struct BuildChange {
     pub status: BuildStatus,
     /// Plain-text environment variables from the event; empty when the event carried none.
     pub environment: Vec<(String, String)>,
+    /// Exported variables from the event; empty when the event carried none.
+    pub exported: Vec<(String, String)>,
 }
+
+/// The variable the buildspecs export with the digest they pushed.
+pub const IMAGE_DIGEST: &str = "IMAGE_DIGEST";
 
 pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChange, Ignored> {
     if let Some(ignored) = foreign(event, config) {
@@ -244,30 +269,51 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
             status.as_str()
         )));
     }
-    let environment = detail
-        .additional_information
-        .as_ref()
-        .and_then(|a| a.environment.as_ref())
-        .and_then(|e| e.environment_variables.as_ref())
-        .map(|vars| {
+    let plain = |vars: Option<&Vec<EnvironmentVariable>>| -> Vec<(String, String)> {
+        vars.map(|vars| {
             vars.iter()
                 .filter(|v| v.kind.as_deref().is_none_or(|k| k == "PLAINTEXT"))
                 .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
+    let information = detail.additional_information.as_ref();
     Ok(BuildChange {
         role,
         build_id: build_id.to_owned(),
         status,
-        environment,
+        environment: plain(
+            information
+                .and_then(|a| a.environment.as_ref())
+                .and_then(|e| e.environment_variables.as_ref()),
+        ),
+        exported: plain(information.and_then(|a| a.exported_environment_variables.as_ref())),
     })
 }
 
+/// The digest a build exported as `IMAGE_DIGEST`, when it is a valid sha256 digest. A
+/// malformed one is not trusted: the release then reads its images by tag.
+pub fn exported_digest(
+    build_id: &str,
+    exported: &[(String, String)],
+) -> Option<crate::domain::Digest> {
+    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_DIGEST)?;
+    match crate::domain::Digest::parse(value.trim()) {
+        Ok(digest) => Some(digest),
+        Err(error) => {
+            tracing::warn!(build = %truncate_for_message(build_id), %error, "exported IMAGE_DIGEST is not a digest; ignored");
+            None
+        }
+    }
+}
+
 /// Whether a build's environment names a release of this repository: the key and the fact.
+/// `exported` are the build's exported variables (the event's, or CodeBuild's).
 pub fn build_fact(
     change: &BuildChange,
     environment: &[(String, String)],
+    exported: &[(String, String)],
     config: &Config,
 ) -> Result<(ReleaseKey, Fact), Ignored> {
     let var = |name: &str| {
@@ -317,6 +363,7 @@ pub fn build_fact(
             role: change.role,
             build_id: change.build_id.clone(),
             status: change.status,
+            image_digest: exported_digest(&change.build_id, exported),
         },
     ))
 }
@@ -392,9 +439,10 @@ pub struct InvalidField {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanObservation {
     pub repository: String,
-    /// The release and arch named by the image's `<tag>-<arch>` tag; `None` for an untagged
+    /// The releases and arches named by the image's `<tag>-<arch>` tags (byte-identical
+    /// builds of several releases are one image with several tags); empty for an untagged
     /// image, which is then looked up by digest.
-    pub located: Option<(ReleaseKey, crate::domain::Arch)>,
+    pub located: Vec<(ReleaseKey, crate::domain::Arch)>,
     pub digest: crate::domain::Digest,
     pub status: crate::domain::gate::ScanStatus,
     pub counts: crate::domain::gate::SeverityCounts,
@@ -478,17 +526,24 @@ pub fn scan_observation(
         counts.insert(severity, count);
     }
     let tags = detail.image_tags.clone().unwrap_or_default();
-    let located = tags.iter().find_map(|tag| {
-        crate::domain::Arch::ALL.into_iter().find_map(|arch| {
+    let mut located: Vec<(ReleaseKey, crate::domain::Arch)> = Vec::new();
+    // ECR allows 1000 tags per image; a release needs one. Bound the work on hostile input.
+    for tag in tags.iter().take(1000) {
+        let found = crate::domain::Arch::ALL.into_iter().find_map(|arch| {
             let stem = tag.strip_suffix(&format!("-{arch}"))?;
             let release = ReleaseTag::parse(stem).ok()?;
-            Some((release, arch))
-        })
-    });
+            Some((ReleaseKey::new(repository, release), arch))
+        });
+        if let Some(found) = found {
+            if !located.contains(&found) {
+                located.push(found);
+            }
+        }
+    }
     let scanned_at = event.time.map(|t| t.timestamp_millis()).unwrap_or_default();
     Ok(Ok(ScanObservation {
         repository: repository.to_owned(),
-        located: located.map(|(tag, arch)| (ReleaseKey::new(repository, tag), arch)),
+        located,
         digest,
         status,
         counts,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gatekeeper;
 pub mod handler_error;
 pub mod inbound;
+pub mod memory;
 pub mod pipeline;
 pub mod ports;
 pub mod reconcile;

@@ -7,14 +7,17 @@
 
 use crate::config::Config;
 use crate::domain::oci::{self, RawManifest};
-use crate::domain::release::{Candidate, CandidateChild, Ignored};
-use crate::domain::release_event::release_event;
+use crate::domain::release::{Candidate, CandidateChild, Ignored, CLAIM_LEASE_MS};
+use crate::domain::release_event::{notice_event, release_event};
 use crate::domain::{
     decide, Arch, BuildRole, Decision, Digest, Effect, EffectResult, Fact, Phase, Release,
     ReleaseKey,
 };
 use crate::error::AdapterError;
-use crate::ports::{BuildRequest, Builds, Clock, EventPublisher, Ledger, Registry, SaveError};
+use crate::ports::{
+    BuildRequest, Builds, Clock, EventPublisher, Ledger, MovingTagHolder, MovingTagLock, Registry,
+    SaveError,
+};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::VecDeque;
@@ -40,6 +43,50 @@ impl Outcome {
     pub fn ignored(reason: impl Into<String>) -> Self {
         Outcome::Ignored {
             reason: reason.into(),
+        }
+    }
+}
+
+impl Outcome {
+    /// One outcome for several releases: the single one as it is, else `applied` when any
+    /// applied (listing each), else the ignored reasons joined.
+    pub fn combine(mut outcomes: Vec<Outcome>) -> Outcome {
+        if outcomes.len() == 1 {
+            return outcomes.remove(0);
+        }
+        let applied: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Applied { .. }))
+            .collect();
+        match applied.first() {
+            Some(Outcome::Applied { phase, .. }) => Outcome::Applied {
+                release: applied
+                    .iter()
+                    .filter_map(|o| match o {
+                        Outcome::Applied { release, .. } => Some(release.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                phase: *phase,
+                effects: applied
+                    .iter()
+                    .flat_map(|o| match o {
+                        Outcome::Applied { effects, .. } => effects.clone(),
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+            },
+            _ => Outcome::ignored(
+                outcomes
+                    .iter()
+                    .filter_map(|o| match o {
+                        Outcome::Ignored { reason } => Some(reason.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         }
     }
 }
@@ -83,6 +130,14 @@ pub enum EffectError {
         #[source]
         source: AdapterError,
     },
+    #[error(
+        "the moving tag `{tag}` of repository {repository} is being moved by another invocation"
+    )]
+    MovingTagBusy { repository: String, tag: String },
+    #[error("the lock on the moving tag `{tag}` of repository {repository} ran out before the move was recorded")]
+    MovingTagLockLost { repository: String, tag: String },
+    #[error("notice {0} is no longer recorded")]
+    NoNotice(u32),
 }
 
 impl EffectError {
@@ -94,6 +149,10 @@ impl EffectError {
             EffectError::ImmutableMovingTag { .. } => "Archgate.ImmutableMovingTag",
             EffectError::ReleaseTagTaken { .. } => "Archgate.ReleaseTagTaken",
             EffectError::CandidateChanged { .. } => "Archgate.CandidateChanged",
+            EffectError::MovingTagBusy { .. } | EffectError::MovingTagLockLost { .. } => {
+                "Archgate.Contention"
+            }
+            EffectError::NoNotice(_) => "Archgate.Misconfigured",
             EffectError::NoProject(_)
             | EffectError::NoBuildId { .. }
             | EffectError::NoCandidate => "Archgate.Misconfigured",
@@ -105,6 +164,7 @@ impl EffectError {
             EffectError::Adapter(e) => e.is_retryable(),
             // The build said it pushed; the registry may lag or the push may be replayed.
             EffectError::ImageMissing { .. } => true,
+            EffectError::MovingTagBusy { .. } | EffectError::MovingTagLockLost { .. } => true,
             _ => false,
         }
     }
@@ -334,17 +394,43 @@ where
                 self.events.publish(&release_event(release, kind)).await?;
                 Ok(EffectResult::Emitted { kind })
             }
+            Effect::Announce(seq) => {
+                let notice = release
+                    .notices
+                    .iter()
+                    .find(|n| n.seq == seq)
+                    .ok_or(EffectError::NoNotice(seq))?;
+                self.events.publish(&notice_event(release, notice)).await?;
+                Ok(EffectResult::Announced { seq })
+            }
         }
     }
 
-    /// Native manifest step: one BatchGetImage for both arch tags, one PutImage of the index.
+    /// Native manifest step: one BatchGetImage of the two images the builds pushed (by the
+    /// digests they reported, so a later push under their tags changes nothing), one PutImage
+    /// of the index.
     async fn assemble_candidate(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let repository = &release.key.repository;
-        let tags: Vec<String> = Arch::ALL
+        let pushed: Option<Vec<Digest>> = Arch::ALL
             .iter()
-            .map(|a| release.key.tag.arch_tag(*a))
+            .map(|a| release.build(BuildRole::arch(*a)).image_digest.clone())
             .collect();
-        let fetched = self.registry.manifests_by_tag(repository, &tags).await?;
+        let (tags, fetched) = match pushed {
+            Some(digests) => (
+                digests.iter().map(Digest::to_string).collect::<Vec<_>>(),
+                self.registry.images_by_digest(repository, &digests).await?,
+            ),
+            // Builds that did not report their image (a buildspec without IMAGE_DIGEST): the
+            // arch tags name them.
+            None => {
+                let tags: Vec<String> = Arch::ALL
+                    .iter()
+                    .map(|a| release.key.tag.arch_tag(*a))
+                    .collect();
+                let fetched = self.registry.manifests_by_tag(repository, &tags).await?;
+                (tags, fetched)
+            }
+        };
         let mut images = Vec::with_capacity(2);
         for ((arch, tag), raw) in Arch::ALL.iter().zip(&tags).zip(fetched) {
             let raw = raw.ok_or_else(|| EffectError::ImageMissing {
@@ -382,20 +468,32 @@ where
         })
     }
 
-    /// Codebuild mode: the manifest build pushed `<tag>-candidate`; read what it points at.
+    /// Codebuild mode: the manifest build pushed `<tag>-candidate`; read what it pushed (by
+    /// the digest it reported, else by the tag).
     async fn resolve_candidate(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let repository = &release.key.repository;
         let candidate_tag = release.key.tag.candidate_tag();
-        let raw = self
-            .registry
-            .manifests_by_tag(repository, std::slice::from_ref(&candidate_tag))
-            .await?
-            .pop()
-            .flatten()
-            .ok_or_else(|| EffectError::ImageMissing {
-                repository: repository.clone(),
-                tag: candidate_tag.clone(),
-            })?;
+        let fetched = match &release.manifest.image_digest {
+            Some(digest) => {
+                self.registry
+                    .images_by_digest(repository, std::slice::from_ref(digest))
+                    .await?
+            }
+            None => {
+                self.registry
+                    .manifests_by_tag(repository, std::slice::from_ref(&candidate_tag))
+                    .await?
+            }
+        };
+        let raw =
+            fetched
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or_else(|| EffectError::ImageMissing {
+                    repository: repository.clone(),
+                    tag: candidate_tag.clone(),
+                })?;
         let mut children = Vec::new();
         for arch in Arch::ALL {
             let image = oci::platform_image(arch, &raw)?;
@@ -449,35 +547,105 @@ where
             });
         }
         let release_tag = release.key.tag.to_string();
-        let mut tags = vec![release_tag.clone()];
-        tags.extend(self.config.moving_tags.iter().cloned());
-        for tag in &tags {
-            let result = self
+        match self
+            .registry
+            .put_manifest(repository, &release_tag, &raw, &candidate.digest)
+            .await
+        {
+            Ok(_) => {}
+            Err(source) if is_immutable_tag_conflict(&source) => {
+                return Err(EffectError::ReleaseTagTaken {
+                    repository: repository.clone(),
+                    tag: release_tag,
+                    source,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let me = MovingTagHolder {
+            release: release.key.tag.clone(),
+            uploaded_at: release.upload_order().0,
+            digest: candidate.digest.clone(),
+            manifest: String::from_utf8_lossy(&raw.bytes).into_owned(),
+            media_type: raw.media_type.clone(),
+        };
+        let mut tags = vec![release_tag];
+        for moving in &self.config.moving_tags {
+            if self.move_tag(repository, moving, &me).await? {
+                tags.push(moving.clone());
+            }
+        }
+        Ok(EffectResult::Promoted { tags })
+    }
+
+    /// Moves a moving tag forward only: under the tag's lock in the ledger, the tag goes to
+    /// the newest upload among the release it names, a move a dead predecessor left
+    /// unfinished, and `me`. Returns whether `me` holds the tag afterwards.
+    async fn move_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        me: &MovingTagHolder,
+    ) -> Result<bool, EffectError> {
+        let holder = invocation_id();
+        let now = self.clock.now_millis();
+        let lock = self
+            .ledger
+            .lock_moving_tag(repository, tag, &holder, me, now, now + CLAIM_LEASE_MS)
+            .await?;
+        let MovingTagLock::Acquired {
+            holder: current,
+            unfinished,
+        } = lock
+        else {
+            return Err(EffectError::MovingTagBusy {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+            });
+        };
+        let mut target = me;
+        for other in [current.as_ref(), unfinished.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if other.is_newer_than(target) {
+                target = other;
+            }
+        }
+        // The registry already names the target unless a move was left unfinished or the
+        // target is new.
+        if unfinished.is_some() || current.as_ref() != Some(target) {
+            let raw = RawManifest {
+                media_type: target.media_type.clone(),
+                bytes: target.manifest.as_bytes().to_vec(),
+            };
+            match self
                 .registry
-                .put_manifest(repository, tag, &raw, &candidate.digest)
-                .await;
-            match result {
+                .put_manifest(repository, tag, &raw, &target.digest)
+                .await
+            {
                 Ok(_) => {}
                 Err(source) if is_immutable_tag_conflict(&source) => {
-                    let (repository, tag) = (repository.clone(), tag.clone());
-                    return Err(if tag == release_tag {
-                        EffectError::ReleaseTagTaken {
-                            repository,
-                            tag,
-                            source,
-                        }
-                    } else {
-                        EffectError::ImmutableMovingTag {
-                            repository,
-                            tag,
-                            source,
-                        }
-                    });
+                    return Err(EffectError::ImmutableMovingTag {
+                        repository: repository.to_owned(),
+                        tag: tag.to_owned(),
+                        source,
+                    })
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(EffectResult::Promoted { tags })
+        if !self
+            .ledger
+            .unlock_moving_tag(repository, tag, &holder, target)
+            .await?
+        {
+            return Err(EffectError::MovingTagLockLost {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+            });
+        }
+        Ok(target.release == me.release)
     }
 }
 
@@ -525,7 +693,18 @@ pub fn build_request(
             environment.push(("IMAGE_TAG".to_owned(), tag.arch_tag(arch)));
             environment.push(("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()));
         }
-        BuildRole::Manifest => environment.push(("IMAGE_TAG".to_owned(), tag.candidate_tag())),
+        BuildRole::Manifest => {
+            environment.push(("IMAGE_TAG".to_owned(), tag.candidate_tag()));
+            // The images the arch builds reported: the index is made of exactly these.
+            for arch in Arch::ALL {
+                if let Some(digest) = &release.build(BuildRole::arch(arch)).image_digest {
+                    environment.push((
+                        format!("{}_DIGEST", arch.as_str().to_ascii_uppercase()),
+                        digest.to_string(),
+                    ));
+                }
+            }
+        }
     }
     Ok(BuildRequest {
         project,

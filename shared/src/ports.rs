@@ -4,7 +4,7 @@
 use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::release_event::ReleaseEvent;
-use crate::domain::{Digest, Release, ReleaseKey};
+use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use std::future::Future;
 
@@ -24,6 +24,58 @@ pub enum SaveError {
     Adapter(#[from] AdapterError),
 }
 
+/// A ledger item that holds a release but does not parse (written by another version, or
+/// damaged): skipped by every reader, reported, and mined for the digests it mentions so
+/// retention still keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    /// The item's partition key.
+    pub id: String,
+    pub reason: String,
+    pub mentioned: Vec<Digest>,
+}
+
+/// The releases of the ledger, newest first, and the items that did not parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub releases: Vec<Stored>,
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
+/// Which release holds a moving tag, with what it needs to put the tag back on it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MovingTagHolder {
+    pub release: ReleaseTag,
+    /// [`Release::upload_order`]'s time: the newest upload wins the tag.
+    pub uploaded_at: Millis,
+    pub digest: Digest,
+    /// The release's index, exactly as pushed.
+    pub manifest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+impl MovingTagHolder {
+    /// Newest upload first; the tag breaks ties so the order is total.
+    pub fn is_newer_than(&self, other: &MovingTagHolder) -> bool {
+        (self.uploaded_at, self.release.as_str()) > (other.uploaded_at, other.release.as_str())
+    }
+}
+
+/// The answer to a request for a moving tag's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MovingTagLock {
+    /// Another invocation moves the tag right now.
+    Busy,
+    Acquired {
+        /// The release the tag names, as last recorded.
+        holder: Option<MovingTagHolder>,
+        /// What an earlier lock holder was moving the tag to when its lease ran out (it died
+        /// mid-way): the registry may name it already.
+        unfinished: Option<MovingTagHolder>,
+    },
+}
+
 pub trait Ledger: Send + Sync {
     fn load(
         &self,
@@ -31,28 +83,61 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<Option<Stored>, AdapterError>> + Send;
 
     /// Writes `release` if the stored version is still `expected` (`None`: the item must not
-    /// exist yet). Returns the new version.
+    /// exist yet). Returns the new version. Only a release of which no attempt was published
+    /// expires (TTL); a published release's record is kept forever.
     fn save(
         &self,
         release: &Release,
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, SaveError>> + Send;
 
-    /// Records which release and arch a per-arch image digest belongs to.
+    /// Records, for each per-arch image digest, that this release (as that arch) holds it.
+    /// A digest shared by several releases (byte-identical builds) is recorded for each.
     fn link_digests(
         &self,
         key: &ReleaseKey,
-        links: &[(Digest, crate::domain::Arch)],
+        links: &[(Digest, Arch)],
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 
-    /// The release and arch whose candidate references this per-arch image digest.
+    /// Every release and arch whose candidate references this per-arch image digest.
     fn find_by_digest(
         &self,
         digest: &Digest,
-    ) -> impl Future<Output = Result<Option<(ReleaseKey, crate::domain::Arch)>, AdapterError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(ReleaseKey, Arch)>, AdapterError>> + Send;
 
-    /// Recent releases, newest first (for the CLI).
-    fn list(&self, limit: usize) -> impl Future<Output = Result<Vec<Stored>, AdapterError>> + Send;
+    /// Releases, newest first, at most `limit`; items that do not parse are reported, not
+    /// fatal.
+    fn list(&self, limit: usize) -> impl Future<Output = Result<Listing, AdapterError>> + Send;
+
+    /// Takes the lock on a moving tag of a repository for `holder` until `until`, unless
+    /// another holder's lock is still live at `now`; records `intent` (where the tag is
+    /// about to move) so a successor can finish the move if this holder dies.
+    fn lock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        intent: &MovingTagHolder,
+        now: Millis,
+        until: Millis,
+    ) -> impl Future<Output = Result<MovingTagLock, AdapterError>> + Send;
+
+    /// Which release a moving tag of a repository names, as last recorded.
+    fn moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<MovingTagHolder>, AdapterError>> + Send;
+
+    /// Records that the tag now names `current` and gives the lock back. `false` when the
+    /// lock was no longer `holder`'s.
+    fn unlock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        current: &MovingTagHolder,
+    ) -> impl Future<Output = Result<bool, AdapterError>> + Send;
 }
 
 /// A StartBuild request: which project, which source, which environment overrides.
@@ -73,6 +158,8 @@ pub struct BuildDetails {
     pub project: String,
     pub status: Option<String>,
     pub environment: Vec<(String, String)>,
+    /// The buildspec's `exported-variables` (`IMAGE_DIGEST`), once the build ended.
+    pub exported: Vec<(String, String)>,
 }
 
 pub trait Builds: Send + Sync {
@@ -111,6 +198,13 @@ pub trait Registry: Send + Sync {
         &self,
         repository: &str,
         tags: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<RawManifest>>, AdapterError>> + Send;
+
+    /// BatchGetImage by digest, in one call; an image that is missing gives `None`.
+    fn images_by_digest(
+        &self,
+        repository: &str,
+        digests: &[Digest],
     ) -> impl Future<Output = Result<Vec<Option<RawManifest>>, AdapterError>> + Send;
 
     /// The findings of an image's most recent scan; `None` when it has not been scanned.
@@ -157,6 +251,18 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         now.as_millis() as i64
+    }
+}
+
+/// The system clock moved by a fixed offset: "a week from now" for the demo's retention run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShiftedClock {
+    pub offset_ms: i64,
+}
+
+impl Clock for ShiftedClock {
+    fn now_millis(&self) -> i64 {
+        SystemClock.now_millis() + self.offset_ms
     }
 }
 

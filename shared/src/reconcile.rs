@@ -1,11 +1,14 @@
 //! The reconciler: EventBridge delivers AWS service events best-effort, so a lost CodeBuild
-//! completion or scan event must not leave a release stuck. Releases that are not final and
-//! have not moved for a while are re-read from the truth (BatchGetBuilds, the scan findings)
-//! and the facts go through the same state machine; releases past their deadline fail.
+//! completion or scan event must not leave a release stuck. Releases waiting for builds or
+//! scans that have not moved for a while are re-read from the truth (BatchGetBuilds, the scan
+//! findings) and the facts go through the same state machine; releases past their deadline
+//! fail. Any release with an effect nobody holds (a crash, a lost answer) is nudged, final or
+//! not. Blocked releases rest: the deadline never fails them.
 
 use crate::domain::release::{GateState, ScanRecord};
-use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Release};
+use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Phase, Release};
 use crate::gatekeeper::{current_verdicts, date_of};
+use crate::inbound::exported_digest;
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use serde::Serialize;
@@ -17,7 +20,8 @@ pub const RECONCILE_DEADLINE_HOURS: &str = "ARCHGATE_RECONCILE_DEADLINE_HOURS";
 pub struct ReconcilePolicy {
     /// A release untouched for this long is re-read.
     pub stale_after_ms: Millis,
-    /// A release older than this that is still not final fails.
+    /// A release whose current attempt started longer ago than this and still waits for
+    /// builds or scans fails.
     pub deadline_ms: Millis,
 }
 
@@ -30,11 +34,11 @@ impl ReconcilePolicy {
         {
             None => Ok(default),
             Some(value) => match value.parse::<i64>() {
-                Ok(n) if n > 0 => Ok(n),
+                Ok(n) if n > 0 && n <= 100_000 => Ok(n),
                 _ => Err(crate::config::ConfigError::Invalid {
                     variable,
                     value,
-                    reason: "expected a whole number above 0".to_owned(),
+                    reason: "expected a whole number from 1 to 100000".to_owned(),
                 }),
             },
         };
@@ -45,11 +49,12 @@ impl ReconcilePolicy {
     }
 }
 
-/// What the reconciler did with one release.
+/// What the reconciler did (or, in a dry run, would do) with one release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Reconciled {
     pub release: String,
+    pub attempt: u32,
     pub phase_before: String,
     pub phase_after: String,
     pub facts: Vec<String>,
@@ -64,13 +69,34 @@ impl Reconciled {
     }
 }
 
-/// Re-reads one release's truth and applies what it finds. `None` when it is final or fresh.
-pub async fn reconcile_release<L, B, R, E, C>(
+/// A ledger item the pass could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Skipped {
+    pub item: String,
+    pub reason: String,
+}
+
+/// One pass over the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReconcileReport {
+    pub dry_run: bool,
+    pub reconciled: Vec<Reconciled>,
+    /// Items that do not parse: skipped, every other release goes on.
+    pub unreadable: Vec<Skipped>,
+    /// Releases whose reconciliation failed this pass (retried next pass).
+    pub failed: Vec<Skipped>,
+}
+
+/// The facts the truth holds about one release that its record lacks, read from CodeBuild and
+/// the registry. Empty when there is nothing to do; `None` when the release needs no look.
+pub async fn observe<L, B, R, E, C>(
     pipeline: &Pipeline<L, B, R, E, C>,
     release: &Release,
     policy: ReconcilePolicy,
     now: Millis,
-) -> Result<Option<Reconciled>, PipelineError>
+) -> Result<Option<Vec<Fact>>, PipelineError>
 where
     L: Ledger,
     B: Builds,
@@ -79,103 +105,133 @@ where
     C: Clock,
 {
     let phase = release.phase();
-    if phase.is_final() || now - release.updated_at < policy.stale_after_ms {
+    let stale = phase.is_in_flight() && now - release.updated_at >= policy.stale_after_ms;
+    let stranded = release.has_unclaimed_work(now);
+    if !stale && !stranded {
         return Ok(None);
     }
     let key = &release.key;
+    let read_error = |source| PipelineError::Read {
+        release: key.to_string(),
+        source,
+    };
     let mut facts: Vec<Fact> = Vec::new();
-    // Builds that never reported a final status: ask CodeBuild.
-    for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
-        let build = release.build(role);
-        let (Some(build_id), None) = (&build.build_id, build.status.filter(|s| s.is_final()))
-        else {
-            continue;
-        };
-        let details =
-            pipeline
+    if stale {
+        // Builds that never reported a final status: ask CodeBuild.
+        for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+            let build = release.build(role);
+            let (Some(build_id), None) = (&build.build_id, build.status.filter(|s| s.is_final()))
+            else {
+                continue;
+            };
+            let details = pipeline
                 .builds
                 .details(build_id)
                 .await
-                .map_err(|source| PipelineError::Read {
-                    release: key.to_string(),
-                    source,
-                })?;
-        if let Some(status) = details
-            .and_then(|d| d.status)
-            .and_then(|s| BuildStatus::parse(&s))
-        {
-            if status.is_final() {
-                facts.push(Fact::BuildChanged {
-                    role,
-                    build_id: build_id.clone(),
-                    status,
-                });
+                .map_err(read_error)?;
+            let Some(details) = details else { continue };
+            if let Some(status) = details.status.as_deref().and_then(BuildStatus::parse) {
+                if status.is_final() {
+                    facts.push(Fact::BuildChanged {
+                        role,
+                        build_id: build_id.clone(),
+                        status,
+                        image_digest: exported_digest(build_id, &details.exported),
+                    });
+                }
             }
         }
-    }
-    // A candidate whose scans never reported: read the findings.
-    if release.candidate.is_some() && release.gate() == GateState::Waiting {
-        let verdicts = current_verdicts(
-            &pipeline.config.gate,
-            &pipeline.registry,
-            release,
-            &date_of(now),
-        )
-        .await
-        .map_err(|source| PipelineError::Read {
-            release: key.to_string(),
-            source,
-        })?;
-        for (arch, digest, verdict) in verdicts {
-            if release.verdict_for(arch, &digest).is_some() {
-                continue;
-            }
-            if let Some((verdict, completed_at)) = verdict {
-                facts.push(Fact::ScanEvaluated(ScanRecord {
-                    arch,
-                    digest,
-                    verdict,
-                    scanned_at: completed_at.unwrap_or(now),
-                    evaluated_at: now,
-                }));
+        // A candidate whose scans never reported: read the findings.
+        if release.candidate.is_some() && release.gate() == GateState::Waiting {
+            let verdicts = current_verdicts(
+                &pipeline.config.gate,
+                &pipeline.registry,
+                release,
+                &date_of(now),
+            )
+            .await
+            .map_err(read_error)?;
+            for (arch, digest, verdict) in verdicts {
+                if release.verdict_for(arch, &digest).is_some() {
+                    continue;
+                }
+                if let Some((verdict, completed_at)) = verdict {
+                    facts.push(Fact::ScanEvaluated(ScanRecord {
+                        arch,
+                        digest,
+                        verdict,
+                        scanned_at: completed_at.unwrap_or(now),
+                        evaluated_at: now,
+                    }));
+                }
             }
         }
-    }
-    if facts.is_empty() && now - release.created_at > policy.deadline_ms {
-        let waiting = match (phase, release.gate()) {
-            (crate::domain::Phase::Building, _) => "its builds never finished",
-            (crate::domain::Phase::Assembling, _) => "its image index was never assembled",
-            (_, GateState::Waiting) => "its per-arch images were never scanned",
-            _ => "it never reached a final state",
-        };
-        facts.push(Fact::Abandoned {
-            reason: format!(
-                "no final state {} hours after the upload: {waiting}",
-                policy.deadline_ms / 3_600_000
-            ),
-        });
+        if facts.is_empty() && now - release.started_at() > policy.deadline_ms {
+            let waiting = match (phase, release.gate()) {
+                (Phase::Building, _) => "its builds never finished",
+                (Phase::Assembling, _) => "its image index was never assembled",
+                (_, GateState::Waiting) => "its per-arch images were never scanned",
+                _ => "it never reached a final state",
+            };
+            facts.push(Fact::Abandoned {
+                reason: format!(
+                    "no final state {} hours after attempt {} started: {waiting}",
+                    policy.deadline_ms / 3_600_000,
+                    release.attempt
+                ),
+            });
+        }
     }
     // Effects whose claims outlived their lease are taken over either way.
     facts.push(Fact::Nudge);
+    Ok(Some(facts))
+}
+
+/// Re-reads one release's truth and applies what it finds (or, in a dry run, only says what
+/// it would apply). `None` when the release needs nothing.
+pub async fn reconcile_release<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    release: &Release,
+    policy: ReconcilePolicy,
+    now: Millis,
+    dry_run: bool,
+) -> Result<Option<Reconciled>, PipelineError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    let Some(facts) = observe(pipeline, release, policy, now).await? else {
+        return Ok(None);
+    };
+    let key = &release.key;
+    let described: Vec<String> = facts.iter().map(describe).collect();
     let mut outcomes = Vec::new();
-    let mut described = Vec::new();
-    for fact in facts {
-        described.push(describe(&fact));
-        outcomes.push(pipeline.apply(key, fact).await?);
+    if !dry_run {
+        for fact in facts {
+            outcomes.push(pipeline.apply(key, fact).await?);
+        }
     }
-    let after = pipeline
-        .ledger
-        .load(key)
-        .await
-        .map_err(|source| PipelineError::Ledger {
-            release: key.to_string(),
-            source,
-        })?
-        .map(|s| s.release.phase().to_string())
-        .unwrap_or_default();
+    let after = if dry_run {
+        release.phase().to_string()
+    } else {
+        pipeline
+            .ledger
+            .load(key)
+            .await
+            .map_err(|source| PipelineError::Ledger {
+                release: key.to_string(),
+                source,
+            })?
+            .map(|s| s.release.phase().to_string())
+            .unwrap_or_default()
+    };
     Ok(Some(Reconciled {
         release: key.to_string(),
-        phase_before: phase.to_string(),
+        attempt: release.attempt,
+        phase_before: release.phase().to_string(),
         phase_after: after,
         facts: described,
         outcomes,
@@ -195,17 +251,19 @@ fn describe(fact: &Fact) -> String {
             }
         ),
         Fact::Abandoned { reason } => format!("abandoned: {reason}"),
-        Fact::Nudge => "take over expired claims".to_owned(),
+        Fact::Nudge => "take over effects nobody holds".to_owned(),
         _ => "other".to_owned(),
     }
 }
 
-/// Reconciles every stale release in the ledger; returns what changed.
+/// One pass over every release of the pipeline's repository: what changed, what was skipped.
+/// One release's trouble (or one unreadable item) does not stop the others.
 pub async fn reconcile_all<L, B, R, E, C>(
     pipeline: &Pipeline<L, B, R, E, C>,
     policy: ReconcilePolicy,
     now: Millis,
-) -> Result<Vec<Reconciled>, PipelineError>
+    dry_run: bool,
+) -> Result<ReconcileReport, PipelineError>
 where
     L: Ledger,
     B: Builds,
@@ -213,7 +271,7 @@ where
     E: EventPublisher,
     C: Clock,
 {
-    let stored =
+    let listing =
         pipeline
             .ledger
             .list(usize::MAX)
@@ -222,12 +280,22 @@ where
                 release: "(all)".to_owned(),
                 source,
             })?;
-    let mut reconciled = Vec::new();
-    for stored in stored {
+    let mut report = ReconcileReport {
+        dry_run,
+        ..ReconcileReport::default()
+    };
+    for item in listing.unreadable {
+        tracing::error!(item = %item.id, reason = %item.reason, "ledger item does not parse; skipped");
+        report.unreadable.push(Skipped {
+            item: item.id,
+            reason: item.reason,
+        });
+    }
+    for stored in listing.releases {
         if stored.release.key.repository != pipeline.config.repository {
             continue;
         }
-        match reconcile_release(pipeline, &stored.release, policy, now).await {
+        match reconcile_release(pipeline, &stored.release, policy, now, dry_run).await {
             Ok(Some(result)) => {
                 if result.changed() {
                     let detail = serde_json::to_string(&result).unwrap_or_default();
@@ -239,14 +307,18 @@ where
                         tracing::warn!(release = %result.release, %error, "could not publish Release Reconciled");
                     }
                 }
-                reconciled.push(result);
+                report.reconciled.push(result);
             }
             Ok(None) => {}
-            // One release's trouble does not stop the others; it is retried next run.
+            // Retried next pass.
             Err(error) => {
-                tracing::warn!(release = %stored.release.key, %error, "reconciliation failed")
+                tracing::warn!(release = %stored.release.key, error = %crate::error::chain(&error), "reconciliation failed");
+                report.failed.push(Skipped {
+                    item: stored.release.key.to_string(),
+                    reason: crate::error::chain(&error),
+                });
             }
         }
     }
-    Ok(reconciled)
+    Ok(report)
 }

@@ -92,6 +92,8 @@ fn release() -> Release {
             version_id: Some("v1".to_owned()),
             etag: Some("\"etag-v1\"".to_owned()),
             size: Some(4096),
+            uploaded_at: None,
+            sequencer: None,
         },
         ManifestMode::Native,
         T0,
@@ -217,6 +219,7 @@ mod codebuild_details {
                         ("ARCHGATE_RELEASE_TAG".to_owned(), "myapp-1.4.2".to_owned()),
                         ("IMAGE_ARCH".to_owned(), "amd64".to_owned()),
                     ],
+                    exported: Vec::new(),
                 }),
                 "status {status:?}"
             );

@@ -729,7 +729,9 @@ fn keeps_edges(images: &[ImageRecord]) -> BTreeMap<Digest, BTreeSet<Digest>> {
             ManifestLinks::Unparseable { mentioned, .. } => {
                 mentioned.iter().for_each(|m| edge(&image.digest, m));
             }
-            ManifestLinks::Manifest { subject: None } | ManifestLinks::NotRead => {}
+            ManifestLinks::Manifest { subject: None }
+            | ManifestLinks::NotRead
+            | ManifestLinks::Unreadable { .. } => {}
         }
         for subject in image.tags.iter().filter_map(|t| cosign_subject(t)) {
             edge(&subject, &image.digest);

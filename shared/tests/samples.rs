@@ -135,7 +135,7 @@ fn build_samples_read_as_their_project_status_and_release() {
             "{name}: {}",
             change.build_id
         );
-        let (key, _) = build_fact(&change, &change.environment, &config)
+        let (key, _) = build_fact(&change, &change.environment, &change.exported, &config)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(key.to_string(), "myapp:myapp-1.4.2", "{name}");
     }
@@ -152,7 +152,7 @@ fn the_sample_without_environment_needs_codebuild_to_identify_it() {
         .environment
         .iter()
         .any(|(n, _)| n == "ARCHGATE_RELEASE_TAG"));
-    assert!(build_fact(&change, &change.environment, &config()).is_err());
+    assert!(build_fact(&change, &change.environment, &change.exported, &config()).is_err());
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! started) is dropped. An image whose build fails is never pushed, so it is never scanned.
 
 use archgate::domain::gate::{Policy, ScanReport, ScanStatus, Severity, Verdict};
+use archgate::domain::notice::{NoticeKind, RejectReason};
 use archgate::domain::release::{
     Candidate, CandidateChild, EventKind, GateState, Ignored, ScanRecord, CLAIM_LEASE_MS,
 };
@@ -53,6 +54,8 @@ fn source_version(version_id: &str) -> SourceObject {
         version_id: Some(version_id.to_owned()),
         etag: Some(format!("\"etag-{version_id}\"")),
         size: Some(4096),
+        uploaded_at: None,
+        sequencer: None,
     }
 }
 
@@ -76,6 +79,7 @@ fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
         role,
         build_id: build_id(role),
         status,
+        image_digest: None,
     }
 }
 
@@ -349,6 +353,7 @@ impl Simulation {
                 }
             }
             Effect::Emit(kind) => EffectResult::Emitted { kind },
+            Effect::Announce(seq) => EffectResult::Announced { seq },
         }
     }
 }
@@ -1147,21 +1152,204 @@ fn a_scan_of_another_image_than_the_candidates_child_is_ignored() {
 }
 
 #[test]
-fn a_scan_after_publication_is_ignored() {
+fn a_blocking_scan_after_publication_is_announced_and_the_publication_stands() {
     // Given a published release.
     let mut sim = published();
-    let before = sim.release().clone();
+    let published_as = sim.release().published.clone();
 
-    // When a newer scan of one of its images blocks.
-    let reason = sim
+    // When a newer scan of one of its images blocks, delivered twice.
+    assert!(sim
         .deliver(&scan(Arch::Arm64, Judgement::Block, RESCAN))
-        .expect("the scan is ignored");
+        .is_none());
+    let again = sim
+        .deliver(&scan(Arch::Arm64, Judgement::Block, RESCAN))
+        .expect("the duplicate changes nothing");
 
-    // Then the publication stands.
-    assert!(reason.0.contains("already published"), "{reason}");
-    assert_eq!(sim.release(), &before);
+    // Then the publication stands, the finding is recorded once and announced once.
+    assert!(again.0.contains("duplicate"), "{again}");
+    assert_eq!(sim.release().phase(), Phase::Published);
+    assert_eq!(sim.release().published, published_as);
     assert_eq!(sim.requested(Effect::Promote), 1);
     assert_eq!(sim.requested(Effect::Emit(EventKind::Blocked)), 0);
+    assert_eq!(sim.requested(Effect::Announce(0)), 1);
+    let notice = &sim.release().notices[0];
+    assert!(notice.announced);
+    assert!(matches!(&notice.kind, NoticeKind::Vulnerable { scan } if scan.arch == Arch::Arm64));
+
+    // And a passing rescan after it is not news.
+    let reason = sim
+        .deliver(&scan(Arch::Arm64, Judgement::Pass, RESCAN + 1))
+        .expect("a passing rescan is ignored");
+    assert!(reason.0.contains("not news"), "{reason}");
+}
+
+#[test]
+fn the_deadline_never_fails_a_blocked_release() {
+    // Given a blocked release.
+    let mut sim = candidate_ready();
+    sim.deliver(&scan(Arch::Amd64, Judgement::Block, FIRST_SCAN));
+    assert_eq!(sim.release().phase(), Phase::Blocked);
+
+    // When the reconciler says it missed its deadline.
+    let reason = sim
+        .deliver(&Fact::Abandoned {
+            reason: "no final state 6 hours after the upload".into(),
+        })
+        .expect("a blocked release rests");
+
+    // Then it stays blocked, and a later passing scan still publishes it.
+    assert!(reason.0.contains("blocked"), "{reason}");
+    assert_eq!(sim.release().phase(), Phase::Blocked);
+    sim.deliver(&scan(Arch::Amd64, Judgement::Pass, RESCAN));
+    sim.deliver(&scan(Arch::Arm64, Judgement::Pass, RESCAN));
+    assert_eq!(sim.release().phase(), Phase::Published);
+}
+
+fn reupload(version: &str) -> Fact {
+    Fact::SourceUploaded {
+        source: source_version(version),
+        manifest_mode: ManifestMode::Native,
+    }
+}
+
+#[test]
+fn a_new_version_of_a_failed_release_starts_the_next_attempt() {
+    // Given a release whose amd64 build failed.
+    let mut sim = both_builds_running(ManifestMode::Native);
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Failed));
+    assert_eq!(sim.release().phase(), Phase::Failed);
+    let stops = sim.requested(Effect::StopBuild(BuildRole::Arm64));
+
+    // When a new version of the same object key is uploaded.
+    assert!(sim.deliver(&reupload("v2")).is_none());
+
+    // Then attempt 2 starts with new builds from the new version, and attempt 1 is history.
+    let release = sim.release();
+    assert_eq!(release.attempt, 2);
+    assert_eq!(release.source.revision(), "v2");
+    assert_eq!(release.phase(), Phase::Building);
+    assert_eq!(release.history.len(), 1);
+    assert_eq!(release.history[0].outcome, Phase::Failed);
+    assert_eq!(release.history[0].revision, "v1");
+    assert_eq!(sim.requested(Effect::StartBuild(BuildRole::Amd64)), 2);
+    assert_eq!(sim.requested(Effect::StopBuild(BuildRole::Arm64)), stops);
+    assert!(release.emitted.contains(&EventKind::Started));
+
+    // And a late redelivery of version 1 starts nothing.
+    let reason = sim.deliver(&reupload("v1")).expect("a late delivery");
+    assert!(reason.0.contains("attempt 1"), "{reason}");
+    assert_eq!(sim.release().attempt, 2);
+}
+
+#[test]
+fn a_new_version_of_a_blocked_release_starts_the_next_attempt() {
+    // Given a blocked release.
+    let mut sim = candidate_ready();
+    sim.deliver(&scan(Arch::Amd64, Judgement::Block, FIRST_SCAN));
+    assert_eq!(sim.release().phase(), Phase::Blocked);
+
+    // When a new version is uploaded.
+    assert!(sim.deliver(&reupload("v2")).is_none());
+
+    // Then the next attempt builds afresh: no candidate, no scans, no events yet but Started.
+    let release = sim.release();
+    assert_eq!(release.attempt, 2);
+    assert_eq!(release.candidate, None);
+    assert!(release.scans.is_empty());
+    assert_eq!(release.emitted, vec![EventKind::Started]);
+    assert_eq!(release.history[0].outcome, Phase::Blocked);
+}
+
+#[test]
+fn a_new_version_of_a_published_release_is_refused_and_announced() {
+    let mut sim = published();
+    assert!(sim.deliver(&reupload("v2")).is_none());
+    let release = sim.release();
+    assert_eq!(release.attempt, 1);
+    assert_eq!(release.phase(), Phase::Published);
+    assert!(matches!(
+        &release.notices[0].kind,
+        NoticeKind::Rejected {
+            reason: RejectReason::Published { attempt: 1 },
+            ..
+        }
+    ));
+    assert_eq!(sim.requested(Effect::Announce(0)), 1);
+}
+
+#[test]
+fn an_upload_from_another_key_whose_name_sanitises_to_a_taken_tag_is_refused() {
+    let mut sim = both_builds_running(ManifestMode::Native);
+    let mut other = source_version("x1");
+    other.key = "releases/team/myapp-1.4.2.zip".into();
+    assert!(sim
+        .deliver(&Fact::SourceUploaded {
+            source: other,
+            manifest_mode: ManifestMode::Native,
+        })
+        .is_none());
+    assert!(matches!(
+        &sim.release().notices[0].kind,
+        NoticeKind::Rejected { reason: RejectReason::TakenBy { key }, .. } if key == "releases/myapp-1.4.2.zip"
+    ));
+    assert_eq!(sim.release().source.revision(), "v1");
+}
+
+#[test]
+fn a_reserved_name_is_recorded_as_refused_and_announced_once() {
+    let mut sim = Simulation::new();
+    let refused = Fact::SourceRefused {
+        source: source(),
+        reason: RejectReason::MovingTag {
+            tag: "latest".into(),
+        },
+    };
+    assert!(sim.deliver(&refused).is_none());
+    assert!(sim.deliver(&refused).is_some());
+    assert_eq!(sim.release().phase(), Phase::Rejected);
+    assert!(sim.started.is_empty());
+    assert_eq!(sim.requested(Effect::Announce(0)), 1);
+    assert_eq!(sim.release().notices.len(), 1);
+}
+
+#[test]
+fn early_scans_are_bounded_and_only_the_pushed_images_scans_stay() {
+    // Given a release whose builds are running, and 2,000 pushes under its amd64 tag by
+    // someone else, each scanned.
+    let mut sim = both_builds_running(ManifestMode::Native);
+    for n in 0..2000 {
+        sim.deliver(&scan_of(
+            Arch::Amd64,
+            Digest::of(format!("foreign {n}").as_bytes()),
+            Judgement::Block,
+            n + 1,
+        ));
+    }
+    // Then the record keeps a bounded number of them.
+    assert!(
+        sim.release().scans.len() <= 2,
+        "{}",
+        sim.release().scans.len()
+    );
+    assert!(serde_json::to_string(sim.release()).unwrap().len() < 32 * 1024);
+
+    // When the build reports the image it pushed, only that image's scans count.
+    sim.deliver(&Fact::BuildChanged {
+        role: BuildRole::Amd64,
+        build_id: build_id(BuildRole::Amd64),
+        status: BuildStatus::Succeeded,
+        image_digest: Some(child_digest(Arch::Amd64)),
+    });
+    assert!(sim.release().scans.is_empty());
+    let reason = sim
+        .deliver(&scan_of(
+            Arch::Amd64,
+            Digest::of(b"foreign late"),
+            Judgement::Block,
+            5000,
+        ))
+        .expect("not the pushed image");
+    assert!(reason.0.contains("pushed"), "{reason}");
 }
 
 #[test]
@@ -1714,6 +1902,7 @@ fn a_build_that_is_not_the_recorded_one_is_ignored() {
         role: BuildRole::Amd64,
         build_id: "build-someone-else".to_owned(),
         status: BuildStatus::Succeeded,
+        image_digest: None,
     };
     let reason = ignored(decide(Some(&release), &key(), &stranger, T0 + 10));
 
@@ -1741,8 +1930,8 @@ fn a_build_still_in_progress_is_ignored() {
 }
 
 #[test]
-fn a_second_upload_of_another_version_is_ignored() {
-    // Given a release built from version v1 of the source.
+fn a_second_upload_while_an_attempt_is_in_flight_is_refused_and_announced() {
+    // Given a release built from version v1 of the source, still building.
     let release = running_release();
 
     // When version v2 of the same file is uploaded.
@@ -1750,13 +1939,25 @@ fn a_second_upload_of_another_version_is_ignored() {
         source: source_version("v2"),
         manifest_mode: ManifestMode::Native,
     };
-    let reason = ignored(decide(Some(&release), &key(), &reupload, T0 + 10));
+    let (next, effects) = applied(decide(Some(&release), &key(), &reupload, T0 + 10));
 
-    // Then the tag is not rebuilt, and the reason points at the existing release.
-    assert!(reason.0.contains("already exists"), "{reason}");
-    assert!(reason.0.contains(&key().to_string()), "{reason}");
-    assert!(reason.0.contains("releases/myapp-1.4.2.zip"), "{reason}");
-    assert!(reason.0.contains("v1"), "{reason}");
+    // Then nothing is rebuilt: the refusal is recorded and announced, naming the rule.
+    assert_eq!(next.attempt, 1);
+    assert_eq!(next.source, release.source);
+    assert_eq!(effects, vec![Effect::Announce(0)]);
+    match &next.notices[0].kind {
+        NoticeKind::Rejected { source, reason } => {
+            assert_eq!(source.revision(), "v2");
+            assert_eq!(
+                *reason,
+                RejectReason::InFlight {
+                    attempt: 1,
+                    phase: Phase::Building
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1810,6 +2011,8 @@ fn a_blocking_scan_during_a_promotion_neither_cancels_it_nor_announces_a_block()
         version_id: Some("v1".into()),
         etag: None,
         size: None,
+        uploaded_at: None,
+        sequencer: None,
     };
     let mut now = 0;
     let mut step = |release: Option<&Release>, fact: Fact| {

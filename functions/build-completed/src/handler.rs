@@ -1,7 +1,7 @@
 //! CodeBuild "Build State Change" → `BuildChanged` fact → the release pipeline.
 
 use archgate::handler_error::HandlerError;
-use archgate::inbound::{build_change, build_fact, parse_codebuild_event};
+use archgate::inbound::{build_change, build_fact, parse_codebuild_event, IMAGE_DIGEST};
 use archgate::pipeline::{Outcome, Pipeline};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use tracing::info;
@@ -33,8 +33,12 @@ where
     let carries_identity = IDENTITY
         .iter()
         .all(|name| change.environment.iter().any(|(n, _)| n == name));
-    let environment = if carries_identity {
-        change.environment.clone()
+    // A succeeded arch or manifest build reports the image it pushed as an exported variable;
+    // when the event lacks it, CodeBuild has it.
+    let reports_image = change.status != archgate::domain::BuildStatus::Succeeded
+        || change.exported.iter().any(|(n, _)| n == IMAGE_DIGEST);
+    let (environment, exported) = if carries_identity && reports_image {
+        (change.environment.clone(), change.exported.clone())
     } else {
         let details = pipeline
             .builds
@@ -48,7 +52,12 @@ where
             Some(details)
                 if pipeline.config.role_of_project(&details.project) == Some(change.role) =>
             {
-                details.environment
+                let exported = if details.exported.is_empty() {
+                    change.exported.clone()
+                } else {
+                    details.exported
+                };
+                (details.environment, exported)
             }
             Some(details) => {
                 return Ok(ignore(archgate::domain::release::Ignored(format!(
@@ -64,7 +73,7 @@ where
             }
         }
     };
-    let (key, fact) = match build_fact(&change, &environment, &pipeline.config) {
+    let (key, fact) = match build_fact(&change, &environment, &exported, &pipeline.config) {
         Ok(found) => found,
         Err(reason) => return Ok(ignore(reason)),
     };

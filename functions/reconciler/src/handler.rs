@@ -1,9 +1,10 @@
-//! Scheduled Event → every stale, non-final release re-read from CodeBuild and ECR.
+//! Scheduled Event → one reconciliation pass: every release waiting for builds or scans that
+//! stopped moving is re-read from CodeBuild and ECR; effects nobody holds are taken over.
 
 use archgate::handler_error::HandlerError;
 use archgate::pipeline::Pipeline;
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
-use archgate::reconcile::{reconcile_all, ReconcilePolicy, Reconciled};
+use archgate::reconcile::{reconcile_all, ReconcilePolicy, ReconcileReport};
 
 /// Runs one reconciliation pass at `now` (the event's content does not matter: any
 /// invocation is a pass).
@@ -11,7 +12,7 @@ pub async fn handle<L, B, R, E, C>(
     pipeline: &Pipeline<L, B, R, E, C>,
     policy: ReconcilePolicy,
     now: i64,
-) -> Result<Vec<Reconciled>, HandlerError>
+) -> Result<ReconcileReport, HandlerError>
 where
     L: Ledger,
     B: Builds,
@@ -19,5 +20,5 @@ where
     E: EventPublisher,
     C: Clock,
 {
-    Ok(reconcile_all(pipeline, policy, now).await?)
+    Ok(reconcile_all(pipeline, policy, now, false).await?)
 }

@@ -2,25 +2,23 @@
 //! cleanup per repository, with bounded concurrency; one repository's failure does not stop
 //! the others.
 
-use archgate::aws::{CallLog, DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::cleanup::{
     apply_plan, plan_repository, publish_report, resolve_repositories, RepositoryReport,
     RetentionConfig,
 };
 use archgate::error::chain;
-use archgate::ports::{Clock, SystemClock};
+use archgate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-/// Everything a run needs, built once per process.
-pub struct Retention {
+/// Everything a run needs, built once per process: the configuration and the ports.
+pub struct Retention<I, L, E, C> {
     pub config: RetentionConfig,
-    pub sdk: aws_config::SdkConfig,
-    pub ledger: DynamoLedger,
-    pub events: EventBridgePublisher,
-    /// When the planner considers "now" (a clock in the future ages every image).
-    pub clock_offset_ms: i64,
+    pub inventory: I,
+    pub ledger: L,
+    pub events: E,
+    pub clock: C,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,31 +63,34 @@ pub fn request_of(event: serde_json::Value) -> Result<Request, BadRequest> {
     serde_json::from_value(event).map_err(BadRequest)
 }
 
-pub async fn handle(
-    retention: &Retention,
+pub async fn handle<I, L, E, C>(
+    retention: &Retention<I, L, E, C>,
     event: serde_json::Value,
-) -> Result<RunReport, BadRequest> {
+) -> Result<RunReport, BadRequest>
+where
+    I: RepositoryInventory,
+    L: Ledger,
+    E: EventPublisher,
+    C: Clock,
+{
     let request = request_of(event)?;
     Ok(run(retention, request).await)
 }
 
-fn registry(retention: &Retention, calls: &CallLog) -> EcrRegistry {
-    EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
-        aws_sdk_ecr::config::Builder::from(&retention.sdk)
-            .interceptor(calls.clone())
-            .build(),
-    ))
-}
-
-pub async fn run(retention: &Retention, request: Request) -> RunReport {
+pub async fn run<I, L, E, C>(retention: &Retention<I, L, E, C>, request: Request) -> RunReport
+where
+    I: RepositoryInventory,
+    L: Ledger,
+    E: EventPublisher,
+    C: Clock,
+{
     let patterns = request
         .repositories
         .clone()
         .unwrap_or_else(|| retention.config.repositories.clone());
-    let resolver = registry(retention, &CallLog::default());
     let policy = retention.config.policy(request.force);
-    let now = SystemClock.now_millis() + retention.clock_offset_ms;
-    let resolved = resolve_repositories(&resolver, &patterns).await;
+    let now = retention.clock.now_millis();
+    let resolved = resolve_repositories(&retention.inventory, &patterns).await;
     let reports = stream::iter(resolved)
         .map(|entry| {
             let policy = policy.clone();
@@ -105,14 +106,13 @@ pub async fn run(retention: &Retention, request: Request) -> RunReport {
                         }
                     }
                 };
-                let calls = CallLog::default();
-                let inventory = registry(retention, &calls);
+                let inventory = &retention.inventory;
                 let result = async {
-                    let (images, plan) = plan_repository(&inventory, &retention.ledger, &repository, &policy, now).await?;
-                    apply_plan(&inventory, &repository, images.len(), &plan, request.dry_run).await
+                    let survey = plan_repository(inventory, &retention.ledger, &repository, &policy, now).await?;
+                    apply_plan(inventory, &repository, &survey, request.dry_run).await
                 }
                 .await;
-                let mut report = match result {
+                let report = match result {
                     Ok(report) => report,
                     Err(error) => {
                         warn!(%repository, error = %chain(&error), "repository failed; the others go on");
@@ -124,7 +124,6 @@ pub async fn run(retention: &Retention, request: Request) -> RunReport {
                         }
                     }
                 };
-                report.aws_calls = calls.total();
                 if let Err(error) = publish_report(&retention.events, &report).await {
                     warn!(%repository, error = %chain(&error), "could not publish the retention report");
                 }

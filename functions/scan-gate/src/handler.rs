@@ -29,29 +29,28 @@ where
             return Ok(reason.into());
         }
     };
-    let (key, arch) = match scan.located.clone() {
-        Some(located) => located,
-        // An untagged image (a platform manifest inside a per-arch index): its release is
-        // found through the candidate that references it.
-        None => match pipeline
+    let located = if scan.located.is_empty() {
+        // An untagged image (a platform manifest inside a per-arch index): its releases are
+        // found through the candidates that reference it.
+        pipeline
             .ledger
             .find_by_digest(&scan.digest)
             .await
             .map_err(|source| HandlerError::Findings {
                 digest: scan.digest.to_string(),
                 source,
-            })? {
-            Some(located) => located,
-            None => {
-                let reason = format!(
-                    "image {} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64) and no candidate index references it",
-                    scan.digest
-                );
-                info!(%reason, "ignored");
-                return Ok(Outcome::ignored(reason));
-            }
-        },
+            })?
+    } else {
+        scan.located.clone()
     };
+    if located.is_empty() {
+        let reason = format!(
+            "image {} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64) and no candidate index references it",
+            scan.digest
+        );
+        info!(%reason, "ignored");
+        return Ok(Outcome::ignored(reason));
+    }
     let now = pipeline.clock.now_millis();
     let verdict = judge(
         &pipeline.config.gate,
@@ -67,13 +66,20 @@ where
         digest: scan.digest.to_string(),
         source,
     })?;
-    info!(release = %key, %arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
-    let record = ScanRecord {
-        arch,
-        digest: scan.digest,
-        verdict,
-        scanned_at: scan.scanned_at,
-        evaluated_at: now,
-    };
-    Ok(pipeline.apply(&key, Fact::ScanEvaluated(record)).await?)
+    // Byte-identical builds of several releases are one image: the scan is news for each.
+    // A failure stops the invocation and the redelivery repeats the releases already done,
+    // which then change nothing.
+    let mut outcomes = Vec::with_capacity(located.len());
+    for (key, arch) in located {
+        info!(release = %key, %arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
+        let record = ScanRecord {
+            arch,
+            digest: scan.digest.clone(),
+            verdict: verdict.clone(),
+            scanned_at: scan.scanned_at,
+            evaluated_at: now,
+        };
+        outcomes.push(pipeline.apply(&key, Fact::ScanEvaluated(record)).await?);
+    }
+    Ok(Outcome::combine(outcomes))
 }

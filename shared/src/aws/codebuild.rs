@@ -90,6 +90,11 @@ impl Builds for CodeBuildBuilds {
                         .collect()
                 })
                 .unwrap_or_default(),
+            exported: build
+                .exported_environment_variables()
+                .iter()
+                .filter_map(|v| Some((v.name()?.to_owned(), v.value()?.to_owned())))
+                .collect(),
         }))
     }
 }

@@ -1,22 +1,69 @@
 //! The release ledger in DynamoDB: one item per release, the whole record as a JSON document
 //! beside a few top-level attributes for queries, a `version` for optimistic concurrency and
-//! an `expires_at` TTL.
+//! an `expires_at` TTL while no attempt of the release was published. Beside the releases:
+//! digest pointers (`digest#<digest>`: which releases hold a per-arch image) and moving-tag
+//! items (`tag#<repository>#<tag>`: which release a moving tag names, and its lock).
 
 use super::classify;
-use crate::domain::{Arch, Digest, Release, ReleaseKey, ReleaseTag};
+use crate::domain::retention::mentioned_digests;
+use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
-use crate::ports::{Clock, Ledger, SaveError, Stored};
+use crate::ports::{
+    Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
+};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use std::collections::HashMap;
 
 /// The partition key attribute (`repository#tag`).
 pub const LEDGER_KEY: &str = "pk";
-/// Partition-key prefix of the items that map a per-arch image digest to its release.
+/// Partition-key prefix of the items that map a per-arch image digest to its releases.
 pub const DIGEST_POINTER: &str = "digest#";
-/// Releases are kept for audit this long after their last change.
-const RETENTION_SECONDS: i64 = 180 * 24 * 3600;
+/// Partition-key prefix of the moving-tag items.
+pub const MOVING_TAG: &str = "tag#";
+/// A digest pointer names at most this many releases (byte-identical builds of more
+/// releases than this find their scans through the reconciler instead).
+pub const MAX_POINTER_RELEASES: usize = 256;
+
+/// What kind of item a partition key names. Release keys are `repository#tag` (neither may
+/// hold `#` or `:`), so the shapes cannot collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    Release,
+    DigestPointer,
+    MovingTag,
+}
+
+pub fn item_kind(pk: &str) -> ItemKind {
+    if pk.starts_with(DIGEST_POINTER) && pk.contains(':') {
+        ItemKind::DigestPointer
+    } else if pk.starts_with(MOVING_TAG) && pk.matches('#').count() == 2 {
+        ItemKind::MovingTag
+    } else {
+        ItemKind::Release
+    }
+}
+
+/// The partition key of a moving tag's item.
+pub fn moving_tag_id(repository: &str, tag: &str) -> String {
+    format!("{MOVING_TAG}{repository}#{tag}")
+}
+
+/// A pointer entry: `repository#tag#arch`.
+fn pointer_entry(key: &ReleaseKey, arch: Arch) -> String {
+    format!("{}#{}", key.id(), arch.as_str())
+}
+
+fn parse_pointer_entry(entry: &str) -> Option<(ReleaseKey, Arch)> {
+    let (release, arch) = entry.rsplit_once('#')?;
+    let (repository, tag) = release.rsplit_once('#')?;
+    Some((
+        ReleaseKey::new(repository, ReleaseTag::parse(tag).ok()?),
+        Arch::parse(arch)?,
+    ))
+}
 
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -85,8 +132,7 @@ impl Ledger for DynamoLedger {
                 format!("release does not serialise: {e}"),
             ))
         })?;
-        let expires_at = release.updated_at / 1000 + RETENTION_SECONDS;
-        let item: HashMap<String, AttributeValue> = [
+        let mut item: HashMap<String, AttributeValue> = [
             (LEDGER_KEY, AttributeValue::S(release.key.id())),
             (
                 "repository",
@@ -101,13 +147,16 @@ impl Ledger for DynamoLedger {
                 "updated_at",
                 AttributeValue::N(release.updated_at.to_string()),
             ),
-            ("expires_at", AttributeValue::N(expires_at.to_string())),
             ("version", AttributeValue::N(next.to_string())),
             ("doc", AttributeValue::S(doc)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        // PutItem replaces the whole item: leaving the attribute out removes the TTL.
+        if let Some(at) = release.expires_at() {
+            item.insert("expires_at".to_owned(), AttributeValue::N(at.to_string()));
+        }
         let (condition, names, values) = match expected {
             None => (
                 "attribute_not_exists(#pk)",
@@ -149,66 +198,53 @@ impl Ledger for DynamoLedger {
         key: &ReleaseKey,
         links: &[(Digest, Arch)],
     ) -> Result<(), AdapterError> {
-        // Pointers `digest#<digest>` let a scan of an untagged image find its release. They
-        // are plain puts of derived data: writing them twice is harmless.
-        let expires_at = crate::ports::SystemClock.now_millis() / 1000 + RETENTION_SECONDS;
-        let mut writes = Vec::with_capacity(links.len());
+        // `digest#<digest>` holds a string set of `repository#tag#arch`: ADD is atomic, so
+        // releases sharing a digest never overwrite each other, and a repeat is harmless. The
+        // pointers never expire: a published release's untagged children need them for
+        // findings after publication.
         for (digest, arch) in links {
-            let pointer = HashMap::from([
-                (
-                    LEDGER_KEY.to_owned(),
-                    AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
-                ),
-                ("release".to_owned(), AttributeValue::S(key.id())),
-                (
-                    "arch".to_owned(),
-                    AttributeValue::S(arch.as_str().to_owned()),
-                ),
-                (
-                    "expires_at".to_owned(),
-                    AttributeValue::N(expires_at.to_string()),
-                ),
-            ]);
-            writes.push(
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(pointer))
-                            .build()
-                            .map_err(|e| unexpected("BatchWriteItem", e.to_string()))?,
-                    )
-                    .build(),
-            );
-        }
-        let mut pending = HashMap::from([(self.table.clone(), writes)]);
-        // Unprocessed items are retried a few times; a pointer that still does not land only
-        // means such a scan waits for the reconciler.
-        for _ in 0..4 {
-            let output = self
+            let result = self
                 .client
-                .batch_write_item()
-                .set_request_items(Some(pending))
+                .update_item()
+                .table_name(&self.table)
+                .key(
+                    LEDGER_KEY,
+                    AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
+                )
+                .update_expression("ADD #r :entry")
+                .condition_expression(
+                    "attribute_not_exists(#r) OR contains(#r, :one) OR size(#r) < :max",
+                )
+                .expression_attribute_names("#r", "releases")
+                .expression_attribute_values(
+                    ":entry",
+                    AttributeValue::Ss(vec![pointer_entry(key, *arch)]),
+                )
+                .expression_attribute_values(":one", AttributeValue::S(pointer_entry(key, *arch)))
+                .expression_attribute_values(
+                    ":max",
+                    AttributeValue::N(MAX_POINTER_RELEASES.to_string()),
+                )
                 .send()
-                .await
-                .map_err(|e| classify("DynamoDB", "BatchWriteItem", e))?;
-            match output
-                .unprocessed_items
-                .filter(|u| u.values().any(|w| !w.is_empty()))
-            {
-                Some(unprocessed) => pending = unprocessed,
-                None => return Ok(()),
+                .await;
+            match result {
+                Ok(_) => {}
+                // Full: this release's scans of that image come through the reconciler.
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    tracing::warn!(release = %key, %digest, "digest pointer is full; scans of this image reach the release through the reconciler");
+                }
+                Err(e) => return Err(classify("DynamoDB", "UpdateItem", e)),
             }
         }
-        Err(unexpected(
-            "BatchWriteItem",
-            "digest pointers stayed unprocessed".to_owned(),
-        ))
+        Ok(())
     }
 
     async fn find_by_digest(
         &self,
         digest: &Digest,
-    ) -> Result<Option<(ReleaseKey, Arch)>, AdapterError> {
+    ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
         let output = self
             .client
             .get_item()
@@ -221,59 +257,209 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| classify("DynamoDB", "GetItem", e))?;
         let Some(item) = output.item else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let (Some(release), Some(arch)) = (text("release"), text("arch")) else {
-            return Err(unexpected(
-                "GetItem",
-                format!("digest pointer {digest} is malformed"),
-            ));
-        };
-        let arch = Arch::parse(&arch).ok_or_else(|| {
-            unexpected(
-                "GetItem",
-                format!("digest pointer {digest} names arch {arch:?}"),
-            )
-        })?;
-        let (repository, tag) = release.rsplit_once('#').ok_or_else(|| {
-            unexpected(
-                "GetItem",
-                format!("digest pointer {digest} names release {release:?}"),
-            )
-        })?;
-        let tag = ReleaseTag::parse(tag).map_err(|e| unexpected("GetItem", e.to_string()))?;
-        Ok(Some((ReleaseKey::new(repository, tag), arch)))
-    }
-
-    async fn list(&self, limit: usize) -> Result<Vec<Stored>, AdapterError> {
-        let mut releases = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("DynamoDB", "Scan", e))?;
-            for item in output.items() {
-                let pointer = item
-                    .get(LEDGER_KEY)
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|pk| pk.starts_with(DIGEST_POINTER));
-                if !pointer {
-                    releases.push(decode(item, "Scan")?);
+        let mut entries: Vec<String> = item
+            .get("releases")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        // Pointers written before digests were shared: one `release` and one `arch`.
+        if let (Some(release), Some(arch)) = (
+            item.get("release").and_then(|v| v.as_s().ok()),
+            item.get("arch").and_then(|v| v.as_s().ok()),
+        ) {
+            entries.push(format!("{release}#{arch}"));
+        }
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match parse_pointer_entry(&entry) {
+                Some(located) if !found.contains(&located) => found.push(located),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(%digest, entry = %truncate(&entry), "digest pointer entry does not parse; skipped")
                 }
             }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                break;
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    async fn list(&self, limit: usize) -> Result<Listing, AdapterError> {
+        let mut listing = Listing::default();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DynamoDB", "Scan", e))?;
+            for item in page.items() {
+                let pk = item
+                    .get(LEDGER_KEY)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if item_kind(&pk) != ItemKind::Release {
+                    continue;
+                }
+                match decode(item, "Scan") {
+                    Ok(stored) => listing.releases.push(stored),
+                    Err(error) => {
+                        let doc = item
+                            .get("doc")
+                            .and_then(|v| v.as_s().ok())
+                            .map(String::as_str)
+                            .unwrap_or_default();
+                        listing.unreadable.push(UnreadableRecord {
+                            id: truncate(&pk),
+                            reason: error.to_string(),
+                            mentioned: mentioned_digests(doc.as_bytes()),
+                        });
+                    }
+                }
             }
         }
-        releases.sort_by_key(|s| std::cmp::Reverse(s.release.updated_at));
-        releases.truncate(limit);
-        Ok(releases)
+        listing
+            .releases
+            .sort_by_key(|s| std::cmp::Reverse(s.release.updated_at));
+        listing.releases.truncate(limit);
+        Ok(listing)
     }
+
+    async fn lock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        intent: &MovingTagHolder,
+        now: Millis,
+        until: Millis,
+    ) -> Result<MovingTagLock, AdapterError> {
+        let intent = serde_json::to_string(intent)
+            .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(moving_tag_id(repository, tag)),
+            )
+            .update_expression("SET lock_by = :me, lock_until = :until, intent = :intent")
+            .condition_expression("attribute_not_exists(lock_until) OR lock_until < :now")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":intent", AttributeValue::S(intent))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                return Ok(MovingTagLock::Busy)
+            }
+            Err(e) => return Err(classify("DynamoDB", "UpdateItem", e)),
+        };
+        let read = |name: &str| -> Result<Option<MovingTagHolder>, AdapterError> {
+            old.get(name)
+                .and_then(|v| v.as_s().ok())
+                .map(|text| {
+                    serde_json::from_str(text).map_err(|e| {
+                        unexpected(
+                            "UpdateItem",
+                            format!("moving tag {tag}: `{name}` does not parse: {e}"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        // An intent survives only when its holder's lease ran out before it gave the lock
+        // back: that holder died mid-move.
+        let unfinished = if old.contains_key("lock_until") {
+            read("intent")?
+        } else {
+            None
+        };
+        Ok(MovingTagLock::Acquired {
+            holder: read("holder")?,
+            unfinished,
+        })
+    }
+
+    async fn moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<MovingTagHolder>, AdapterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(moving_tag_id(repository, tag)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("DynamoDB", "GetItem", e))?;
+        output
+            .item
+            .as_ref()
+            .and_then(|item| item.get("holder"))
+            .and_then(|v| v.as_s().ok())
+            .map(|text| {
+                serde_json::from_str(text).map_err(|e| {
+                    unexpected(
+                        "GetItem",
+                        format!("moving tag {tag}: `holder` does not parse: {e}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    async fn unlock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        current: &MovingTagHolder,
+    ) -> Result<bool, AdapterError> {
+        let current = serde_json::to_string(current)
+            .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(moving_tag_id(repository, tag)),
+            )
+            .update_expression("SET holder = :holder REMOVE lock_by, lock_until, intent")
+            .condition_expression("lock_by = :me")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":holder", AttributeValue::S(current))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("DynamoDB", "UpdateItem", e)),
+        }
+    }
+}
+
+fn truncate(text: &str) -> String {
+    crate::domain::digest::truncate_for_message(text)
 }

@@ -104,6 +104,42 @@ impl Registry for EcrRegistry {
         Ok(found)
     }
 
+    async fn images_by_digest(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<Option<RawManifest>>, AdapterError> {
+        use crate::ports::{FetchedManifest, RepositoryInventory};
+        let fetched = self.manifests_by_digest(repository, digests).await?;
+        let mut found = Vec::with_capacity(fetched.len());
+        for (digest, result) in fetched {
+            found.push(match result {
+                FetchedManifest::Found(raw) => {
+                    let computed = Digest::of(&raw.bytes);
+                    if computed != digest {
+                        return Err(unexpected(
+                            "BatchGetImage",
+                            format!("image {digest}: manifest bytes hash to {computed}"),
+                        ));
+                    }
+                    Some(raw)
+                }
+                FetchedManifest::Failed(reason)
+                    if reason.starts_with("ImageNotFound") || reason == "not returned" =>
+                {
+                    None
+                }
+                FetchedManifest::Failed(reason) => {
+                    return Err(unexpected(
+                        "BatchGetImage",
+                        format!("image {digest}: {reason}"),
+                    ))
+                }
+            });
+        }
+        Ok(found)
+    }
+
     async fn scan_findings(
         &self,
         repository: &str,

@@ -9,7 +9,7 @@ mod eventbridge;
 
 pub use calls::{CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
-pub use dynamodb::{DynamoLedger, LEDGER_KEY};
+pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::{EcrRegistry, BATCH_LIMIT, DESCRIBE_PAGE};
 pub use eventbridge::EventBridgePublisher;
 

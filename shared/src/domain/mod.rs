@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod gate;
+pub mod notice;
 pub mod oci;
 pub mod release;
 pub mod release_event;

@@ -15,6 +15,7 @@
 
 use super::digest::Digest;
 use super::gate::Verdict;
+use super::notice::{Notice, NoticeKind, PastAttempt, RejectReason, MAX_HISTORY, MAX_NOTICES};
 use super::tag::ReleaseTag;
 use super::Millis;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,13 @@ pub const CLAIM_LEASE_MS: Millis = 5 * 60 * 1000;
 
 /// The timeline is for people; bound it so a storm of duplicates cannot grow the item.
 pub const MAX_TIMELINE: usize = 64;
+
+/// Releases of which no attempt was published are kept for audit this long after their last
+/// change; a published release is kept forever.
+pub const UNPUBLISHED_RETENTION_SECONDS: i64 = 180 * 24 * 3600;
+
+/// Scans of an arch image kept before its build reported which image it pushed.
+pub const MAX_EARLY_SCANS: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -178,6 +186,14 @@ pub struct SourceObject {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// When S3 created the object (the event's time): orders uploads across releases, so
+    /// moving tags follow the newest upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<Millis>,
+    /// S3's sequencer: orders the uploads of one object key, whatever order their events
+    /// arrive in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 impl SourceObject {
@@ -196,6 +212,21 @@ impl SourceObject {
             .as_deref()
             .or(self.etag.as_deref())
             .unwrap_or("unversioned")
+    }
+
+    /// Whether this upload of the same key came after `other`, when S3 says so: by sequencer
+    /// (hex strings of varying length, compared after zero-padding the shorter), else by
+    /// upload time. `None` when neither tells.
+    pub fn is_later_than(&self, other: &SourceObject) -> Option<bool> {
+        if let (Some(mine), Some(theirs)) = (&self.sequencer, &other.sequencer) {
+            let width = mine.len().max(theirs.len());
+            let pad = |s: &str| format!("{:0<width$}", s.to_ascii_uppercase());
+            return Some(pad(mine) > pad(theirs));
+        }
+        match (self.uploaded_at, other.uploaded_at) {
+            (Some(mine), Some(theirs)) if mine != theirs => Some(mine > theirs),
+            _ => None,
+        }
     }
 }
 
@@ -235,6 +266,10 @@ pub struct BuildRecord {
     pub finished_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stop_requested: bool,
+    /// The digest the build says it pushed (`IMAGE_DIGEST`, exported by the buildspec): the
+    /// release is assembled from exactly this image, whatever its tag names by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<Digest>,
 }
 
 impl BuildRecord {
@@ -348,6 +383,9 @@ pub enum Effect {
     Promote,
     /// PutEvents of a release event.
     Emit(EventKind),
+    /// PutEvents of the notice with this sequence number (`Release Rejected`,
+    /// `Release Vulnerable`).
+    Announce(u32),
 }
 
 impl fmt::Display for Effect {
@@ -359,6 +397,7 @@ impl fmt::Display for Effect {
             Effect::ResolveCandidate => f.write_str("resolve candidate index"),
             Effect::Promote => f.write_str("promote the index to its release tags"),
             Effect::Emit(kind) => write!(f, "emit {}", kind.detail_type()),
+            Effect::Announce(seq) => write!(f, "announce notice {seq}"),
         }
     }
 }
@@ -383,6 +422,7 @@ pub enum EffectResult {
     CandidatePublished { candidate: Candidate },
     Promoted { tags: Vec<String> },
     Emitted { kind: EventKind },
+    Announced { seq: u32 },
 }
 
 impl EffectResult {
@@ -393,6 +433,7 @@ impl EffectResult {
             EffectResult::CandidatePublished { .. } => Effect::AssembleCandidate,
             EffectResult::Promoted { .. } => Effect::Promote,
             EffectResult::Emitted { kind } => Effect::Emit(*kind),
+            EffectResult::Announced { seq } => Effect::Announce(*seq),
         }
     }
 
@@ -417,6 +458,9 @@ pub enum Phase {
     /// The index carries the release tag (and the moving tags).
     Published,
     Failed,
+    /// The name can never be a release (a reserved name): the record only holds the refused
+    /// uploads and their announcements.
+    Rejected,
 }
 
 impl Phase {
@@ -428,12 +472,22 @@ impl Phase {
             Phase::Blocked => "blocked",
             Phase::Published => "published",
             Phase::Failed => "failed",
+            Phase::Rejected => "rejected",
         }
     }
 
-    /// Published and Failed never change again; Blocked can, through a re-evaluation.
+    /// Published, Failed and Rejected wait for nothing; Blocked can still be published by a
+    /// re-evaluation. (A failed or blocked release can start a new attempt.)
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Published | Phase::Failed)
+        matches!(self, Phase::Published | Phase::Failed | Phase::Rejected)
+    }
+
+    /// Waiting for builds, the index or scans: what the reconciler's deadline applies to.
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            Phase::Building | Phase::Assembling | Phase::CandidateReady
+        )
     }
 }
 
@@ -476,6 +530,35 @@ pub struct Release {
     pub updated_at: Millis,
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+    /// 1 for the first upload; a new version of the same object key starts the next attempt
+    /// of a failed or blocked release.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// When the current attempt started (`created_at` for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_started_at: Option<Millis>,
+    /// Earlier attempts, newest last, at most [`MAX_HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PastAttempt>,
+    /// A new upload waiting for the ended attempt to finish its effects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<SourceObject>,
+    /// Set when the name is reserved: no attempt ever starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<RejectReason>,
+    /// Refused uploads and findings after publication, at most [`MAX_NOTICES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_notice: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Release {
@@ -496,6 +579,13 @@ impl Release {
             created_at: now,
             updated_at: now,
             timeline: Vec::new(),
+            attempt: 1,
+            attempt_started_at: None,
+            history: Vec::new(),
+            queued: None,
+            reserved: None,
+            notices: Vec::new(),
+            next_notice: 0,
         };
         release.note(
             now,
@@ -550,7 +640,10 @@ impl Release {
     }
 
     pub fn phase(&self) -> Phase {
-        if self.failure().is_some() || (self.abandoned.is_some() && self.published.is_none()) {
+        if self.reserved.is_some() {
+            Phase::Rejected
+        } else if self.failure().is_some() || (self.abandoned.is_some() && self.published.is_none())
+        {
             Phase::Failed
         } else if self.published.is_some() {
             Phase::Published
@@ -607,16 +700,185 @@ impl Release {
             .collect()
     }
 
+    /// Bounds the scans kept before the candidate exists: once a build reported its image,
+    /// only that image's scans stay; before, the newest [`MAX_EARLY_SCANS`] per arch (pushes
+    /// under the arch tag by others must not grow the record).
+    fn keep_scans_of_pushed_images(&mut self) {
+        if self.candidate.is_some() {
+            return;
+        }
+        for arch in Arch::ALL {
+            let pushed = self.build(BuildRole::arch(arch)).image_digest.clone();
+            if let Some(pushed) = pushed {
+                self.scans.retain(|s| s.arch != arch || s.digest == pushed);
+                continue;
+            }
+            let mut early: Vec<(Millis, Millis)> = self
+                .scans
+                .iter()
+                .filter(|s| s.arch == arch)
+                .map(ScanRecord::recency)
+                .collect();
+            if early.len() > MAX_EARLY_SCANS {
+                early.sort_unstable();
+                let cut = early[early.len() - MAX_EARLY_SCANS];
+                self.scans.retain(|s| s.arch != arch || s.recency() >= cut);
+            }
+        }
+    }
+
     fn both_arches_succeeded(&self) -> bool {
         Arch::ALL
             .iter()
             .all(|a| self.build(BuildRole::arch(*a)).status == Some(BuildStatus::Succeeded))
     }
 
+    /// Adds to the timeline, which keeps the newest [`MAX_TIMELINE`] entries.
     fn note(&mut self, at: Millis, what: String) {
-        if self.timeline.len() < MAX_TIMELINE {
-            self.timeline.push(TimelineEntry { at, what });
+        if self.timeline.len() >= MAX_TIMELINE {
+            self.timeline.remove(0);
         }
+        self.timeline.push(TimelineEntry { at, what });
+    }
+
+    /// When the ledger may forget this release (seconds since the epoch, DynamoDB's TTL):
+    /// never once an attempt was published, else [`UNPUBLISHED_RETENTION_SECONDS`] after its
+    /// last change.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.published
+            .is_none()
+            .then(|| self.updated_at.div_euclid(1000) + UNPUBLISHED_RETENTION_SECONDS)
+    }
+
+    /// When the current attempt started.
+    pub fn started_at(&self) -> Millis {
+        self.attempt_started_at.unwrap_or(self.created_at)
+    }
+
+    /// Orders releases by upload for the moving tags: S3's time of the upload (the attempt's
+    /// start when the event carried none), then the tag, so the order is total.
+    pub fn upload_order(&self) -> (Millis, &str) {
+        (
+            self.source.uploaded_at.unwrap_or_else(|| self.started_at()),
+            self.key.tag.as_str(),
+        )
+    }
+
+    /// Why the gate blocks the release, one clause per blocking child.
+    pub fn blocked_reason(&self) -> String {
+        self.blocking_scans()
+            .iter()
+            .filter_map(|s| match &s.verdict {
+                Verdict::Block { rule, .. } => {
+                    Some(format!("{} image {}: {rule}", s.arch, s.digest))
+                }
+                Verdict::Pass { .. } => None,
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Records a notice unless the same news is already recorded. Keeps the unannounced
+    /// notices and the newest announced ones, at most [`MAX_NOTICES`] in all.
+    fn add_notice(&mut self, kind: NoticeKind, now: Millis) -> bool {
+        let notice = Notice {
+            seq: self.next_notice,
+            at: now,
+            kind,
+            announced: false,
+        };
+        let identity = notice.identity();
+        if self.notices.iter().any(|n| n.identity() == identity) {
+            return false;
+        }
+        self.note(
+            now,
+            match &notice.kind {
+                NoticeKind::Rejected { source, reason } => format!(
+                    "upload s3://{}/{} version {} refused: {reason}",
+                    source.bucket,
+                    source.key,
+                    source.revision()
+                ),
+                NoticeKind::Vulnerable { scan } => format!(
+                    "{} image {} is vulnerable after publication",
+                    scan.arch, scan.digest
+                ),
+            },
+        );
+        self.next_notice += 1;
+        self.notices.push(notice);
+        while self.notices.len() > MAX_NOTICES {
+            // The oldest announced notice goes first; only a storm of unannounced ones (the
+            // event bus failing for long) drops one that was never announced.
+            let at = self.notices.iter().position(|n| n.announced).unwrap_or(0);
+            self.notices.remove(at);
+        }
+        true
+    }
+
+    /// Starts the queued upload as the next attempt once the ended attempt has nothing left
+    /// to do: its events announced, its builds stopped, no claim outstanding.
+    fn start_queued_attempt(&mut self, now: Millis) {
+        let outcome = self.phase();
+        if self.queued.is_none()
+            || !matches!(outcome, Phase::Failed | Phase::Blocked)
+            || !self.pending.is_empty()
+            || !self.required_effects().is_empty()
+        {
+            return;
+        }
+        let Some(source) = self.queued.take() else {
+            return;
+        };
+        let reason = match outcome {
+            Phase::Failed => self.failure_reason(),
+            _ => Some(self.blocked_reason()),
+        };
+        self.history.push(PastAttempt {
+            attempt: self.attempt,
+            revision: self.source.revision().to_owned(),
+            sequencer: self.source.sequencer.clone(),
+            outcome,
+            reason,
+            started_at: self.started_at(),
+            ended_at: self.updated_at,
+        });
+        if self.history.len() > MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.attempt += 1;
+        self.source = source;
+        self.amd64 = BuildRecord::default();
+        self.arm64 = BuildRecord::default();
+        self.manifest = BuildRecord::default();
+        self.candidate = None;
+        self.scans.clear();
+        self.published = None;
+        self.abandoned = None;
+        self.emitted.clear();
+        self.attempt_started_at = Some(now);
+        self.note(
+            now,
+            format!(
+                "attempt {} started from upload s3://{}/{} version {}",
+                self.attempt,
+                self.source.bucket,
+                self.source.key,
+                self.source.revision()
+            ),
+        );
+    }
+
+    /// Whether an effect the release needs has no live claim at `now`: nobody is doing it, so
+    /// the next delivery (or the reconciler's nudge) must.
+    pub fn has_unclaimed_work(&self, now: Millis) -> bool {
+        self.required_effects().into_iter().any(|effect| {
+            self.pending
+                .iter()
+                .find(|c| c.effect == effect)
+                .is_none_or(|c| now - c.claimed_at >= CLAIM_LEASE_MS)
+        })
     }
 
     /// Gives back the claims on `effects` (they failed or were never tried), so the next
@@ -628,8 +890,16 @@ impl Release {
 
     /// Effects the recorded state still calls for and that no recorded result has satisfied.
     pub fn required_effects(&self) -> Vec<Effect> {
-        let mut effects = Vec::new();
+        let mut effects: Vec<Effect> = self
+            .notices
+            .iter()
+            .filter(|n| !n.announced)
+            .map(|n| Effect::Announce(n.seq))
+            .collect();
         let phase = self.phase();
+        if phase == Phase::Rejected {
+            return effects;
+        }
         for arch in Arch::ALL {
             let role = BuildRole::arch(arch);
             if phase != Phase::Failed && self.build(role).build_id.is_none() {
@@ -646,7 +916,7 @@ impl Release {
         // a blocking verdict that arrives meanwhile neither cancels it nor announces a block.
         let promoting = self.pending.iter().any(|c| c.effect == Effect::Promote);
         match phase {
-            Phase::Building => {}
+            Phase::Building | Phase::Rejected => {}
             Phase::Blocked => {
                 if promoting {
                     effects.push(Effect::Promote);
@@ -704,11 +974,20 @@ pub enum Fact {
         source: SourceObject,
         manifest_mode: ManifestMode,
     },
+    /// An upload whose name can never be a release (a reserved name): it starts nothing and
+    /// is announced as `Release Rejected`.
+    SourceRefused {
+        source: SourceObject,
+        reason: RejectReason,
+    },
     /// A build reached a status (CodeBuild Build State Change).
     BuildChanged {
         role: BuildRole,
         build_id: String,
         status: BuildStatus,
+        /// The image the build pushed (`IMAGE_DIGEST`), when it reported one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_digest: Option<Digest>,
     },
     /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
     ScanEvaluated(ScanRecord),
@@ -751,6 +1030,11 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 manifest_mode,
             },
         ) => Release::new(key.clone(), source.clone(), *manifest_mode, now),
+        (None, Fact::SourceRefused { source, reason }) => {
+            let mut release = Release::new(key.clone(), source.clone(), ManifestMode::Native, now);
+            release.reserved = Some(reason.clone());
+            release
+        }
         (None, _) => {
             return Decision::Ignore(Ignored(format!(
                 "no release {key} in the ledger: not started by archgate"
@@ -761,29 +1045,40 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
     let before = release.clone();
 
     let recorded: Result<(), Ignored> = match fact {
-        Fact::SourceUploaded { source, .. } => {
-            if current.is_some() && !release.source.same_upload(source) {
-                Err(Ignored(format!(
-                    "release {key} already exists from s3://{}/{} version {}; \
-                     a release tag is built once, upload under a new file name",
-                    release.source.bucket,
-                    release.source.key,
-                    release.source.revision()
-                )))
-            } else {
-                Ok(())
-            }
+        Fact::SourceUploaded { source, .. } => match current {
+            None => Ok(()),
+            Some(_) => record_upload(&mut release, source, now),
+        },
+        Fact::SourceRefused { source, reason } => {
+            release.add_notice(
+                NoticeKind::Rejected {
+                    source: source.clone(),
+                    reason: reason.clone(),
+                },
+                now,
+            );
+            Ok(())
         }
         Fact::BuildChanged {
             role,
             build_id,
             status,
-        } => record_build_status(&mut release, *role, build_id, *status, now),
+            image_digest,
+        } => record_build_status(
+            &mut release,
+            *role,
+            build_id,
+            *status,
+            image_digest.as_ref(),
+            now,
+        ),
         Fact::ScanEvaluated(scan) => record_scan(&mut release, scan, now),
         Fact::Abandoned { reason } => {
-            if release.phase().is_final() {
+            if !release.phase().is_in_flight() {
+                // Blocked is a resting state: only releases waiting for builds or scans miss
+                // a deadline.
                 Err(Ignored(format!(
-                    "release {key} is already {}",
+                    "release {key} is {}, not waiting for builds or scans",
                     release.phase()
                 )))
             } else {
@@ -815,11 +1110,15 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
         };
     }
 
+    release.start_queued_attempt(now);
     let effects = claim_effects(&mut release, now);
     if effects.is_empty() && release == before {
         let reason = match fact {
             Fact::SourceUploaded { .. } => {
                 format!("duplicate delivery: release {key} was already started from this upload")
+            }
+            Fact::SourceRefused { .. } => {
+                format!("duplicate delivery: this upload to {key} was already refused")
             }
             Fact::BuildChanged { role, status, .. } => {
                 format!(
@@ -844,14 +1143,102 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
     }
 }
 
+/// A new upload to an existing release: the next attempt of a failed or blocked release, or
+/// a refusal (announced), or a late delivery of something already handled (ignored).
+fn record_upload(release: &mut Release, source: &SourceObject, now: Millis) -> Result<(), Ignored> {
+    let key = release.key.clone();
+    if release.source.same_upload(source)
+        || release
+            .queued
+            .as_ref()
+            .is_some_and(|q| q.same_upload(source))
+    {
+        // The same upload again: nothing changes, the caller reports the duplicate.
+        return Ok(());
+    }
+    let refuse = |release: &mut Release, reason: RejectReason| {
+        release.add_notice(
+            NoticeKind::Rejected {
+                source: source.clone(),
+                reason,
+            },
+            now,
+        );
+        Ok(())
+    };
+    if let Some(reason) = release.reserved.clone() {
+        return refuse(release, reason);
+    }
+    if source.key != release.source.key {
+        let holder = release.source.key.clone();
+        return refuse(release, RejectReason::TakenBy { key: holder });
+    }
+    if let Some(past) = release
+        .history
+        .iter()
+        .find(|a| a.revision == source.revision())
+    {
+        return Err(Ignored(format!(
+            "upload version {} of {key} started attempt {}, which has ended",
+            source.revision(),
+            past.attempt
+        )));
+    }
+    if source.is_later_than(&release.source) == Some(false) {
+        return Err(Ignored(format!(
+            "upload version {} of {key} is older than version {} of attempt {}: a late delivery",
+            source.revision(),
+            release.source.revision(),
+            release.attempt
+        )));
+    }
+    match release.phase() {
+        Phase::Failed | Phase::Blocked => {
+            if let Some(queued) = &release.queued {
+                if source.is_later_than(queued) != Some(true) {
+                    return Err(Ignored(format!(
+                        "a later upload of {key} (version {}) already waits to start the next attempt",
+                        queued.revision()
+                    )));
+                }
+            }
+            release.note(
+                now,
+                format!(
+                    "upload version {} queued as attempt {}",
+                    source.revision(),
+                    release.attempt + 1
+                ),
+            );
+            release.queued = Some(source.clone());
+            Ok(())
+        }
+        Phase::Published => {
+            let attempt = release.attempt;
+            refuse(release, RejectReason::Published { attempt })
+        }
+        phase @ (Phase::Building | Phase::Assembling | Phase::CandidateReady) => {
+            let attempt = release.attempt;
+            refuse(release, RejectReason::InFlight { attempt, phase })
+        }
+        Phase::Rejected => Ok(()),
+    }
+}
+
 fn record_build_status(
     release: &mut Release,
     role: BuildRole,
     build_id: &str,
     status: BuildStatus,
+    image_digest: Option<&Digest>,
     now: Millis,
 ) -> Result<(), Ignored> {
     let key = release.key.clone();
+    if release.phase() == Phase::Rejected {
+        return Err(Ignored(format!(
+            "{key} is a reserved name; build {build_id} is not archgate's"
+        )));
+    }
     if role == BuildRole::Manifest && release.manifest_mode == ManifestMode::Native {
         return Err(Ignored(format!(
             "release {key} assembles its index natively; manifest build {build_id} is not its own"
@@ -874,6 +1261,9 @@ fn record_build_status(
             status.as_str()
         )));
     }
+    if status == BuildStatus::Succeeded && build.image_digest.is_none() {
+        build.image_digest = image_digest.cloned();
+    }
     if let Some(recorded) = build.final_status() {
         if recorded != status {
             return Err(Ignored(format!(
@@ -882,10 +1272,12 @@ fn record_build_status(
                 status.as_str()
             )));
         }
+        release.keep_scans_of_pushed_images();
         return Ok(());
     }
     build.status = Some(status);
     build.finished_at = Some(now);
+    release.keep_scans_of_pushed_images();
     release.note(
         now,
         format!("{role} build {} ", status.as_str())
@@ -903,11 +1295,12 @@ fn record_scan(release: &mut Release, scan: &ScanRecord, now: Millis) -> Result<
                 "release {key} failed; its scans no longer matter"
             )))
         }
-        Phase::Published => {
+        Phase::Rejected => {
             return Err(Ignored(format!(
-                "release {key} is already published; a later scan does not unpublish it"
+                "{key} is a reserved name: it has no images to scan"
             )))
         }
+        Phase::Published => return record_scan_after_publication(release, scan, now),
         _ => {}
     }
     if let Some(candidate) = &release.candidate {
@@ -921,6 +1314,13 @@ fn record_scan(release: &mut Release, scan: &ScanRecord, now: Millis) -> Result<
         if child.is_some_and(|c| c.digest != scan.digest) {
             return Err(Ignored(format!(
                 "{} is not the {} image of {key}'s candidate",
+                scan.digest, scan.arch
+            )));
+        }
+    } else if let Some(pushed) = &release.build(BuildRole::arch(scan.arch)).image_digest {
+        if *pushed != scan.digest {
+            return Err(Ignored(format!(
+                "{} is not the image the {} build of {key} pushed ({pushed})",
                 scan.digest, scan.arch
             )));
         }
@@ -944,6 +1344,7 @@ fn record_scan(release: &mut Release, scan: &ScanRecord, now: Millis) -> Result<
     release
         .scans
         .sort_by(|a, b| a.arch.cmp(&b.arch).then(a.digest.cmp(&b.digest)));
+    release.keep_scans_of_pushed_images();
     let verdict = if scan.verdict.passes() {
         "passes"
     } else {
@@ -953,6 +1354,58 @@ fn record_scan(release: &mut Release, scan: &ScanRecord, now: Millis) -> Result<
         now,
         format!("{} scan of {} {verdict}", scan.arch, scan.digest),
     );
+    Ok(())
+}
+
+/// A scan of a published release's image: a blocking one is news, recorded and announced
+/// (`Release Vulnerable`); the release stays published.
+fn record_scan_after_publication(
+    release: &mut Release,
+    scan: &ScanRecord,
+    now: Millis,
+) -> Result<(), Ignored> {
+    let key = release.key.clone();
+    let is_child = release.candidate.as_ref().is_some_and(|c| {
+        c.children
+            .iter()
+            .any(|child| child.arch == scan.arch && child.digest == scan.digest)
+    });
+    if !is_child {
+        return Err(Ignored(format!(
+            "{} is not the {} image of published release {key}",
+            scan.digest, scan.arch
+        )));
+    }
+    if scan.verdict.passes() {
+        return Err(Ignored(format!(
+            "release {key} is published; a passing scan of its {} image is not news",
+            scan.arch
+        )));
+    }
+    let newest_known = release
+        .notices
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NoticeKind::Vulnerable { scan: known }
+                if known.arch == scan.arch && known.digest == scan.digest =>
+            {
+                Some(known.scanned_at)
+            }
+            _ => None,
+        })
+        .chain(
+            release
+                .verdict_for(scan.arch, &scan.digest)
+                .map(|r| r.scanned_at),
+        )
+        .max();
+    if newest_known.is_some_and(|at| at > scan.scanned_at) {
+        return Err(Ignored(format!(
+            "an older scan of {} ({}); a newer one is already recorded",
+            scan.digest, scan.arch
+        )));
+    }
+    release.add_notice(NoticeKind::Vulnerable { scan: scan.clone() }, now);
     Ok(())
 }
 
@@ -995,6 +1448,11 @@ fn record_result(release: &mut Release, result: &EffectResult, now: Millis) {
                 release.emitted.push(*kind);
                 release.emitted.sort();
                 release.note(now, format!("{} emitted", kind.detail_type()));
+            }
+        }
+        EffectResult::Announced { seq } => {
+            if let Some(notice) = release.notices.iter_mut().find(|n| n.seq == *seq) {
+                notice.announced = true;
             }
         }
     }

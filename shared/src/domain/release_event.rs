@@ -2,7 +2,8 @@
 
 use super::digest::Digest;
 use super::gate::{Finding, SeverityCounts, Verdict};
-use super::release::{Arch, BuildRole, EventKind, Release};
+use super::notice::{Notice, NoticeKind};
+use super::release::{Arch, BuildRole, EventKind, Release, ScanRecord};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ pub struct ReleaseEventDetail {
     pub event_key: String,
     pub repository: String,
     pub tag: String,
+    /// Which attempt of the release (1 for the first upload). A `Release Rejected` carries
+    /// the attempt of the release that holds the name, 0 when none ever started.
+    pub attempt: u32,
     pub state: String,
     pub source: SourceRef,
     pub builds: BTreeMap<String, String>,
@@ -31,9 +35,12 @@ pub struct ReleaseEventDetail {
     /// The gate's current verdict per arch (once scans are in).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub scans: BTreeMap<String, ScanSummary>,
-    /// The tags a published release received.
+    /// The tags a published release received (its tag and the moving tags it took).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// `Release Rejected`: the rule that refused the upload (`reason` says it in words).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,28 +68,121 @@ pub struct SourceRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseEvent {
-    pub kind: EventKind,
+    pub detail_type: &'static str,
     pub detail: ReleaseEventDetail,
 }
 
 impl ReleaseEvent {
     pub fn detail_type(&self) -> &'static str {
-        self.kind.detail_type()
+        self.detail_type
     }
 }
 
-pub fn event_key(release: &Release, kind: EventKind) -> String {
+pub const RELEASE_REJECTED: &str = "Release Rejected";
+pub const RELEASE_VULNERABLE: &str = "Release Vulnerable";
+
+fn keyed(slug: &str, parts: &[&str]) -> String {
     let mut hash = Sha256::new();
-    for part in [
-        release.key.repository.as_str(),
-        release.key.tag.as_str(),
-        release.source.revision(),
-        kind.slug(),
-    ] {
+    for part in parts {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    format!("{}-{}", kind.slug(), &hex::encode(hash.finalize())[..32])
+    format!("{slug}-{}", &hex::encode(hash.finalize())[..32])
+}
+
+pub fn event_key(release: &Release, kind: EventKind) -> String {
+    keyed(
+        kind.slug(),
+        &[
+            release.key.repository.as_str(),
+            release.key.tag.as_str(),
+            release.source.revision(),
+            kind.slug(),
+        ],
+    )
+}
+
+/// The event announcing a notice: `Release Rejected` or `Release Vulnerable`. Its key is the
+/// notice's identity, so a repeated announcement is recognisably the same news.
+pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {
+    let mut event = release_event(release, EventKind::Started);
+    let detail = &mut event.detail;
+    detail.tags = Vec::new();
+    match &notice.kind {
+        NoticeKind::Rejected { source, reason } => {
+            event.detail_type = RELEASE_REJECTED;
+            detail.event_key = keyed(
+                "rejected",
+                &[
+                    release.key.repository.as_str(),
+                    release.key.tag.as_str(),
+                    &notice.identity(),
+                ],
+            );
+            detail.attempt = if release.reserved.is_some() {
+                0
+            } else {
+                release.attempt
+            };
+            detail.source = SourceRef {
+                bucket: source.bucket.clone(),
+                key: source.key.clone(),
+                version_id: source.version_id.clone(),
+            };
+            detail.reason = Some(reason.to_string());
+            detail.rule = Some(reason.slug());
+            detail.scans = BTreeMap::new();
+            if release.reserved.is_some() {
+                detail.builds = BTreeMap::new();
+            }
+        }
+        NoticeKind::Vulnerable { scan } => {
+            event.detail_type = RELEASE_VULNERABLE;
+            detail.event_key = keyed(
+                "vulnerable",
+                &[
+                    release.key.repository.as_str(),
+                    release.key.tag.as_str(),
+                    &notice.identity(),
+                ],
+            );
+            let summary = scan_summary(scan);
+            detail.reason = summary
+                .rule
+                .as_ref()
+                .map(|rule| format!("{} image {}: {rule}", scan.arch, scan.digest));
+            detail.scans = BTreeMap::from([(scan.arch.as_str().to_owned(), summary)]);
+        }
+    }
+    event
+}
+
+fn scan_summary(record: &ScanRecord) -> ScanSummary {
+    match &record.verdict {
+        Verdict::Pass {
+            counts,
+            allowlisted,
+        } => ScanSummary {
+            digest: record.digest.clone(),
+            verdict: "pass",
+            counts: counts.clone(),
+            rule: None,
+            worst_findings: Vec::new(),
+            allowlisted: allowlisted.clone(),
+        },
+        Verdict::Block {
+            rule,
+            counts,
+            worst,
+        } => ScanSummary {
+            digest: record.digest.clone(),
+            verdict: "block",
+            counts: counts.clone(),
+            rule: Some(rule.clone()),
+            worst_findings: worst.clone(),
+            allowlisted: Vec::new(),
+        },
+    }
 }
 
 pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
@@ -104,19 +204,7 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
         .collect();
     let reason = match kind {
         EventKind::Failed => release.failure_reason(),
-        EventKind::Blocked => Some(
-            release
-                .blocking_scans()
-                .iter()
-                .filter_map(|s| match &s.verdict {
-                    Verdict::Block { rule, .. } => {
-                        Some(format!("{} image {}: {rule}", s.arch, s.digest))
-                    }
-                    Verdict::Pass { .. } => None,
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        EventKind::Blocked => Some(release.blocked_reason()),
         _ => None,
     };
     let scans = release
@@ -124,41 +212,15 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
         .iter()
         .flat_map(|c| c.children.iter())
         .filter_map(|child| release.verdict_for(child.arch, &child.digest))
-        .map(|record| {
-            let summary = match &record.verdict {
-                Verdict::Pass {
-                    counts,
-                    allowlisted,
-                } => ScanSummary {
-                    digest: record.digest.clone(),
-                    verdict: "pass",
-                    counts: counts.clone(),
-                    rule: None,
-                    worst_findings: Vec::new(),
-                    allowlisted: allowlisted.clone(),
-                },
-                Verdict::Block {
-                    rule,
-                    counts,
-                    worst,
-                } => ScanSummary {
-                    digest: record.digest.clone(),
-                    verdict: "block",
-                    counts: counts.clone(),
-                    rule: Some(rule.clone()),
-                    worst_findings: worst.clone(),
-                    allowlisted: Vec::new(),
-                },
-            };
-            (record.arch.as_str().to_owned(), summary)
-        })
+        .map(|record| (record.arch.as_str().to_owned(), scan_summary(record)))
         .collect();
     ReleaseEvent {
-        kind,
+        detail_type: kind.detail_type(),
         detail: ReleaseEventDetail {
             event_key: event_key(release, kind),
             repository: release.key.repository.clone(),
             tag: release.key.tag.to_string(),
+            attempt: release.attempt,
             state: release.phase().as_str().to_owned(),
             source: SourceRef {
                 bucket: release.source.bucket.clone(),
@@ -176,6 +238,7 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
                 .as_ref()
                 .map(|p| p.tags.clone())
                 .unwrap_or_default(),
+            rule: None,
         },
     }
 }

@@ -28,6 +28,9 @@ pub enum ManifestLinks {
         reason: String,
         mentioned: Vec<Digest>,
     },
+    /// The manifest could not be read at all (a per-image failure of BatchGetImage): it may
+    /// reference anything, so the run deletes nothing (fail closed).
+    Unreadable { reason: String },
 }
 
 /// One image of the inventory (DescribeImages, plus BatchGetImage where needed).
@@ -70,6 +73,10 @@ pub enum KeepReason {
     MentionedBy(Digest),
     /// The plan was refused by the safety valve.
     SafetyValve,
+    /// Its manifest could not be read.
+    Unreadable,
+    /// This manifest could not be read and may reference it (fail closed).
+    MayBeReferencedBy(Digest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -88,6 +95,9 @@ pub struct Plan {
     pub keep: BTreeMap<Digest, KeepReason>,
     /// Manifests that did not parse, with the reason.
     pub unparseable: Vec<(Digest, String)>,
+    /// Manifests that could not be read, with the reason: while there is one, nothing is
+    /// deleted.
+    pub unreadable: Vec<(Digest, String)>,
     /// Set when the safety valve refused the plan: nothing is deleted.
     pub refused: Option<String>,
     pub bytes_reclaimed: u64,
@@ -171,7 +181,7 @@ fn essence(media_type: &str) -> &str {
 }
 
 /// Every `sha256:<64 lowercase hex>` in `bytes`, first occurrence first, each once.
-fn mentioned_digests(bytes: &[u8]) -> Vec<Digest> {
+pub fn mentioned_digests(bytes: &[u8]) -> Vec<Digest> {
     const PREFIX: &[u8] = b"sha256:";
     const LEN: usize = PREFIX.len() + 64;
     let mut found: Vec<Digest> = Vec::new();
@@ -219,9 +229,13 @@ pub fn plan(
     // `Unparseable` in the declaration order of `KeepReason`).
     let mut reasons: Vec<Option<KeepReason>> = vec![None; nodes];
     let mut unparseable = Vec::new();
+    let mut unreadable = Vec::new();
     for &(node, record) in &graph.records {
         if let ManifestLinks::Unparseable { reason, .. } = &record.links {
             unparseable.push((record.digest.clone(), reason.clone()));
+        }
+        if let ManifestLinks::Unreadable { reason } = &record.links {
+            unreadable.push((record.digest.clone(), reason.clone()));
         }
         if let Some(seed) = seed_reason(record, in_flight, policy, now) {
             let slot = &mut reasons[node as usize];
@@ -247,6 +261,13 @@ pub fn plan(
         graph.close(&mut reasons, &mut worklist);
     }
 
+    // An unreadable manifest may reference any image: nothing it could reference, which is
+    // everything, is deleted this run.
+    if let Some((first, _)) = unreadable.first() {
+        for reason in reasons.iter_mut().filter(|r| r.is_none()) {
+            *reason = Some(KeepReason::MayBeReferencedBy(first.clone()));
+        }
+    }
     let doomed: Vec<bool> = reasons.iter().map(Option::is_none).collect();
     let order = graph.deletion_order(&doomed);
 
@@ -298,10 +319,19 @@ pub fn plan(
         .filter_map(|(node, reason)| Some((graph.digests[node].clone(), reason?)))
         .collect();
 
+    let refused = refused.or_else(|| {
+        unreadable.first().map(|(digest, reason)| {
+            format!(
+                "fail closed: manifest {digest} could not be read ({reason}) and may reference \
+                 any image; nothing is deleted this run"
+            )
+        })
+    });
     Plan {
         delete,
         keep,
         unparseable,
+        unreadable,
         refused,
         bytes_reclaimed,
     }
@@ -324,6 +354,8 @@ fn seed_reason(
         Some(KeepReason::InFlight)
     } else if matches!(record.links, ManifestLinks::Unparseable { .. }) {
         Some(KeepReason::Unparseable)
+    } else if matches!(record.links, ManifestLinks::Unreadable { .. }) {
+        Some(KeepReason::Unreadable)
     } else {
         None
     }
@@ -448,6 +480,7 @@ impl<'a> Graph<'a> {
                         }
                     }
                 }
+                ManifestLinks::Unreadable { .. } => {}
             }
             for subject in record.tags.iter().filter_map(|tag| cosign_subject(tag)) {
                 if let Some(subject) = lookup(&subject).filter(|&s| s != node) {

@@ -1,6 +1,7 @@
 //! Release tags: derived from the source object's file name, restricted to ECR's tag alphabet.
 
 use super::digest::truncate_for_message;
+use super::notice::RejectReason;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -8,6 +9,12 @@ use std::fmt;
 pub const MAX_TAG_LEN: usize = 128;
 const LONGEST_SUFFIX: &str = "-candidate";
 pub const MAX_RELEASE_TAG_LEN: usize = MAX_TAG_LEN - LONGEST_SUFFIX.len();
+
+/// The suffixes of a release's internal tags: `<tag>-amd64`, `<tag>-arm64`, `<tag>-candidate`.
+pub const INTERNAL_SUFFIXES: [&str; 3] = ["-amd64", "-arm64", LONGEST_SUFFIX];
+
+/// The build-cache refs `buildspecs/arch.yml` writes with `--cache-to` (`buildcache-<arch>`).
+pub const CACHE_REFS: [&str; 2] = ["buildcache-amd64", "buildcache-arm64"];
 
 /// A release tag: `[A-Za-z0-9_.-]`, starting with a letter or digit, at most
 /// [`MAX_RELEASE_TAG_LEN`] characters so every derived tag (`<tag>-candidate`) fits ECR.
@@ -109,6 +116,33 @@ impl ReleaseTag {
     pub fn candidate_tag(&self) -> String {
         format!("{}{LONGEST_SUFFIX}", self.0)
     }
+
+    /// The tags archgate gives a release's own images besides the release tag.
+    pub fn internal_tags(&self) -> [String; 3] {
+        INTERNAL_SUFFIXES.map(|suffix| format!("{}{suffix}", self.0))
+    }
+
+    /// Why this tag can never be a release: it would enter the namespace of internal tags,
+    /// moving tags or build-cache refs (DESIGN.md, "Reserved names").
+    pub fn reserved(&self, moving_tags: &[String]) -> Option<RejectReason> {
+        if let Some(suffix) = INTERNAL_SUFFIXES.iter().find(|s| self.0.ends_with(*s)) {
+            return Some(RejectReason::InternalSuffix {
+                suffix: (*suffix).to_owned(),
+            });
+        }
+        if moving_tags.iter().any(|m| *m == self.0) {
+            return Some(RejectReason::MovingTag {
+                tag: self.0.clone(),
+            });
+        }
+        let own = self.internal_tags();
+        CACHE_REFS
+            .iter()
+            .find(|r| **r == self.0 || own.iter().any(|t| t == *r))
+            .map(|r| RejectReason::CacheRef {
+                reference: (*r).to_owned(),
+            })
+    }
 }
 
 fn is_tag_char(c: char) -> bool {
@@ -198,6 +232,35 @@ mod tests {
         let key = format!("releases/{}.zip", "a".repeat(300));
         let tag = ReleaseTag::from_object_key(&key, "releases/").unwrap();
         assert_eq!(tag.candidate_tag().len(), MAX_TAG_LEN);
+    }
+
+    #[test]
+    fn internal_moving_and_cache_names_are_reserved() {
+        let moving = vec!["latest".to_owned()];
+        let reserved = |tag: &str| ReleaseTag::parse(tag).unwrap().reserved(&moving);
+        assert!(matches!(
+            reserved("app-amd64"),
+            Some(RejectReason::InternalSuffix { .. })
+        ));
+        assert!(matches!(
+            reserved("app-arm64"),
+            Some(RejectReason::InternalSuffix { .. })
+        ));
+        assert!(matches!(
+            reserved("app-candidate"),
+            Some(RejectReason::InternalSuffix { .. })
+        ));
+        assert!(matches!(
+            reserved("latest"),
+            Some(RejectReason::MovingTag { .. })
+        ));
+        assert!(matches!(
+            reserved("buildcache"),
+            Some(RejectReason::CacheRef { .. })
+        ));
+        assert_eq!(reserved("app"), None);
+        assert_eq!(reserved("app-amd64-1"), None);
+        assert_eq!(reserved("latest-1.0"), None);
     }
 
     proptest! {

@@ -1,0 +1,179 @@
+//! `archgate release status`: one release as the ledger records it, for people.
+
+use archgate::domain::gate::Verdict;
+use archgate::domain::notice::NoticeKind;
+use archgate::domain::{Arch, BuildRole, Digest, Release};
+
+pub fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
+    match verdict {
+        None => format!("{arch:<6} {digest}  no finished scan yet"),
+        Some(Verdict::Pass {
+            counts,
+            allowlisted,
+        }) => {
+            let allowed = if allowlisted.is_empty() {
+                String::new()
+            } else {
+                format!(", allowlisted {}", allowlisted.join(", "))
+            };
+            format!(
+                "{arch:<6} {digest}  pass ({}{allowed})",
+                format_counts(counts)
+            )
+        }
+        Some(Verdict::Block {
+            rule,
+            counts,
+            worst,
+        }) => {
+            let mut text = format!(
+                "{arch:<6} {digest}  BLOCK ({}): {rule}",
+                format_counts(counts)
+            );
+            for finding in worst {
+                text.push_str(&format!(
+                    "\n         {} {} {}{}",
+                    finding.severity,
+                    finding.id,
+                    finding.package.as_deref().unwrap_or("?"),
+                    finding
+                        .fixed_in
+                        .as_deref()
+                        .map(|v| format!(" (fixed in {v})"))
+                        .unwrap_or_default()
+                ));
+            }
+            text
+        }
+    }
+}
+
+pub fn format_counts(counts: &archgate::domain::gate::SeverityCounts) -> String {
+    if counts.is_empty() {
+        return "no findings".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(severity, n)| format!("{severity} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn format_time(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| millis.to_string())
+}
+
+/// The release, its current attempt, the earlier ones, the uploads it refused, findings after
+/// publication and the moving tags it holds now.
+pub fn print_status(release: &Release, version: u64, moving: &[String]) {
+    let phase = release.phase();
+    println!(
+        "release  {}  {phase}, attempt {} (ledger version {version})",
+        release.key, release.attempt
+    );
+    if let Some(reason) = &release.reserved {
+        println!("reserved {reason}");
+    } else {
+        println!(
+            "source   s3://{}/{} version {}",
+            release.source.bucket,
+            release.source.key,
+            release.source.revision()
+        );
+    }
+    for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+        let build = release.build(role);
+        if let Some(id) = &build.build_id {
+            let status = build.status.map(|s| s.as_str()).unwrap_or("RUNNING");
+            let image = build
+                .image_digest
+                .as_ref()
+                .map(|d| format!("  pushed {d}"))
+                .unwrap_or_default();
+            println!("build    {role:<9} {id}  {status}{image}");
+        }
+    }
+    if let Some(candidate) = &release.candidate {
+        println!("index    {} {}", candidate.tag, candidate.digest);
+        for child in &candidate.children {
+            println!("         linux/{:<6} {}", child.arch.as_str(), child.digest);
+        }
+    }
+    if let Some(reason) = release.failure_reason() {
+        println!("failed   {reason}");
+    }
+    if let Some(candidate) = &release.candidate {
+        for child in &candidate.children {
+            let verdict = release
+                .verdict_for(child.arch, &child.digest)
+                .map(|r| &r.verdict);
+            println!(
+                "scan     {}",
+                describe_verdict(child.arch, &child.digest, verdict)
+            );
+        }
+    }
+    if let Some(published) = &release.published {
+        println!(
+            "tags     {} (at publication, {})",
+            published.tags.join(", "),
+            format_time(published.at)
+        );
+    }
+    if !moving.is_empty() {
+        println!("moving   {} (now)", moving.join(", "));
+    }
+    if let Some(queued) = &release.queued {
+        println!(
+            "queued   upload version {} starts attempt {} once attempt {} has finished its effects",
+            queued.revision(),
+            release.attempt + 1,
+            release.attempt
+        );
+    }
+    for past in &release.history {
+        println!(
+            "attempt  {}  {}  version {}  {} → {}{}",
+            past.attempt,
+            past.outcome,
+            past.revision,
+            format_time(past.started_at),
+            format_time(past.ended_at),
+            past.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+    for notice in &release.notices {
+        let announced = if notice.announced {
+            "announced"
+        } else {
+            "not yet announced"
+        };
+        match &notice.kind {
+            NoticeKind::Rejected { source, reason } => println!(
+                "refused  {}  s3://{}/{} version {}: {reason} ({announced})",
+                format_time(notice.at),
+                source.bucket,
+                source.key,
+                source.revision()
+            ),
+            NoticeKind::Vulnerable { scan } => println!(
+                "vulnerable {}  {} ({announced})",
+                format_time(notice.at),
+                describe_verdict(scan.arch, &scan.digest, Some(&scan.verdict))
+            ),
+        }
+    }
+    println!("timeline");
+    for entry in &release.timeline {
+        println!("  {}  {}", format_time(entry.at), entry.what);
+    }
+}

@@ -1,0 +1,168 @@
+//! CodeBuild in memory: build ids `project:uuid`, StartBuild's idempotency token (the same
+//! token within five minutes is the same build; later, a new one), StopBuild, the statuses
+//! and exported variables BatchGetBuilds reports. The builds themselves are played by the
+//! caller (the simulation), which finishes them with [`MemoryBuilds::finish`].
+
+use super::chaos::Chaos;
+use crate::domain::{BuildStatus, Millis};
+use crate::error::AdapterError;
+use crate::ports::{BuildDetails, BuildRequest, Builds, Clock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// How long CodeBuild honours an idempotency token.
+pub const TOKEN_WINDOW_MS: Millis = 5 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecordInMemory {
+    pub id: String,
+    pub request: BuildRequest,
+    pub status: BuildStatus,
+    pub started_at: Millis,
+    pub stop_requested: bool,
+    pub exported: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    builds: BTreeMap<String, BuildRecordInMemory>,
+    next: u64,
+    /// Every StartBuild that reached the service, with its token.
+    start_calls: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct MemoryBuilds<C> {
+    state: Arc<Mutex<State>>,
+    chaos: Chaos,
+    clock: C,
+}
+
+impl<C: Clock> MemoryBuilds<C> {
+    pub fn new(chaos: Chaos, clock: C) -> Self {
+        MemoryBuilds {
+            state: Arc::default(),
+            chaos,
+            clock,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every build, started or finished.
+    pub fn all(&self) -> Vec<BuildRecordInMemory> {
+        self.lock().builds.values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<BuildRecordInMemory> {
+        self.lock().builds.get(id).cloned()
+    }
+
+    /// The build ends with `status` (unless it already ended), exporting `exported`.
+    pub fn finish(&self, id: &str, status: BuildStatus, exported: Vec<(String, String)>) -> bool {
+        let mut state = self.lock();
+        match state.builds.get_mut(id) {
+            Some(build) if !build.status.is_final() => {
+                build.status = status;
+                build.exported = exported;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn start_calls(&self) -> Vec<String> {
+        self.lock().start_calls.clone()
+    }
+}
+
+impl<C: Clock> Builds for MemoryBuilds<C> {
+    async fn start(&self, request: &BuildRequest) -> Result<String, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("CodeBuild", "StartBuild", "CodeBuild.StartBuild")
+            .await?;
+        let now = self.clock.now_millis();
+        let id = {
+            let mut state = self.lock();
+            state.start_calls.push(request.idempotency_token.clone());
+            let repeat = state.builds.values().find(|b| {
+                b.request.idempotency_token == request.idempotency_token
+                    && now - b.started_at < TOKEN_WINDOW_MS
+            });
+            match repeat {
+                Some(build) if build.request != *request => {
+                    return Err(AdapterError::Rejected {
+                        service: "CodeBuild",
+                        operation: "StartBuild",
+                        code: "InvalidInputException".to_owned(),
+                        source: "idempotency token reused with other parameters".into(),
+                    })
+                }
+                Some(build) => build.id.clone(),
+                None => {
+                    state.next += 1;
+                    let id = format!(
+                        "{}:{:08x}-0000-4000-8000-{:012x}",
+                        request.project, state.next, state.next
+                    );
+                    state.builds.insert(
+                        id.clone(),
+                        BuildRecordInMemory {
+                            id: id.clone(),
+                            request: request.clone(),
+                            status: BuildStatus::InProgress,
+                            started_at: now,
+                            stop_requested: false,
+                            exported: Vec::new(),
+                        },
+                    );
+                    id
+                }
+            }
+        };
+        self.chaos.leave(fault, "CodeBuild", "StartBuild", id).await
+    }
+
+    async fn stop(&self, build_id: &str) -> Result<(), AdapterError> {
+        let fault = self
+            .chaos
+            .enter("CodeBuild", "StopBuild", "CodeBuild.StopBuild")
+            .await?;
+        {
+            let mut state = self.lock();
+            let Some(build) = state.builds.get_mut(build_id) else {
+                return Err(AdapterError::Rejected {
+                    service: "CodeBuild",
+                    operation: "StopBuild",
+                    code: "ResourceNotFoundException".to_owned(),
+                    source: format!("no build {build_id}").into(),
+                });
+            };
+            build.stop_requested = true;
+            if !build.status.is_final() {
+                build.status = BuildStatus::Stopped;
+            }
+        }
+        self.chaos.leave(fault, "CodeBuild", "StopBuild", ()).await
+    }
+
+    async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("CodeBuild", "BatchGetBuilds", "CodeBuild.BatchGetBuilds")
+            .await?;
+        let details = self.lock().builds.get(build_id).map(|b| BuildDetails {
+            build_id: b.id.clone(),
+            project: b.request.project.clone(),
+            status: Some(b.status.as_str().to_owned()),
+            environment: b.request.environment.clone(),
+            exported: b.exported.clone(),
+        });
+        self.chaos
+            .leave(fault, "CodeBuild", "BatchGetBuilds", details)
+            .await
+    }
+}

@@ -1,0 +1,28 @@
+//! A clock that only moves when told: the simulation advances it by minutes or by months.
+
+use crate::ports::Clock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(millis: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(millis)))
+    }
+
+    pub fn advance(&self, millis: i64) {
+        self.0.fetch_add(millis.max(0), Ordering::SeqCst);
+    }
+
+    pub fn set(&self, millis: i64) {
+        self.0.store(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

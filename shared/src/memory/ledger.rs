@@ -1,0 +1,403 @@
+//! The release ledger in memory, with DynamoDB's semantics where archgate depends on them:
+//! items stored as serialised documents (so what does not round-trip, or does not parse, shows),
+//! conditional writes on a version, the 400 KB item limit, TTL deletion some time after
+//! expiry (until then an expired item is still read), atomic set additions for digest
+//! pointers, and conditional updates for the moving-tag locks.
+
+use super::chaos::Chaos;
+use crate::domain::retention::mentioned_digests;
+use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
+use crate::error::AdapterError;
+use crate::ports::{
+    Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// DynamoDB's item size limit.
+pub const ITEM_LIMIT: usize = 400 * 1024;
+/// A digest pointer names at most this many releases (as the DynamoDB adapter).
+pub const MAX_POINTER_RELEASES: usize = crate::aws::MAX_POINTER_RELEASES;
+
+#[derive(Debug, Clone)]
+struct ReleaseItem {
+    doc: String,
+    version: u64,
+    /// Seconds since the epoch.
+    expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct MovingItem {
+    holder: Option<MovingTagHolder>,
+    lock_by: Option<String>,
+    lock_until: Option<Millis>,
+    intent: Option<MovingTagHolder>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    releases: BTreeMap<String, ReleaseItem>,
+    pointers: BTreeMap<Digest, BTreeSet<String>>,
+    moving: BTreeMap<(String, String), MovingItem>,
+    largest_item: usize,
+    expired: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLedger {
+    table: Arc<Mutex<Table>>,
+    chaos: Chaos,
+}
+
+fn release_error(operation: &'static str, reason: String) -> AdapterError {
+    AdapterError::Unexpected {
+        service: "DynamoDB",
+        operation,
+        reason,
+    }
+}
+
+impl MemoryLedger {
+    pub fn new(chaos: Chaos) -> Self {
+        MemoryLedger {
+            table: Arc::default(),
+            chaos,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes an item's document as another program might have (the simulation's damaged or
+    /// newer-version items).
+    pub fn put_raw(&self, key: &ReleaseKey, doc: &str) {
+        let mut table = self.lock();
+        let version = table.releases.get(&key.id()).map_or(1, |i| i.version + 1);
+        table.releases.insert(
+            key.id(),
+            ReleaseItem {
+                doc: doc.to_owned(),
+                version,
+                expires_at: None,
+            },
+        );
+    }
+
+    /// DynamoDB's TTL: items whose expiry (seconds) is before `now_secs` go.
+    pub fn sweep_expired(&self, now_secs: i64) -> Vec<String> {
+        let mut table = self.lock();
+        let gone: Vec<String> = table
+            .releases
+            .iter()
+            .filter(|(_, item)| item.expires_at.is_some_and(|at| at < now_secs))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            table.releases.remove(id);
+        }
+        table.expired += gone.len() as u64;
+        gone
+    }
+
+    /// The largest release item written so far, in bytes.
+    pub fn largest_item(&self) -> usize {
+        self.lock().largest_item
+    }
+
+    /// Every release as stored right now (parsed where it parses), without faults or
+    /// scheduling: what the simulation's checks read.
+    pub fn snapshot(&self) -> BTreeMap<String, (u64, Option<Release>, Option<i64>)> {
+        self.lock()
+            .releases
+            .iter()
+            .map(|(id, item)| {
+                (
+                    id.clone(),
+                    (
+                        item.version,
+                        serde_json::from_str(&item.doc).ok(),
+                        item.expires_at,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The releases a digest pointer names, without faults.
+    pub fn pointer(&self, digest: &Digest) -> BTreeSet<String> {
+        self.lock()
+            .pointers
+            .get(digest)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The holder and lock of a moving tag, without faults.
+    pub fn moving_state(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> (Option<MovingTagHolder>, Option<String>) {
+        self.lock()
+            .moving
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .map(|m| (m.holder.clone(), m.lock_by.clone()))
+            .unwrap_or_default()
+    }
+}
+
+fn parse(id: &str, item: &ReleaseItem) -> Result<Stored, String> {
+    let release: Release =
+        serde_json::from_str(&item.doc).map_err(|e| format!("ledger item does not parse: {e}"))?;
+    if release.key.id() != id {
+        return Err(format!(
+            "ledger item {id} holds the release {}",
+            release.key.id()
+        ));
+    }
+    Ok(Stored {
+        release,
+        version: item.version,
+    })
+}
+
+fn pointer_entry(key: &ReleaseKey, arch: Arch) -> String {
+    format!("{}#{}", key.id(), arch.as_str())
+}
+
+fn parse_pointer_entry(entry: &str) -> Option<(ReleaseKey, Arch)> {
+    let (release, arch) = entry.rsplit_once('#')?;
+    let (repository, tag) = release.rsplit_once('#')?;
+    Some((
+        ReleaseKey::new(repository, ReleaseTag::parse(tag).ok()?),
+        Arch::parse(arch)?,
+    ))
+}
+
+impl Ledger for MemoryLedger {
+    async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
+            .await?;
+        let found = {
+            let table = self.lock();
+            table
+                .releases
+                .get(&key.id())
+                .map(|item| parse(&key.id(), item))
+        };
+        let found = found
+            .transpose()
+            .map_err(|reason| release_error("GetItem", reason))?;
+        self.chaos.leave(fault, "DynamoDB", "GetItem", found).await
+    }
+
+    async fn save(&self, release: &Release, expected: Option<u64>) -> Result<u64, SaveError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "PutItem", "DynamoDB.PutItem")
+            .await?;
+        let doc = serde_json::to_string(release).map_err(|e| {
+            SaveError::Adapter(release_error(
+                "PutItem",
+                format!("release does not serialise: {e}"),
+            ))
+        })?;
+        let outcome = {
+            let mut table = self.lock();
+            let id = release.key.id();
+            let current = table.releases.get(&id).map(|i| i.version);
+            if current != expected {
+                Err(SaveError::Conflict { expected })
+            } else if doc.len() + 256 > ITEM_LIMIT {
+                // DynamoDB refuses the whole write.
+                Err(SaveError::Adapter(AdapterError::Rejected {
+                    service: "DynamoDB",
+                    operation: "PutItem",
+                    code: "ValidationException".to_owned(),
+                    source: format!("item size {} exceeds 400 KB", doc.len()).into(),
+                }))
+            } else {
+                let next = expected.map_or(1, |v| v + 1);
+                table.largest_item = table.largest_item.max(doc.len());
+                table.releases.insert(
+                    id,
+                    ReleaseItem {
+                        doc,
+                        version: next,
+                        expires_at: release.expires_at(),
+                    },
+                );
+                Ok(next)
+            }
+        };
+        let version = outcome?;
+        Ok(self
+            .chaos
+            .leave(fault, "DynamoDB", "PutItem", version)
+            .await?)
+    }
+
+    async fn link_digests(
+        &self,
+        key: &ReleaseKey,
+        links: &[(Digest, Arch)],
+    ) -> Result<(), AdapterError> {
+        for (digest, arch) in links {
+            let fault = self
+                .chaos
+                .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
+                .await?;
+            {
+                let mut table = self.lock();
+                let entries = table.pointers.entry(digest.clone()).or_default();
+                let entry = pointer_entry(key, *arch);
+                if entries.contains(&entry) || entries.len() < MAX_POINTER_RELEASES {
+                    entries.insert(entry);
+                }
+            }
+            self.chaos
+                .leave(fault, "DynamoDB", "UpdateItem", ())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
+            .await?;
+        let found: Vec<(ReleaseKey, Arch)> = self
+            .lock()
+            .pointers
+            .get(digest)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| parse_pointer_entry(e))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.chaos.leave(fault, "DynamoDB", "GetItem", found).await
+    }
+
+    async fn list(&self, limit: usize) -> Result<Listing, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "Scan", "DynamoDB.Scan")
+            .await?;
+        let mut listing = Listing::default();
+        {
+            let table = self.lock();
+            for (id, item) in &table.releases {
+                match parse(id, item) {
+                    Ok(stored) => listing.releases.push(stored),
+                    Err(reason) => listing.unreadable.push(UnreadableRecord {
+                        id: id.clone(),
+                        reason,
+                        mentioned: mentioned_digests(item.doc.as_bytes()),
+                    }),
+                }
+            }
+        }
+        listing
+            .releases
+            .sort_by_key(|s| std::cmp::Reverse(s.release.updated_at));
+        listing.releases.truncate(limit);
+        self.chaos.leave(fault, "DynamoDB", "Scan", listing).await
+    }
+
+    async fn lock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        intent: &MovingTagHolder,
+        now: Millis,
+        until: Millis,
+    ) -> Result<MovingTagLock, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
+            .await?;
+        let answer = {
+            let mut table = self.lock();
+            let item = table
+                .moving
+                .entry((repository.to_owned(), tag.to_owned()))
+                .or_default();
+            match item.lock_until {
+                Some(live) if live >= now => MovingTagLock::Busy,
+                expired => {
+                    let unfinished = expired.and(item.intent.clone());
+                    item.lock_by = Some(holder.to_owned());
+                    item.lock_until = Some(until);
+                    item.intent = Some(intent.clone());
+                    MovingTagLock::Acquired {
+                        holder: item.holder.clone(),
+                        unfinished,
+                    }
+                }
+            }
+        };
+        self.chaos
+            .leave(fault, "DynamoDB", "UpdateItem", answer)
+            .await
+    }
+
+    async fn moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<MovingTagHolder>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
+            .await?;
+        let holder = self
+            .lock()
+            .moving
+            .get(&(repository.to_owned(), tag.to_owned()))
+            .and_then(|m| m.holder.clone());
+        self.chaos.leave(fault, "DynamoDB", "GetItem", holder).await
+    }
+
+    async fn unlock_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        current: &MovingTagHolder,
+    ) -> Result<bool, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
+            .await?;
+        let ours = {
+            let mut table = self.lock();
+            let item = table
+                .moving
+                .entry((repository.to_owned(), tag.to_owned()))
+                .or_default();
+            if item.lock_by.as_deref() == Some(holder) {
+                item.holder = Some(current.clone());
+                item.lock_by = None;
+                item.lock_until = None;
+                item.intent = None;
+                true
+            } else {
+                false
+            }
+        };
+        self.chaos
+            .leave(fault, "DynamoDB", "UpdateItem", ours)
+            .await
+    }
+}

@@ -1,0 +1,65 @@
+//! In-memory implementations of every port, with the semantics of the real services that
+//! archgate's promises depend on, and a seeded fault plan ([`Chaos`]) shared by all of them.
+//! The real handlers, pipeline, reconciler, retention and CLI commands run on them unchanged:
+//! the deterministic simulation (`sim/`) and fast tests use them.
+
+pub mod builds;
+pub mod chaos;
+pub mod clock;
+pub mod events;
+pub mod ledger;
+pub mod registry;
+
+pub use builds::MemoryBuilds;
+pub use chaos::{Chaos, Fault, FaultRates};
+pub use clock::ManualClock;
+pub use events::MemoryEvents;
+pub use ledger::MemoryLedger;
+pub use registry::MemoryRegistry;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+
+/// The pipeline on in-memory services sharing one clock and one fault plan.
+pub type MemoryPipeline = Pipeline<
+    MemoryLedger,
+    MemoryBuilds<ManualClock>,
+    MemoryRegistry<ManualClock>,
+    MemoryEvents,
+    ManualClock,
+>;
+
+/// A whole set of in-memory services, cheap to clone (every clone shares the same state).
+#[derive(Clone)]
+pub struct MemoryServices {
+    pub chaos: Chaos,
+    pub clock: ManualClock,
+    pub ledger: MemoryLedger,
+    pub builds: MemoryBuilds<ManualClock>,
+    pub registry: MemoryRegistry<ManualClock>,
+    pub events: MemoryEvents,
+}
+
+impl MemoryServices {
+    pub fn new(chaos: Chaos, clock: ManualClock) -> Self {
+        MemoryServices {
+            ledger: MemoryLedger::new(chaos.clone()),
+            builds: MemoryBuilds::new(chaos.clone(), clock.clone()),
+            registry: MemoryRegistry::new(chaos.clone(), clock.clone()),
+            events: MemoryEvents::new(chaos.clone()),
+            chaos,
+            clock,
+        }
+    }
+
+    pub fn pipeline(&self, config: &Config) -> MemoryPipeline {
+        Pipeline {
+            config: config.clone(),
+            ledger: self.ledger.clone(),
+            builds: self.builds.clone(),
+            registry: self.registry.clone(),
+            events: self.events.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}

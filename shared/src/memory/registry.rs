@@ -1,0 +1,495 @@
+//! ECR in memory, with the semantics archgate depends on: images by digest with any number of
+//! tags; PutImage of the same content under a tag it has is `ImageAlreadyExists` (success),
+//! under a tag another image has moves the tag (mutable) or is refused (immutable);
+//! BatchDeleteImage refuses an image an index lists (`ImageReferencedByManifestList`) and
+//! reports per-image failures; BatchGetImage can fail per image (the simulation injects
+//! that); scan findings per image as DescribeImageScanFindings reports them.
+
+use super::chaos::Chaos;
+use crate::domain::oci::RawManifest;
+use crate::domain::retention::{read_links, ManifestLinks};
+use crate::domain::{Digest, Millis};
+use crate::error::AdapterError;
+use crate::ports::{
+    Clock, DeleteResult, FetchedManifest, ImageSummary, PutOutcome, Registry, RepositoryInventory,
+    ScanFindings,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImage {
+    pub manifest: RawManifest,
+    pub pushed_at: Millis,
+    pub artifact_media_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Repository {
+    pub immutable: bool,
+    pub images: BTreeMap<Digest, StoredImage>,
+    pub tags: BTreeMap<String, Digest>,
+    pub scans: BTreeMap<Digest, ScanFindings>,
+}
+
+impl Repository {
+    pub fn tags_of(&self, digest: &Digest) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter(|(_, d)| *d == digest)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// The images an index in the repository lists, by digest.
+    pub fn children_of(&self, digest: &Digest) -> Vec<Digest> {
+        match self
+            .images
+            .get(digest)
+            .map(|image| read_links(image.manifest.media_type.as_deref(), &image.manifest.bytes))
+        {
+            Some(ManifestLinks::Index { children }) => children,
+            _ => Vec::new(),
+        }
+    }
+
+    fn referenced_by_an_index(&self, digest: &Digest) -> bool {
+        self.images
+            .keys()
+            .any(|other| other != digest && self.children_of(other).contains(digest))
+    }
+}
+
+/// Something the registry saw happen, for the simulation's checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    TagMoved {
+        repository: String,
+        tag: String,
+        from: Option<Digest>,
+        to: Digest,
+        at: Millis,
+    },
+    Deleted {
+        repository: String,
+        digest: Digest,
+        tags: Vec<String>,
+    },
+    DeleteRefused {
+        repository: String,
+        digest: Digest,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    repositories: BTreeMap<String, Repository>,
+    /// Reads of these digests fail (per-image failure), as long as they are listed here.
+    unreadable: BTreeSet<Digest>,
+    log: Vec<RegistryEvent>,
+}
+
+#[derive(Clone)]
+pub struct MemoryRegistry<C> {
+    state: Arc<Mutex<State>>,
+    chaos: Chaos,
+    clock: C,
+}
+
+fn not_found(operation: &'static str, repository: &str) -> AdapterError {
+    AdapterError::Rejected {
+        service: "ECR",
+        operation,
+        code: "RepositoryNotFoundException".to_owned(),
+        source: format!("repository {repository} does not exist").into(),
+    }
+}
+
+impl<C: Clock> MemoryRegistry<C> {
+    pub fn new(chaos: Chaos, clock: C) -> Self {
+        MemoryRegistry {
+            state: Arc::default(),
+            chaos,
+            clock,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn create_repository(&self, name: &str, immutable: bool) {
+        self.lock()
+            .repositories
+            .entry(name.to_owned())
+            .or_default()
+            .immutable = immutable;
+    }
+
+    /// A copy of a repository as it is now (for checks).
+    pub fn repository(&self, name: &str) -> Repository {
+        self.lock()
+            .repositories
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What happened so far; drained.
+    pub fn take_log(&self) -> Vec<RegistryEvent> {
+        std::mem::take(&mut self.lock().log)
+    }
+
+    /// A push as `docker buildx --push` does it (no faults: the builder is not archgate).
+    pub fn push(&self, repository: &str, tag: Option<&str>, manifest: RawManifest) -> Digest {
+        let digest = Digest::of(&manifest.bytes);
+        let now = self.clock.now_millis();
+        let mut state = self.lock();
+        let State {
+            repositories, log, ..
+        } = &mut *state;
+        let repo = repositories.entry(repository.to_owned()).or_default();
+        let is_index = matches!(
+            manifest.media_type.as_deref(),
+            Some(crate::domain::oci::OCI_INDEX) | Some(crate::domain::oci::DOCKER_MANIFEST_LIST)
+        );
+        repo.images
+            .entry(digest.clone())
+            .or_insert_with(|| StoredImage {
+                manifest,
+                pushed_at: now,
+                // DescribeImages reports an image's config type; an index has none.
+                artifact_media_type: (!is_index)
+                    .then(|| "application/vnd.oci.image.config.v1+json".to_owned()),
+            });
+        if let Some(tag) = tag {
+            let from = repo.tags.insert(tag.to_owned(), digest.clone());
+            if from.as_ref() != Some(&digest) {
+                log.push(RegistryEvent::TagMoved {
+                    repository: repository.to_owned(),
+                    tag: tag.to_owned(),
+                    from,
+                    to: digest.clone(),
+                    at: now,
+                });
+            }
+        }
+        digest
+    }
+
+    /// What the next DescribeImageScanFindings of an image reports.
+    pub fn set_scan(&self, repository: &str, digest: &Digest, findings: ScanFindings) {
+        self.lock()
+            .repositories
+            .entry(repository.to_owned())
+            .or_default()
+            .scans
+            .insert(digest.clone(), findings);
+    }
+
+    /// Reads of `digest` fail per image until [`MemoryRegistry::heal`].
+    pub fn break_reads(&self, digest: &Digest) {
+        self.lock().unreadable.insert(digest.clone());
+    }
+
+    pub fn heal(&self) {
+        self.lock().unreadable.clear();
+    }
+
+    fn read(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
+        let state = self.lock();
+        let repo = state
+            .repositories
+            .get(repository)
+            .ok_or_else(|| not_found("BatchGetImage", repository))?;
+        Ok(digests
+            .iter()
+            .map(|digest| {
+                let fetched = if state.unreadable.contains(digest) {
+                    FetchedManifest::Failed(
+                        "UpstreamUnavailable: the manifest could not be read".to_owned(),
+                    )
+                } else {
+                    match repo.images.get(digest) {
+                        Some(image) => FetchedManifest::Found(image.manifest.clone()),
+                        None => FetchedManifest::Failed(
+                            "ImageNotFound: Requested image not found".to_owned(),
+                        ),
+                    }
+                };
+                (digest.clone(), fetched)
+            })
+            .collect())
+    }
+}
+
+impl<C: Clock> Registry for MemoryRegistry<C> {
+    async fn manifests_by_tag(
+        &self,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<Vec<Option<RawManifest>>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
+            .await?;
+        let found = {
+            let state = self.lock();
+            let repo = state
+                .repositories
+                .get(repository)
+                .ok_or_else(|| not_found("BatchGetImage", repository))?;
+            tags.iter()
+                .map(|tag| {
+                    let digest = repo.tags.get(tag)?;
+                    if state.unreadable.contains(digest) {
+                        return None;
+                    }
+                    repo.images.get(digest).map(|i| i.manifest.clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        self.chaos.leave(fault, "ECR", "BatchGetImage", found).await
+    }
+
+    async fn images_by_digest(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<Option<RawManifest>>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
+            .await?;
+        let mut found = Vec::with_capacity(digests.len());
+        for (digest, fetched) in self.read(repository, digests)? {
+            found.push(match fetched {
+                FetchedManifest::Found(raw) => Some(raw),
+                FetchedManifest::Failed(reason) if reason.starts_with("ImageNotFound") => None,
+                FetchedManifest::Failed(reason) => {
+                    return Err(AdapterError::Unexpected {
+                        service: "ECR",
+                        operation: "BatchGetImage",
+                        reason: format!("image {digest}: {reason}"),
+                    })
+                }
+            });
+        }
+        self.chaos.leave(fault, "ECR", "BatchGetImage", found).await
+    }
+
+    async fn scan_findings(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<ScanFindings>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter(
+                "ECR",
+                "DescribeImageScanFindings",
+                "ECR.DescribeImageScanFindings",
+            )
+            .await?;
+        let found = self
+            .lock()
+            .repositories
+            .get(repository)
+            .and_then(|r| r.scans.get(digest).cloned());
+        self.chaos
+            .leave(fault, "ECR", "DescribeImageScanFindings", found)
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &RawManifest,
+        digest: &Digest,
+    ) -> Result<PutOutcome, AdapterError> {
+        let fault = self.chaos.enter("ECR", "PutImage", "ECR.PutImage").await?;
+        if Digest::of(&manifest.bytes) != *digest {
+            return Err(AdapterError::Rejected {
+                service: "ECR",
+                operation: "PutImage",
+                code: "ImageDigestDoesNotMatchException".to_owned(),
+                source: format!("the manifest does not hash to {digest}").into(),
+            });
+        }
+        let now = self.clock.now_millis();
+        let outcome = {
+            let mut state = self.lock();
+            let State {
+                repositories, log, ..
+            } = &mut *state;
+            let repo = repositories
+                .get_mut(repository)
+                .ok_or_else(|| not_found("PutImage", repository))?;
+            match repo.tags.get(tag) {
+                Some(current) if current == digest => PutOutcome::AlreadyExists,
+                Some(current) if repo.immutable => {
+                    return Err(AdapterError::Rejected {
+                        service: "ECR",
+                        operation: "PutImage",
+                        code: "ImageTagAlreadyExistsException".to_owned(),
+                        source: format!("tag {tag} already names {current}").into(),
+                    })
+                }
+                current => {
+                    let from = current.cloned();
+                    repo.images
+                        .entry(digest.clone())
+                        .or_insert_with(|| StoredImage {
+                            manifest: manifest.clone(),
+                            pushed_at: now,
+                            artifact_media_type: None,
+                        });
+                    repo.tags.insert(tag.to_owned(), digest.clone());
+                    log.push(RegistryEvent::TagMoved {
+                        repository: repository.to_owned(),
+                        tag: tag.to_owned(),
+                        from,
+                        to: digest.clone(),
+                        at: now,
+                    });
+                    PutOutcome::Created
+                }
+            }
+        };
+        self.chaos.leave(fault, "ECR", "PutImage", outcome).await
+    }
+}
+
+impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageSummary>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("ECR", "DescribeImages", "ECR.DescribeImages")
+            .await?;
+        let images = {
+            let state = self.lock();
+            let repo = state
+                .repositories
+                .get(repository)
+                .ok_or_else(|| not_found("DescribeImages", repository))?;
+            repo.images
+                .iter()
+                .map(|(digest, image)| ImageSummary {
+                    digest: digest.clone(),
+                    tags: repo.tags_of(digest),
+                    pushed_at: image.pushed_at,
+                    media_type: image.manifest.media_type.clone(),
+                    artifact_media_type: image.artifact_media_type.clone(),
+                    size_bytes: Some(image.manifest.bytes.len() as u64),
+                })
+                .collect::<Vec<_>>()
+        };
+        self.chaos
+            .leave(fault, "ECR", "DescribeImages", images)
+            .await
+    }
+
+    async fn manifests_by_digest(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
+        let mut fetched = Vec::with_capacity(digests.len());
+        for batch in digests.chunks(crate::aws::BATCH_LIMIT) {
+            let fault = self
+                .chaos
+                .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
+                .await?;
+            let read = self.read(repository, batch)?;
+            fetched.extend(
+                self.chaos
+                    .leave(fault, "ECR", "BatchGetImage", read)
+                    .await?,
+            );
+        }
+        Ok(fetched)
+    }
+
+    async fn delete_images(
+        &self,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<DeleteResult, AdapterError> {
+        let mut result = DeleteResult::default();
+        for batch in digests.chunks(crate::aws::BATCH_LIMIT) {
+            let fault = self
+                .chaos
+                .enter("ECR", "BatchDeleteImage", "ECR.BatchDeleteImage")
+                .await?;
+            let mut answer = DeleteResult::default();
+            {
+                let mut state = self.lock();
+                let State {
+                    repositories, log, ..
+                } = &mut *state;
+                let repo = repositories
+                    .get_mut(repository)
+                    .ok_or_else(|| not_found("BatchDeleteImage", repository))?;
+                for digest in batch {
+                    if !repo.images.contains_key(digest) {
+                        answer.failed.push((
+                            digest.clone(),
+                            "ImageNotFound: Requested image not found".to_owned(),
+                        ));
+                    } else if repo.referenced_by_an_index(digest) {
+                        let reason = "ImageReferencedByManifestList: the image is referenced by an image index".to_owned();
+                        log.push(RegistryEvent::DeleteRefused {
+                            repository: repository.to_owned(),
+                            digest: digest.clone(),
+                            reason: reason.clone(),
+                        });
+                        answer.failed.push((digest.clone(), reason));
+                    } else {
+                        let tags = repo.tags_of(digest);
+                        for tag in &tags {
+                            repo.tags.remove(tag);
+                        }
+                        repo.images.remove(digest);
+                        repo.scans.remove(digest);
+                        log.push(RegistryEvent::Deleted {
+                            repository: repository.to_owned(),
+                            digest: digest.clone(),
+                            tags,
+                        });
+                        answer.deleted.push(digest.clone());
+                    }
+                }
+            }
+            let answer = self
+                .chaos
+                .leave(fault, "ECR", "BatchDeleteImage", answer)
+                .await?;
+            result.deleted.extend(answer.deleted);
+            result.failed.extend(answer.failed);
+        }
+        Ok(result)
+    }
+
+    async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
+        let fault = self
+            .chaos
+            .enter("ECR", "DescribeRepositories", "ECR.DescribeRepositories")
+            .await?;
+        let names: Vec<String> = self
+            .lock()
+            .repositories
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect();
+        self.chaos
+            .leave(fault, "ECR", "DescribeRepositories", names)
+            .await
+    }
+}
