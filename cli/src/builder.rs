@@ -166,6 +166,11 @@ pub fn state_change_event(
     detail["build-status"] = json!(status);
     detail["project-name"] = json!(project);
     detail["build-id"] = json!(arn);
+    // The samples show what a finished build exports; a state change carries what this
+    // build exported, added by [`with_exported`].
+    if let Some(information) = detail["additional-information"].as_object_mut() {
+        information.remove("exported-environment-variables");
+    }
     detail["additional-information"]["environment"]["environment-variables"] = Value::Array(
         environment
             .iter()

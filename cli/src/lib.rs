@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod demo;
 pub mod emulator;
+pub mod evaluate;
 pub mod local;
 pub mod provision;
 pub mod reconcile;

@@ -1,13 +1,12 @@
 use archgate::aws::{sdk_config, Clients, DynamoLedger};
 use archgate::domain::gate::Verdict;
-use archgate::domain::release::ScanRecord;
-use archgate::domain::{Arch, Digest, Fact, ReleaseKey, ReleaseTag};
+use archgate::domain::{Arch, Digest, ReleaseKey, ReleaseTag};
 use archgate::error::chain;
 use archgate::gatekeeper::{current_verdicts, date_of};
 use archgate::ports::{Clock, Ledger, SystemClock};
 use archgate::Config;
 use archgate_cli::status::{describe_verdict, format_time, print_status};
-use archgate_cli::{demo, provision, reconcile, replay};
+use archgate_cli::{demo, evaluate, provision, reconcile, replay};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -225,39 +224,18 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         } => {
             let config = Config::from_env().map_err(|e| e.to_string())?;
             let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
-            let stored = load(&pipeline, &config, &tag).await?;
-            let now = SystemClock.now_millis();
-            for (arch, digest, verdict) in judge_now(&pipeline, &stored.release).await? {
-                println!(
-                    "{}",
-                    describe_verdict(arch, &digest, verdict.as_ref().map(|(v, _)| v))
-                );
-                let Some((verdict, completed_at)) = verdict else {
-                    continue;
-                };
-                // A re-evaluation of the scan already recorded must supersede its verdict.
-                let recorded = stored
-                    .release
-                    .verdict_for(arch, &digest)
-                    .map_or(0, |r| r.scanned_at);
-                let record = ScanRecord {
-                    arch,
-                    digest,
-                    verdict,
-                    scanned_at: completed_at.unwrap_or(0).max(recorded),
-                    evaluated_at: now,
-                };
-                let outcome = pipeline
-                    .apply(&stored.release.key, Fact::ScanEvaluated(record))
-                    .await
-                    .map_err(|e| chain(&e))?;
-                println!(
-                    "  → {}",
-                    serde_json::to_string(&outcome).unwrap_or_default()
-                );
+            let tag = ReleaseTag::parse(&tag).map_err(|e| e.to_string())?;
+            let key = ReleaseKey::new(config.repository.clone(), tag);
+            let evaluation = evaluate::evaluate(&pipeline, &key)
+                .await
+                .map_err(|e| chain(&e))?;
+            for (arch, digest, verdict) in &evaluation.verdicts {
+                println!("{}", describe_verdict(*arch, digest, verdict.as_ref()));
             }
-            let after = load(&pipeline, &config, &tag).await?;
-            println!("{} is {}", after.release.key, after.release.phase());
+            for outcome in &evaluation.outcomes {
+                println!("  → {}", serde_json::to_string(outcome).unwrap_or_default());
+            }
+            println!("{} is {}", evaluation.release, evaluation.phase);
             Ok(ExitCode::SUCCESS)
         }
         Command::Release { command } => {

@@ -6,6 +6,8 @@ use archgate::inbound::{
     CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_SCAN,
     INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
 };
+use archgate::pipeline::Pipeline;
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +40,15 @@ pub fn route(event: &Value) -> Option<Route> {
 }
 
 /// Runs one event through its handler; the result is the handler's JSON answer, or its
-/// error as Lambda would report it.
-pub async fn dispatch(pipeline: &AwsPipeline, event: Value) -> Value {
+/// error as Lambda would report it (with `retryable`).
+pub async fn dispatch<L, B, R, E, C>(pipeline: &Pipeline<L, B, R, E, C>, event: Value) -> Value
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
     let Some(route) = route(&event) else {
         let field = |name| {
             event

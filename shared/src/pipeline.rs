@@ -313,25 +313,20 @@ where
                     Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
                 }
             }
+            // Effects are independent of each other: one failing does not keep the others
+            // from happening (an announcement owed to a refused upload goes out even while
+            // the index cannot be assembled).
+            let mut failed: Vec<(Effect, EffectError)> = Vec::new();
             while let Some(effect) = todo.pop_front() {
+                if failed.iter().any(|(e, _)| *e == effect) {
+                    continue;
+                }
                 let result = match self.perform(&state, effect).await {
                     Ok(result) => result,
                     Err(source) => {
-                        // Record what did happen and give back the claims on what did not, so
-                        // the retry of this event can act at once. Best effort: if this write
-                        // fails too, the claims lapse with their lease.
-                        let mut unclaimed: Vec<Effect> = todo.into_iter().collect();
-                        unclaimed.push(effect);
-                        state.release_claims(&unclaimed);
-                        if let Err(save) = self.ledger.save(&state, version).await {
-                            warn!(release = %key, error = %save, "could not release claims after a failed effect");
-                        }
                         warn!(release = %key, %effect, error = %source, "effect failed");
-                        return Err(PipelineError::Effect {
-                            release: release_id.clone(),
-                            effect,
-                            source,
-                        });
+                        failed.push((effect, source));
+                        continue;
                     }
                 };
                 info!(release = %key, %effect, "effect performed");
@@ -343,6 +338,22 @@ where
                     state = *next;
                     todo.extend(effects);
                 }
+            }
+            if !failed.is_empty() {
+                // Record what did happen and give back the claims on what did not, so the
+                // retry of this event can act at once. Best effort: if this write fails too,
+                // the claims lapse with their lease.
+                let unclaimed: Vec<Effect> = failed.iter().map(|(e, _)| *e).collect();
+                state.release_claims(&unclaimed);
+                if let Err(save) = self.ledger.save(&state, version).await {
+                    warn!(release = %key, error = %save, "could not release claims after a failed effect");
+                }
+                let (effect, source) = failed.remove(0);
+                return Err(PipelineError::Effect {
+                    release: release_id.clone(),
+                    effect,
+                    source,
+                });
             }
             if stored.as_ref().map(|s| &s.release) == Some(&state) {
                 return Ok(self.applied(&state, &effects_done));

@@ -115,7 +115,9 @@ where
         release: key.to_string(),
         source,
     };
-    let mut facts: Vec<Fact> = Vec::new();
+    // Effects nobody holds are taken over first: a promotion left by a dead invocation
+    // completes before any deadline is considered.
+    let mut facts: Vec<Fact> = vec![Fact::Nudge];
     if stale {
         // Builds that never reported a final status: ask CodeBuild.
         for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
@@ -166,7 +168,7 @@ where
                 }
             }
         }
-        if facts.is_empty() && now - release.started_at() > policy.deadline_ms {
+        if facts.len() == 1 && now - release.started_at() > policy.deadline_ms {
             let waiting = match (phase, release.gate()) {
                 (Phase::Building, _) => "its builds never finished",
                 (Phase::Assembling, _) => "its image index was never assembled",
@@ -182,8 +184,6 @@ where
             });
         }
     }
-    // Effects whose claims outlived their lease are taken over either way.
-    facts.push(Fact::Nudge);
     Ok(Some(facts))
 }
 

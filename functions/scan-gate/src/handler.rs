@@ -29,20 +29,23 @@ where
             return Ok(reason.into());
         }
     };
-    let located = if scan.located.is_empty() {
-        // An untagged image (a platform manifest inside a per-arch index): its releases are
-        // found through the candidates that reference it.
-        pipeline
-            .ledger
-            .find_by_digest(&scan.digest)
-            .await
-            .map_err(|source| HandlerError::Findings {
-                digest: scan.digest.to_string(),
-                source,
-            })?
-    } else {
-        scan.located.clone()
-    };
+    // The releases the image's `<tag>-<arch>` tags name, and those whose candidate lists it
+    // (found through the digest pointers): a tag can have moved away from the image (a push
+    // under it) or never been there (a platform manifest inside a per-arch index).
+    let mut located = scan.located.clone();
+    let pointed = pipeline
+        .ledger
+        .find_by_digest(&scan.digest)
+        .await
+        .map_err(|source| HandlerError::Findings {
+            digest: scan.digest.to_string(),
+            source,
+        })?;
+    for found in pointed {
+        if !located.contains(&found) {
+            located.push(found);
+        }
+    }
     if located.is_empty() {
         let reason = format!(
             "image {} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64) and no candidate index references it",

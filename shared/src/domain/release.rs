@@ -882,10 +882,21 @@ impl Release {
     }
 
     /// Gives back the claims on `effects` (they failed or were never tried), so the next
-    /// delivery can take them at once instead of waiting out the lease.
+    /// delivery can take them at once instead of waiting out the lease. A promotion's claim
+    /// stays, expired: its PutImage may have happened, so it runs to the end whatever
+    /// verdict arrives meanwhile.
     pub fn release_claims(&mut self, effects: &[Effect]) {
-        self.pending
-            .retain(|claim| !effects.contains(&claim.effect));
+        self.pending.retain_mut(|claim| {
+            if !effects.contains(&claim.effect) {
+                return true;
+            }
+            if claim.effect == Effect::Promote {
+                claim.claimed_at = Millis::MIN / 2;
+                claim.by = None;
+                return true;
+            }
+            false
+        });
     }
 
     /// Effects the recorded state still calls for and that no recorded result has satisfied.
@@ -1080,6 +1091,12 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 Err(Ignored(format!(
                     "release {key} is {}, not waiting for builds or scans",
                     release.phase()
+                )))
+            } else if release.required_effects().contains(&Effect::Promote) {
+                // The gate passed: the promotion runs to the end (its PutImage may already
+                // have happened), whatever the clock says.
+                Err(Ignored(format!(
+                    "release {key} passed the gate; its promotion is under way"
                 )))
             } else {
                 if release.abandoned.is_none() {

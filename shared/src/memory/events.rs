@@ -36,6 +36,16 @@ impl MemoryEvents {
             .clone()
     }
 
+    /// The events published after the first `seen`.
+    pub fn published_since(&self, seen: usize) -> Vec<Published> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(seen..)
+            .map(<[Published]>::to_vec)
+            .unwrap_or_default()
+    }
+
     pub fn len(&self) -> usize {
         self.published
             .lock()

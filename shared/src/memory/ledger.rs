@@ -106,23 +106,20 @@ impl MemoryLedger {
         self.lock().largest_item
     }
 
-    /// Every release as stored right now (parsed where it parses), without faults or
-    /// scheduling: what the simulation's checks read.
-    pub fn snapshot(&self) -> BTreeMap<String, (u64, Option<Release>, Option<i64>)> {
+    /// Every release item as stored right now: its version and TTL, without faults or
+    /// scheduling (what the simulation's checks read).
+    pub fn versions(&self) -> BTreeMap<String, (u64, Option<i64>)> {
         self.lock()
             .releases
             .iter()
-            .map(|(id, item)| {
-                (
-                    id.clone(),
-                    (
-                        item.version,
-                        serde_json::from_str(&item.doc).ok(),
-                        item.expires_at,
-                    ),
-                )
-            })
+            .map(|(id, item)| (id.clone(), (item.version, item.expires_at)))
             .collect()
+    }
+
+    /// The release an item holds, when it parses.
+    pub fn peek(&self, id: &str) -> Option<Release> {
+        let table = self.lock();
+        serde_json::from_str(&table.releases.get(id)?.doc).ok()
     }
 
     /// The releases a digest pointer names, without faults.

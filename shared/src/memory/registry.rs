@@ -136,6 +136,15 @@ impl<C: Clock> MemoryRegistry<C> {
             .unwrap_or_default()
     }
 
+    /// Reads a repository as it is now without copying it (for checks).
+    pub fn inspect<T>(&self, name: &str, read: impl FnOnce(&Repository) -> T) -> T {
+        let state = self.lock();
+        match state.repositories.get(name) {
+            Some(repo) => read(repo),
+            None => read(&Repository::default()),
+        }
+    }
+
     /// What happened so far; drained.
     pub fn take_log(&self) -> Vec<RegistryEvent> {
         std::mem::take(&mut self.lock().log)

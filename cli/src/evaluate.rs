@@ -1,0 +1,104 @@
+//! `archgate release evaluate <tag>`: the current findings judged under the current policy,
+//! fed to the release through the same state machine as a scan event. After an allowlist
+//! change or a rescan, this is how a blocked release (at any age) gets published.
+
+use archgate::domain::gate::Verdict;
+use archgate::domain::release::ScanRecord;
+use archgate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
+use archgate::error::AdapterError;
+use archgate::gatekeeper::{current_verdicts, date_of};
+use archgate::pipeline::{Outcome, Pipeline, PipelineError};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("no release {0} in the ledger")]
+    NotFound(String),
+    #[error("could not read {release}")]
+    Read {
+        release: String,
+        #[source]
+        source: AdapterError,
+    },
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What a re-evaluation found and did.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub release: String,
+    /// Per child of the candidate: its verdict now, `None` without a finished scan.
+    pub verdicts: Vec<(Arch, Digest, Option<Verdict>)>,
+    pub outcomes: Vec<Outcome>,
+    pub phase: Phase,
+}
+
+pub async fn evaluate<L, B, R, E, C>(
+    pipeline: &Pipeline<L, B, R, E, C>,
+    key: &ReleaseKey,
+) -> Result<Evaluation, EvaluateError>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+{
+    let read = |source| EvaluateError::Read {
+        release: key.to_string(),
+        source,
+    };
+    let stored = pipeline
+        .ledger
+        .load(key)
+        .await
+        .map_err(read)?
+        .ok_or_else(|| EvaluateError::NotFound(key.to_string()))?;
+    let now = pipeline.clock.now_millis();
+    let judged = current_verdicts(
+        &pipeline.config.gate,
+        &pipeline.registry,
+        &stored.release,
+        &date_of(now),
+    )
+    .await
+    .map_err(read)?;
+    let mut verdicts = Vec::new();
+    let mut outcomes = Vec::new();
+    for (arch, digest, verdict) in judged {
+        verdicts.push((
+            arch,
+            digest.clone(),
+            verdict.as_ref().map(|(v, _)| v.clone()),
+        ));
+        let Some((verdict, completed_at)) = verdict else {
+            continue;
+        };
+        // A re-evaluation of the scan already recorded must supersede its verdict.
+        let recorded = stored
+            .release
+            .verdict_for(arch, &digest)
+            .map_or(0, |r| r.scanned_at);
+        let record = ScanRecord {
+            arch,
+            digest,
+            verdict,
+            scanned_at: completed_at.unwrap_or(0).max(recorded),
+            evaluated_at: now,
+        };
+        outcomes.push(pipeline.apply(key, Fact::ScanEvaluated(record)).await?);
+    }
+    let after = pipeline
+        .ledger
+        .load(key)
+        .await
+        .map_err(read)?
+        .ok_or_else(|| EvaluateError::NotFound(key.to_string()))?;
+    Ok(Evaluation {
+        release: key.to_string(),
+        verdicts,
+        outcomes,
+        phase: after.release.phase(),
+    })
+}

@@ -1,0 +1,192 @@
+//! What happens to archgate in one schedule, drawn from its seed: which uploads arrive when
+//! (names that collide with each other and with the reserved names, new versions of the
+//! same key, byte-identical contents under different names), what each build context does
+//! (fails on an arch, carries a critical finding), and which trouble the world adds.
+
+use crate::rng::Rng;
+use archgate::domain::oci::{RawManifest, OCI_MANIFEST};
+use archgate::domain::{Arch, Millis};
+use archgate::memory::FaultRates;
+
+pub const REPOSITORY: &str = "app";
+pub const BUCKET: &str = "archgate-src-123456789012";
+pub const PREFIX: &str = "releases/";
+pub const MOVING_TAG: &str = "latest";
+
+/// 2026-01-01T00:00:00Z.
+pub const T0: Millis = 1_767_225_600_000;
+pub const MINUTE: Millis = 60_000;
+pub const HOUR: Millis = 60 * MINUTE;
+pub const DAY: Millis = 24 * HOUR;
+
+/// Object keys uploads use: ordinary names, names that collide with reserved ones (internal
+/// suffixes, the moving tag, the build cache) and a key in another folder whose name
+/// sanitises to an ordinary one's tag.
+pub const ORDINARY: [&str; 4] = [
+    "releases/app-1.0.zip",
+    "releases/app-1.1.zip",
+    "releases/app-2.0.zip",
+    "releases/svc.zip",
+];
+pub const RESERVED: [&str; 4] = [
+    "releases/app-1.0-amd64.zip",
+    "releases/latest.zip",
+    "releases/buildcache.zip",
+    "releases/app-2.0-candidate.zip",
+];
+pub const TAKEN: [&str; 1] = ["releases/team/app-1.1.zip"];
+
+/// A build context: its images are a function of it, so equal contents give byte-identical
+/// images (shared digests) across releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Content {
+    pub id: u32,
+    /// The build of this arch fails.
+    pub fails_on: Option<Arch>,
+    /// The image of this arch carries a critical finding.
+    pub vulnerable_on: Option<Arch>,
+}
+
+pub const CONTENTS: [Content; 5] = [
+    Content {
+        id: 0,
+        fails_on: None,
+        vulnerable_on: None,
+    },
+    Content {
+        id: 1,
+        fails_on: None,
+        vulnerable_on: None,
+    },
+    Content {
+        id: 2,
+        fails_on: None,
+        vulnerable_on: Some(Arch::Amd64),
+    },
+    Content {
+        id: 3,
+        fails_on: Some(Arch::Arm64),
+        vulnerable_on: None,
+    },
+    Content {
+        id: 4,
+        fails_on: None,
+        vulnerable_on: Some(Arch::Arm64),
+    },
+];
+
+/// The per-arch image a build of `content` pushes: an OCI image manifest whose bytes depend
+/// only on the content and the arch.
+pub fn image_manifest(content: u32, arch: Arch) -> RawManifest {
+    let blob = |seed: String| {
+        let digest = archgate::domain::Digest::of(seed.as_bytes());
+        serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                           "digest": digest.to_string(), "size": 1024 + content})
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": archgate::domain::Digest::of(format!("config {content} {arch}").as_bytes()).to_string(),
+                   "size": 512},
+        "layers": [blob(format!("layer {content} {arch}"))],
+    });
+    RawManifest {
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        bytes: serde_json::to_vec(&manifest).expect("a manifest serialises"),
+    }
+}
+
+/// A manifest someone else pushes under a release's arch tag.
+pub fn foreign_manifest(n: u64) -> RawManifest {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": archgate::domain::Digest::of(format!("foreign {n}").as_bytes()).to_string(),
+                   "size": 512},
+        "layers": [],
+    });
+    RawManifest {
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        bytes: serde_json::to_vec(&manifest).expect("a manifest serialises"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedUpload {
+    pub at: Millis,
+    pub key: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub uploads: Vec<PlannedUpload>,
+    pub faults: FaultRates,
+    /// Pushes by someone else under a release's amd64 tag: when, and how many.
+    pub flood: Option<(Millis, usize)>,
+    /// A ledger item written by another version (does not parse), and when.
+    pub damaged_item_at: Option<Millis>,
+    /// Retention runs read with a per-image failure on a release's index.
+    pub unreadable_reads: bool,
+    /// Percent of CodeBuild and scan events lost, and duplicated.
+    pub lost_percent: u64,
+    pub duplicate_percent: u64,
+    /// Long gaps (days) the clock jumps after the uploads.
+    pub months: Vec<Millis>,
+}
+
+impl Scenario {
+    pub fn draw(rng: &mut Rng, max_uploads: usize) -> Scenario {
+        let count = rng.between(1, max_uploads.max(1) as i64) as usize;
+        let mut at = T0;
+        let mut uploads = Vec::with_capacity(count);
+        for _ in 0..count {
+            let roll = rng.below(100);
+            let key = if roll < 65 {
+                *rng.pick(&ORDINARY)
+            } else if roll < 85 {
+                *rng.pick(&RESERVED)
+            } else {
+                *rng.pick(&TAKEN)
+            };
+            uploads.push(PlannedUpload {
+                at,
+                key: key.to_owned(),
+                content: *rng.pick(&CONTENTS),
+            });
+            at += if rng.chance(10) {
+                rng.between(DAY, 20 * DAY)
+            } else {
+                rng.between(MINUTE, 6 * HOUR)
+            };
+        }
+        let faults = if rng.chance(50) {
+            FaultRates::default()
+        } else {
+            FaultRates {
+                throttle: rng.below(150) as u32,
+                server_error: rng.below(150) as u32,
+                lost_answer: rng.below(150) as u32,
+                crash_before: rng.below(80) as u32,
+                crash_after: rng.below(80) as u32,
+            }
+        };
+        let end = at;
+        Scenario {
+            uploads,
+            faults,
+            flood: rng
+                .chance(10)
+                .then(|| (rng.between(T0, end), rng.between(50, 150) as usize)),
+            damaged_item_at: rng.chance(25).then(|| rng.between(T0, end)),
+            unreadable_reads: rng.chance(30),
+            lost_percent: rng.below(8),
+            duplicate_percent: rng.below(30),
+            months: (0..rng.below(4))
+                .map(|_| rng.between(DAY, 120 * DAY))
+                .collect(),
+        }
+    }
+}
