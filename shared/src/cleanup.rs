@@ -174,12 +174,15 @@ fn needs_reading(media_type: Option<&str>, artifact_type: Option<&str>, tagged: 
 /// What the ledger says retention must keep in `repository`: the images of releases that
 /// are not final (waiting for builds or scans, or blocked: a blocked release can still be
 /// published), and every digest that an item which does not parse mentions (fail safe).
+/// Also returns the earliest start of an attempt whose builds have not all reported the
+/// image they pushed: until they do, every image pushed since may be one of them.
 async fn in_flight<L: Ledger>(
     ledger: &L,
     repository: &str,
-) -> Result<(HashSet<Digest>, Vec<(String, String)>), AdapterError> {
+) -> Result<(HashSet<Digest>, Option<Millis>, Vec<(String, String)>), AdapterError> {
     let listing = ledger.list(usize::MAX).await?;
     let mut digests = HashSet::new();
+    let mut unreported_since: Option<Millis> = None;
     for stored in listing.releases {
         let release = stored.release;
         if release.key.repository != repository
@@ -194,6 +197,14 @@ async fn in_flight<L: Ledger>(
         for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
             digests.extend(release.build(role).image_digest.clone());
         }
+        let unreported = release.candidate.is_none()
+            && [BuildRole::Amd64, BuildRole::Arm64]
+                .iter()
+                .any(|role| release.build(*role).image_digest.is_none());
+        if unreported {
+            let started = release.started_at();
+            unreported_since = Some(unreported_since.map_or(started, |s| s.min(started)));
+        }
     }
     let mut skipped = Vec::new();
     for item in listing.unreadable {
@@ -201,7 +212,7 @@ async fn in_flight<L: Ledger>(
         digests.extend(item.mentioned);
         skipped.push((item.id, item.reason));
     }
-    Ok((digests, skipped))
+    Ok((digests, unreported_since, skipped))
 }
 
 /// One repository as retention saw it: the inventory, the plan, the ledger items it could not
@@ -256,7 +267,15 @@ pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
             size_bytes: i.size_bytes,
         })
         .collect();
-    let (flying, unreadable_records) = in_flight(ledger, repository).await?;
+    let (mut flying, unreported_since, unreadable_records) = in_flight(ledger, repository).await?;
+    if let Some(since) = unreported_since {
+        flying.extend(
+            records
+                .iter()
+                .filter(|r| r.pushed_at >= since)
+                .map(|r| r.digest.clone()),
+        );
+    }
     let plan = plan(&records, &flying, policy, now);
     let requests = records
         .len()

@@ -245,7 +245,7 @@ where
         let mut performed: Vec<EffectResult> = Vec::new();
         let mut effects_done: Vec<Effect> = Vec::new();
         let invocation = invocation_id();
-        for attempt in 0..MAX_ATTEMPTS {
+        'attempts: for attempt in 0..MAX_ATTEMPTS {
             let now = self.clock.now_millis();
             // A new upload is created with a conditional put: no read needed the first time.
             let stored = match (&fact, attempt) {
@@ -303,6 +303,12 @@ where
                 .into_iter()
                 .filter(|e| !performed.iter().any(|r| r.effect() == *e))
                 .collect();
+            let mut promotion_on_record = stored.as_ref().is_some_and(|s| {
+                s.release
+                    .pending
+                    .iter()
+                    .any(|c| c.effect == Effect::Promote)
+            });
             if !ours.is_empty() && todo.is_empty() {
                 // Already durable: perform them without claiming again.
                 todo.extend(ours);
@@ -312,6 +318,7 @@ where
                     Err(SaveError::Conflict { .. }) => continue,
                     Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
                 }
+                promotion_on_record |= state.pending.iter().any(|c| c.effect == Effect::Promote);
             }
             // Effects are independent of each other: one failing does not keep the others
             // from happening (an announcement owed to a refused upload goes out even while
@@ -320,6 +327,18 @@ where
             while let Some(effect) = todo.pop_front() {
                 if failed.iter().any(|(e, _)| *e == effect) {
                     continue;
+                }
+                // A promotion is on record before its first PutImage: once a tag has moved it
+                // runs to the end, even if this invocation dies right after (a promotion that
+                // follows another effect's result, like the index assembled while both scans
+                // were already in, is claimed in memory only until this write).
+                if effect == Effect::Promote && !promotion_on_record {
+                    match self.ledger.save(&state, version).await {
+                        Ok(v) => version = Some(v),
+                        Err(SaveError::Conflict { .. }) => continue 'attempts,
+                        Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
+                    }
+                    promotion_on_record = true;
                 }
                 let result = match self.perform(&state, effect).await {
                     Ok(result) => result,

@@ -210,8 +210,19 @@ where
     let described: Vec<String> = facts.iter().map(describe).collect();
     let mut outcomes = Vec::new();
     if !dry_run {
+        // Each fact goes in even when one before it fails: a release whose owed effect keeps
+        // failing still meets its deadline.
+        let mut first_error = None;
         for fact in facts {
-            outcomes.push(pipeline.apply(key, fact).await?);
+            match pipeline.apply(key, fact).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
         }
     }
     let after = if dry_run {

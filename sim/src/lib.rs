@@ -93,6 +93,14 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
     let mut world = World::new(options.seed, options.uploads);
     let fail = |world: &mut World, violation: Violation| {
         let mut trace = std::mem::take(&mut world.trace);
+        trace.push(format!(
+            "tags at the violation: {:?}",
+            world.svc.registry.inspect(scenario::REPOSITORY, |r| r
+                .tags
+                .iter()
+                .map(|(t, d)| format!("{t}={}", world::short(d)))
+                .collect::<Vec<_>>())
+        ));
         trace.push("ledger at the violation:".to_owned());
         for r in world.checker.releases() {
             trace.push(format!(

@@ -6,10 +6,10 @@
 use crate::scenario::{MOVING_TAG, REPOSITORY};
 use crate::world::{short, World};
 use archgate::domain::release_event::event_key;
-use archgate::domain::retention::{read_links, ManifestLinks};
 use archgate::domain::{Arch, BuildRole, Digest, Millis, Phase, Release};
 use archgate::memory::registry::RegistryEvent;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 /// A rule broken: which, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub const ITEM_BUDGET: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Checker {
-    parsed: BTreeMap<String, (u64, Option<Release>)>,
+    parsed: BTreeMap<String, (u64, Option<Rc<Release>>)>,
     /// Release tag → the index it was published with.
     published: BTreeMap<String, Digest>,
     /// (tag, attempt) seen blocked.
@@ -59,11 +59,13 @@ pub struct Checker {
     ever: BTreeSet<String>,
     /// When the ledger last forgot a tag's record.
     forgotten_at: BTreeMap<String, Millis>,
+    /// Items written since the last check.
+    changed: BTreeSet<String>,
 }
 
 impl Checker {
     /// The releases as last read (the ones that parse).
-    pub fn releases(&self) -> Vec<Release> {
+    pub fn releases(&self) -> Vec<Rc<Release>> {
         self.parsed
             .values()
             .filter_map(|(_, r)| r.clone())
@@ -71,6 +73,7 @@ impl Checker {
     }
 
     fn refresh(&mut self, world: &World) -> BTreeMap<String, Option<i64>> {
+        self.changed.clear();
         let versions = world.svc.ledger.versions();
         let mut expiry = BTreeMap::new();
         // A record the TTL removed: the ledger forgot that release, and so does the checker
@@ -96,7 +99,8 @@ impl Checker {
                 .get(&id)
                 .is_none_or(|(seen, _)| *seen != version);
             if stale {
-                let release = world.svc.ledger.peek(&id);
+                let release = world.svc.ledger.peek(&id).map(Rc::new);
+                self.changed.insert(id.clone());
                 if let Some(release) = &release {
                     self.ever.insert(release.key.tag.to_string());
                 }
@@ -122,7 +126,7 @@ impl Checker {
         &mut self,
         world: &World,
         repo: &archgate::memory::registry::Repository,
-        releases: &[Release],
+        releases: &[Rc<Release>],
         expiry: &BTreeMap<String, Option<i64>>,
     ) -> Result<(), Violation> {
         for release in releases {
@@ -234,6 +238,18 @@ impl Checker {
                     }
                 }
             }
+            // 8: nor the images its builds pushed while it waits for them.
+            if phase.is_in_flight() || phase == Phase::Blocked {
+                for role in [BuildRole::Amd64, BuildRole::Arm64] {
+                    let id = release.build(role).build_id.clone().unwrap_or_default();
+                    let pushed = world.builds.get(&id).and_then(|b| b.pushed.clone());
+                    if let Some(digest) = pushed {
+                        if !repo.images.contains_key(&digest) {
+                            violation("8 retention-fails-closed", format!("{tag} ({phase}) waits for the image its {role} build pushed, {}, and the registry no longer has it", short(&digest)))?;
+                        }
+                    }
+                }
+            }
             // 10: digests shared by releases are recorded for each.
             if let Some(candidate) = &release.candidate {
                 for child in &candidate.children {
@@ -249,7 +265,10 @@ impl Checker {
                     }
                 }
             }
-            // Recorded effects happened.
+            // Recorded effects happened (checked when the record changes).
+            if !self.changed.contains(&release.key.id()) {
+                continue;
+            }
             for kind in &release.emitted {
                 if !self.event_counts.contains_key(&event_key(release, *kind)) {
                     violation(
@@ -322,7 +341,11 @@ impl Checker {
         Ok(())
     }
 
-    fn check_registry_log(&mut self, world: &World, releases: &[Release]) -> Result<(), Violation> {
+    fn check_registry_log(
+        &mut self,
+        world: &World,
+        releases: &[Rc<Release>],
+    ) -> Result<(), Violation> {
         for event in world.svc.registry.take_log() {
             match event {
                 RegistryEvent::TagMoved { tag, to, from, .. } => {
@@ -466,7 +489,7 @@ impl Checker {
     }
 
     fn check_builds(&mut self, world: &World) -> Result<(), Violation> {
-        for build in world.svc.builds.all() {
+        for build in world.svc.builds.started_since(self.builds_seen.len()) {
             if !self.builds_seen.insert(build.id.clone()) {
                 continue;
             }
@@ -535,6 +558,26 @@ impl Checker {
                 )?;
             }
         }
+        // 1: a release tag names an index only once its release is published.
+        let tagged: Vec<String> = world
+            .svc
+            .registry
+            .inspect(REPOSITORY, |repo| repo.tags.keys().cloned().collect());
+        for release in &releases {
+            if !matches!(release.phase(), Phase::Published | Phase::Rejected)
+                && tagged.iter().any(|t| t == release.key.tag.as_str())
+            {
+                violation(
+                    "1 published-immutable",
+                    format!(
+                        "the tag {} is in the registry, and its release is {} (attempt {})",
+                        release.key.tag,
+                        release.phase(),
+                        release.attempt
+                    ),
+                )?;
+            }
+        }
         if let Some(broken) = world.broken.first() {
             violation(
                 "liveness",
@@ -561,7 +604,7 @@ impl Checker {
                     .collect();
                 violation("6 moving-forward", format!("{MOVING_TAG} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key.tag))?;
             }
-            let holds: Vec<&Release> = releases
+            let holds: Vec<&Rc<Release>> = releases
                 .iter()
                 .filter(|r| {
                     r.published
@@ -725,18 +768,15 @@ impl Checker {
 /// Every image a tagged index in the repository lists that is gone (a release that no longer
 /// pulls).
 fn dangling(repo: &archgate::memory::registry::Repository) -> Vec<(Digest, Digest)> {
+    let tagged: BTreeSet<&Digest> = repo.tags.values().collect();
     let mut missing = Vec::new();
-    for (digest, image) in &repo.images {
-        if repo.tags_of(digest).is_empty() {
+    for (digest, children) in repo.indexes() {
+        if !tagged.contains(digest) {
             continue;
         }
-        if let ManifestLinks::Index { children } =
-            read_links(image.manifest.media_type.as_deref(), &image.manifest.bytes)
-        {
-            for child in children {
-                if !repo.images.contains_key(&child) {
-                    missing.push((digest.clone(), child));
-                }
+        for child in children {
+            if !repo.images.contains_key(child) {
+                missing.push((digest.clone(), child.clone()));
             }
         }
     }

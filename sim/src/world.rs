@@ -660,7 +660,7 @@ impl World {
 
     /// CodeBuild picked up builds archgate started: the world plays them.
     fn discover_builds(&mut self) {
-        for build in self.svc.builds.all() {
+        for build in self.svc.builds.started_since(self.builds.len()) {
             if self.builds.contains_key(&build.id) {
                 continue;
             }

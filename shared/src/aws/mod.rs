@@ -31,45 +31,46 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// SDK clients for every service archgate's functions use, sharing one SDK configuration and
-/// one call log.
+/// SDK clients for every service archgate's functions use, sharing one SDK configuration.
+/// Production clients count nothing; tests and benchmarks ask for a call log, which grows
+/// with every call until it is taken.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub codebuild: aws_sdk_codebuild::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
-    pub calls: CallLog,
+    pub calls: Option<CallLog>,
+}
+
+/// Builds a client from the shared configuration, with the call log when there is one.
+macro_rules! client {
+    ($sdk:ident, $calls:expr, $sdk_config:expr) => {{
+        let mut builder = $sdk::config::Builder::from($sdk_config);
+        if let Some(calls) = $calls {
+            builder = builder.interceptor(calls.clone());
+        }
+        $sdk::Client::from_conf(builder.build())
+    }};
 }
 
 impl Clients {
+    /// The clients a function runs with: no call log.
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self::with_call_log(sdk, CallLog::default())
+        Self::build(sdk, None)
     }
 
-    /// Clients whose calls are all counted in `calls`.
+    /// Clients whose calls are all counted in `calls` (tests, benchmarks, the demo).
     pub fn with_call_log(sdk: &aws_config::SdkConfig, calls: CallLog) -> Self {
+        Self::build(sdk, Some(calls))
+    }
+
+    fn build(sdk: &aws_config::SdkConfig, calls: Option<CallLog>) -> Self {
         Clients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            codebuild: aws_sdk_codebuild::Client::from_conf(
-                aws_sdk_codebuild::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            ecr: aws_sdk_ecr::Client::from_conf(
-                aws_sdk_ecr::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            eventbridge: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+            dynamodb: client!(aws_sdk_dynamodb, &calls, sdk),
+            codebuild: client!(aws_sdk_codebuild, &calls, sdk),
+            ecr: client!(aws_sdk_ecr, &calls, sdk),
+            eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
             calls,
         }
     }
@@ -150,4 +151,23 @@ pub(crate) fn is_server_fault(code: &str) -> bool {
             | "ServerException"
             | "InternalServerException"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_functions_clients_keep_no_call_log() {
+        // Given the SDK configuration a function loads
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        // When the function builds its clients, then nothing records their calls (a log
+        // would grow for the life of a warm container)
+        assert!(Clients::new(&sdk).calls.is_none());
+        assert!(Clients::with_call_log(&sdk, CallLog::default())
+            .calls
+            .is_some());
+    }
 }

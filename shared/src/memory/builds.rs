@@ -26,6 +26,8 @@ pub struct BuildRecordInMemory {
 #[derive(Debug, Default)]
 struct State {
     builds: BTreeMap<String, BuildRecordInMemory>,
+    /// Build ids in the order they were started.
+    order: Vec<String>,
     next: u64,
     /// Every StartBuild that reached the service, with its token.
     start_calls: Vec<String>,
@@ -54,6 +56,17 @@ impl<C: Clock> MemoryBuilds<C> {
     /// Every build, started or finished.
     pub fn all(&self) -> Vec<BuildRecordInMemory> {
         self.lock().builds.values().cloned().collect()
+    }
+
+    /// The builds started after the first `seen`, in the order they were started.
+    pub fn started_since(&self, seen: usize) -> Vec<BuildRecordInMemory> {
+        let state = self.lock();
+        state
+            .order
+            .iter()
+            .skip(seen)
+            .filter_map(|id| state.builds.get(id).cloned())
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<BuildRecordInMemory> {
@@ -108,6 +121,7 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
                         "{}:{:08x}-0000-4000-8000-{:012x}",
                         request.project, state.next, state.next
                     );
+                    state.order.push(id.clone());
                     state.builds.insert(
                         id.clone(),
                         BuildRecordInMemory {

@@ -30,6 +30,8 @@ pub struct Repository {
     pub images: BTreeMap<Digest, StoredImage>,
     pub tags: BTreeMap<String, Digest>,
     pub scans: BTreeMap<Digest, ScanFindings>,
+    /// The images each index lists, read once when the index arrives.
+    children: BTreeMap<Digest, Vec<Digest>>,
 }
 
 impl Repository {
@@ -43,20 +45,36 @@ impl Repository {
 
     /// The images an index in the repository lists, by digest.
     pub fn children_of(&self, digest: &Digest) -> Vec<Digest> {
-        match self
-            .images
-            .get(digest)
-            .map(|image| read_links(image.manifest.media_type.as_deref(), &image.manifest.bytes))
-        {
-            Some(ManifestLinks::Index { children }) => children,
-            _ => Vec::new(),
-        }
+        self.children.get(digest).cloned().unwrap_or_default()
+    }
+
+    /// Every index with the images it lists.
+    pub fn indexes(&self) -> impl Iterator<Item = (&Digest, &Vec<Digest>)> {
+        self.children.iter()
     }
 
     fn referenced_by_an_index(&self, digest: &Digest) -> bool {
-        self.images
-            .keys()
-            .any(|other| other != digest && self.children_of(other).contains(digest))
+        self.children
+            .iter()
+            .any(|(index, children)| index != digest && children.contains(digest))
+    }
+
+    fn insert(&mut self, digest: &Digest, image: StoredImage) {
+        if self.images.contains_key(digest) {
+            return;
+        }
+        if let ManifestLinks::Index { children } =
+            read_links(image.manifest.media_type.as_deref(), &image.manifest.bytes)
+        {
+            self.children.insert(digest.clone(), children);
+        }
+        self.images.insert(digest.clone(), image);
+    }
+
+    fn remove(&mut self, digest: &Digest) {
+        self.images.remove(digest);
+        self.children.remove(digest);
+        self.scans.remove(digest);
     }
 }
 
@@ -163,15 +181,16 @@ impl<C: Clock> MemoryRegistry<C> {
             manifest.media_type.as_deref(),
             Some(crate::domain::oci::OCI_INDEX) | Some(crate::domain::oci::DOCKER_MANIFEST_LIST)
         );
-        repo.images
-            .entry(digest.clone())
-            .or_insert_with(|| StoredImage {
+        repo.insert(
+            &digest,
+            StoredImage {
                 manifest,
                 pushed_at: now,
                 // DescribeImages reports an image's config type; an index has none.
                 artifact_media_type: (!is_index)
                     .then(|| "application/vnd.oci.image.config.v1+json".to_owned()),
-            });
+            },
+        );
         if let Some(tag) = tag {
             let from = repo.tags.insert(tag.to_owned(), digest.clone());
             if from.as_ref() != Some(&digest) {
@@ -352,13 +371,14 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 }
                 current => {
                     let from = current.cloned();
-                    repo.images
-                        .entry(digest.clone())
-                        .or_insert_with(|| StoredImage {
+                    repo.insert(
+                        digest,
+                        StoredImage {
                             manifest: manifest.clone(),
                             pushed_at: now,
                             artifact_media_type: None,
-                        });
+                        },
+                    );
                     repo.tags.insert(tag.to_owned(), digest.clone());
                     log.push(RegistryEvent::TagMoved {
                         repository: repository.to_owned(),
@@ -464,8 +484,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
                         for tag in &tags {
                             repo.tags.remove(tag);
                         }
-                        repo.images.remove(digest);
-                        repo.scans.remove(digest);
+                        repo.remove(digest);
                         log.push(RegistryEvent::Deleted {
                             repository: repository.to_owned(),
                             digest: digest.clone(),
