@@ -73,25 +73,39 @@ async fn a_second_delivery_of_the_same_upload_starts_nothing() {
 }
 
 #[tokio::test]
-async fn a_new_version_of_a_released_file_is_refused_with_the_reason() {
+async fn a_new_version_while_the_release_is_building_is_refused_and_announced() {
     // Given a release started from one version of the file
     let env = installation("native").await;
     env.start_builds(upload(&env, KEY).await).await;
+    release_events(&env).await;
     calls(&env);
 
-    // When the same key is uploaded again (a new object version)
-    let answer = env.start_builds(upload(&env, KEY).await).await;
+    // When the same key is uploaded again (a new object version) while it builds
+    let second = upload(&env, KEY).await;
+    let version = second["detail"]["object"]["version-id"].clone();
+    let answer = env.start_builds(second).await;
 
-    // Then nothing starts and the reason says why
-    assert_eq!(status(&answer), "ignored", "{answer}");
+    // Then nothing starts: the refusal is recorded and announced with the rule and attempt
+    assert_eq!(status(&answer), "applied", "{answer}");
+    assert_eq!(count(&calls(&env), "CodeBuild.StartBuild"), 0);
+    let events = env.release_events().await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail = &events[0]["detail"];
+    assert_eq!(events[0]["detail-type"], "Release Rejected");
+    assert_eq!(detail["rule"], "in-flight", "{detail}");
+    assert_eq!(detail["attempt"], 1, "{detail}");
+    assert_eq!(detail["source"]["key"], KEY);
+    assert_eq!(detail["source"]["version-id"], version);
     assert!(
-        answer["reason"]
+        detail["reason"]
             .as_str()
             .unwrap()
-            .contains("already exists"),
-        "{answer}"
+            .contains("attempt 1 is still building"),
+        "{detail}"
     );
-    assert_eq!(count(&calls(&env), "CodeBuild.StartBuild"), 0);
+    let release = env.release(TAG).await.unwrap().unwrap().release;
+    assert_eq!(release.attempt, 1);
+    assert_eq!(release.notices.len(), 1);
 }
 
 #[tokio::test]

@@ -618,20 +618,28 @@ where
         me: &MovingTagHolder,
     ) -> Result<bool, EffectError> {
         let holder = invocation_id();
-        let now = self.clock.now_millis();
-        let lock = self
-            .ledger
-            .lock_moving_tag(repository, tag, &holder, me, now, now + CLAIM_LEASE_MS)
-            .await?;
-        let MovingTagLock::Acquired {
-            holder: current,
-            unfinished,
-        } = lock
-        else {
-            return Err(EffectError::MovingTagBusy {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-            });
+        // Another promotion holds the lock for the moment of its PutImage: wait a little
+        // (about 6 s in all) before giving up for a retry.
+        let mut backoff = 50;
+        let (current, unfinished) = loop {
+            let now = self.clock.now_millis();
+            let lock = self
+                .ledger
+                .lock_moving_tag(repository, tag, &holder, me, now, now + CLAIM_LEASE_MS)
+                .await?;
+            match lock {
+                MovingTagLock::Acquired { holder, unfinished } => break (holder, unfinished),
+                MovingTagLock::Busy if backoff <= 3_200 => {
+                    self.clock.pause(backoff).await;
+                    backoff *= 2;
+                }
+                MovingTagLock::Busy => {
+                    return Err(EffectError::MovingTagBusy {
+                        repository: repository.to_owned(),
+                        tag: tag.to_owned(),
+                    })
+                }
+            }
         };
         let mut target = me;
         for other in [current.as_ref(), unfinished.as_ref()]
@@ -644,7 +652,40 @@ where
         }
         // The registry already names the target unless a move was left unfinished or the
         // target is new.
-        if unfinished.is_some() || current.as_ref() != Some(target) {
+        let settled = unfinished.is_none() && current.as_ref() == Some(target);
+        match self
+            .move_tag_locked(repository, tag, &holder, settled, target)
+            .await
+        {
+            Ok(()) => Ok(target.release == me.release),
+            Err(error) => {
+                // The move may or may not have happened: the lock lapses at once with its
+                // intent kept, so whoever takes it next finishes the move. Best effort: else
+                // the lock lapses with its lease.
+                let now = self.clock.now_millis();
+                if let Err(abandon) = self
+                    .ledger
+                    .abandon_moving_tag(repository, tag, &holder, now)
+                    .await
+                {
+                    warn!(%tag, error = %abandon, "could not give back the moving tag's lock");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Under the lock: puts the tag on `target` (unless the registry names it already) and
+    /// records it as the tag's holder, giving the lock back.
+    async fn move_tag_locked(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        settled: bool,
+        target: &MovingTagHolder,
+    ) -> Result<(), EffectError> {
+        if !settled {
             let raw = RawManifest {
                 media_type: target.media_type.clone(),
                 bytes: target.manifest.as_bytes().to_vec(),
@@ -667,7 +708,7 @@ where
         }
         if !self
             .ledger
-            .unlock_moving_tag(repository, tag, &holder, target)
+            .unlock_moving_tag(repository, tag, holder, target)
             .await?
         {
             return Err(EffectError::MovingTagLockLost {
@@ -675,7 +716,7 @@ where
                 tag: tag.to_owned(),
             });
         }
-        Ok(target.release == me.release)
+        Ok(())
     }
 }
 

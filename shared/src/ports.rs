@@ -122,6 +122,16 @@ pub trait Ledger: Send + Sync {
         until: Millis,
     ) -> impl Future<Output = Result<MovingTagLock, AdapterError>> + Send;
 
+    /// Lets the lock lapse at once but keeps its intent: the move may or may not have
+    /// happened, and the next holder finishes it.
+    fn abandon_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
     /// Which release a moving tag of a repository names, as last recorded.
     fn moving_tag(
         &self,
@@ -240,6 +250,12 @@ pub trait EventPublisher: Send + Sync {
 /// The clock, injectable so tests can move time (claims, leases).
 pub trait Clock: Send + Sync {
     fn now_millis(&self) -> i64;
+
+    /// Waits `millis` before trying again (a lock somebody else holds for a moment).
+    fn pause(&self, millis: i64) -> impl Future<Output = ()> + Send {
+        let duration = std::time::Duration::from_millis(millis.max(0) as u64);
+        async move { tokio::time::sleep(duration).await }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -52,12 +52,18 @@ where
             Some(details)
                 if pipeline.config.role_of_project(&details.project) == Some(change.role) =>
             {
-                let exported = if details.exported.is_empty() {
+                // What the event carried stands; CodeBuild fills in what it lacked.
+                let environment = if carries_identity {
+                    change.environment.clone()
+                } else {
+                    details.environment
+                };
+                let exported = if reports_image || details.exported.is_empty() {
                     change.exported.clone()
                 } else {
                     details.exported
                 };
-                (details.environment, exported)
+                (environment, exported)
             }
             Some(details) => {
                 return Ok(ignore(archgate::domain::release::Ignored(format!(
@@ -65,6 +71,7 @@ where
                     change.build_id, details.project
                 ))))
             }
+            None if carries_identity => (change.environment.clone(), change.exported.clone()),
             None => {
                 return Ok(ignore(archgate::domain::release::Ignored(format!(
                     "CodeBuild does not know build {}",

@@ -392,6 +392,39 @@ impl Ledger for DynamoLedger {
         })
     }
 
+    async fn abandon_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        now: Millis,
+    ) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(moving_tag_id(repository, tag)),
+            )
+            .update_expression("SET lock_until = :lapsed")
+            .condition_expression("lock_by = :me")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":lapsed", AttributeValue::N((now - 1).to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // No longer ours: nothing to give back.
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
     async fn moving_tag(
         &self,
         repository: &str,

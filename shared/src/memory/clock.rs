@@ -25,4 +25,10 @@ impl Clock for ManualClock {
     fn now_millis(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Time passes for everyone while this invocation waits; the others run meanwhile.
+    fn pause(&self, millis: i64) -> impl std::future::Future<Output = ()> + Send {
+        self.advance(millis);
+        super::chaos::yield_now()
+    }
 }

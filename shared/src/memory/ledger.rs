@@ -349,6 +349,31 @@ impl Ledger for MemoryLedger {
             .await
     }
 
+    async fn abandon_moving_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        holder: &str,
+        now: Millis,
+    ) -> Result<(), AdapterError> {
+        let fault = self
+            .chaos
+            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
+            .await?;
+        {
+            let mut table = self.lock();
+            if let Some(item) = table
+                .moving
+                .get_mut(&(repository.to_owned(), tag.to_owned()))
+            {
+                if item.lock_by.as_deref() == Some(holder) {
+                    item.lock_until = Some(now - 1);
+                }
+            }
+        }
+        self.chaos.leave(fault, "DynamoDB", "UpdateItem", ()).await
+    }
+
     async fn moving_tag(
         &self,
         repository: &str,
