@@ -113,6 +113,7 @@ where
             &env.config.event_bus,
         ),
         clock: clock.clone(),
+        performs: archgate::pipeline::EVERY_SERVICE,
     }
 }
 

@@ -858,6 +858,99 @@ fn every_iam_policy_grants_named_actions_on_named_resources() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+/// The IAM actions the code of each function calls: what every pipeline function needs, what
+/// each service its pipeline performs effects on needs (its `PERFORMS`), and what its
+/// handler reads besides.
+fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    use archgate::domain::release::Service;
+    let performing = |services: &[Service], extra: &[&'static str]| {
+        let mut actions: BTreeSet<&'static str> = ["dynamodb:GetItem", "dynamodb:PutItem"]
+            .into_iter()
+            .collect();
+        for service in services {
+            actions.extend(match service {
+                Service::CodeBuild => &["codebuild:StartBuild", "codebuild:StopBuild"][..],
+                Service::Registry => &[
+                    "ecr:BatchGetImage",
+                    "ecr:PutImage",
+                    // digest pointers and the moving tags' locks
+                    "dynamodb:UpdateItem",
+                ][..],
+                Service::Events => &["events:PutEvents"][..],
+            });
+        }
+        actions.extend(extra);
+        actions
+    };
+    BTreeMap::from([
+        (
+            "StartBuildsFunction",
+            performing(archgate_start_builds::PERFORMS, &[]),
+        ),
+        (
+            "BuildCompletedFunction",
+            // a build whose event lacks what names its release is looked up
+            performing(
+                archgate_build_completed::PERFORMS,
+                &["codebuild:BatchGetBuilds"],
+            ),
+        ),
+        (
+            "ScanGateFunction",
+            performing(
+                archgate_scan_gate::PERFORMS,
+                &["ecr:DescribeImageScanFindings"],
+            ),
+        ),
+        (
+            "ReconcilerFunction",
+            performing(
+                archgate::pipeline::EVERY_SERVICE,
+                &[
+                    "dynamodb:Scan",
+                    "codebuild:BatchGetBuilds",
+                    "ecr:DescribeImageScanFindings",
+                ],
+            ),
+        ),
+    ])
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_effects_and_reads_need() {
+    // Given the actions each function's code calls, and what its policies grant
+    let template = template();
+    let (documents, _) = identity_policies(&template);
+    let mut problems = Vec::new();
+    for (function, needed) in actions_needed() {
+        let mut granted: BTreeSet<String> = BTreeSet::new();
+        for document in documents.iter().filter(|d| d.owner.starts_with(function)) {
+            for statement in entries(&document.document["Statement"]) {
+                for action in entries(&statement["Action"]) {
+                    granted.extend(action.as_str().map(str::to_owned));
+                }
+            }
+        }
+        // Then every call it may make is allowed (no AccessDenied for work it takes over)
+        for action in &needed {
+            if !granted.contains(*action) {
+                problems.push(format!(
+                    "{function} needs {action}, which its role does not grant"
+                ));
+            }
+        }
+        // And nothing else is (least privilege; DescribeImages reads the index's media type)
+        for action in &granted {
+            if !needed.contains(action.as_str()) && action != "ecr:DescribeImages" {
+                problems.push(format!(
+                    "{function} is granted {action}, which its code never calls"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
 /// An EventBridge rule of the template, with its pattern resolved.
 #[derive(Debug)]
 struct Rule {

@@ -18,6 +18,15 @@ pub enum Route {
 }
 
 impl Route {
+    /// The services the function's role allows (its `PERFORMS`).
+    pub fn performs(self) -> &'static [archgate::domain::release::Service] {
+        match self {
+            Route::StartBuilds => archgate_start_builds::PERFORMS,
+            Route::BuildCompleted => archgate_build_completed::PERFORMS,
+            Route::ScanGate => archgate_scan_gate::PERFORMS,
+        }
+    }
+
     pub fn function(self) -> &'static str {
         match self {
             Route::StartBuilds => "start-builds",
@@ -43,11 +52,11 @@ pub fn route(event: &Value) -> Option<Route> {
 /// error as Lambda would report it (with `retryable`).
 pub async fn dispatch<L, B, R, E, C>(pipeline: &Pipeline<L, B, R, E, C>, event: Value) -> Value
 where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
+    L: Ledger + Clone,
+    B: Builds + Clone,
+    R: Registry + Clone,
+    E: EventPublisher + Clone,
+    C: Clock + Clone,
 {
     let Some(route) = route(&event) else {
         let field = |name| {
@@ -59,10 +68,12 @@ where
         return json!({"function": null, "status": "unrouted",
                       "reason": format!("no handler takes source `{}` with detail-type `{}`", field("source"), field("detail-type"))});
     };
+    // Each function acts with what its role allows, as deployed.
+    let pipeline = pipeline.clone().performing(route.performs());
     let result = match route {
-        Route::StartBuilds => archgate_start_builds::handler::handle(pipeline, event).await,
-        Route::BuildCompleted => archgate_build_completed::handler::handle(pipeline, event).await,
-        Route::ScanGate => archgate_scan_gate::handler::handle(pipeline, event).await,
+        Route::StartBuilds => archgate_start_builds::handler::handle(&pipeline, event).await,
+        Route::BuildCompleted => archgate_build_completed::handler::handle(&pipeline, event).await,
+        Route::ScanGate => archgate_scan_gate::handler::handle(&pipeline, event).await,
     };
     let mut answer = match result {
         Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),

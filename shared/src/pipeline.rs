@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::domain::oci::{self, RawManifest};
-use crate::domain::release::{Candidate, CandidateChild, Ignored, CLAIM_LEASE_MS};
+use crate::domain::release::{Candidate, CandidateChild, Ignored, Service, CLAIM_LEASE_MS};
 use crate::domain::release_event::{notice_event, release_event};
 use crate::domain::{
     decide, Arch, BuildRole, Decision, Digest, Effect, EffectResult, Fact, Phase, Release,
@@ -219,6 +219,7 @@ impl PipelineError {
 }
 
 /// The pipeline with its ports. One instance per process, built outside the handler.
+#[derive(Clone)]
 pub struct Pipeline<L, B, R, E, C> {
     pub config: Config,
     pub ledger: L,
@@ -226,6 +227,41 @@ pub struct Pipeline<L, B, R, E, C> {
     pub registry: R,
     pub events: E,
     pub clock: C,
+    /// The services this function's role may use: effects on others are left to the
+    /// functions that can (or the reconciler), never claimed here.
+    pub performs: &'static [Service],
+}
+
+/// Every service: build-completed, the reconciler, the CLI and tests.
+pub const EVERY_SERVICE: &[Service] = &[Service::CodeBuild, Service::Registry, Service::Events];
+
+impl<L, B, R, E, C> Pipeline<L, B, R, E, C> {
+    /// The same pipeline for a function whose role allows only `services`.
+    pub fn performing(mut self, services: &'static [Service]) -> Self {
+        self.performs = services;
+        self
+    }
+
+    /// Leaves the effects this function cannot perform unclaimed (or claimed by whoever held
+    /// them in `before`), so a delivery never takes up work its role does not allow.
+    fn defer_others(
+        &self,
+        before: Option<&Release>,
+        state: &mut Release,
+        todo: &mut VecDeque<Effect>,
+    ) {
+        todo.retain(|effect| {
+            if self.performs.contains(&effect.service()) {
+                return true;
+            }
+            state.pending.retain(|c| c.effect != *effect);
+            if let Some(claim) = before.and_then(|b| b.pending.iter().find(|c| c.effect == *effect))
+            {
+                state.pending.push(claim.clone());
+            }
+            false
+        });
+    }
 }
 
 impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
@@ -290,6 +326,15 @@ where
                 }
             }
             todo.retain(|effect| !performed.iter().any(|r| r.effect() == *effect));
+            self.defer_others(stored.as_ref().map(|s| &s.release), &mut state, &mut todo);
+            if todo.is_empty()
+                && performed.is_empty()
+                && stored.as_ref().map(|s| &s.release) == Some(&state)
+            {
+                let reason = format!("nothing for this function to do for {key}");
+                info!(release = %key, %reason, "ignored");
+                return Ok(Outcome::ignored(reason));
+            }
             for claim in state
                 .pending
                 .iter_mut()
@@ -354,7 +399,9 @@ where
                 if let Decision::Apply { next, effects } =
                     decide(Some(&state), key, &Fact::Completed(result), now)
                 {
-                    state = *next;
+                    let before = std::mem::replace(&mut state, *next);
+                    let mut effects: VecDeque<Effect> = effects.into();
+                    self.defer_others(Some(&before), &mut state, &mut effects);
                     todo.extend(effects);
                 }
             }

@@ -7,7 +7,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+    let pipeline = Clients::new(&sdk_config().await)
+        .pipeline(&config)
+        .performing(archgate_scan_gate::PERFORMS);
     let pipeline = &pipeline;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -83,6 +83,7 @@ impl Clients {
             registry: EcrRegistry::new(self.ecr.clone()),
             events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
             clock: SystemClock,
+            performs: crate::pipeline::EVERY_SERVICE,
         }
     }
 }

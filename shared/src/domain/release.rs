@@ -402,6 +402,30 @@ impl fmt::Display for Effect {
     }
 }
 
+/// The AWS service an effect acts on: what a function's IAM role must allow for it to
+/// perform that effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    /// StartBuild, StopBuild.
+    CodeBuild,
+    /// BatchGetImage, PutImage (and the ledger's digest pointers and moving-tag locks).
+    Registry,
+    /// PutEvents on the release event bus.
+    Events,
+}
+
+impl Effect {
+    pub fn service(self) -> Service {
+        match self {
+            Effect::StartBuild(_) | Effect::StopBuild(_) => Service::CodeBuild,
+            Effect::AssembleCandidate | Effect::ResolveCandidate | Effect::Promote => {
+                Service::Registry
+            }
+            Effect::Emit(_) | Effect::Announce(_) => Service::Events,
+        }
+    }
+}
+
 /// An effect claimed by an invocation at `claimed_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {

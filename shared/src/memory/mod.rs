@@ -60,6 +60,7 @@ impl MemoryServices {
             registry: self.registry.clone(),
             events: self.events.clone(),
             clock: self.clock.clone(),
+            performs: crate::pipeline::EVERY_SERVICE,
         }
     }
 }
