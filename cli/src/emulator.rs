@@ -143,9 +143,14 @@ pub fn region() -> String {
 
 /// SDK configuration for a local endpoint: the local region, throwaway credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    sdk_config_in(endpoint, &region()).await
+}
+
+/// SDK configuration for a local endpoint in `region`.
+pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(Region::new(region()))
+        .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(
             "archgate-local",
             "archgate-local",

@@ -87,30 +87,37 @@ pub struct LocalEnv {
 const TAP_QUEUE: &str = "archgate-release-events";
 
 impl LocalEnv {
-    /// Starts a private emulator and provisions `config` on it.
+    /// Starts a private emulator and provisions `config` on it, in the local region
+    /// (`AWS_REGION`, else us-east-1).
     pub async fn start(config: Config) -> Result<Self, LocalError> {
+        Self::start_in(config, &emulator::region()).await
+    }
+
+    /// Starts a private emulator and provisions `config` on it in `region`.
+    pub async fn start_in(config: Config, region: &str) -> Result<Self, LocalError> {
         let emulator = Emulator::start()?;
         let endpoint = emulator.endpoint().to_owned();
-        Self::on(Some(emulator), endpoint, config).await
+        Self::on(Some(emulator), endpoint, config, region).await
     }
 
     /// Uses an endpoint that is already running (`AWS_ENDPOINT_URL`).
     pub async fn attach(endpoint: String, config: Config) -> Result<Self, LocalError> {
-        Self::on(None, endpoint, config).await
+        Self::on(None, endpoint, config, &emulator::region()).await
     }
 
     async fn on(
         emulator: Option<Emulator>,
         endpoint: String,
         config: Config,
+        region: &str,
     ) -> Result<Self, LocalError> {
-        let sdk = emulator::sdk_config_for(&endpoint).await;
+        let sdk = emulator::sdk_config_in(&endpoint, region).await;
         let provisioned = provision(&sdk, &config).await?;
         let calls = CallLog::default();
         let clients = Clients::with_call_log(&sdk, calls.clone());
         let pipeline = clients.pipeline(&config);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let tap_queue = tap(&sqs, &clients.eventbridge, &config.event_bus).await?;
+        let tap_queue = tap(&sqs, &clients.eventbridge, &config.event_bus, region).await?;
         // Count only what the handlers do from here on.
         calls.take();
         Ok(LocalEnv {
@@ -135,6 +142,14 @@ impl LocalEnv {
         )
     }
 
+    /// The region the installation lives in.
+    pub fn region(&self) -> String {
+        self.sdk
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(emulator::region)
+    }
+
     /// Uploads a build context and returns the S3 "Object Created" event EventBridge sends.
     pub async fn upload(&self, key: &str, body: Vec<u8>) -> Result<Value, LocalError> {
         let size = body.len();
@@ -149,7 +164,7 @@ impl LocalEnv {
             .map_err(aws(format!("upload of {key}")))?;
         let mut event: Value = serde_json::from_str(S3_OBJECT_CREATED).expect("sample is JSON");
         event["resources"] = json!([format!("arn:aws:s3:::{}", self.config.source_bucket)]);
-        event["region"] = json!(emulator::region());
+        event["region"] = json!(self.region());
         // S3 stamps each upload with its time and a sequencer that grows per key.
         let now = time::OffsetDateTime::now_utc();
         event["time"] = json!(now
@@ -387,7 +402,7 @@ impl LocalEnv {
                 "findingSeverityCounts": counts.clone()
             }
         });
-        let body = json!({"results": [result], "region": emulator::region()}).to_string();
+        let body = json!({"results": [result], "region": self.region()}).to_string();
         let code = emulator::control_api_post(
             &self.endpoint,
             "/moto-api/static/ecr/scan-finding-results",
@@ -400,13 +415,13 @@ impl LocalEnv {
             )));
         }
         let mut event: Value = serde_json::from_str(ECR_SCAN).expect("sample is JSON");
-        event["region"] = json!(emulator::region());
+        event["region"] = json!(self.region());
         event["time"] = json!(time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default());
         event["resources"] = json!([format!(
             "arn:aws:ecr:{}:{}:repository/{repository}",
-            emulator::region(),
+            self.region(),
             emulator::ACCOUNT
         )]);
         let detail = &mut event["detail"];
@@ -434,6 +449,7 @@ async fn tap(
     sqs: &aws_sdk_sqs::Client,
     events: &aws_sdk_eventbridge::Client,
     bus: &str,
+    region: &str,
 ) -> Result<String, LocalError> {
     let queue_url = sqs
         .create_queue()
@@ -444,11 +460,7 @@ async fn tap(
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let queue_arn = format!(
-        "arn:aws:sqs:{}:{}:{TAP_QUEUE}",
-        emulator::region(),
-        emulator::ACCOUNT
-    );
+    let queue_arn = format!("arn:aws:sqs:{region}:{}:{TAP_QUEUE}", emulator::ACCOUNT);
     events
         .put_rule()
         .name("archgate-release-events-tap")

@@ -22,6 +22,17 @@ pub async fn installation(mode: &str) -> LocalEnv {
     }
 }
 
+/// A fresh, provisioned local installation in another region than us-east-1 (S3 wants a
+/// location constraint there, ARNs and events carry the region).
+pub async fn installation_in(mode: &str, region: &str) -> LocalEnv {
+    match LocalEnv::start_in(default_config(mode), region).await {
+        Ok(env) => env,
+        Err(e) => {
+            panic!("the local AWS emulator is required for this test and could not start: {e:?}")
+        }
+    }
+}
+
 /// A sample from `events/`, parsed.
 pub fn sample(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
