@@ -38,7 +38,7 @@ fn violation(rule: &'static str, message: String) -> Result<(), Violation> {
 }
 
 /// Far below DynamoDB's 400 KB, whatever arrives.
-pub const ITEM_BUDGET: usize = 64 * 1024;
+pub const ITEM_BUDGET: usize = 32 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Checker {

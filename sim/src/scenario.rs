@@ -130,6 +130,8 @@ pub struct Scenario {
     pub damaged_item_at: Option<Millis>,
     /// Retention runs read with a per-image failure on a release's index.
     pub unreadable_reads: bool,
+    /// Builds wait in CodeBuild's queue for hours before they push.
+    pub slow_builds: bool,
     /// Percent of CodeBuild and scan events lost, and duplicated.
     pub lost_percent: u64,
     pub duplicate_percent: u64,
@@ -179,8 +181,9 @@ impl Scenario {
             faults,
             flood: rng
                 .chance(10)
-                .then(|| (rng.between(T0, end), rng.between(50, 150) as usize)),
+                .then(|| (rng.between(T0, end), rng.between(300, 400) as usize)),
             damaged_item_at: rng.chance(25).then(|| rng.between(T0, end)),
+            slow_builds: rng.chance(20),
             unreadable_reads: rng.chance(30),
             lost_percent: rng.below(8),
             duplicate_percent: rng.below(30),

@@ -50,8 +50,13 @@ pub enum Job {
         digest: Digest,
         rescan: bool,
     },
-    /// Somebody pushes under a release's arch tag, many times.
+    /// Somebody pushes under a release's arch tag, many times, one push at a time.
     Flood(usize),
+    /// One of those pushes, under this tag; the rest follow.
+    ForeignPush {
+        tag: String,
+        left: usize,
+    },
     /// A ledger item written by another version.
     Damage,
     /// The findings of a blocked release are fixed (a rescan, an allowlist change) and an
@@ -602,6 +607,7 @@ impl World {
             Job::Finish(id) => self.finish(&id),
             Job::Scan { digest, rescan } => self.scan(&digest, rescan),
             Job::Flood(pushes) => self.flood(pushes),
+            Job::ForeignPush { tag, left } => self.foreign_push(tag, left),
             Job::Damage => self.damage(),
             Job::Fix(tag) => self.fix(&tag),
         }
@@ -691,7 +697,12 @@ impl World {
                     pushed: None,
                 },
             );
-            let at = self.now() + self.rng.between(MINUTE, 12 * MINUTE);
+            let wait = if self.scenario.slow_builds {
+                self.rng.between(30 * MINUTE, 3 * HOUR)
+            } else {
+                self.rng.between(MINUTE, 12 * MINUTE)
+            };
+            let at = self.now() + wait;
             self.schedule(at, Job::Push(build.id.clone()));
         }
     }
@@ -845,27 +856,55 @@ impl World {
     }
 
     fn flood(&mut self, pushes: usize) {
-        let tags: Vec<String> = self.builds.values().map(|b| b.tag.clone()).collect();
-        let Some(tag) = (!tags.is_empty()).then(|| self.rng.pick(&tags).clone()) else {
+        // Under the arch tag of a release that is still building (its scans are what grows).
+        let building: Vec<String> = self
+            .checker
+            .releases()
+            .iter()
+            .filter(|r| r.phase() == archgate::domain::Phase::Building)
+            .map(|r| r.key.tag.to_string())
+            .collect();
+        let Some(tag) = (!building.is_empty()).then(|| self.rng.pick(&building).clone()) else {
+            // Nobody is building right now: try again a little later.
+            let at = self.now() + self.rng.between(MINUTE, HOUR);
+            self.schedule(at, Job::Flood(pushes));
             return;
         };
-        self.note(format!("someone pushes {pushes} images under {tag}-amd64"));
-        for _ in 0..pushes {
-            self.foreign += 1;
-            let digest = self.svc.registry.push(
-                REPOSITORY,
-                Some(&format!("{tag}-amd64")),
-                foreign_manifest(self.foreign),
-            );
-            let at = self.now() + self.rng.between(1_000, 10 * MINUTE);
-            self.schedule(
-                at,
-                Job::Scan {
-                    digest,
-                    rescan: false,
-                },
-            );
+        self.note(format!(
+            "someone starts pushing {pushes} images under {tag}-amd64"
+        ));
+        self.foreign_push(tag, pushes);
+    }
+
+    /// A push under somebody else's arch tag, scanned on push (before the next one moves the
+    /// tag), and the next push a little later.
+    fn foreign_push(&mut self, tag: String, left: usize) {
+        if left == 0 {
+            return;
         }
+        self.foreign += 1;
+        let digest = self.svc.registry.push(
+            REPOSITORY,
+            Some(&format!("{tag}-amd64")),
+            foreign_manifest(self.foreign),
+        );
+        let now = self.now();
+        let scan_at = now + self.rng.between(1_000, 8_000);
+        self.schedule(
+            scan_at,
+            Job::Scan {
+                digest,
+                rescan: false,
+            },
+        );
+        let next = now + self.rng.between(10_000, 30_000);
+        self.schedule(
+            next,
+            Job::ForeignPush {
+                tag,
+                left: left - 1,
+            },
+        );
     }
 
     fn damage(&mut self) {
@@ -995,7 +1034,12 @@ impl World {
 fn is_trouble(job: &Job) -> bool {
     matches!(
         job,
-        Job::Upload(_) | Job::Flood(_) | Job::Damage | Job::Fix(_) | Job::Scan { rescan: true, .. }
+        Job::Upload(_)
+            | Job::Flood(_)
+            | Job::ForeignPush { .. }
+            | Job::Damage
+            | Job::Fix(_)
+            | Job::Scan { rescan: true, .. }
     )
 }
 
