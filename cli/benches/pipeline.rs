@@ -185,6 +185,8 @@ async fn main() {
         version_id: Some("v1".into()),
         etag: None,
         size: None,
+        uploaded_at: Some(0),
+        sequencer: Some("01".into()),
     };
     let upload = Fact::SourceUploaded {
         source,
@@ -209,6 +211,7 @@ async fn main() {
         role: BuildRole::Amd64,
         build_id: "p:amd64".into(),
         status: BuildStatus::Succeeded,
+        image_digest: None,
     };
     let iterations = 200_000;
     let started = Instant::now();

@@ -180,6 +180,7 @@ async fn main() {
     let report = apply_plan(&inventory, "myapp", &survey, false)
         .await
         .unwrap();
+    let (images, plan) = (&survey.images, &survey.plan);
     let elapsed = started.elapsed();
 
     let n = images.len();

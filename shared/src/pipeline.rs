@@ -689,7 +689,7 @@ where
             }
         };
         let mut target = me;
-        for other in [current.as_ref(), unfinished.as_ref()]
+        for other in [current.as_deref(), unfinished.as_deref()]
             .into_iter()
             .flatten()
         {
@@ -699,7 +699,7 @@ where
         }
         // The registry already names the target unless a move was left unfinished or the
         // target is new.
-        let settled = unfinished.is_none() && current.as_ref() == Some(target);
+        let settled = unfinished.is_none() && current.as_deref() == Some(target);
         match self
             .move_tag_locked(repository, tag, &holder, settled, target)
             .await

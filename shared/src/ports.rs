@@ -69,10 +69,10 @@ pub enum MovingTagLock {
     Busy,
     Acquired {
         /// The release the tag names, as last recorded.
-        holder: Option<MovingTagHolder>,
+        holder: Option<Box<MovingTagHolder>>,
         /// What an earlier lock holder was moving the tag to when its lease ran out (it died
         /// mid-way): the registry may name it already.
-        unfinished: Option<MovingTagHolder>,
+        unfinished: Option<Box<MovingTagHolder>>,
     },
 }
 

@@ -1003,7 +1003,7 @@ impl World {
     /// After each step the world reacts: builds get played, trouble gets scheduled.
     pub fn react(&mut self, trouble: bool) {
         self.discover_builds();
-        if trouble && self.step % 50 == 0 {
+        if trouble && self.step.is_multiple_of(50) {
             self.trouble();
         }
     }

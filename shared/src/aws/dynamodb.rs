@@ -387,8 +387,8 @@ impl Ledger for DynamoLedger {
             None
         };
         Ok(MovingTagLock::Acquired {
-            holder: read("holder")?,
-            unfinished,
+            holder: read("holder")?.map(Box::new),
+            unfinished: unfinished.map(Box::new),
         })
     }
 

@@ -130,7 +130,7 @@ impl ReleaseTag {
                 suffix: (*suffix).to_owned(),
             });
         }
-        if moving_tags.iter().any(|m| *m == self.0) {
+        if moving_tags.contains(&self.0) {
             return Some(RejectReason::MovingTag {
                 tag: self.0.clone(),
             });

@@ -338,8 +338,8 @@ impl Ledger for MemoryLedger {
                     item.lock_until = Some(until);
                     item.intent = Some(intent.clone());
                     MovingTagLock::Acquired {
-                        holder: item.holder.clone(),
-                        unfinished,
+                        holder: item.holder.clone().map(Box::new),
+                        unfinished: unfinished.map(Box::new),
                     }
                 }
             }
