@@ -129,6 +129,70 @@ fn corpus() -> Vec<(String, Value)> {
             json!(["../myapp-1.4.2-amd64", "myapp-1.4.2-amd64/.."]),
         ),
         (
+            "s3-object-created.json",
+            "sequencer that is not hexadecimal",
+            vec!["detail", "object", "sequencer"],
+            json!("0067D3F9AE2B5C1D04; DROP TABLE"),
+        ),
+        (
+            "s3-object-created.json",
+            "huge sequencer",
+            vec!["detail", "object", "sequencer"],
+            json!("F".repeat(1 << 16)),
+        ),
+        (
+            "s3-object-created.json",
+            "time that is not a time",
+            vec!["time"],
+            json!("yesterday"),
+        ),
+        (
+            "s3-object-created.json",
+            "time of wrong type",
+            vec!["time"],
+            json!(1_741_945_262),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "exported digest that is not a digest",
+            vec![
+                "detail",
+                "additional-information",
+                "exported-environment-variables",
+            ],
+            json!([{"name": "IMAGE_DIGEST", "value": "sha256:../../etc/passwd"}]),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "exported variables of wrong type",
+            vec![
+                "detail",
+                "additional-information",
+                "exported-environment-variables",
+            ],
+            json!({"IMAGE_DIGEST": 1}),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "ten thousand exported variables",
+            vec![
+                "detail",
+                "additional-information",
+                "exported-environment-variables",
+            ],
+            json!((0..10_000)
+                .map(|n| json!({"name": format!("V{n}"), "value": "x"}))
+                .collect::<Vec<_>>()),
+        ),
+        (
+            "ecr-scan-findings.json",
+            "ten thousand tags naming releases",
+            vec!["detail", "image-tags"],
+            json!((0..10_000)
+                .map(|n| format!("never-{n}-amd64"))
+                .collect::<Vec<_>>()),
+        ),
+        (
             "inspector2-scan.json",
             "repository ARN of another account",
             vec!["detail", "repository-name"],
@@ -184,6 +248,13 @@ async fn no_hostile_event_panics_or_acts() {
                     .all(|c| c == "DynamoDB.GetItem" || c == "CodeBuild.BatchGetBuilds"),
                 "{handler} made calls for {name}: {calls:?}"
             );
+            // Reads stay bounded whatever the event names (the digest pointer, and one read
+            // per release an image's tags name, at most MAX_SCAN_TAGS).
+            assert!(
+                calls.len() <= archgate::inbound::MAX_SCAN_TAGS + 2,
+                "{handler} read {} times for {name}",
+                calls.len()
+            );
         }
     }
     // And nothing was recorded
@@ -207,4 +278,83 @@ fn the_retention_function_rejects_requests_it_does_not_understand() {
             "{event}"
         );
     }
+}
+
+#[tokio::test]
+async fn ledger_items_no_version_of_archgate_wrote_are_survived_by_every_reader() {
+    // Given a release and items shaped like records but with hostile values, and items that
+    // are not records at all
+    let env = installation("native").await;
+    env.start_builds(upload(&env, KEY).await).await;
+    let hostile = [
+        json!({"key": {"repository": "myapp", "tag": "h1"},
+               "source": {"bucket": "b", "key": "releases/h1.zip", "sequencer": "F".repeat(5000)},
+               "manifest_mode": "native", "amd64": {}, "arm64": {},
+               "created_at": i64::MIN, "updated_at": i64::MAX, "attempt": u32::MAX,
+               "next_notice": u32::MAX,
+               "pending": [{"effect": {"effect": "promote"}, "claimed_at": i64::MIN}],
+               "timeline": []}),
+        json!({"key": {"repository": "myapp", "tag": "h2"},
+               "source": {"bucket": "b", "key": "releases/h2.zip"},
+               "manifest_mode": "codebuild", "amd64": {"status": "FAILED"}, "arm64": {},
+               "created_at": 0, "updated_at": 0, "attempt": 0,
+               "history": (0..2000).map(|n| json!({"attempt": n, "revision": "r", "outcome": "failed",
+                                                   "started_at": 0, "ended_at": 0})).collect::<Vec<_>>(),
+               "queued": {"bucket": "b", "key": "releases/h2.zip", "version_id": "v9"},
+               "timeline": []}),
+        json!({"key": {"repository": "myapp", "tag": "elsewhere"},
+               "source": {"bucket": "b", "key": "k"}, "manifest_mode": "native",
+               "amd64": {}, "arm64": {}, "created_at": 0, "updated_at": 0, "timeline": []}),
+        json!("not a record"),
+        json!({"schema": 9}),
+    ];
+    for (n, doc) in hostile.iter().enumerate() {
+        let tag = ["h1", "h2", "h3", "h4", "h5"][n];
+        env.clients
+            .dynamodb
+            .put_item()
+            .table_name(&env.config.ledger_table)
+            .item(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("myapp#{tag}")),
+            )
+            .item(
+                "version",
+                aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+            )
+            .item(
+                "doc",
+                aws_sdk_dynamodb::types::AttributeValue::S(doc.to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // When the reconciler, the listing and the status read them
+    let report = archgate_reconciler::handler::handle(
+        &env.pipeline,
+        archgate::reconcile::ReconcilePolicy {
+            stale_after_ms: 1,
+            deadline_ms: 1,
+        },
+        archgate::ports::Clock::now_millis(&archgate::ports::SystemClock) + 3_600_000,
+    )
+    .await
+    .unwrap();
+    let listing = archgate::ports::Ledger::list(&env.pipeline.ledger, 100)
+        .await
+        .unwrap();
+    for stored in &listing.releases {
+        archgate_cli::status::print_status(&stored.release, stored.version, &[]);
+    }
+
+    // Then none panics; what does not parse (or names another item) is reported, and the
+    // real release is still there
+    assert!(listing.unreadable.len() >= 3, "{listing:?}");
+    assert!(report.unreadable.len() >= 3, "{report:?}");
+    assert!(listing
+        .releases
+        .iter()
+        .any(|s| s.release.key.tag.as_str() == TAG));
 }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(s3_event codebuild_event scan_event retention_request manifest_links)
+[[ ${#targets[@]} -eq 0 ]] && targets=(s3_event codebuild_event scan_event retention_request manifest_links ledger_record)
 for target in "${targets[@]}"; do
   corpus="corpus/$target"
   mkdir -p "$corpus"

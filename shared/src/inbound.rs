@@ -396,6 +396,9 @@ fn optional(value: Option<&str>, field: &str) -> Result<Option<String>, Ignored>
     }
 }
 
+/// The most `<tag>-<arch>` tags of one scanned image that are followed to their releases.
+pub const MAX_SCAN_TAGS: usize = 100;
+
 pub const ECR_SOURCE: &str = "aws.ecr";
 pub const ECR_IMAGE_SCAN: &str = "ECR Image Scan";
 pub const INSPECTOR_SOURCE: &str = "aws.inspector2";
@@ -527,8 +530,9 @@ pub fn scan_observation(
     }
     let tags = detail.image_tags.clone().unwrap_or_default();
     let mut located: Vec<(ReleaseKey, crate::domain::Arch)> = Vec::new();
-    // ECR allows 1000 tags per image; a release needs one. Bound the work on hostile input.
-    for tag in tags.iter().take(1000) {
+    // A release needs one tag per image; byte-identical builds of several releases give it a
+    // few. Bound the work (one ledger read per release named) on hostile input.
+    for tag in tags.iter().take(MAX_SCAN_TAGS) {
         let found = crate::domain::Arch::ALL.into_iter().find_map(|arch| {
             let stem = tag.strip_suffix(&format!("-{arch}"))?;
             let release = ReleaseTag::parse(stem).ok()?;

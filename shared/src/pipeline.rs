@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::error::AdapterError;
 use crate::ports::{
     BuildRequest, Builds, Clock, EventPublisher, Ledger, MovingTagHolder, MovingTagLock, Registry,
-    SaveError,
+    SaveError, Stored,
 };
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -273,6 +273,21 @@ where
     C: Clock,
 {
     pub async fn apply(&self, key: &ReleaseKey, fact: Fact) -> Result<Outcome, PipelineError> {
+        self.apply_read(key, fact, None).await
+    }
+
+    /// [`Pipeline::apply`] to a release the caller has just read (saving the first read).
+    pub async fn apply_to(&self, read: Stored, fact: Fact) -> Result<Outcome, PipelineError> {
+        let key = read.release.key.clone();
+        self.apply_read(&key, fact, Some(read)).await
+    }
+
+    async fn apply_read(
+        &self,
+        key: &ReleaseKey,
+        fact: Fact,
+        mut read: Option<Stored>,
+    ) -> Result<Outcome, PipelineError> {
         let release_id = key.to_string();
         let ledger_error = |source| PipelineError::Ledger {
             release: release_id.clone(),
@@ -284,8 +299,9 @@ where
         'attempts: for attempt in 0..MAX_ATTEMPTS {
             let now = self.clock.now_millis();
             // A new upload is created with a conditional put: no read needed the first time.
-            let stored = match (&fact, attempt) {
-                (Fact::SourceUploaded { .. }, 0) => None,
+            let stored = match (&fact, read.take()) {
+                (_, Some(read)) => Some(read),
+                (Fact::SourceUploaded { .. }, None) if attempt == 0 => None,
                 _ => self.ledger.load(key).await.map_err(ledger_error)?,
             };
             let expected = stored.as_ref().map(|s| s.version);

@@ -105,7 +105,8 @@ where
     C: Clock,
 {
     let phase = release.phase();
-    let stale = phase.is_in_flight() && now - release.updated_at >= policy.stale_after_ms;
+    let stale =
+        phase.is_in_flight() && now.saturating_sub(release.updated_at) >= policy.stale_after_ms;
     let stranded = release.has_unclaimed_work(now);
     if !stale && !stranded {
         return Ok(None);
@@ -168,7 +169,7 @@ where
                 }
             }
         }
-        if facts.len() == 1 && now - release.started_at() > policy.deadline_ms {
+        if facts.len() == 1 && now.saturating_sub(release.started_at()) > policy.deadline_ms {
             let waiting = match (phase, release.gate()) {
                 (Phase::Building, _) => "its builds never finished",
                 (Phase::Assembling, _) => "its image index was never assembled",

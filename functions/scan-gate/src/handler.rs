@@ -54,35 +54,60 @@ where
         info!(%reason, "ignored");
         return Ok(Outcome::ignored(reason));
     }
-    let now = pipeline.clock.now_millis();
-    let verdict = judge(
-        &pipeline.config.gate,
-        &pipeline.registry,
-        &scan.repository,
-        &scan.digest,
-        scan.status,
-        scan.counts.clone(),
-        &date_of(now),
-    )
-    .await
-    .map_err(|source| HandlerError::Findings {
-        digest: scan.digest.to_string(),
-        source,
-    })?;
     // Byte-identical builds of several releases are one image: the scan is news for each.
-    // A failure stops the invocation and the redelivery repeats the releases already done,
-    // which then change nothing.
+    // The findings are read once, and only when one of them is archgate's; a failure stops
+    // the invocation and the redelivery repeats the releases already done, which then change
+    // nothing.
+    let now = pipeline.clock.now_millis();
+    let mut verdict = None;
     let mut outcomes = Vec::with_capacity(located.len());
     for (key, arch) in located {
-        info!(release = %key, %arch, digest = %scan.digest, passes = verdict.passes(), "scan judged");
+        let known = pipeline
+            .ledger
+            .load(&key)
+            .await
+            .map_err(|source| HandlerError::Findings {
+                digest: scan.digest.to_string(),
+                source,
+            })?;
+        let Some(known) = known else {
+            outcomes.push(Outcome::ignored(format!(
+                "no release {key} in the ledger: not started by archgate"
+            )));
+            continue;
+        };
+        let judged = match &verdict {
+            Some(judged) => judged,
+            None => verdict.insert(
+                judge(
+                    &pipeline.config.gate,
+                    &pipeline.registry,
+                    &scan.repository,
+                    &scan.digest,
+                    scan.status,
+                    scan.counts.clone(),
+                    &date_of(now),
+                )
+                .await
+                .map_err(|source| HandlerError::Findings {
+                    digest: scan.digest.to_string(),
+                    source,
+                })?,
+            ),
+        };
+        info!(release = %key, %arch, digest = %scan.digest, passes = judged.passes(), "scan judged");
         let record = ScanRecord {
             arch,
             digest: scan.digest.clone(),
-            verdict: verdict.clone(),
+            verdict: judged.clone(),
             scanned_at: scan.scanned_at,
             evaluated_at: now,
         };
-        outcomes.push(pipeline.apply(&key, Fact::ScanEvaluated(record)).await?);
+        outcomes.push(
+            pipeline
+                .apply_to(known, Fact::ScanEvaluated(record))
+                .await?,
+        );
     }
     Ok(Outcome::combine(outcomes))
 }

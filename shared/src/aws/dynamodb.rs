@@ -103,6 +103,17 @@ fn decode(
         .ok_or_else(|| unexpected(operation, "ledger item without a numeric `version`".into()))?;
     let release: Release = serde_json::from_str(doc)
         .map_err(|e| unexpected(operation, format!("ledger item does not parse: {e}")))?;
+    let pk = item.get(LEDGER_KEY).and_then(|v| v.as_s().ok());
+    if pk.is_some_and(|pk| *pk != release.key.id()) {
+        return Err(unexpected(
+            operation,
+            format!(
+                "ledger item {} holds the release {}",
+                truncate(pk.map(String::as_str).unwrap_or_default()),
+                truncate(&release.key.id())
+            ),
+        ));
+    }
     Ok(Stored { release, version })
 }
 

@@ -769,9 +769,11 @@ impl Release {
     /// never once an attempt was published, else [`UNPUBLISHED_RETENTION_SECONDS`] after its
     /// last change.
     pub fn expires_at(&self) -> Option<i64> {
-        self.published
-            .is_none()
-            .then(|| self.updated_at.div_euclid(1000) + UNPUBLISHED_RETENTION_SECONDS)
+        self.published.is_none().then(|| {
+            self.updated_at
+                .div_euclid(1000)
+                .saturating_add(UNPUBLISHED_RETENTION_SECONDS)
+        })
     }
 
     /// When the current attempt started.
@@ -830,7 +832,7 @@ impl Release {
                 ),
             },
         );
-        self.next_notice += 1;
+        self.next_notice = self.next_notice.saturating_add(1);
         self.notices.push(notice);
         while self.notices.len() > MAX_NOTICES {
             // The oldest announced notice goes first; only a storm of unannounced ones (the
@@ -871,7 +873,7 @@ impl Release {
         if self.history.len() > MAX_HISTORY {
             self.history.remove(0);
         }
-        self.attempt += 1;
+        self.attempt = self.attempt.saturating_add(1);
         self.source = source;
         self.amd64 = BuildRecord::default();
         self.arm64 = BuildRecord::default();
@@ -901,7 +903,7 @@ impl Release {
             self.pending
                 .iter()
                 .find(|c| c.effect == effect)
-                .is_none_or(|c| now - c.claimed_at >= CLAIM_LEASE_MS)
+                .is_none_or(|c| now.saturating_sub(c.claimed_at) >= CLAIM_LEASE_MS)
         })
     }
 
@@ -1512,7 +1514,7 @@ fn claim_effects(release: &mut Release, now: Millis) -> Vec<Effect> {
     let mut claimed = Vec::new();
     for effect in required {
         match release.pending.iter_mut().find(|c| c.effect == effect) {
-            Some(claim) if now - claim.claimed_at < CLAIM_LEASE_MS => {}
+            Some(claim) if now.saturating_sub(claim.claimed_at) < CLAIM_LEASE_MS => {}
             Some(claim) => {
                 claim.claimed_at = now;
                 claim.by = None;
