@@ -329,7 +329,7 @@ async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
     let operations = [
         "DynamoDB.GetItem",
         "DynamoDB.PutItem",
-        "DynamoDB.BatchWriteItem",
+        "DynamoDB.UpdateItem",
         "CodeBuild.StartBuild",
         "ECR.BatchGetImage",
         "ECR.PutImage",

@@ -344,6 +344,7 @@ where
             todo.retain(|effect| !performed.iter().any(|r| r.effect() == *effect));
             self.defer_others(stored.as_ref().map(|s| &s.release), &mut state, &mut todo);
             if todo.is_empty()
+                && ours.is_empty()
                 && performed.is_empty()
                 && stored.as_ref().map(|s| &s.release) == Some(&state)
             {
