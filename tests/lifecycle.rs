@@ -806,3 +806,59 @@ async fn resolve_digest(env: &local::LocalEnv, digest: &archgate::domain::Digest
         .iter()
         .any(|d| d.image_digest() == Some(digest.as_str()))
 }
+
+#[tokio::test]
+async fn an_inspector_finding_on_a_published_image_is_judged_again_and_announced() {
+    // Given a release published while its critical finding was allowlisted
+    let env = installation("native").await;
+    let allowing = local::config_with(
+        "native",
+        &[(
+            "ARCHGATE_GATE_ALLOWLIST",
+            r#"[{"id": "CVE-2024-3094", "expires": "2099-12-31", "reason": "accepted for now"}]"#,
+        )],
+    );
+    let lenient = env.clients.pipeline(&allowing);
+    candidate_ready(&env, TAG).await;
+    for (arch, findings) in [(Arch::Amd64, &[CRITICAL][..]), (Arch::Arm64, &[][..])] {
+        let scan = env
+            .scan_arch_image(TAG, arch, "COMPLETE", findings)
+            .await
+            .unwrap();
+        archgate_cli::replay::dispatch(&lenient, scan).await;
+    }
+    let release = env.release(TAG).await.unwrap().unwrap().release;
+    assert_eq!(release.phase(), Phase::Published);
+    events(&env).await;
+
+    // When the allowlist entry is withdrawn and Inspector reports the finding again
+    let amd64 = release.candidate.unwrap().children[0].digest.clone();
+    let mut finding = sample("inspector2-finding.json");
+    finding["time"] = serde_json::json!(time_now());
+    finding["region"] = serde_json::json!(env.region());
+    let image = &mut finding["detail"]["resources"][0]["details"]["awsEcrContainerImage"];
+    image["imageHash"] = serde_json::json!(amd64.as_str());
+    image["imageTags"] = serde_json::json!([format!("{TAG}-amd64")]);
+    let answer = env.scan_gate(finding).await;
+
+    // Then the image is judged on its current findings: the release stays published and the
+    // finding is announced
+    assert_eq!(status(&answer), "applied", "{answer}");
+    let published = events(&env).await;
+    let vulnerable = of_type(&published, "Release Vulnerable");
+    assert_eq!(vulnerable.len(), 1, "{published:?}");
+    assert_eq!(
+        vulnerable[0]["scans"]["amd64"]["worst-findings"][0]["id"],
+        CRITICAL.id
+    );
+    assert_eq!(
+        env.release(TAG).await.unwrap().unwrap().release.phase(),
+        Phase::Published
+    );
+}
+
+fn time_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}

@@ -1104,6 +1104,17 @@ fn expected_routes(rule: &Rule, sample: &str, event: &Json) -> Option<bool> {
                     .as_array()
                     .is_some_and(|names| names.contains(&event["detail"]["repository-name"]))
         }
+        "ScanGateFunctionInspectorFinding" => {
+            let prefix = rule.pattern["resources"][0]["prefix"]
+                .as_str()
+                .unwrap_or("-");
+            event["source"] == "aws.inspector2"
+                && event["detail-type"] == "Inspector2 Finding"
+                && event["resources"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .any(|a| a.as_str().is_some_and(|a| a.starts_with(prefix)))
+                })
+        }
         _ => return None,
     })
 }

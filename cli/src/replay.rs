@@ -3,8 +3,8 @@
 
 use archgate::aws::AwsPipeline;
 use archgate::inbound::{
-    CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_SCAN,
-    INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
+    CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_FINDING,
+    INSPECTOR_SCAN, INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
 };
 use archgate::pipeline::Pipeline;
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
@@ -43,7 +43,8 @@ pub fn route(event: &Value) -> Option<Route> {
         (Some(S3_SOURCE), Some(S3_OBJECT_CREATED)) => Some(Route::StartBuilds),
         (Some(CODEBUILD_SOURCE), Some(CODEBUILD_STATE_CHANGE)) => Some(Route::BuildCompleted),
         (Some(ECR_SOURCE), Some(ECR_IMAGE_SCAN))
-        | (Some(INSPECTOR_SOURCE), Some(INSPECTOR_SCAN)) => Some(Route::ScanGate),
+        | (Some(INSPECTOR_SOURCE), Some(INSPECTOR_SCAN))
+        | (Some(INSPECTOR_SOURCE), Some(INSPECTOR_FINDING)) => Some(Route::ScanGate),
         _ => None,
     }
 }

@@ -45,6 +45,30 @@ pub async fn judge<R: Registry>(
     }
 }
 
+/// The verdict on an image's current findings (its latest finished scan, read fresh), and
+/// when that scan completed; `None` without a finished scan.
+pub async fn judge_current<R: Registry>(
+    policy: &Policy,
+    registry: &R,
+    repository: &str,
+    digest: &Digest,
+    today: &str,
+) -> Result<Option<(Verdict, Option<i64>)>, AdapterError> {
+    let Some(found) = registry.scan_findings(repository, digest).await? else {
+        return Ok(None);
+    };
+    let Some(status) = found.status else {
+        return Ok(None);
+    };
+    let report = ScanReport {
+        status,
+        counts: found.counts,
+        findings: (status == ScanStatus::Complete && !found.findings.is_empty())
+            .then_some(found.findings),
+    };
+    Ok(Some((policy.evaluate(&report, today), found.completed_at)))
+}
+
 /// The gate's view of a release now: one verdict per per-arch image of its candidate, read
 /// fresh from the registry. `None` for an image that has no finished scan yet.
 pub async fn current_verdicts<R: Registry>(
@@ -58,24 +82,14 @@ pub async fn current_verdicts<R: Registry>(
     };
     let mut verdicts = Vec::new();
     for child in &candidate.children {
-        let scan = registry
-            .scan_findings(&release.key.repository, &child.digest)
-            .await?;
-        let verdict = match scan {
-            Some(found) => match found.status {
-                Some(status) => {
-                    let report = ScanReport {
-                        status,
-                        counts: found.counts,
-                        findings: (status == ScanStatus::Complete && !found.findings.is_empty())
-                            .then_some(found.findings),
-                    };
-                    Some((policy.evaluate(&report, today), found.completed_at))
-                }
-                None => None,
-            },
-            None => None,
-        };
+        let verdict = judge_current(
+            policy,
+            registry,
+            &release.key.repository,
+            &child.digest,
+            today,
+        )
+        .await?;
         verdicts.push((child.arch, child.digest.clone(), verdict));
     }
     Ok(verdicts)

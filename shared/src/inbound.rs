@@ -447,10 +447,22 @@ pub struct ScanObservation {
     /// image, which is then looked up by digest.
     pub located: Vec<(ReleaseKey, crate::domain::Arch)>,
     pub digest: crate::domain::Digest,
-    pub status: crate::domain::gate::ScanStatus,
-    pub counts: crate::domain::gate::SeverityCounts,
+    pub result: ScanResult,
     /// The event's time, in milliseconds since the epoch.
     pub scanned_at: i64,
+}
+
+/// What a scan event says about the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanResult {
+    /// A scan ended (ECR Image Scan, Inspector2 Scan): its status and counts.
+    Reported {
+        status: crate::domain::gate::ScanStatus,
+        counts: crate::domain::gate::SeverityCounts,
+    },
+    /// One of the image's findings was created, updated or closed (Inspector2 Finding, from
+    /// continuous rescans): the image's current findings are read afresh.
+    FindingChanged,
 }
 
 /// Reads a scan event: `Ok(Err(ignored))` for scans that are not archgate's to judge,
@@ -529,9 +541,23 @@ pub fn scan_observation(
         counts.insert(severity, count);
     }
     let tags = detail.image_tags.clone().unwrap_or_default();
-    let mut located: Vec<(ReleaseKey, crate::domain::Arch)> = Vec::new();
     // A release needs one tag per image; byte-identical builds of several releases give it a
-    // few. Bound the work (one ledger read per release named) on hostile input.
+    // few. The work (one ledger read per release named) is bounded on hostile input.
+    let located = located_by_tags(repository, &tags);
+    let scanned_at = event.time.map(|t| t.timestamp_millis()).unwrap_or_default();
+    Ok(Ok(ScanObservation {
+        repository: repository.to_owned(),
+        located,
+        digest,
+        result: ScanResult::Reported { status, counts },
+        scanned_at,
+    }))
+}
+
+/// The release arch tags among an image's tags, as releases of `repository` (at most
+/// [`MAX_SCAN_TAGS`]).
+fn located_by_tags(repository: &str, tags: &[String]) -> Vec<(ReleaseKey, crate::domain::Arch)> {
+    let mut located: Vec<(ReleaseKey, crate::domain::Arch)> = Vec::new();
     for tag in tags.iter().take(MAX_SCAN_TAGS) {
         let found = crate::domain::Arch::ALL.into_iter().find_map(|arch| {
             let stem = tag.strip_suffix(&format!("-{arch}"))?;
@@ -544,13 +570,112 @@ pub fn scan_observation(
             }
         }
     }
-    let scanned_at = event.time.map(|t| t.timestamp_millis()).unwrap_or_default();
+    located
+}
+
+pub const INSPECTOR_FINDING: &str = "Inspector2 Finding";
+
+/// `detail` of an "Inspector2 Finding" event (enhanced scanning: a finding of an image was
+/// created, updated or closed). Only what archgate reads is typed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectorFinding {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub resources: Option<Vec<FindingResource>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindingResource {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub details: Option<FindingResourceDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingResourceDetails {
+    #[serde(default)]
+    pub aws_ecr_container_image: Option<EcrImageDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcrImageDetails {
+    #[serde(default)]
+    pub repository_name: Option<String>,
+    #[serde(default)]
+    pub image_hash: Option<String>,
+    #[serde(default)]
+    pub image_tags: Option<Vec<String>>,
+}
+
+pub type FindingEvent = EventBridgeEvent<InspectorFinding>;
+
+pub fn parse_finding_event(value: serde_json::Value) -> Result<FindingEvent, MalformedEvent> {
+    serde_json::from_value(value).map_err(|source| MalformedEvent {
+        expected: "Inspector2 Finding",
+        source,
+    })
+}
+
+/// Reads an Inspector2 Finding event: the image of archgate's repository whose findings
+/// changed, to be judged again; `Ok(Err(ignored))` when it is not archgate's.
+pub fn finding_observation(
+    event: &FindingEvent,
+    config: &Config,
+) -> Result<Result<ScanObservation, Ignored>, InvalidField> {
+    if let Some(ignored) = foreign(event, config) {
+        return Ok(Err(ignored));
+    }
+    if event.source != INSPECTOR_SOURCE || event.detail_type != INSPECTOR_FINDING {
+        return Ok(Err(Ignored(format!(
+            "not an Inspector2 Finding event (source `{}`, detail-type `{}`)",
+            truncate_for_message(&event.source),
+            truncate_for_message(&event.detail_type)
+        ))));
+    }
+    let image = event
+        .detail
+        .resources
+        .iter()
+        .flatten()
+        .filter(|r| r.kind.as_deref() == Some("AWS_ECR_CONTAINER_IMAGE"))
+        .find_map(|r| r.details.as_ref()?.aws_ecr_container_image.as_ref());
+    let Some(image) = image else {
+        return Ok(Err(Ignored(
+            "the finding is not about an ECR container image".to_owned(),
+        )));
+    };
+    let repository = match required(image.repository_name.as_deref(), "repositoryName") {
+        Ok(name) => name,
+        Err(ignored) => return Ok(Err(ignored)),
+    };
+    if repository != config.repository {
+        return Ok(Err(Ignored(format!(
+            "repository `{}` is not archgate's repository `{}`",
+            truncate_for_message(repository),
+            config.repository
+        ))));
+    }
+    let hash = match required(image.image_hash.as_deref(), "imageHash") {
+        Ok(hash) => hash,
+        Err(ignored) => return Ok(Err(ignored)),
+    };
+    let digest = crate::domain::Digest::parse(hash).map_err(|e| InvalidField {
+        field: "detail.resources[].details.awsEcrContainerImage.imageHash".into(),
+        problem: e.to_string(),
+    })?;
+    let tags = image.image_tags.clone().unwrap_or_default();
     Ok(Ok(ScanObservation {
         repository: repository.to_owned(),
-        located,
+        located: located_by_tags(repository, &tags),
         digest,
-        status,
-        counts,
-        scanned_at,
+        result: ScanResult::FindingChanged,
+        scanned_at: event.time.map(|t| t.timestamp_millis()).unwrap_or_default(),
     }))
 }

@@ -22,6 +22,7 @@ use std::task::{Context, Poll, Waker};
 
 const S3_TEMPLATE: &str = include_str!("../../events/s3-object-created.json");
 const SCAN_TEMPLATE: &str = include_str!("../../events/ecr-scan-findings.json");
+const FINDING_TEMPLATE: &str = include_str!("../../events/inspector2-finding.json");
 
 /// How long a Lambda invocation may run before it is killed (and its event retried).
 const TIMEOUT: Millis = 60_000;
@@ -817,17 +818,34 @@ impl World {
                 completed_at: Some(now),
             },
         );
-        let mut event: Value = serde_json::from_str(SCAN_TEMPLATE).expect("sample is JSON");
-        event["id"] = json!(format!("scan-{}-{now}", digest.hex()));
-        event["time"] = json!(rfc3339(now));
-        let detail = &mut event["detail"];
-        detail["repository-name"] = json!(REPOSITORY);
-        detail["image-digest"] = json!(digest);
-        detail["image-tags"] = json!(tags);
-        detail["finding-severity-counts"] = json!(counts
-            .iter()
-            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
-            .collect::<serde_json::Map<_, _>>());
+        // A rescan reaches archgate as ECR's scan event (basic scanning) or as Inspector's
+        // finding event (enhanced scanning's continuous rescans).
+        let event = if rescan && self.rng.chance(50) {
+            let mut event: Value = serde_json::from_str(FINDING_TEMPLATE).expect("sample is JSON");
+            event["id"] = json!(format!("finding-{}-{now}", digest.hex()));
+            event["time"] = json!(rfc3339(now));
+            event["resources"] = json!([format!(
+                "arn:aws:ecr:eu-west-1:123456789012:repository/{REPOSITORY}/{digest}"
+            )]);
+            let image = &mut event["detail"]["resources"][0]["details"]["awsEcrContainerImage"];
+            image["repositoryName"] = json!(REPOSITORY);
+            image["imageHash"] = json!(digest);
+            image["imageTags"] = json!(tags);
+            event
+        } else {
+            let mut event: Value = serde_json::from_str(SCAN_TEMPLATE).expect("sample is JSON");
+            event["id"] = json!(format!("scan-{}-{now}", digest.hex()));
+            event["time"] = json!(rfc3339(now));
+            let detail = &mut event["detail"];
+            detail["repository-name"] = json!(REPOSITORY);
+            detail["image-digest"] = json!(digest);
+            detail["image-tags"] = json!(tags);
+            detail["finding-severity-counts"] = json!(counts
+                .iter()
+                .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+                .collect::<serde_json::Map<_, _>>());
+            event
+        };
         let note = match (rescan, self.published_holding(digest)) {
             (true, Some(tag)) => Note::Vulnerable {
                 tag,

@@ -1,11 +1,15 @@
-//! ECR "ECR Image Scan" / "Inspector2 Scan" → a verdict on that per-arch image → the release
-//! pipeline, which promotes the index when every child passes or records the block.
+//! ECR "ECR Image Scan" / "Inspector2 Scan" / "Inspector2 Finding" → a verdict on that
+//! per-arch image → the release pipeline, which promotes the index when every child passes,
+//! records the block, or (after publication) announces the finding.
 
 use archgate::domain::release::ScanRecord;
 use archgate::domain::Fact;
-use archgate::gatekeeper::{date_of, judge};
+use archgate::gatekeeper::{date_of, judge, judge_current};
 use archgate::handler_error::HandlerError;
-use archgate::inbound::{parse_scan_event, scan_observation};
+use archgate::inbound::{
+    finding_observation, parse_finding_event, parse_scan_event, scan_observation, ScanResult,
+    INSPECTOR_FINDING,
+};
 use archgate::pipeline::{Outcome, Pipeline};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use tracing::info;
@@ -21,11 +25,24 @@ where
     E: EventPublisher,
     C: Clock,
 {
-    let event = parse_scan_event(event)?;
-    let scan = match scan_observation(&event, &pipeline.config)? {
-        Ok(scan) => scan,
-        Err(reason) => {
-            info!(event_id = event.id.as_deref().unwrap_or_default(), %reason, "ignored");
+    // Inspector's continuous rescans report each finding as it appears, changes or closes.
+    let observed = if event.get("detail-type").and_then(|t| t.as_str()) == Some(INSPECTOR_FINDING) {
+        let event = parse_finding_event(event)?;
+        (
+            event.id.clone(),
+            finding_observation(&event, &pipeline.config)?,
+        )
+    } else {
+        let event = parse_scan_event(event)?;
+        (
+            event.id.clone(),
+            scan_observation(&event, &pipeline.config)?,
+        )
+    };
+    let scan = match observed {
+        (_, Ok(scan)) => scan,
+        (event_id, Err(reason)) => {
+            info!(event_id = event_id.as_deref().unwrap_or_default(), %reason, "ignored");
             return Ok(reason.into());
         }
     };
@@ -78,22 +95,48 @@ where
         };
         let judged = match &verdict {
             Some(judged) => judged,
-            None => verdict.insert(
-                judge(
-                    &pipeline.config.gate,
-                    &pipeline.registry,
-                    &scan.repository,
-                    &scan.digest,
-                    scan.status,
-                    scan.counts.clone(),
-                    &date_of(now),
-                )
-                .await
-                .map_err(|source| HandlerError::Findings {
+            None => {
+                let findings_error = |source| HandlerError::Findings {
                     digest: scan.digest.to_string(),
                     source,
-                })?,
-            ),
+                };
+                let judged = match &scan.result {
+                    ScanResult::Reported { status, counts } => judge(
+                        &pipeline.config.gate,
+                        &pipeline.registry,
+                        &scan.repository,
+                        &scan.digest,
+                        *status,
+                        counts.clone(),
+                        &date_of(now),
+                    )
+                    .await
+                    .map_err(findings_error)?,
+                    ScanResult::FindingChanged => {
+                        match judge_current(
+                            &pipeline.config.gate,
+                            &pipeline.registry,
+                            &scan.repository,
+                            &scan.digest,
+                            &date_of(now),
+                        )
+                        .await
+                        .map_err(findings_error)?
+                        {
+                            Some((judged, _)) => judged,
+                            None => {
+                                let reason = format!(
+                                    "image {} has no finished scan to judge again",
+                                    scan.digest
+                                );
+                                info!(%reason, "ignored");
+                                return Ok(Outcome::ignored(reason));
+                            }
+                        }
+                    }
+                };
+                verdict.insert(judged)
+            }
         };
         info!(release = %key, %arch, digest = %scan.digest, passes = judged.passes(), "scan judged");
         let record = ScanRecord {
