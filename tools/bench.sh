@@ -25,3 +25,8 @@ cargo bench --locked -p archgate-cli --bench pipeline
 cargo bench --locked -p archgate --bench planner
 cargo bench --locked -p archgate --bench retention_calls
 tools/lambda-budgets.sh
+
+echo
+echo "## Simulation (the same build ./dev test runs: dev profile, the simulated code optimised)"
+echo
+cargo run --quiet --locked -p archgate-sim --bin archgate-sim -- --seeds 10000

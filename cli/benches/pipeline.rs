@@ -157,6 +157,20 @@ async fn main() {
             assert_eq!(answer["phase"], "published", "{answer}");
         }
     }
+    // A new version of a published release's file: refused and announced.
+    let mut refused = Series::default();
+    for i in (0..RELEASES).step_by(2).take(10) {
+        let tag = format!("bench-{i}");
+        let event = env
+            .upload(&format!("releases/{tag}.zip"), sample_build_context(&tag))
+            .await
+            .unwrap();
+        env.calls.take();
+        let started = Instant::now();
+        let answer = env.start_builds(event).await;
+        refused.push(started.elapsed(), env.calls.take());
+        assert_eq!(answer["phase"], "published", "{answer}");
+    }
     env.release_events().await.unwrap();
 
     println!("\n## Pipeline against the embedded emulator ({RELEASES} releases, native mode)\n");
@@ -176,6 +190,10 @@ async fn main() {
         None,
     );
     blocking_scan.report("scan-gate (critical finding → blocked)", None);
+    refused.report(
+        "start-builds (new version of a published release → Release Rejected)",
+        None,
+    );
 
     // The pure decision, without I/O: how many facts per second one core decides.
     let key = ReleaseKey::new("myapp", ReleaseTag::parse("bench-1.0").unwrap());
