@@ -9,7 +9,12 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(event) = archgate::inbound::parse_codebuild_event(value) {
             let config = common::config();
             if let Ok(change) = archgate::inbound::build_change(&event, &config) {
-                let _ = archgate::inbound::build_fact(&change, &change.environment, &config);
+                let _ = archgate::inbound::build_fact(
+                    &change,
+                    &change.environment,
+                    &change.exported,
+                    &config,
+                );
             }
         }
     }
