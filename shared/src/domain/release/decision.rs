@@ -1,0 +1,194 @@
+//! The decision: one incoming fact on the recorded release.
+
+use super::record::{record_build_status, record_scan, record_upload};
+use super::work::{claim_effects, record_result};
+use super::*;
+use crate::domain::digest::Digest;
+use crate::domain::notice::{NoticeKind, RejectReason};
+use crate::domain::Millis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An incoming fact about a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Fact {
+    /// A source object was uploaded (S3 Object Created).
+    SourceUploaded {
+        source: SourceObject,
+        manifest_mode: ManifestMode,
+    },
+    /// An upload whose name can never be a release (a reserved name): it starts nothing and
+    /// is announced as `Release Rejected`.
+    SourceRefused {
+        source: SourceObject,
+        reason: RejectReason,
+    },
+    /// A build reached a status (CodeBuild Build State Change).
+    BuildChanged {
+        role: BuildRole,
+        build_id: String,
+        status: BuildStatus,
+        /// The image the build pushed (`IMAGE_DIGEST`), when it reported one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_digest: Option<Digest>,
+    },
+    /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
+    ScanEvaluated(ScanRecord),
+    /// The release missed its deadline: it ends Failed with this reason (unless already final).
+    Abandoned { reason: String },
+    /// Nothing new: only takes over effects whose claims outlived their lease.
+    Nudge,
+    /// An effect this invocation performed produced this result.
+    Completed(EffectResult),
+}
+
+/// Why a fact changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored(pub String);
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to record and nothing to do.
+    Ignore(Ignored),
+    /// Record `next`; perform `effects` (already claimed in `next.pending`).
+    Apply {
+        next: Box<Release>,
+        effects: Vec<Effect>,
+    },
+}
+
+/// The release state machine. Pure: same inputs, same decision.
+pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Millis) -> Decision {
+    let mut release = match (current, fact) {
+        (
+            None,
+            Fact::SourceUploaded {
+                source,
+                manifest_mode,
+            },
+        ) => Release::new(key.clone(), source.clone(), *manifest_mode, now),
+        (None, Fact::SourceRefused { source, reason }) => {
+            let mut release = Release::new(key.clone(), source.clone(), ManifestMode::Native, now);
+            release.reserved = Some(reason.clone());
+            release
+        }
+        (None, _) => {
+            return Decision::Ignore(Ignored(format!(
+                "no release {key} in the ledger: not started by archgate"
+            )))
+        }
+        (Some(existing), _) => existing.clone(),
+    };
+    let before = release.clone();
+
+    let recorded: Result<(), Ignored> = match fact {
+        Fact::SourceUploaded { source, .. } => match current {
+            None => Ok(()),
+            Some(_) => record_upload(&mut release, source, now),
+        },
+        Fact::SourceRefused { source, reason } => {
+            release.add_notice(
+                NoticeKind::Rejected {
+                    source: source.clone(),
+                    reason: reason.clone(),
+                },
+                now,
+            );
+            Ok(())
+        }
+        Fact::BuildChanged {
+            role,
+            build_id,
+            status,
+            image_digest,
+        } => record_build_status(
+            &mut release,
+            *role,
+            build_id,
+            *status,
+            image_digest.as_ref(),
+            now,
+        ),
+        Fact::ScanEvaluated(scan) => record_scan(&mut release, scan, now),
+        Fact::Abandoned { reason } => {
+            if !release.phase().is_in_flight() {
+                // Blocked is a resting state: only releases waiting for builds or scans miss
+                // a deadline.
+                Err(Ignored(format!(
+                    "release {key} is {}, not waiting for builds or scans",
+                    release.phase()
+                )))
+            } else if release.required_effects().contains(&Effect::Promote) {
+                // The gate passed: the promotion runs to the end (its PutImage may already
+                // have happened), whatever the clock says.
+                Err(Ignored(format!(
+                    "release {key} passed the gate; its promotion is under way"
+                )))
+            } else {
+                if release.abandoned.is_none() {
+                    release.note(now, format!("abandoned: {reason}"));
+                    release.abandoned = Some(reason.clone());
+                }
+                Ok(())
+            }
+        }
+        Fact::Nudge => Ok(()),
+        Fact::Completed(result) => {
+            record_result(&mut release, result, now);
+            Ok(())
+        }
+    };
+    if let Err(reason) = recorded {
+        // The fact itself changes nothing, but the delivery still takes up effects nobody
+        // holds (claims given back after a failure, or expired): work is never lost.
+        let mut recovering = before;
+        let effects = claim_effects(&mut recovering, now);
+        if effects.is_empty() || current.is_none() {
+            return Decision::Ignore(reason);
+        }
+        recovering.updated_at = now;
+        return Decision::Apply {
+            next: Box::new(recovering),
+            effects,
+        };
+    }
+
+    release.start_queued_attempt(now);
+    let effects = claim_effects(&mut release, now);
+    if effects.is_empty() && release == before {
+        let reason = match fact {
+            Fact::SourceUploaded { .. } => {
+                format!("duplicate delivery: release {key} was already started from this upload")
+            }
+            Fact::SourceRefused { .. } => {
+                format!("duplicate delivery: this upload to {key} was already refused")
+            }
+            Fact::BuildChanged { role, status, .. } => {
+                format!(
+                    "duplicate delivery: {role} build of {key} already recorded as {}",
+                    status.as_str()
+                )
+            }
+            Fact::ScanEvaluated(scan) => format!(
+                "duplicate delivery: the {} scan of {} is already recorded",
+                scan.arch, scan.digest
+            ),
+            Fact::Abandoned { .. } => format!("release {key} is already abandoned"),
+            Fact::Nudge => format!("release {key} has nothing to take over"),
+            Fact::Completed(result) => format!("{} already recorded", result.effect()),
+        };
+        return Decision::Ignore(Ignored(reason));
+    }
+    release.updated_at = now;
+    Decision::Apply {
+        next: Box::new(release),
+        effects,
+    }
+}
