@@ -6,6 +6,9 @@ use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
 use crate::emulator::{self, Emulator, EmulatorError};
 use crate::provision::{provision, ProvisionError, ProvisionedResource};
 use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
+use archgate::build_variables::{
+    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG,
+};
 use archgate::domain::{Arch, BuildRole, ReleaseKey, ReleaseTag};
 use archgate::ports::{Ledger, Stored};
 use archgate::Config;
@@ -243,10 +246,10 @@ impl LocalEnv {
             .project_for(role)
             .expect("arch projects are configured");
         let environment = vec![
-            ("IMAGE_REPO_NAME".to_owned(), self.config.repository.clone()),
-            ("IMAGE_TAG".to_owned(), release_tag.arch_tag(arch)),
-            ("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()),
-            ("ARCHGATE_RELEASE_TAG".to_owned(), tag.to_owned()),
+            (IMAGE_REPO_NAME.to_owned(), self.config.repository.clone()),
+            (IMAGE_TAG.to_owned(), release_tag.arch_tag(arch)),
+            (IMAGE_ARCH.to_owned(), arch.as_str().to_owned()),
+            (RELEASE_TAG.to_owned(), tag.to_owned()),
         ];
         let template = match arch {
             Arch::Amd64 => EventTemplate::Amd64,
@@ -256,7 +259,7 @@ impl LocalEnv {
         let event = match &pushed {
             Some(image) => builder::with_exported(
                 event,
-                &[("IMAGE_DIGEST".to_owned(), image.digest.to_string())],
+                &[(IMAGE_DIGEST.to_owned(), image.digest.to_string())],
             ),
             None => event,
         };

@@ -6,6 +6,7 @@
 //! EventBridge events into facts; [`config`] and [`telemetry`] are shared by every binary.
 
 pub mod aws;
+pub mod build_variables;
 pub mod cleanup;
 pub mod config;
 pub mod domain;

@@ -5,10 +5,12 @@
 //! that did not happen. A conflicting write means someone else moved the release: read again,
 //! decide again, and re-apply the results already obtained (they are facts like any other).
 
+use crate::build_variables::{arch_digest, IMAGE_ARCH, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG};
 use crate::config::Config;
 use crate::domain::oci::{self, RawManifest};
-use crate::domain::release::{Candidate, CandidateChild, Ignored, Service, CLAIM_LEASE_MS};
+use crate::domain::release::{Candidate, CandidateChild, Service, CLAIM_LEASE_MS};
 use crate::domain::release_event::{notice_event, release_event};
+use crate::domain::IgnoreReason;
 use crate::domain::{
     decide, Arch, BuildRole, Decision, Digest, Effect, EffectResult, Fact, Phase, Release,
     ReleaseKey,
@@ -34,16 +36,16 @@ pub enum Outcome {
         phase: Phase,
         effects: Vec<String>,
     },
+    /// Answered as `{"status": "ignored", "kind": ..., "reason": ...}`.
     Ignored {
-        reason: String,
+        #[serde(flatten)]
+        reason: IgnoreReason,
     },
 }
 
 impl Outcome {
-    pub fn ignored(reason: impl Into<String>) -> Self {
-        Outcome::Ignored {
-            reason: reason.into(),
-        }
+    pub fn ignored(reason: IgnoreReason) -> Self {
+        Outcome::Ignored { reason }
     }
 }
 
@@ -77,23 +79,22 @@ impl Outcome {
                     })
                     .collect(),
             },
-            _ => Outcome::ignored(
+            _ => Outcome::ignored(IgnoreReason::Several(
                 outcomes
-                    .iter()
+                    .into_iter()
                     .filter_map(|o| match o {
-                        Outcome::Ignored { reason } => Some(reason.as_str()),
-                        _ => None,
+                        Outcome::Ignored { reason } => Some(reason),
+                        Outcome::Applied { .. } => None,
                     })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
+                    .collect(),
+            )),
         }
     }
 }
 
-impl From<Ignored> for Outcome {
-    fn from(value: Ignored) -> Self {
-        Outcome::ignored(value.0)
+impl From<IgnoreReason> for Outcome {
+    fn from(reason: IgnoreReason) -> Self {
+        Outcome::ignored(reason)
     }
 }
 
@@ -348,7 +349,7 @@ where
                 && performed.is_empty()
                 && stored.as_ref().map(|s| &s.release) == Some(&state)
             {
-                let reason = format!("nothing for this function to do for {key}");
+                let reason = IgnoreReason::NothingForThisFunction { key: key.clone() };
                 info!(release = %key, %reason, "ignored");
                 return Ok(Outcome::ignored(reason));
             }
@@ -815,8 +816,8 @@ pub fn build_request(
         .to_owned();
     let tag = &release.key.tag;
     let mut environment = vec![
-        ("IMAGE_REPO_NAME".to_owned(), release.key.repository.clone()),
-        ("ARCHGATE_RELEASE_TAG".to_owned(), tag.to_string()),
+        (IMAGE_REPO_NAME.to_owned(), release.key.repository.clone()),
+        (RELEASE_TAG.to_owned(), tag.to_string()),
     ];
     match role {
         BuildRole::Amd64 | BuildRole::Arm64 => {
@@ -825,18 +826,15 @@ pub fn build_request(
             } else {
                 Arch::Arm64
             };
-            environment.push(("IMAGE_TAG".to_owned(), tag.arch_tag(arch)));
-            environment.push(("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()));
+            environment.push((IMAGE_TAG.to_owned(), tag.arch_tag(arch)));
+            environment.push((IMAGE_ARCH.to_owned(), arch.as_str().to_owned()));
         }
         BuildRole::Manifest => {
-            environment.push(("IMAGE_TAG".to_owned(), tag.candidate_tag()));
+            environment.push((IMAGE_TAG.to_owned(), tag.candidate_tag()));
             // The images the arch builds reported: the index is made of exactly these.
             for arch in Arch::ALL {
                 if let Some(digest) = &release.build(BuildRole::arch(arch)).image_digest {
-                    environment.push((
-                        format!("{}_DIGEST", arch.as_str().to_ascii_uppercase()),
-                        digest.to_string(),
-                    ));
+                    environment.push((arch_digest(arch).to_owned(), digest.to_string()));
                 }
             }
         }

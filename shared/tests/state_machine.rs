@@ -17,11 +17,11 @@
 use archgate::domain::gate::{Policy, ScanReport, ScanStatus, Severity, Verdict};
 use archgate::domain::notice::{NoticeKind, RejectReason};
 use archgate::domain::release::{
-    Candidate, CandidateChild, EventKind, GateState, Ignored, ScanRecord, CLAIM_LEASE_MS,
+    Candidate, CandidateChild, EventKind, GateState, ScanRecord, CLAIM_LEASE_MS,
 };
 use archgate::domain::{
     decide, Arch, BuildRole, BuildStatus, Decision, Digest, Effect, EffectResult, Fact,
-    ManifestMode, Millis, Phase, Release, ReleaseKey, ReleaseTag, SourceObject,
+    IgnoreReason, ManifestMode, Millis, Phase, Release, ReleaseKey, ReleaseTag, SourceObject,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -210,7 +210,7 @@ fn applied(decision: Decision) -> (Release, Vec<Effect>) {
 }
 
 /// Why a decision that must be ignored was ignored.
-fn ignored(decision: Decision) -> Ignored {
+fn ignored(decision: Decision) -> IgnoreReason {
     match decision {
         Decision::Ignore(reason) => reason,
         Decision::Apply { effects, .. } => {
@@ -279,7 +279,7 @@ impl Simulation {
     }
 
     /// One invocation handling one delivered fact, with nobody else touching the release.
-    fn deliver(&mut self, fact: &Fact) -> Option<Ignored> {
+    fn deliver(&mut self, fact: &Fact) -> Option<IgnoreReason> {
         let now = self.tick();
         match decide(self.stored.as_ref(), &self.key, fact, now) {
             Decision::Ignore(reason) => Some(reason),
@@ -1121,7 +1121,10 @@ fn a_scan_of_the_image_index_is_ignored() {
         .expect("the scan is ignored");
 
     // Then it is ignored: only the per-arch images are judged.
-    assert!(reason.0.contains("image index"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::IndexScanned { .. }),
+        "{reason}"
+    );
     assert!(sim.release().scans.is_empty());
     assert_eq!(sim.release().phase(), Phase::CandidateReady);
 }
@@ -1144,8 +1147,10 @@ fn a_scan_of_another_image_than_the_candidates_child_is_ignored() {
             .expect("the scan is ignored");
 
         // Then neither is recorded nor blocks the release.
-        assert!(reason.0.contains(&digest.to_string()), "{reason}");
-        assert!(reason.0.contains("is not the amd64 image"), "{reason}");
+        assert!(
+            matches!(&reason, IgnoreReason::NotTheCandidateImage { arch: Arch::Amd64, digest: named, .. } if *named == digest),
+            "{reason}"
+        );
     }
     assert!(sim.release().scans.is_empty());
     assert_eq!(sim.release().phase(), Phase::CandidateReady);
@@ -1166,7 +1171,7 @@ fn a_blocking_scan_after_publication_is_announced_and_the_publication_stands() {
         .expect("the duplicate changes nothing");
 
     // Then the publication stands, the finding is recorded once and announced once.
-    assert!(again.0.contains("duplicate"), "{again}");
+    assert!(again.is_duplicate(), "{again}");
     assert_eq!(sim.release().phase(), Phase::Published);
     assert_eq!(sim.release().published, published_as);
     assert_eq!(sim.requested(Effect::Promote), 1);
@@ -1180,7 +1185,10 @@ fn a_blocking_scan_after_publication_is_announced_and_the_publication_stands() {
     let reason = sim
         .deliver(&scan(Arch::Arm64, Judgement::Pass, RESCAN + 1))
         .expect("a passing rescan is ignored");
-    assert!(reason.0.contains("not news"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::PassingScanAfterPublication { .. }),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -1198,7 +1206,16 @@ fn the_deadline_never_fails_a_blocked_release() {
         .expect("a blocked release rests");
 
     // Then it stays blocked, and a later passing scan still publishes it.
-    assert!(reason.0.contains("blocked"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            IgnoreReason::NotInFlight {
+                phase: Phase::Blocked,
+                ..
+            }
+        ),
+        "{reason}"
+    );
     assert_eq!(sim.release().phase(), Phase::Blocked);
     sim.deliver(&scan(Arch::Amd64, Judgement::Pass, RESCAN));
     sim.deliver(&scan(Arch::Arm64, Judgement::Pass, RESCAN));
@@ -1237,7 +1254,10 @@ fn a_new_version_of_a_failed_release_starts_the_next_attempt() {
 
     // And a late redelivery of version 1 starts nothing.
     let reason = sim.deliver(&reupload("v1")).expect("a late delivery");
-    assert!(reason.0.contains("attempt 1"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::AttemptEnded { attempt: 1, .. }),
+        "{reason}"
+    );
     assert_eq!(sim.release().attempt, 2);
 }
 
@@ -1349,7 +1369,10 @@ fn early_scans_are_bounded_and_only_the_pushed_images_scans_stay() {
             5000,
         ))
         .expect("not the pushed image");
-    assert!(reason.0.contains("pushed"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::NotThePushedImage { .. }),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -1366,7 +1389,10 @@ fn a_scan_of_a_failed_release_is_ignored() {
         .expect("the scan is ignored");
 
     // Then it no longer matters.
-    assert!(reason.0.contains("failed"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::ReleaseFailed { .. }),
+        "{reason}"
+    );
     assert!(sim.release().scans.is_empty());
     assert_eq!(sim.release().phase(), Phase::Failed);
 }
@@ -1383,7 +1409,7 @@ fn the_same_scan_again_changes_nothing() {
     let reason = sim.deliver(&fact).expect("the scan is ignored");
 
     // Then it is a duplicate.
-    assert!(reason.0.contains("duplicate delivery"), "{reason}");
+    assert!(reason.is_duplicate(), "{reason}");
     assert_eq!(sim.release(), &before);
 }
 
@@ -1401,7 +1427,7 @@ fn an_older_scan_than_the_recorded_one_is_ignored() {
         .expect("the scan is ignored");
 
     // Then the newer verdict stands and the release is not blocked.
-    assert!(reason.0.contains("older"), "{reason}");
+    assert!(matches!(reason, IgnoreReason::OlderScan { .. }), "{reason}");
     assert_eq!(sim.release().phase(), Phase::CandidateReady);
     assert!(sim
         .release()
@@ -1512,7 +1538,7 @@ fn a_dead_invocations_claims_are_taken_over_only_after_the_lease() {
 
     // Then the redelivery leaves the claimed effects to their owner.
     let reason = ignored(early);
-    assert!(reason.0.contains("duplicate delivery"), "{reason}");
+    assert!(reason.is_duplicate(), "{reason}");
 
     // When it is redelivered once the lease has run out.
     let takeover = T0 + CLAIM_LEASE_MS;
@@ -1687,7 +1713,7 @@ fn concurrent_duplicates_of_the_last_success_claim_the_candidate_once() {
     // And the loser, deciding again, finds the fresh claim and leaves it alone.
     let (stored, _) = sim.read();
     let reason = ignored(decide(stored.as_ref(), &sim.key, &arm64, now));
-    assert!(reason.0.contains("duplicate delivery"), "{reason}");
+    assert!(reason.is_duplicate(), "{reason}");
 }
 
 /// One invocation racing others: read and decide, then write conditionally; a conflict
@@ -1889,7 +1915,10 @@ fn a_build_change_for_an_unknown_release_is_ignored() {
 
     // Then nothing is recorded: archgate did not start that release.
     let reason = ignored(decision);
-    assert!(reason.0.contains("no release"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::UnknownRelease { .. }),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -1907,8 +1936,13 @@ fn a_build_that_is_not_the_recorded_one_is_ignored() {
     let reason = ignored(decide(Some(&release), &key(), &stranger, T0 + 10));
 
     // Then it is ignored, naming both builds.
-    assert!(reason.0.contains("build-someone-else"), "{reason}");
-    assert!(reason.0.contains("build-amd64"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::OtherBuild { .. }),
+        "{reason}"
+    );
+    let line = reason.to_string();
+    assert!(line.contains("build-someone-else"), "{line}");
+    assert!(line.contains("build-amd64"), "{line}");
 }
 
 #[test]
@@ -1926,7 +1960,16 @@ fn a_build_still_in_progress_is_ignored() {
 
     // Then there is nothing to record.
     let reason = ignored(decision);
-    assert!(reason.0.contains("IN_PROGRESS"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            IgnoreReason::NotFinal {
+                status: BuildStatus::InProgress,
+                ..
+            }
+        ),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -1977,7 +2020,16 @@ fn a_later_different_final_status_is_ignored() {
 
     // Then the first final status stands.
     let reason = ignored(decision);
-    assert!(reason.0.contains("already ended SUCCEEDED"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            IgnoreReason::BuildAlreadyEnded {
+                recorded: BuildStatus::Succeeded,
+                ..
+            }
+        ),
+        "{reason}"
+    );
     assert_eq!(release.amd64.status, Some(BuildStatus::Succeeded));
 }
 
@@ -1996,7 +2048,10 @@ fn a_manifest_build_reporting_to_a_native_release_is_ignored() {
 
     // Then it is not the release's own build.
     let reason = ignored(decision);
-    assert!(reason.0.contains("natively"), "{reason}");
+    assert!(
+        matches!(reason, IgnoreReason::NativeManifestBuild { .. }),
+        "{reason}"
+    );
 }
 
 /// Given a promotion claimed on a passing gate, when a newer blocking scan arrives before the

@@ -5,6 +5,7 @@
 
 use crate::scenario::{MOVING_TAG, REPOSITORY};
 use crate::world::{short, World};
+use archgate::build_variables::RELEASE_TAG;
 use archgate::domain::release_event::event_key;
 use archgate::domain::{Arch, BuildRole, Digest, Millis, Phase, Release};
 use archgate::memory::registry::RegistryEvent;
@@ -502,7 +503,7 @@ impl Checker {
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            let tag = env("ARCHGATE_RELEASE_TAG");
+            let tag = env(RELEASE_TAG);
             if archgate::domain::ReleaseTag::parse(&tag)
                 .map(|t| t.reserved(&world.config.moving_tags).is_some())
                 .unwrap_or(true)

@@ -6,6 +6,7 @@
 use crate::rng::Rng;
 use crate::rules::Checker;
 use crate::scenario::*;
+use archgate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, RELEASE_TAG};
 use archgate::cleanup::RetentionConfig;
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use archgate::domain::{Arch, BuildStatus, Digest, Millis, ReleaseKey, ReleaseTag};
@@ -680,7 +681,7 @@ impl World {
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            let arch = Arch::parse(&env("IMAGE_ARCH")).unwrap_or(Arch::Amd64);
+            let arch = Arch::parse(&env(IMAGE_ARCH)).unwrap_or(Arch::Amd64);
             let version = build.request.source_version.clone().unwrap_or_default();
             let content = self
                 .uploads
@@ -692,7 +693,7 @@ impl World {
                 build.id.clone(),
                 BuildRun {
                     id: build.id.clone(),
-                    tag: env("ARCHGATE_RELEASE_TAG"),
+                    tag: env(RELEASE_TAG),
                     arch,
                     content,
                     pushed: None,
@@ -758,7 +759,7 @@ impl World {
         let exported = run
             .pushed
             .iter()
-            .map(|d| ("IMAGE_DIGEST".to_owned(), d.to_string()))
+            .map(|d| (IMAGE_DIGEST.to_owned(), d.to_string()))
             .collect::<Vec<_>>();
         self.svc.builds.finish(id, status, exported.clone());
         let build = self.svc.builds.get(id).expect("the build exists");

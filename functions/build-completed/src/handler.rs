@@ -1,13 +1,12 @@
 //! CodeBuild "Build State Change" → `BuildChanged` fact → the release pipeline.
 
+use archgate::build_variables::{IDENTITY, IMAGE_DIGEST};
+use archgate::domain::IgnoreReason;
 use archgate::handler_error::HandlerError;
-use archgate::inbound::{build_change, build_fact, parse_codebuild_event, IMAGE_DIGEST};
+use archgate::inbound::{build_change, build_fact, parse_codebuild_event};
 use archgate::pipeline::{Outcome, Pipeline};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use tracing::info;
-
-/// The variables that name a release; when the event lacks them, CodeBuild is asked.
-const IDENTITY: [&str; 2] = ["IMAGE_REPO_NAME", "ARCHGATE_RELEASE_TAG"];
 
 pub async fn handle<L, B, R, E, C>(
     pipeline: &Pipeline<L, B, R, E, C>,
@@ -22,7 +21,7 @@ where
 {
     let event = parse_codebuild_event(event)?;
     let event_id = event.id.clone().unwrap_or_default();
-    let ignore = |reason: archgate::domain::release::Ignored| {
+    let ignore = |reason: IgnoreReason| {
         info!(%event_id, %reason, "ignored");
         Outcome::from(reason)
     };
@@ -30,6 +29,7 @@ where
         Ok(change) => change,
         Err(reason) => return Ok(ignore(reason)),
     };
+    // The variables that name a release; when the event lacks them, CodeBuild is asked.
     let carries_identity = IDENTITY
         .iter()
         .all(|name| change.environment.iter().any(|(n, _)| n == name));
@@ -66,17 +66,16 @@ where
                 (environment, exported)
             }
             Some(details) => {
-                return Ok(ignore(archgate::domain::release::Ignored(format!(
-                    "CodeBuild says build {} belongs to project `{}`, not the event's",
-                    change.build_id, details.project
-                ))))
+                return Ok(ignore(IgnoreReason::ProjectDisagrees {
+                    build_id: change.build_id.clone(),
+                    project: details.project,
+                }))
             }
             None if carries_identity => (change.environment.clone(), change.exported.clone()),
             None => {
-                return Ok(ignore(archgate::domain::release::Ignored(format!(
-                    "CodeBuild does not know build {}",
-                    change.build_id
-                ))))
+                return Ok(ignore(IgnoreReason::UnknownBuild {
+                    build_id: change.build_id.clone(),
+                }))
             }
         }
     };

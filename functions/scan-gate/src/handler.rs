@@ -3,12 +3,12 @@
 //! records the block, or (after publication) announces the finding.
 
 use archgate::domain::release::ScanRecord;
-use archgate::domain::Fact;
+use archgate::domain::{Fact, IgnoreReason};
 use archgate::gatekeeper::{date_of, judge, judge_current};
 use archgate::handler_error::HandlerError;
 use archgate::inbound::{
-    finding_observation, parse_finding_event, parse_scan_event, scan_observation, ScanResult,
-    INSPECTOR_FINDING,
+    finding_observation, parse_finding_event, parse_scan_event, scan_observation, NoObservation,
+    ScanResult, INSPECTOR_FINDING,
 };
 use archgate::pipeline::{Outcome, Pipeline};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
@@ -30,21 +30,19 @@ where
         let event = parse_finding_event(event)?;
         (
             event.id.clone(),
-            finding_observation(&event, &pipeline.config)?,
+            finding_observation(&event, &pipeline.config),
         )
     } else {
         let event = parse_scan_event(event)?;
-        (
-            event.id.clone(),
-            scan_observation(&event, &pipeline.config)?,
-        )
+        (event.id.clone(), scan_observation(&event, &pipeline.config))
     };
     let scan = match observed {
         (_, Ok(scan)) => scan,
-        (event_id, Err(reason)) => {
+        (event_id, Err(NoObservation::Ignored(reason))) => {
             info!(event_id = event_id.as_deref().unwrap_or_default(), %reason, "ignored");
             return Ok(reason.into());
         }
+        (_, Err(NoObservation::Invalid(invalid))) => return Err(invalid.into()),
     };
     // The releases the image's `<tag>-<arch>` tags name, and those whose candidate lists it
     // (found through the digest pointers): a tag can have moved away from the image (a push
@@ -64,10 +62,9 @@ where
         }
     }
     if located.is_empty() {
-        let reason = format!(
-            "image {} carries no archgate per-arch tag (<tag>-amd64 / <tag>-arm64) and no candidate index references it",
-            scan.digest
-        );
+        let reason = IgnoreReason::NoArchgateImage {
+            digest: scan.digest.clone(),
+        };
         info!(%reason, "ignored");
         return Ok(Outcome::ignored(reason));
     }
@@ -88,9 +85,7 @@ where
                 source,
             })?;
         let Some(known) = known else {
-            outcomes.push(Outcome::ignored(format!(
-                "no release {key} in the ledger: not started by archgate"
-            )));
+            outcomes.push(Outcome::ignored(IgnoreReason::UnknownRelease { key }));
             continue;
         };
         let judged = match &verdict {
@@ -125,10 +120,9 @@ where
                         {
                             Some((judged, _)) => judged,
                             None => {
-                                let reason = format!(
-                                    "image {} has no finished scan to judge again",
-                                    scan.digest
-                                );
+                                let reason = IgnoreReason::NoFinishedScan {
+                                    digest: scan.digest.clone(),
+                                };
                                 info!(%reason, "ignored");
                                 return Ok(Outcome::ignored(reason));
                             }

@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod gate;
+pub mod ignore;
 pub mod notice;
 pub mod oci;
 pub mod release;
@@ -10,6 +11,7 @@ pub mod retention;
 pub mod tag;
 
 pub use digest::Digest;
+pub use ignore::IgnoreReason;
 pub use release::{
     decide, Arch, BuildRole, BuildStatus, Decision, Effect, EffectResult, Fact, ManifestMode,
     Phase, Release, ReleaseKey, SourceObject,

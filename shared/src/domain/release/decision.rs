@@ -4,10 +4,10 @@ use super::record::{record_build_status, record_scan, record_upload};
 use super::work::{claim_effects, record_result};
 use super::*;
 use crate::domain::digest::Digest;
+use crate::domain::ignore::IgnoreReason;
 use crate::domain::notice::{NoticeKind, RejectReason};
 use crate::domain::Millis;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// An incoming fact about a release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,20 +43,10 @@ pub enum Fact {
     Completed(EffectResult),
 }
 
-/// Why a fact changes nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ignored(pub String);
-
-impl fmt::Display for Ignored {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Nothing to record and nothing to do.
-    Ignore(Ignored),
+    Ignore(IgnoreReason),
     /// Record `next`; perform `effects` (already claimed in `next.pending`).
     Apply {
         next: Box<Release>,
@@ -79,16 +69,12 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             release.reserved = Some(reason.clone());
             release
         }
-        (None, _) => {
-            return Decision::Ignore(Ignored(format!(
-                "no release {key} in the ledger: not started by archgate"
-            )))
-        }
+        (None, _) => return Decision::Ignore(IgnoreReason::UnknownRelease { key: key.clone() }),
         (Some(existing), _) => existing.clone(),
     };
     let before = release.clone();
 
-    let recorded: Result<(), Ignored> = match fact {
+    let recorded: Result<(), IgnoreReason> = match fact {
         Fact::SourceUploaded { source, .. } => match current {
             None => Ok(()),
             Some(_) => record_upload(&mut release, source, now),
@@ -121,16 +107,14 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             if !release.phase().is_in_flight() {
                 // Blocked is a resting state: only releases waiting for builds or scans miss
                 // a deadline.
-                Err(Ignored(format!(
-                    "release {key} is {}, not waiting for builds or scans",
-                    release.phase()
-                )))
+                Err(IgnoreReason::NotInFlight {
+                    key: key.clone(),
+                    phase: release.phase(),
+                })
             } else if release.required_effects().contains(&Effect::Promote) {
                 // The gate passed: the promotion runs to the end (its PutImage may already
                 // have happened), whatever the clock says.
-                Err(Ignored(format!(
-                    "release {key} passed the gate; its promotion is under way"
-                )))
+                Err(IgnoreReason::PromotionUnderWay { key: key.clone() })
             } else {
                 if release.abandoned.is_none() {
                     release.note(now, format!("abandoned: {reason}"));
@@ -163,28 +147,26 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
     release.start_queued_attempt(now);
     let effects = claim_effects(&mut release, now);
     if effects.is_empty() && release == before {
+        let key = key.clone();
         let reason = match fact {
-            Fact::SourceUploaded { .. } => {
-                format!("duplicate delivery: release {key} was already started from this upload")
-            }
-            Fact::SourceRefused { .. } => {
-                format!("duplicate delivery: this upload to {key} was already refused")
-            }
-            Fact::BuildChanged { role, status, .. } => {
-                format!(
-                    "duplicate delivery: {role} build of {key} already recorded as {}",
-                    status.as_str()
-                )
-            }
-            Fact::ScanEvaluated(scan) => format!(
-                "duplicate delivery: the {} scan of {} is already recorded",
-                scan.arch, scan.digest
-            ),
-            Fact::Abandoned { .. } => format!("release {key} is already abandoned"),
-            Fact::Nudge => format!("release {key} has nothing to take over"),
-            Fact::Completed(result) => format!("{} already recorded", result.effect()),
+            Fact::SourceUploaded { .. } => IgnoreReason::DuplicateUpload { key },
+            Fact::SourceRefused { .. } => IgnoreReason::DuplicateRefusal { key },
+            Fact::BuildChanged { role, status, .. } => IgnoreReason::DuplicateBuildStatus {
+                key,
+                role: *role,
+                status: *status,
+            },
+            Fact::ScanEvaluated(scan) => IgnoreReason::DuplicateScan {
+                arch: scan.arch,
+                digest: scan.digest.clone(),
+            },
+            Fact::Abandoned { .. } => IgnoreReason::AlreadyAbandoned { key },
+            Fact::Nudge => IgnoreReason::NothingToTakeOver { key },
+            Fact::Completed(result) => IgnoreReason::AlreadyRecorded {
+                effect: result.effect(),
+            },
         };
-        return Decision::Ignore(Ignored(reason));
+        return Decision::Ignore(reason);
     }
     release.updated_at = now;
     Decision::Apply {

@@ -39,7 +39,7 @@ mod record;
 mod work;
 
 pub use aggregate::Release;
-pub use decision::{decide, Decision, Fact, Ignored};
+pub use decision::{decide, Decision, Fact};
 pub use effects::{Claim, Effect, EffectResult, EventKind, Service};
 pub use names::{Arch, BuildRole, BuildStatus, ManifestMode, ReleaseKey, SourceObject};
 pub use parts::{

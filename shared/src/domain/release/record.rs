@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::digest::Digest;
+use crate::domain::ignore::IgnoreReason;
 use crate::domain::notice::{NoticeKind, RejectReason};
 use crate::domain::Millis;
 
@@ -11,7 +12,7 @@ pub(super) fn record_upload(
     release: &mut Release,
     source: &SourceObject,
     now: Millis,
-) -> Result<(), Ignored> {
+) -> Result<(), IgnoreReason> {
     let key = release.key.clone();
     if release.source.same_upload(source)
         || release
@@ -44,28 +45,28 @@ pub(super) fn record_upload(
         .iter()
         .find(|a| a.revision == source.revision())
     {
-        return Err(Ignored(format!(
-            "upload version {} of {key} started attempt {}, which has ended",
-            source.revision(),
-            past.attempt
-        )));
+        return Err(IgnoreReason::AttemptEnded {
+            key,
+            revision: source.revision().to_string(),
+            attempt: past.attempt,
+        });
     }
     if source.is_later_than(&release.source) == Some(false) {
-        return Err(Ignored(format!(
-            "upload version {} of {key} is older than version {} of attempt {}: a late delivery",
-            source.revision(),
-            release.source.revision(),
-            release.attempt
-        )));
+        return Err(IgnoreReason::LateUpload {
+            key,
+            revision: source.revision().to_string(),
+            current: release.source.revision().to_string(),
+            attempt: release.attempt,
+        });
     }
     match release.phase() {
         Phase::Failed | Phase::Blocked => {
             if let Some(queued) = &release.queued {
                 if source.is_later_than(queued) != Some(true) {
-                    return Err(Ignored(format!(
-                        "a later upload of {key} (version {}) already waits to start the next attempt",
-                        queued.revision()
-                    )));
+                    return Err(IgnoreReason::LaterUploadQueued {
+                        key,
+                        queued: queued.revision().to_string(),
+                    });
                 }
             }
             release.note(
@@ -98,45 +99,52 @@ pub(super) fn record_build_status(
     status: BuildStatus,
     image_digest: Option<&Digest>,
     now: Millis,
-) -> Result<(), Ignored> {
+) -> Result<(), IgnoreReason> {
     let key = release.key.clone();
     if release.phase() == Phase::Rejected {
-        return Err(Ignored(format!(
-            "{key} is a reserved name; build {build_id} is not archgate's"
-        )));
+        return Err(IgnoreReason::BuildOfReservedName {
+            key,
+            build_id: build_id.to_owned(),
+        });
     }
     if role == BuildRole::Manifest && release.manifest_mode == ManifestMode::Native {
-        return Err(Ignored(format!(
-            "release {key} assembles its index natively; manifest build {build_id} is not its own"
-        )));
+        return Err(IgnoreReason::NativeManifestBuild {
+            key,
+            build_id: build_id.to_owned(),
+        });
     }
     let build = release.build_mut(role);
     match &build.build_id {
         Some(recorded) if recorded != build_id => {
-            return Err(Ignored(format!(
-                "build {build_id} is not the {role} build archgate recorded for {key} ({recorded})"
-            )))
+            return Err(IgnoreReason::OtherBuild {
+                key,
+                role,
+                build_id: build_id.to_owned(),
+                recorded: recorded.clone(),
+            })
         }
         // The completion can overtake the invocation that started the build.
         None => build.build_id = Some(build_id.to_owned()),
         Some(_) => {}
     }
     if !status.is_final() {
-        return Err(Ignored(format!(
-            "{role} build {build_id} is {}: not a final status",
-            status.as_str()
-        )));
+        return Err(IgnoreReason::NotFinal {
+            role,
+            build_id: build_id.to_owned(),
+            status,
+        });
     }
     if status == BuildStatus::Succeeded && build.image_digest.is_none() {
         build.image_digest = image_digest.cloned();
     }
     if let Some(recorded) = build.final_status() {
         if recorded != status {
-            return Err(Ignored(format!(
-                "{role} build {build_id} already ended {}; ignoring a later {}",
-                recorded.as_str(),
-                status.as_str()
-            )));
+            return Err(IgnoreReason::BuildAlreadyEnded {
+                role,
+                build_id: build_id.to_owned(),
+                recorded,
+                status,
+            });
         }
         release.keep_scans_of_pushed_images();
         return Ok(());
@@ -157,42 +165,37 @@ pub(super) fn record_scan(
     release: &mut Release,
     scan: &ScanRecord,
     now: Millis,
-) -> Result<(), Ignored> {
+) -> Result<(), IgnoreReason> {
     let key = release.key.clone();
     match release.phase() {
-        Phase::Failed => {
-            return Err(Ignored(format!(
-                "release {key} failed; its scans no longer matter"
-            )))
-        }
-        Phase::Rejected => {
-            return Err(Ignored(format!(
-                "{key} is a reserved name: it has no images to scan"
-            )))
-        }
+        Phase::Failed => return Err(IgnoreReason::ReleaseFailed { key }),
+        Phase::Rejected => return Err(IgnoreReason::ScanOfReservedName { key }),
         Phase::Published => return record_scan_after_publication(release, scan, now),
         _ => {}
     }
     if let Some(candidate) = &release.candidate {
         if scan.digest == candidate.digest {
-            return Err(Ignored(format!(
-                "{} is the image index of {key}; ECR scans only the per-arch images",
-                scan.digest
-            )));
+            return Err(IgnoreReason::IndexScanned {
+                key,
+                digest: scan.digest.clone(),
+            });
         }
         let child = candidate.children.iter().find(|c| c.arch == scan.arch);
         if child.is_some_and(|c| c.digest != scan.digest) {
-            return Err(Ignored(format!(
-                "{} is not the {} image of {key}'s candidate",
-                scan.digest, scan.arch
-            )));
+            return Err(IgnoreReason::NotTheCandidateImage {
+                key,
+                arch: scan.arch,
+                digest: scan.digest.clone(),
+            });
         }
     } else if let Some(pushed) = &release.build(BuildRole::arch(scan.arch)).image_digest {
         if *pushed != scan.digest {
-            return Err(Ignored(format!(
-                "{} is not the image the {} build of {key} pushed ({pushed})",
-                scan.digest, scan.arch
-            )));
+            return Err(IgnoreReason::NotThePushedImage {
+                key,
+                arch: scan.arch,
+                digest: scan.digest.clone(),
+                pushed: pushed.clone(),
+            });
         }
     }
     if let Some(existing) = release.verdict_for(scan.arch, &scan.digest) {
@@ -201,10 +204,10 @@ pub(super) fn record_scan(
             return Ok(());
         }
         if existing.recency() > scan.recency() {
-            return Err(Ignored(format!(
-                "an older scan of {} ({}); a newer one is already recorded",
-                scan.digest, scan.arch
-            )));
+            return Err(IgnoreReason::OlderScan {
+                arch: scan.arch,
+                digest: scan.digest.clone(),
+            });
         }
     }
     release
@@ -233,7 +236,7 @@ fn record_scan_after_publication(
     release: &mut Release,
     scan: &ScanRecord,
     now: Millis,
-) -> Result<(), Ignored> {
+) -> Result<(), IgnoreReason> {
     let key = release.key.clone();
     let is_child = release.candidate.as_ref().is_some_and(|c| {
         c.children
@@ -241,16 +244,17 @@ fn record_scan_after_publication(
             .any(|child| child.arch == scan.arch && child.digest == scan.digest)
     });
     if !is_child {
-        return Err(Ignored(format!(
-            "{} is not the {} image of published release {key}",
-            scan.digest, scan.arch
-        )));
+        return Err(IgnoreReason::NotThePublishedImage {
+            key,
+            arch: scan.arch,
+            digest: scan.digest.clone(),
+        });
     }
     if scan.verdict.passes() {
-        return Err(Ignored(format!(
-            "release {key} is published; a passing scan of its {} image is not news",
-            scan.arch
-        )));
+        return Err(IgnoreReason::PassingScanAfterPublication {
+            key,
+            arch: scan.arch,
+        });
     }
     let newest_known = release
         .notices
@@ -270,10 +274,10 @@ fn record_scan_after_publication(
         )
         .max();
     if newest_known.is_some_and(|at| at > scan.scanned_at) {
-        return Err(Ignored(format!(
-            "an older scan of {} ({}); a newer one is already recorded",
-            scan.digest, scan.arch
-        )));
+        return Err(IgnoreReason::OlderScan {
+            arch: scan.arch,
+            digest: scan.digest.clone(),
+        });
     }
     release.add_notice(NoticeKind::Vulnerable { scan: scan.clone() }, now);
     Ok(())
