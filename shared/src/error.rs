@@ -32,6 +32,16 @@ pub enum AdapterError {
         #[source]
         source: BoxError,
     },
+    /// The tag already names other content and cannot move (immutable tags): not retryable,
+    /// and not a failure of the service.
+    #[error("{service} {operation}: tag {tag} already names other content")]
+    TagTaken {
+        service: &'static str,
+        operation: &'static str,
+        tag: String,
+        #[source]
+        source: BoxError,
+    },
     /// The service answered with something archgate cannot use.
     #[error("{service} {operation} answered unexpectedly: {reason}")]
     Unexpected {
@@ -54,6 +64,7 @@ impl AdapterError {
             AdapterError::Throttled { .. } => "Archgate.Throttled",
             AdapterError::Transient { .. } => "Archgate.Transient",
             AdapterError::Rejected { .. } => "Archgate.Rejected",
+            AdapterError::TagTaken { .. } => "Archgate.TagTaken",
             AdapterError::Unexpected { .. } => "Archgate.UnexpectedResponse",
         }
     }

@@ -801,7 +801,7 @@ fn invocation_id() -> String {
 }
 
 fn is_immutable_tag_conflict(error: &AdapterError) -> bool {
-    matches!(error, AdapterError::Rejected { code, .. } if code == "ImageTagAlreadyExistsException")
+    matches!(error, AdapterError::TagTaken { .. })
 }
 
 /// The StartBuild request for one of a release's builds.

@@ -184,13 +184,6 @@ pub trait Builds: Send + Sync {
     ) -> impl Future<Output = Result<Option<BuildDetails>, AdapterError>> + Send;
 }
 
-/// The outcome of PutImage: a repeat of identical content is as good as a first write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    Created,
-    AlreadyExists,
-}
-
 /// What the registry says about the scan of one image (DescribeImageScanFindings, all pages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanFindings {
@@ -224,13 +217,15 @@ pub trait Registry: Send + Sync {
         digest: &Digest,
     ) -> impl Future<Output = Result<Option<ScanFindings>, AdapterError>> + Send;
 
+    /// PutImage under `tag`. A repeat of identical content is as good as a first write;
+    /// a tag that names other content and cannot move is [`AdapterError::TagTaken`].
     fn put_manifest(
         &self,
         repository: &str,
         tag: &str,
         manifest: &RawManifest,
         digest: &Digest,
-    ) -> impl Future<Output = Result<PutOutcome, AdapterError>> + Send;
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
 pub trait EventPublisher: Send + Sync {

@@ -6,7 +6,7 @@ use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
 use crate::error::AdapterError;
-use crate::ports::{PutOutcome, Registry, ScanFindings};
+use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
@@ -249,7 +249,7 @@ impl Registry for EcrRegistry {
         tag: &str,
         manifest: &RawManifest,
         digest: &Digest,
-    ) -> Result<PutOutcome, AdapterError> {
+    ) -> Result<(), AdapterError> {
         let body = std::str::from_utf8(&manifest.bytes)
             .map_err(|e| unexpected("PutImage", format!("manifest is not UTF-8: {e}")))?;
         let result = self
@@ -263,7 +263,17 @@ impl Registry for EcrRegistry {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(PutOutcome::Created),
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutImageError::ImageTagAlreadyExistsException(_)) =>
+            {
+                Err(AdapterError::TagTaken {
+                    service: "ECR",
+                    operation: "PutImage",
+                    tag: tag.to_owned(),
+                    source: e.into_err().into(),
+                })
+            }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutImageError::ImageAlreadyExistsException(_)) =>
             {
@@ -276,11 +286,11 @@ impl Registry for EcrRegistry {
                     .map(|(at, _)| &message[at..(at + 71).min(message.len())])
                     .find(|named| *named != digest.as_str());
                 match other {
-                    None => Ok(PutOutcome::AlreadyExists),
-                    Some(_) => Err(AdapterError::Rejected {
+                    None => Ok(()),
+                    Some(_) => Err(AdapterError::TagTaken {
                         service: "ECR",
                         operation: "PutImage",
-                        code: "ImageTagAlreadyExistsException".to_owned(),
+                        tag: tag.to_owned(),
                         source: message.into(),
                     }),
                 }

@@ -11,8 +11,7 @@ use crate::domain::retention::{read_links, ManifestLinks};
 use crate::domain::{Digest, Millis};
 use crate::error::AdapterError;
 use crate::ports::{
-    Clock, DeleteResult, FetchedManifest, ImageSummary, PutOutcome, Registry, RepositoryInventory,
-    ScanFindings,
+    Clock, DeleteResult, FetchedManifest, ImageSummary, Registry, RepositoryInventory, ScanFindings,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -340,7 +339,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
         tag: &str,
         manifest: &RawManifest,
         digest: &Digest,
-    ) -> Result<PutOutcome, AdapterError> {
+    ) -> Result<(), AdapterError> {
         let fault = self.chaos.enter("ECR", "PutImage", "ECR.PutImage").await?;
         if Digest::of(&manifest.bytes) != *digest {
             return Err(AdapterError::Rejected {
@@ -360,12 +359,13 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 .get_mut(repository)
                 .ok_or_else(|| not_found("PutImage", repository))?;
             match repo.tags.get(tag) {
-                Some(current) if current == digest => PutOutcome::AlreadyExists,
+                // A repeat of identical content is as good as a first write.
+                Some(current) if current == digest => {}
                 Some(current) if repo.immutable => {
-                    return Err(AdapterError::Rejected {
+                    return Err(AdapterError::TagTaken {
                         service: "ECR",
                         operation: "PutImage",
-                        code: "ImageTagAlreadyExistsException".to_owned(),
+                        tag: tag.to_owned(),
                         source: format!("tag {tag} already names {current}").into(),
                     })
                 }
@@ -387,7 +387,6 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                         to: digest.clone(),
                         at: now,
                     });
-                    PutOutcome::Created
                 }
             }
         };
