@@ -1,6 +1,7 @@
 //! The retention cleanup: inventory a repository, plan with the pure planner, delete what the
 //! plan allows, report. Used by the retention-cleanup function and `archgate retention`.
 
+use crate::config::ConfigError;
 use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::domain::retention::{
     plan, read_links, ImageRecord, ManifestLinks, Plan, RetentionPolicy,
@@ -35,27 +36,13 @@ pub struct RetentionConfig {
     pub event_bus: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RetentionConfigError {
-    #[error("{variable} is not set")]
-    Missing { variable: &'static str },
-    #[error("{variable}={value:?} is invalid: {reason}")]
-    Invalid {
-        variable: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
 impl RetentionConfig {
-    pub fn from_env() -> Result<Self, RetentionConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, RetentionConfigError> {
-        let invalid = |variable, value: &str, reason: &str| RetentionConfigError::Invalid {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let invalid = |variable, value: &str, reason: &str| ConfigError::Invalid {
             variable,
             value: value.to_owned(),
             reason: reason.to_owned(),
@@ -64,7 +51,7 @@ impl RetentionConfig {
             lookup(variable)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
-                .ok_or(RetentionConfigError::Missing { variable })
+                .ok_or(ConfigError::Missing { variable })
         };
         let list = required(RETENTION_REPOSITORIES)?;
         let mut repositories = Vec::new();

@@ -6,12 +6,13 @@ use crate::domain::gate::{Policy, ScanReport, ScanStatus, SeverityCounts, Verdic
 use crate::domain::{Arch, Digest, Release};
 use crate::error::AdapterError;
 use crate::ports::Registry;
+use time::{Date, OffsetDateTime};
 
-/// `YYYY-MM-DD` of a time in milliseconds since the epoch (UTC).
-pub fn date_of(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
-        .map(|t| t.date().to_string())
-        .unwrap_or_else(|_| "1970-01-01".to_owned())
+/// The date (UTC) of a time in milliseconds since the epoch.
+pub fn date_of(millis: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date()
 }
 
 /// The verdict on one image's scan, reading its findings when the counts alone block.
@@ -22,14 +23,14 @@ pub async fn judge<R: Registry>(
     digest: &Digest,
     status: ScanStatus,
     counts: SeverityCounts,
-    today: &str,
+    today: &Date,
 ) -> Result<Verdict, AdapterError> {
     let report = ScanReport {
         status,
         counts,
         findings: None,
     };
-    let verdict = policy.evaluate(&report, today);
+    let verdict = policy.evaluate(&report, *today);
     if verdict.passes() || status != ScanStatus::Complete {
         return Ok(verdict);
     }
@@ -39,7 +40,7 @@ pub async fn judge<R: Registry>(
                 findings: Some(found.findings),
                 ..report
             },
-            today,
+            *today,
         )),
         _ => Ok(verdict),
     }
@@ -52,7 +53,7 @@ pub async fn judge_current<R: Registry>(
     registry: &R,
     repository: &str,
     digest: &Digest,
-    today: &str,
+    today: &Date,
 ) -> Result<Option<(Verdict, Option<i64>)>, AdapterError> {
     let Some(found) = registry.scan_findings(repository, digest).await? else {
         return Ok(None);
@@ -66,7 +67,7 @@ pub async fn judge_current<R: Registry>(
         findings: (status == ScanStatus::Complete && !found.findings.is_empty())
             .then_some(found.findings),
     };
-    Ok(Some((policy.evaluate(&report, today), found.completed_at)))
+    Ok(Some((policy.evaluate(&report, *today), found.completed_at)))
 }
 
 /// The gate's view of a release now: one verdict per per-arch image of its candidate, read
@@ -75,7 +76,7 @@ pub async fn current_verdicts<R: Registry>(
     policy: &Policy,
     registry: &R,
     release: &Release,
-    today: &str,
+    today: &Date,
 ) -> Result<Vec<(Arch, Digest, Option<(Verdict, Option<i64>)>)>, AdapterError> {
     let Some(candidate) = &release.candidate else {
         return Ok(Vec::new());

@@ -135,7 +135,7 @@ impl Judgement {
             counts: counts.into_iter().collect(),
             findings: None,
         };
-        let verdict = Policy::default().evaluate(&report, "2026-01-01");
+        let verdict = Policy::default().evaluate(&report, time::macros::date!(2026 - 01 - 01));
         assert_eq!(verdict.passes(), self == Judgement::Pass, "{verdict:?}");
         verdict
     }

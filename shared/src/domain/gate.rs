@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use time::format_description::StaticFormatDescription;
+use time::Date;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -65,18 +67,25 @@ pub struct Finding {
     pub fixed_in: Option<String>,
 }
 
-/// A finding id that does not block until `expires` (a date, `YYYY-MM-DD`, inclusive).
+/// How the allowlist writes its dates.
+pub const DATE_FORMAT: StaticFormatDescription =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+time::serde::format_description!(iso_date, Date, DATE_FORMAT);
+
+/// A finding id that does not block until `expires` (inclusive).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllowEntry {
     pub id: String,
-    pub expires: String,
+    /// Serialised as the allowlist variable writes it, so that a policy's variables read back.
+    #[serde(with = "iso_date")]
+    pub expires: Date,
     pub reason: String,
 }
 
 impl AllowEntry {
-    /// `today` is `YYYY-MM-DD`; ISO dates compare as strings.
-    pub fn is_active(&self, today: &str) -> bool {
-        today <= self.expires.as_str()
+    pub fn is_active(&self, today: Date) -> bool {
+        today <= self.expires
     }
 }
 
@@ -169,8 +178,8 @@ impl Policy {
         })
     }
 
-    /// Judges one scan. `today` (`YYYY-MM-DD`) decides which allowlist entries still apply.
-    pub fn evaluate(&self, scan: &ScanReport, today: &str) -> Verdict {
+    /// Judges one scan. `today` decides which allowlist entries still apply.
+    pub fn evaluate(&self, scan: &ScanReport, today: Date) -> Verdict {
         if scan.status != ScanStatus::Complete {
             let what = match scan.status {
                 ScanStatus::Failed => "the scan failed",
@@ -238,6 +247,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::date;
 
     fn complete(counts: &[(Severity, u64)], findings: Option<Vec<Finding>>) -> ScanReport {
         ScanReport {
@@ -260,9 +270,15 @@ mod tests {
     fn the_default_policy_blocks_any_critical_and_nothing_else() {
         let policy = Policy::default();
         assert!(policy
-            .evaluate(&complete(&[(Severity::High, 900)], None), "2026-01-01")
+            .evaluate(
+                &complete(&[(Severity::High, 900)], None),
+                date!(2026 - 01 - 01)
+            )
             .passes());
-        let verdict = policy.evaluate(&complete(&[(Severity::Critical, 1)], None), "2026-01-01");
+        let verdict = policy.evaluate(
+            &complete(&[(Severity::Critical, 1)], None),
+            date!(2026 - 01 - 01),
+        );
         let Verdict::Block { rule, .. } = verdict else {
             panic!("{verdict:?}")
         };
@@ -272,7 +288,7 @@ mod tests {
     #[test]
     fn a_scan_without_severity_keys_counts_zero() {
         assert!(Policy::default()
-            .evaluate(&complete(&[], None), "2026-01-01")
+            .evaluate(&complete(&[], None), date!(2026 - 01 - 01))
             .passes());
     }
 
@@ -281,14 +297,14 @@ mod tests {
         let mut policy = Policy::default();
         policy.allowlist.push(AllowEntry {
             id: "CVE-2024-0001".into(),
-            expires: "2026-06-30".into(),
+            expires: date!(2026 - 06 - 30),
             reason: "not reachable".into(),
         });
         let scan = complete(
             &[(Severity::Critical, 1)],
             Some(vec![finding("CVE-2024-0001", Severity::Critical)]),
         );
-        let verdict = policy.evaluate(&scan, "2026-06-30");
+        let verdict = policy.evaluate(&scan, date!(2026 - 06 - 30));
         assert_eq!(
             verdict,
             Verdict::Pass {
@@ -296,7 +312,7 @@ mod tests {
                 allowlisted: vec!["CVE-2024-0001".into()]
             }
         );
-        assert!(!policy.evaluate(&scan, "2026-07-01").passes());
+        assert!(!policy.evaluate(&scan, date!(2026 - 07 - 01)).passes());
     }
 
     #[test]
@@ -306,12 +322,14 @@ mod tests {
             counts: SeverityCounts::new(),
             findings: None,
         };
-        assert!(!Policy::default().evaluate(&failed, "2026-01-01").passes());
+        assert!(!Policy::default()
+            .evaluate(&failed, date!(2026 - 01 - 01))
+            .passes());
         let lenient = Policy {
             on_scan_failure: OnScanFailure::Pass,
             ..Policy::default()
         };
-        assert!(lenient.evaluate(&failed, "2026-01-01").passes());
+        assert!(lenient.evaluate(&failed, date!(2026 - 01 - 01)).passes());
     }
 
     #[test]
@@ -324,7 +342,8 @@ mod tests {
                 finding("CVE-1", Severity::High),
             ]),
         );
-        let Verdict::Block { worst, counts, .. } = Policy::default().evaluate(&scan, "2026-01-01")
+        let Verdict::Block { worst, counts, .. } =
+            Policy::default().evaluate(&scan, date!(2026 - 01 - 01))
         else {
             panic!()
         };

@@ -1,0 +1,209 @@
+//! One configuration for every function and the CLI, read from the environment once at
+//! start-up. Endpoint, region and credentials come the SDK's standard way (`AWS_ENDPOINT_URL`,
+//! `AWS_REGION`, the role), never from here.
+
+mod allowlist;
+mod gate;
+mod names;
+mod variables;
+
+pub use names::repository_name;
+pub use variables::*;
+
+use crate::domain::gate::Policy;
+use crate::domain::{BuildRole, ManifestMode};
+use names::{bucket_name, event_bus_name, key_prefix, project_name, table_name};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub source_bucket: String,
+    /// Keys must start with this (may be empty: the whole bucket).
+    pub source_prefix: String,
+    pub repository: String,
+    pub amd64_project: String,
+    pub arm64_project: String,
+    pub manifest_mode: ManifestMode,
+    /// Required in codebuild mode; named in native mode only if set.
+    pub manifest_project: Option<String>,
+    pub ledger_table: String,
+    pub event_bus: String,
+    /// The scan gate's policy (default: CRITICAL 0, the rest unlimited, fail closed).
+    pub gate: Policy,
+    /// Tags that follow the newest published release (e.g. `latest`).
+    pub moving_tags: Vec<String>,
+    /// When set, events of other accounts are ignored.
+    pub account_id: Option<String>,
+    /// When set, events of other regions are ignored.
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable} is not set")]
+    Missing { variable: &'static str },
+    #[error("{variable}={value:?} is invalid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing { variable })
+        };
+        let check =
+            |variable: &'static str, value: String, rule: fn(&str) -> Result<(), String>| {
+                rule(&value)
+                    .map(|()| value.clone())
+                    .map_err(|reason| ConfigError::Invalid {
+                        variable,
+                        value,
+                        reason,
+                    })
+            };
+
+        let source_bucket = check(SOURCE_BUCKET, required(SOURCE_BUCKET)?, bucket_name)?;
+        let source_prefix = lookup(SOURCE_PREFIX).ok_or(ConfigError::Missing {
+            variable: SOURCE_PREFIX,
+        })?;
+        let source_prefix = check(SOURCE_PREFIX, source_prefix, key_prefix)?;
+        let repository = check(REPOSITORY, required(REPOSITORY)?, repository_name)?;
+        let amd64_project = check(AMD64_PROJECT, required(AMD64_PROJECT)?, project_name)?;
+        let arm64_project = check(ARM64_PROJECT, required(ARM64_PROJECT)?, project_name)?;
+        let manifest_mode = match required(MANIFEST_MODE)?.as_str() {
+            "native" => ManifestMode::Native,
+            "codebuild" => ManifestMode::Codebuild,
+            other => {
+                return Err(ConfigError::Invalid {
+                    variable: MANIFEST_MODE,
+                    value: other.to_owned(),
+                    reason: "expected `native` or `codebuild`".to_owned(),
+                })
+            }
+        };
+        let manifest_project = match (manifest_mode, required(MANIFEST_PROJECT)) {
+            (_, Ok(value)) => Some(check(MANIFEST_PROJECT, value, project_name)?),
+            (ManifestMode::Codebuild, Err(_)) => {
+                return Err(ConfigError::Missing {
+                    variable: MANIFEST_PROJECT,
+                })
+            }
+            (ManifestMode::Native, Err(_)) => None,
+        };
+        if amd64_project == arm64_project
+            || manifest_project.as_ref() == Some(&amd64_project)
+            || manifest_project.as_ref() == Some(&arm64_project)
+        {
+            return Err(ConfigError::Invalid {
+                variable: ARM64_PROJECT,
+                value: arm64_project,
+                reason: "the amd64, arm64 and manifest projects must be distinct".to_owned(),
+            });
+        }
+        let ledger_table = check(LEDGER_TABLE, required(LEDGER_TABLE)?, table_name)?;
+        let event_bus = check(EVENT_BUS, required(EVENT_BUS)?, event_bus_name)?;
+        let gate = gate::policy(&lookup)?;
+        let moving_tags = moving_tags(lookup(MOVING_TAGS).unwrap_or_default())?;
+        let account_id = required(ACCOUNT_ID)
+            .ok()
+            .map(|account| check(ACCOUNT_ID, account, names::account_id))
+            .transpose()?;
+        let region = required(REGION)
+            .ok()
+            .map(|name| check(REGION, name, names::region))
+            .transpose()?;
+        Ok(Config {
+            source_bucket,
+            source_prefix,
+            repository,
+            amd64_project,
+            arm64_project,
+            manifest_mode,
+            manifest_project,
+            ledger_table,
+            event_bus,
+            gate,
+            moving_tags,
+            account_id,
+            region,
+        })
+    }
+
+    /// The project that builds a role, if archgate runs one for it.
+    pub fn project_for(&self, role: BuildRole) -> Option<&str> {
+        match role {
+            BuildRole::Amd64 => Some(&self.amd64_project),
+            BuildRole::Arm64 => Some(&self.arm64_project),
+            BuildRole::Manifest => self.manifest_project.as_deref(),
+        }
+    }
+
+    /// The role of a project archgate runs, by name.
+    pub fn role_of_project(&self, project: &str) -> Option<BuildRole> {
+        [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest]
+            .into_iter()
+            .find(|role| self.project_for(*role) == Some(project))
+    }
+
+    /// The variables as a map, for child processes and tests.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (SOURCE_BUCKET, self.source_bucket.clone()),
+            (SOURCE_PREFIX, self.source_prefix.clone()),
+            (REPOSITORY, self.repository.clone()),
+            (AMD64_PROJECT, self.amd64_project.clone()),
+            (ARM64_PROJECT, self.arm64_project.clone()),
+            (MANIFEST_MODE, self.manifest_mode.as_str().to_owned()),
+            (LEDGER_TABLE, self.ledger_table.clone()),
+            (EVENT_BUS, self.event_bus.clone()),
+        ];
+        if let Some(project) = &self.manifest_project {
+            vars.push((MANIFEST_PROJECT, project.clone()));
+        }
+        vars.extend(gate::to_env(&self.gate));
+        vars.push((MOVING_TAGS, self.moving_tags.join(",")));
+        if let Some(account) = &self.account_id {
+            vars.push((ACCOUNT_ID, account.clone()));
+        }
+        if let Some(region) = &self.region {
+            vars.push((REGION, region.clone()));
+        }
+        vars
+    }
+}
+
+fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let valid = crate::domain::ReleaseTag::parse(tag).is_ok();
+        if !valid {
+            return Err(ConfigError::Invalid {
+                variable: MOVING_TAGS,
+                value: value.clone(),
+                reason: format!("`{tag}` is not a valid image tag ([A-Za-z0-9_.-], starting with a letter or digit)"),
+            });
+        }
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_owned());
+        }
+    }
+    Ok(tags)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The rules AWS sets for the names configuration gives: each returns why a value is not a
+//! valid name, for [`super::ConfigError::Invalid`].
+
+pub(super) fn bucket_name(value: &str) -> Result<(), String> {
+    let ok_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends_ok = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if (3..=63).contains(&value.len()) && ok_chars && ends_ok {
+        Ok(())
+    } else {
+        Err("an S3 bucket name is 3-63 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".into())
+    }
+}
+
+pub(super) fn key_prefix(value: &str) -> Result<(), String> {
+    if value.len() > 512 || value.starts_with('/') || value.chars().any(char::is_control) {
+        Err("a key prefix has no leading `/`, no control characters and at most 512 bytes".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// ECR: `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`, 2-256 characters.
+pub fn repository_name(value: &str) -> Result<(), String> {
+    let component_ok = |c: &str| {
+        let bytes = c.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && !bytes
+                .windows(2)
+                .any(|w| matches!(w[0], b'.' | b'_' | b'-') && matches!(w[1], b'.' | b'_' | b'-'))
+    };
+    if (2..=256).contains(&value.len()) && value.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err("an ECR repository name is 2-256 lowercase letters, digits and single `.`, `_`, `-` separators, with `/` between components".into())
+    }
+}
+
+pub(super) fn project_name(value: &str) -> Result<(), String> {
+    let bytes = value.as_bytes();
+    if (2..=255).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        Ok(())
+    } else {
+        Err("a CodeBuild project name is 2-255 letters, digits, `-` and `_`, starting with a letter or digit".into())
+    }
+}
+
+pub(super) fn table_name(value: &str) -> Result<(), String> {
+    if (3..=255).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Ok(())
+    } else {
+        Err("a DynamoDB table name is 3-255 letters, digits, `_`, `.` and `-`".into())
+    }
+}
+
+pub(super) fn event_bus_name(value: &str) -> Result<(), String> {
+    let name_ok = (1..=256).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'));
+    if name_ok || value.starts_with("arn:aws") {
+        Ok(())
+    } else {
+        Err("an event bus is a name of letters, digits, `/`, `.`, `-` and `_`, or an ARN".into())
+    }
+}
+
+pub(super) fn account_id(value: &str) -> Result<(), String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err("an AWS account id is 12 digits".into())
+    }
+}
+
+pub(super) fn region(value: &str) -> Result<(), String> {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err("a region looks like eu-west-1".into())
+    }
+}

@@ -1,0 +1,41 @@
+//! The names of the environment variables [`super::Config`] reads.
+
+pub const SOURCE_BUCKET: &str = "ARCHGATE_SOURCE_BUCKET";
+pub const SOURCE_PREFIX: &str = "ARCHGATE_SOURCE_PREFIX";
+pub const REPOSITORY: &str = "ARCHGATE_REPOSITORY";
+pub const AMD64_PROJECT: &str = "ARCHGATE_AMD64_PROJECT";
+pub const ARM64_PROJECT: &str = "ARCHGATE_ARM64_PROJECT";
+pub const MANIFEST_MODE: &str = "ARCHGATE_MANIFEST_MODE";
+pub const MANIFEST_PROJECT: &str = "ARCHGATE_MANIFEST_PROJECT";
+pub const LEDGER_TABLE: &str = "ARCHGATE_LEDGER_TABLE";
+pub const EVENT_BUS: &str = "ARCHGATE_EVENT_BUS";
+pub const GATE_ALLOWLIST: &str = "ARCHGATE_GATE_ALLOWLIST";
+pub const GATE_ON_SCAN_FAILURE: &str = "ARCHGATE_GATE_ON_SCAN_FAILURE";
+pub const MOVING_TAGS: &str = "ARCHGATE_MOVING_TAGS";
+/// The deployment's account and region; events from elsewhere are ignored (optional).
+pub const ACCOUNT_ID: &str = "ARCHGATE_ACCOUNT_ID";
+pub const REGION: &str = "ARCHGATE_REGION";
+/// The gate's per-severity limits, one variable each.
+pub const GATE_MAX: [&str; 6] = [
+    "ARCHGATE_GATE_MAX_CRITICAL",
+    "ARCHGATE_GATE_MAX_HIGH",
+    "ARCHGATE_GATE_MAX_MEDIUM",
+    "ARCHGATE_GATE_MAX_LOW",
+    "ARCHGATE_GATE_MAX_INFORMATIONAL",
+    "ARCHGATE_GATE_MAX_UNDEFINED",
+];
+
+/// The variables [`super::Config::from_env`] requires (or, for the manifest project, may
+/// require). The gate's variables ([`GATE_MAX`], [`GATE_ALLOWLIST`], [`GATE_ON_SCAN_FAILURE`],
+/// [`MOVING_TAGS`]) are optional with documented defaults.
+pub const VARIABLES: [&str; 9] = [
+    SOURCE_BUCKET,
+    SOURCE_PREFIX,
+    REPOSITORY,
+    AMD64_PROJECT,
+    ARM64_PROJECT,
+    MANIFEST_MODE,
+    MANIFEST_PROJECT,
+    LEDGER_TABLE,
+    EVENT_BUS,
+];
