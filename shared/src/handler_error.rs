@@ -12,12 +12,6 @@ pub enum HandlerError {
     Malformed(#[from] MalformedEvent),
     #[error("event field {0}")]
     InvalidField(#[from] InvalidField),
-    #[error("could not read the scan findings of {digest}")]
-    Findings {
-        digest: String,
-        #[source]
-        source: AdapterError,
-    },
     #[error("could not read build {build_id} from CodeBuild")]
     BuildLookup {
         build_id: String,
@@ -33,7 +27,6 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HandlerError::Malformed(_) | HandlerError::InvalidField(_) => false,
-            HandlerError::Findings { source, .. } => source.is_retryable(),
             HandlerError::BuildLookup { source, .. } => source.is_retryable(),
             HandlerError::Pipeline(e) => e.is_retryable(),
         }
@@ -42,7 +35,6 @@ impl HandlerError {
     pub fn error_type(&self) -> &'static str {
         match self {
             HandlerError::Malformed(_) | HandlerError::InvalidField(_) => "Archgate.MalformedEvent",
-            HandlerError::Findings { source, .. } => source.error_type(),
             HandlerError::BuildLookup { source, .. } => source.error_type(),
             HandlerError::Pipeline(e) => e.error_type(),
         }

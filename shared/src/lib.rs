@@ -19,5 +19,6 @@ pub mod pipeline;
 pub mod ports;
 pub mod reconcile;
 pub mod telemetry;
+pub mod wiring;
 
 pub use config::Config;

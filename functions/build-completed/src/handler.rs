@@ -25,7 +25,7 @@ where
         info!(%event_id, %reason, "ignored");
         Outcome::from(reason)
     };
-    let change = match build_change(&event, &pipeline.config) {
+    let change = match build_change(&event, pipeline.config()) {
         Ok(change) => change,
         Err(reason) => return Ok(ignore(reason)),
     };
@@ -41,8 +41,7 @@ where
         (change.environment.clone(), change.exported.clone())
     } else {
         let details = pipeline
-            .builds
-            .details(&change.build_id)
+            .build_details(&change.build_id)
             .await
             .map_err(|source| HandlerError::BuildLookup {
                 build_id: change.build_id.clone(),
@@ -50,7 +49,7 @@ where
             })?;
         match details {
             Some(details)
-                if pipeline.config.role_of_project(&details.project) == Some(change.role) =>
+                if pipeline.config().role_of_project(&details.project) == Some(change.role) =>
             {
                 // What the event carried stands; CodeBuild fills in what it lacked.
                 let environment = if carries_identity {
@@ -79,7 +78,7 @@ where
             }
         }
     };
-    let (key, fact) = match build_fact(&change, &environment, &exported, &pipeline.config) {
+    let (key, fact) = match build_fact(&change, &environment, &exported, pipeline.config()) {
         Ok(found) => found,
         Err(reason) => return Ok(ignore(reason)),
     };

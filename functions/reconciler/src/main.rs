@@ -1,5 +1,4 @@
 use archgate::aws::{sdk_config, Clients};
-use archgate::ports::Clock;
 use archgate::reconcile::ReconcilePolicy;
 use archgate::{telemetry, Config};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -15,8 +14,7 @@ async fn main() -> Result<(), Error> {
     let pipeline = &pipeline;
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            archgate_reconciler::handler::handle(pipeline, policy, pipeline.clock.now_millis())
-                .await
+            archgate_reconciler::handler::handle(pipeline, policy, pipeline.now()).await
         },
     ))
     .await

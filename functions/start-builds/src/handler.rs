@@ -18,7 +18,7 @@ where
     C: Clock,
 {
     let event = parse_s3_event(event)?;
-    let (key, fact) = match upload_fact(&event, &pipeline.config) {
+    let (key, fact) = match upload_fact(&event, pipeline.config()) {
         Ok(found) => found,
         Err(reason) => {
             info!(event_id = event.id.as_deref().unwrap_or_default(), %reason, "ignored");

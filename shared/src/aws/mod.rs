@@ -13,15 +13,10 @@ pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::{EcrRegistry, BATCH_LIMIT, DESCRIBE_PAGE};
 pub use eventbridge::EventBridgePublisher;
 
-use crate::config::Config;
-use crate::error::AdapterError;
-use crate::pipeline::Pipeline;
-use crate::ports::SystemClock;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+pub use crate::wiring::AwsPipeline;
 
-/// The pipeline wired to AWS.
-pub type AwsPipeline =
-    Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, SystemClock>;
+use crate::error::AdapterError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Loads the SDK configuration the standard way: region, credentials and `AWS_ENDPOINT_URL`
 /// from the environment or the execution role.
@@ -72,18 +67,6 @@ impl Clients {
             ecr: client!(aws_sdk_ecr, &calls, sdk),
             eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
             calls,
-        }
-    }
-
-    pub fn pipeline(&self, config: &Config) -> AwsPipeline {
-        Pipeline {
-            config: config.clone(),
-            ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
-            builds: CodeBuildBuilds::new(self.codebuild.clone()),
-            registry: EcrRegistry::new(self.ecr.clone()),
-            events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
-            clock: SystemClock,
-            performs: crate::pipeline::EVERY_SERVICE,
         }
     }
 }

@@ -53,14 +53,13 @@ impl MemoryServices {
     }
 
     pub fn pipeline(&self, config: &Config) -> MemoryPipeline {
-        Pipeline {
-            config: config.clone(),
-            ledger: self.ledger.clone(),
-            builds: self.builds.clone(),
-            registry: self.registry.clone(),
-            events: self.events.clone(),
-            clock: self.clock.clone(),
-            performs: crate::pipeline::EVERY_SERVICE,
-        }
+        Pipeline::new(
+            config.clone(),
+            self.ledger.clone(),
+            self.builds.clone(),
+            self.registry.clone(),
+            self.events.clone(),
+            self.clock.clone(),
+        )
     }
 }
