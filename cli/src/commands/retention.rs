@@ -8,7 +8,7 @@ use archgate::config::{ConfigError, EVENT_BUS, LEDGER_TABLE};
 use archgate::domain::retention::RetentionPolicy;
 use archgate::error::chain;
 use archgate::ports::{Clock, SystemClock};
-use std::io::Write;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What to survey and how much of it may go.
 #[derive(Debug, Clone)]
@@ -92,23 +92,25 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
         return Ok(());
     }
 
+    let progress = ProgressBar::with_draw_target(
+        Some(survey.plan.delete.len() as u64),
+        ProgressDrawTarget::stdout(),
+    )
+    .with_style(
+        ProgressStyle::with_template("  [{bar:30}] {pos}/{len}")
+            .expect("the template is valid")
+            .progress_chars("#."),
+    );
     let report = apply_plan_with_progress(
         &inventory,
         &options.repository,
         &survey,
         false,
-        |done, total| {
-            let filled = done * 30 / total.max(1);
-            print!(
-                "\r  [{}{}] {done}/{total}",
-                "#".repeat(filled),
-                ".".repeat(30 - filled)
-            );
-            let _ = std::io::stdout().flush();
-        },
+        |done, _| progress.set_position(done as u64),
     )
-    .await?;
-    println!();
+    .await;
+    progress.finish();
+    let report = report?;
     for (digest, reason) in &report.failed {
         println!("  failed  {digest}: {reason} (left for the next run)");
     }
