@@ -2,8 +2,10 @@
 //! inspection. The library half is what the integration tests drive too.
 
 pub mod builder;
+pub mod commands;
 pub mod demo;
 pub mod emulator;
+pub mod error;
 pub mod evaluate;
 pub mod local;
 pub mod provision;

@@ -3,7 +3,6 @@
 use archgate::pipeline::{Pipeline, PipelineError};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use archgate::reconcile::{reconcile_all, ReconcilePolicy, ReconcileReport};
-use std::process::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -13,13 +12,13 @@ pub enum ReconcileError {
     Pipeline(#[from] PipelineError),
 }
 
-/// Runs one pass (changing nothing with `dry_run`) and prints it; fails when a release could
-/// not be reconciled.
+/// Runs one pass (changing nothing with `dry_run`), prints it and returns it: the releases
+/// that could not be reconciled are in its `failed`.
 pub async fn run<L, B, R, E, C>(
     pipeline: &Pipeline<L, B, R, E, C>,
     dry_run: bool,
     json: bool,
-) -> Result<ExitCode, ReconcileError>
+) -> Result<ReconcileReport, ReconcileError>
 where
     L: Ledger,
     B: Builds,
@@ -37,11 +36,7 @@ where
     } else {
         print!("{}", describe(&report));
     }
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report)
 }
 
 /// The report for people: one line per release looked at, then what was skipped.

@@ -1,7 +1,10 @@
 //! Reading the repository back: what is in it and whether the candidate index is whole.
 
-use archgate::domain::oci::{self, RawManifest, ACCEPTED_MEDIA_TYPES};
-use archgate::domain::Digest;
+use archgate::aws::EcrRegistry;
+use archgate::domain::oci::{self, RawManifest};
+use archgate::domain::{Arch, Digest};
+use archgate::error::chain;
+use archgate::ports::Registry;
 use aws_sdk_ecr::types::ImageIdentifier;
 
 #[derive(Debug, Clone)]
@@ -51,67 +54,50 @@ pub async fn index_children(
     repository: &str,
     tag: &str,
 ) -> Result<Vec<(String, Digest)>, String> {
-    let output = ecr
-        .batch_get_image()
-        .repository_name(repository)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .set_accepted_media_types(Some(
-            ACCEPTED_MEDIA_TYPES
-                .iter()
-                .map(|m| (*m).to_owned())
-                .collect(),
-        ))
-        .send()
+    // The tag is resolved to a digest first: asked by tag, the emulator's BatchGetImage
+    // names the tag the image got last, which the registry adapter's lookup by tag does not
+    // take for the one asked for once the index also carries its release tags.
+    let index = resolve(ecr, repository, tag)
         .await
-        .map_err(|e| format!("BatchGetImage {tag}: {}", aws_sdk_ecr::Error::from(e)))?;
-    let image = output
-        .images()
-        .first()
+        .and_then(|d| Digest::parse(&d).ok())
         .ok_or_else(|| format!("{tag} is not in {repository}"))?;
-    let raw = RawManifest {
-        media_type: image.image_manifest_media_type().map(str::to_owned),
-        bytes: image
-            .image_manifest()
-            .unwrap_or_default()
-            .as_bytes()
-            .to_vec(),
-    };
+    let registry = EcrRegistry::new(ecr.clone());
+    let raw = fetch(&registry, repository, &[index])
+        .await?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| format!("{tag} is not in {repository}"))?;
     let mut children = Vec::new();
-    for arch in archgate::domain::Arch::ALL {
+    for arch in Arch::ALL {
         let child = oci::platform_image(arch, &raw).map_err(|e| e.to_string())?;
-        // Every child must itself resolve in the repository, or the index is broken.
-        let found = ecr
-            .batch_get_image()
-            .repository_name(repository)
-            .image_ids(
-                ImageIdentifier::builder()
-                    .image_digest(child.digest.as_str())
-                    .build(),
-            )
-            .set_accepted_media_types(Some(
-                ACCEPTED_MEDIA_TYPES
-                    .iter()
-                    .map(|m| (*m).to_owned())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "BatchGetImage {}: {}",
-                    child.digest,
-                    aws_sdk_ecr::Error::from(e)
-                )
-            })?;
-        if found.images().is_empty() {
+        children.push((arch, child.digest));
+    }
+    // Every child must itself resolve in the repository, or the index is broken.
+    let digests: Vec<Digest> = children.iter().map(|(_, d)| d.clone()).collect();
+    let found = fetch(&registry, repository, &digests).await?;
+    for ((arch, digest), image) in children.iter().zip(&found) {
+        if image.is_none() {
             return Err(format!(
-                "{tag} references {} ({arch}), which is not in {repository}",
-                child.digest
+                "{tag} references {digest} ({arch}), which is not in {repository}"
             ));
         }
-        children.push((format!("linux/{}", arch.as_str()), child.digest));
     }
-    Ok(children)
+    Ok(children
+        .into_iter()
+        .map(|(arch, digest)| (format!("linux/{}", arch.as_str()), digest))
+        .collect())
+}
+
+async fn fetch(
+    registry: &EcrRegistry,
+    repository: &str,
+    digests: &[Digest],
+) -> Result<Vec<Option<RawManifest>>, String> {
+    registry
+        .images_by_digest(repository, digests)
+        .await
+        .map_err(|e| chain(&e))
 }
 
 /// The digest a tag names in the repository, if it names one.

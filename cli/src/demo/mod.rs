@@ -3,14 +3,14 @@
 //! critical finding and is blocked, and the output says why.
 
 use crate::builder::ImageShape;
-use crate::local::{
-    default_config, millis, sample_build_context, LocalEnv, LocalError, LocalFinding,
-};
+use crate::local::{default_config, sample_build_context, LocalEnv, LocalError, LocalFinding};
 use crate::report;
 use archgate::domain::Arch;
 use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+mod summary;
 
 pub const DEMO_TAG: &str = "myapp-1.4.2";
 pub const BLOCKED_TAG: &str = "myapp-1.5.0";
@@ -385,77 +385,10 @@ pub async fn run() -> Result<DemoReport, LocalError> {
         }
     }
 
-    print_report(&env, &report).await;
+    summary::print_report(&env, &report).await;
     Ok(report)
 }
 
 fn short(digest: &str) -> String {
     digest.chars().take(19).collect()
-}
-
-async fn print_report(env: &LocalEnv, report: &DemoReport) {
-    println!();
-    println!(
-        "archgate demo — releases {DEMO_TAG} and {BLOCKED_TAG} on {}",
-        report.endpoint
-    );
-    println!();
-    println!("{:<52} {:>10} {:>6}  outcome", "step", "time", "calls");
-    for step in &report.steps {
-        println!(
-            "{:<52} {:>10} {:>6}  {}{}",
-            step.name,
-            millis(step.duration),
-            step.calls.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-            if step.ok { "" } else { "FAILED " },
-            step.outcome
-        );
-    }
-    println!();
-    println!("repository {}:", env.config.repository);
-    match report::repository_contents(&env.clients.ecr, &env.config.repository).await {
-        Ok(rows) => {
-            for row in rows {
-                println!(
-                    "  {:<36} {}  {}",
-                    row.tags.join(","),
-                    short(&row.digest),
-                    row.media_type
-                );
-            }
-        }
-        Err(e) => println!("  (could not list: {e})"),
-    }
-    println!();
-    if !report.candidate_children.is_empty() {
-        println!("{DEMO_TAG} (and latest) is an OCI image index of:");
-        for (platform, digest) in &report.candidate_children {
-            println!("  {platform:<14} {digest}");
-        }
-    }
-    if let Some(reason) = &report.blocked_reason {
-        println!("{BLOCKED_TAG} is blocked: {reason}");
-    }
-    println!("release events: {}", report.release_events.join(", "));
-    for tag in [DEMO_TAG, BLOCKED_TAG] {
-        if let Ok(Some(stored)) = env.release(tag).await {
-            println!(
-                "ledger: {} is {} (version {})",
-                stored.release.key,
-                stored.release.phase(),
-                stored.version
-            );
-        }
-    }
-    for problem in &report.problems {
-        println!("PROBLEM: {problem}");
-    }
-    println!(
-        "{}",
-        if report.succeeded() {
-            "demo succeeded"
-        } else {
-            "demo FAILED"
-        }
-    );
 }

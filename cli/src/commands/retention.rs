@@ -1,0 +1,192 @@
+//! `archgate retention plan|apply`: the retention cleanup of untagged images, which never
+//! breaks a multi-arch image, run from a terminal.
+
+use crate::error::CliError;
+use archgate::aws::{sdk_config, Clients, DynamoLedger, EcrRegistry, EventBridgePublisher};
+use archgate::cleanup::{apply_plan_with_progress, plan_repository, publish_report, Survey};
+use archgate::config::{ConfigError, EVENT_BUS, LEDGER_TABLE};
+use archgate::domain::retention::RetentionPolicy;
+use archgate::error::chain;
+use archgate::ports::{Clock, SystemClock};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// What to survey and how much of it may go.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub repository: String,
+    /// Untagged images younger than this stay, in milliseconds.
+    pub older_than_ms: i64,
+    /// The most of the repository a run may delete (0 < share ≤ 1).
+    pub max_delete_share: f64,
+    /// Print the plan as JSON (`plan` only).
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Show what a cleanup would delete, and why each kept image stays.
+    Plan,
+    /// Delete what the plan allows; `force` overrides the safety valve's share.
+    Apply { force: bool },
+}
+
+/// `7d` / `36h` → milliseconds; zero and negative ages are refused.
+pub fn parse_age(value: &str) -> Result<i64, String> {
+    let (number, unit_ms) = match value.trim() {
+        v if v.ends_with('d') => (&v[..v.len() - 1], 24 * 3600 * 1000),
+        v if v.ends_with('h') => (&v[..v.len() - 1], 3600 * 1000),
+        v => (v, 24 * 3600 * 1000),
+    };
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n * unit_ms),
+        Ok(_) => Err("the age must be positive".to_owned()),
+        Err(_) => Err(format!("{value:?} is not an age like 7d or 36h")),
+    }
+}
+
+pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
+    if !(options.max_delete_share > 0.0 && options.max_delete_share <= 1.0) {
+        return Err(CliError::InvalidArgument(
+            "--max-delete-share must be above 0 and at most 1".to_owned(),
+        ));
+    }
+    // Only the ledger is needed: the rest of the release configuration may be absent here.
+    let table = std::env::var(LEDGER_TABLE).map_err(|_| ConfigError::Missing {
+        variable: LEDGER_TABLE,
+    })?;
+    let clients = Clients::new(&sdk_config().await);
+    let ledger = DynamoLedger::new(clients.dynamodb.clone(), &table);
+    let inventory = EcrRegistry::new(clients.ecr.clone());
+    let policy = RetentionPolicy {
+        untagged_age_ms: options.older_than_ms,
+        max_delete_share: options.max_delete_share,
+        delete_orphan_referrers: false,
+        force: matches!(mode, Mode::Apply { force: true }),
+    };
+    let survey = plan_repository(
+        &inventory,
+        &ledger,
+        &options.repository,
+        &policy,
+        SystemClock.now_millis(),
+    )
+    .await?;
+    if options.json && mode == Mode::Plan {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&survey.plan).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    print_plan(&options.repository, &survey);
+    if mode == Mode::Plan {
+        return Ok(());
+    }
+    // A refused plan deletes nothing; `apply` then says no, as the plan line above explains.
+    if let Some(refused) = &survey.plan.refused {
+        return Err(CliError::Refused(format!(
+            "the plan was refused: {refused}"
+        )));
+    }
+    if survey.plan.delete.is_empty() {
+        return Ok(());
+    }
+
+    let progress = ProgressBar::with_draw_target(
+        Some(survey.plan.delete.len() as u64),
+        ProgressDrawTarget::stdout(),
+    )
+    .with_style(
+        ProgressStyle::with_template("  [{bar:30}] {pos}/{len}")
+            .expect("the template is valid")
+            .progress_chars("#."),
+    );
+    let report = apply_plan_with_progress(
+        &inventory,
+        &options.repository,
+        &survey,
+        false,
+        |done, _| progress.set_position(done as u64),
+    )
+    .await;
+    progress.finish();
+    let report = report?;
+    for (digest, reason) in &report.failed {
+        println!("  failed  {digest}: {reason} (left for the next run)");
+    }
+    if let Ok(bus) = std::env::var(EVENT_BUS) {
+        let events = EventBridgePublisher::new(clients.eventbridge.clone(), &bus);
+        // The deletions are done: a report that could not be sent is worth a warning only.
+        if let Err(e) = publish_report(&events, &report).await {
+            eprintln!(
+                "archgate: could not publish the retention report: {}",
+                chain(&e)
+            );
+        }
+    }
+    println!(
+        "deleted {}, failed {}, reclaimed {} bytes",
+        report.deleted.len(),
+        report.failed.len(),
+        report.bytes_reclaimed
+    );
+    match report.failed.len() {
+        0 => Ok(()),
+        failed => Err(CliError::Incomplete(format!(
+            "{failed} image(s) could not be deleted"
+        ))),
+    }
+}
+
+/// Every image's fate, then the totals.
+fn print_plan(repository: &str, survey: &Survey) {
+    let plan = &survey.plan;
+    println!("repository {repository}: {} images", survey.images.len());
+    for (digest, reason) in &plan.keep {
+        println!(
+            "  keep    {digest}  {}",
+            serde_json::to_string(reason).unwrap_or_default()
+        );
+    }
+    for deletion in &plan.delete {
+        println!(
+            "  delete  {}  {} ({} bytes)",
+            deletion.digest,
+            deletion.why,
+            deletion.size_bytes.unwrap_or(0)
+        );
+    }
+    for (digest, reason) in &plan.unparseable {
+        println!("  unparseable {digest}: {reason}");
+    }
+    for (digest, reason) in &plan.unreadable {
+        println!("  unreadable {digest}: {reason}");
+    }
+    for (item, reason) in &survey.unreadable_records {
+        println!("  ledger item {item} does not parse (its digests are kept): {reason}");
+    }
+    if let Some(refused) = &plan.refused {
+        println!("refused: {refused}");
+    }
+    println!(
+        "{} to delete, {} to keep, {} bytes to reclaim",
+        plan.delete.len(),
+        plan.keep.len(),
+        plan.bytes_reclaimed
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_age;
+
+    #[test]
+    fn ages_are_days_or_hours_and_positive() {
+        assert_eq!(parse_age("7d"), Ok(7 * 24 * 3600 * 1000));
+        assert_eq!(parse_age("36h"), Ok(36 * 3600 * 1000));
+        assert_eq!(parse_age("2"), Ok(2 * 24 * 3600 * 1000));
+        assert!(parse_age("0d").is_err());
+        assert!(parse_age("-1h").is_err());
+        assert!(parse_age("a week").is_err());
+    }
+}
