@@ -100,21 +100,20 @@ where
         ecr = ecr.retry_config(retry.clone());
         eventbridge = eventbridge.retry_config(retry);
     }
-    Pipeline {
-        config: env.config.clone(),
-        ledger: DynamoLedger::new(
+    Pipeline::new(
+        env.config.clone(),
+        DynamoLedger::new(
             aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             &env.config.ledger_table,
         ),
-        builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(codebuild.build())),
-        registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(ecr.build())),
-        events: EventBridgePublisher::new(
+        CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(codebuild.build())),
+        EcrRegistry::new(aws_sdk_ecr::Client::from_conf(ecr.build())),
+        EventBridgePublisher::new(
             aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
             &env.config.event_bus,
         ),
-        clock: clock.clone(),
-        performs: archgate::pipeline::EVERY_SERVICE,
-    }
+        clock.clone(),
+    )
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -291,9 +291,7 @@ async fn no_hostile_event_panics_or_acts() {
         }
     }
     // And nothing was recorded
-    let listed = archgate::ports::Ledger::list(&env.pipeline.ledger, 10)
-        .await
-        .unwrap();
+    let listed = env.pipeline.releases(10).await.unwrap();
     assert!(listed.releases.is_empty(), "{listed:?}");
 }
 
@@ -375,9 +373,7 @@ async fn ledger_items_no_version_of_archgate_wrote_are_survived_by_every_reader(
     )
     .await
     .unwrap();
-    let listing = archgate::ports::Ledger::list(&env.pipeline.ledger, 100)
-        .await
-        .unwrap();
+    let listing = env.pipeline.releases(100).await.unwrap();
     for stored in &listing.releases {
         archgate_cli::status::print_status(&stored.release, stored.version, &[]);
     }

@@ -549,9 +549,7 @@ async fn an_item_that_does_not_parse_is_skipped_and_reported_and_stops_nothing()
     );
 
     // And the ledger listing skips it with the reason
-    let listing = archgate::ports::Ledger::list(&env.pipeline.ledger, 100)
-        .await
-        .unwrap();
+    let listing = env.pipeline.releases(100).await.unwrap();
     assert_eq!(listing.releases.len(), 1);
     assert_eq!(listing.unreadable.len(), 1);
 }

@@ -3,11 +3,9 @@
 //! change or a rescan, this is how a blocked release (at any age) gets published.
 
 use archgate::domain::gate::Verdict;
-use archgate::domain::release::ScanRecord;
 use archgate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
 use archgate::error::AdapterError;
-use archgate::gatekeeper::{current_verdicts, date_of};
-use archgate::pipeline::{Outcome, Pipeline, PipelineError};
+use archgate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
 use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,48 +48,24 @@ where
         source,
     };
     let stored = pipeline
-        .ledger
-        .load(key)
+        .release(key)
         .await
         .map_err(read)?
         .ok_or_else(|| EvaluateError::NotFound(key.to_string()))?;
-    let now = pipeline.clock.now_millis();
-    let judged = current_verdicts(
-        &pipeline.config.gate,
-        &pipeline.registry,
-        &stored.release,
-        &date_of(now),
-    )
-    .await
-    .map_err(read)?;
+    let rejudged = pipeline
+        .rejudge(&stored.release, Rejudge::All)
+        .await
+        .map_err(read)?;
     let mut verdicts = Vec::new();
     let mut outcomes = Vec::new();
-    for (arch, digest, verdict) in judged {
-        verdicts.push((
-            arch,
-            digest.clone(),
-            verdict.as_ref().map(|(v, _)| v.clone()),
-        ));
-        let Some((verdict, completed_at)) = verdict else {
-            continue;
-        };
-        // A re-evaluation of the scan already recorded must supersede its verdict.
-        let recorded = stored
-            .release
-            .verdict_for(arch, &digest)
-            .map_or(0, |r| r.scanned_at);
-        let record = ScanRecord {
-            arch,
-            digest,
-            verdict,
-            scanned_at: completed_at.unwrap_or(0).max(recorded),
-            evaluated_at: now,
-        };
-        outcomes.push(pipeline.apply(key, Fact::ScanEvaluated(record)).await?);
+    for judged in rejudged {
+        verdicts.push((judged.arch, judged.digest, judged.verdict));
+        if let Some(record) = judged.record {
+            outcomes.push(pipeline.apply(key, Fact::ScanEvaluated(record)).await?);
+        }
     }
     let after = pipeline
-        .ledger
-        .load(key)
+        .release(key)
         .await
         .map_err(read)?
         .ok_or_else(|| EvaluateError::NotFound(key.to_string()))?;

@@ -27,7 +27,7 @@ where
     C: Clock,
 {
     let policy = ReconcilePolicy::from_lookup(|name| std::env::var(name).ok())?;
-    let report = reconcile_all(pipeline, policy, pipeline.clock.now_millis(), dry_run).await?;
+    let report = reconcile_all(pipeline, policy, pipeline.now(), dry_run).await?;
     if json {
         println!(
             "{}",

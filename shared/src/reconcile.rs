@@ -5,11 +5,10 @@
 //! fail. Any release with an effect nobody holds (a crash, a lost answer) is nudged, final or
 //! not. Blocked releases rest: the deadline never fails them.
 
-use crate::domain::release::{GateState, ScanRecord};
+use crate::domain::release::GateState;
 use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Phase, Release};
-use crate::gatekeeper::{current_verdicts, date_of};
 use crate::inbound::exported_digest;
-use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use serde::Serialize;
 
@@ -146,28 +145,16 @@ where
         }
         // A candidate whose scans never reported: read the findings.
         if release.candidate.is_some() && release.gate() == GateState::Waiting {
-            let verdicts = current_verdicts(
-                &pipeline.config.gate,
-                &pipeline.registry,
-                release,
-                &date_of(now),
-            )
-            .await
-            .map_err(read_error)?;
-            for (arch, digest, verdict) in verdicts {
-                if release.verdict_for(arch, &digest).is_some() {
-                    continue;
-                }
-                if let Some((verdict, completed_at)) = verdict {
-                    facts.push(Fact::ScanEvaluated(ScanRecord {
-                        arch,
-                        digest,
-                        verdict,
-                        scanned_at: completed_at.unwrap_or(now),
-                        evaluated_at: now,
-                    }));
-                }
-            }
+            let rejudged = pipeline
+                .rejudge(release, Rejudge::Missing)
+                .await
+                .map_err(read_error)?;
+            facts.extend(
+                rejudged
+                    .into_iter()
+                    .filter_map(|r| r.record)
+                    .map(Fact::ScanEvaluated),
+            );
         }
         if facts.len() == 1 && now.saturating_sub(release.started_at()) > policy.deadline_ms {
             let waiting = match (phase, release.gate()) {

@@ -350,7 +350,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
             });
         }
         let now = self.clock.now_millis();
-        let outcome = {
+        {
             let mut state = self.lock();
             let State {
                 repositories, log, ..
@@ -389,8 +389,8 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                     });
                 }
             }
-        };
-        self.chaos.leave(fault, "ECR", "PutImage", outcome).await
+        }
+        self.chaos.leave(fault, "ECR", "PutImage", ()).await
     }
 }
 

@@ -29,14 +29,14 @@ pub enum EffectError {
         repository: String,
         tag: String,
         #[source]
-        source: AdapterError,
+        source: Box<AdapterError>,
     },
     #[error("tag `{tag}` already names another image in repository {repository}, whose tags are immutable")]
     ReleaseTagTaken {
         repository: String,
         tag: String,
         #[source]
-        source: AdapterError,
+        source: Box<AdapterError>,
     },
     #[error(
         "the moving tag `{tag}` of repository {repository} is being moved by another invocation"

@@ -14,6 +14,7 @@ mod scans;
 pub use effects::{build_request, idempotency_token};
 pub use error::{EffectError, PipelineError};
 pub use outcome::Outcome;
+pub use scans::{Rejudge, Rejudged};
 
 use crate::config::Config;
 use crate::domain::gate::Verdict;

@@ -57,7 +57,7 @@ where
                 return Err(EffectError::ReleaseTagTaken {
                     repository: repository.clone(),
                     tag: release_tag,
-                    source,
+                    source: Box::new(source),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -170,7 +170,7 @@ where
                     return Err(EffectError::ImmutableMovingTag {
                         repository: repository.to_owned(),
                         tag: tag.to_owned(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
                 Err(e) => return Err(e.into()),

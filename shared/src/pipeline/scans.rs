@@ -2,9 +2,11 @@
 //! holds the image: the findings are read once, each release records its verdict.
 
 use super::{Outcome, Pipeline, PipelineError};
+use crate::domain::gate::Verdict;
 use crate::domain::release::ScanRecord;
-use crate::domain::{Fact, IgnoreReason};
-use crate::gatekeeper::{date_of, judge, judge_current};
+use crate::domain::{Arch, Digest, Fact, IgnoreReason, Release};
+use crate::error::AdapterError;
+use crate::gatekeeper::{current_verdicts, date_of, judge, judge_current};
 use crate::inbound::{ScanObservation, ScanResult};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use tracing::info;
@@ -120,4 +122,66 @@ where
         }
         Ok(Outcome::combine(outcomes))
     }
+
+    /// The candidate's images judged on their current findings under this pipeline's policy:
+    /// per image its verdict now (`None` without a finished scan) and, where it is news for
+    /// the release, the scan record to apply. `Rejudge::Missing` makes records only for images
+    /// without a verdict (the reconciler); `Rejudge::All` supersedes recorded verdicts too (a
+    /// re-evaluation after a policy change or a rescan).
+    pub async fn rejudge(
+        &self,
+        release: &Release,
+        which: Rejudge,
+    ) -> Result<Vec<Rejudged>, AdapterError> {
+        let now = self.clock.now_millis();
+        let judged =
+            current_verdicts(&self.config.gate, &self.registry, release, &date_of(now)).await?;
+        Ok(judged
+            .into_iter()
+            .map(|(arch, digest, found)| {
+                let recorded = release.verdict_for(arch, &digest).map(|r| r.scanned_at);
+                let verdict = found.as_ref().map(|(v, _)| v.clone());
+                let record = match (found, which, recorded) {
+                    (None, _, _) | (Some(_), Rejudge::Missing, Some(_)) => None,
+                    (Some((verdict, completed_at)), _, recorded) => Some(ScanRecord {
+                        arch,
+                        digest: digest.clone(),
+                        verdict,
+                        // A re-evaluation of a recorded scan must supersede its verdict (its
+                        // evaluation time breaks the tie when the scan time is unknown).
+                        scanned_at: completed_at
+                            .unwrap_or(if which == Rejudge::All { 0 } else { now })
+                            .max(recorded.unwrap_or(0)),
+                        evaluated_at: now,
+                    }),
+                };
+                Rejudged {
+                    arch,
+                    digest,
+                    verdict,
+                    record,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Which images [`Pipeline::rejudge`] makes scan records for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejudge {
+    /// Only images the release has no verdict for.
+    Missing,
+    /// Every scanned image, superseding recorded verdicts.
+    All,
+}
+
+/// One candidate image judged again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejudged {
+    pub arch: Arch,
+    pub digest: Digest,
+    /// The verdict now; `None` without a finished scan.
+    pub verdict: Option<Verdict>,
+    /// The record to apply, when the verdict is news for the release.
+    pub record: Option<ScanRecord>,
 }
