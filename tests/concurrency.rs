@@ -88,10 +88,7 @@ async fn fifty_releases_with_duplicated_shuffled_events_each_happen_once() {
         assert!(release.pending.is_empty(), "{tag}: {:?}", release.pending);
     }
     // And each effect happened once per release
-    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
-    for call in calls {
-        *tally.entry(call).or_default() += 1;
-    }
+    let tally = archgate::aws::tally(calls);
     assert_eq!(
         count(&tally, "CodeBuild.StartBuild"),
         2 * RELEASES,

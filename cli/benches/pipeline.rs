@@ -23,11 +23,7 @@ struct Series {
 impl Series {
     fn push(&mut self, time: Duration, calls: Vec<String>) {
         self.times.push(time);
-        let mut tally = BTreeMap::new();
-        for call in calls {
-            *tally.entry(call).or_insert(0) += 1;
-        }
-        self.calls.push(tally);
+        self.calls.push(archgate::aws::tally(calls));
     }
 
     fn percentile(&self, p: f64) -> Duration {

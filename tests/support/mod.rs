@@ -49,11 +49,7 @@ pub async fn upload(env: &LocalEnv, key: &str) -> Value {
 
 /// Calls counted since the last `take`, by `Service.Operation`.
 pub fn calls(env: &LocalEnv) -> BTreeMap<String, usize> {
-    let mut tally = BTreeMap::new();
-    for call in env.calls.take() {
-        *tally.entry(call).or_default() += 1;
-    }
-    tally
+    env.calls.take_tally()
 }
 
 pub fn count(tally: &BTreeMap<String, usize>, operation: &str) -> usize {

@@ -15,6 +15,15 @@ pub struct CallLog(Arc<Mutex<Vec<String>>>);
 /// Calls counted per operation.
 pub type CallTally = BTreeMap<String, usize>;
 
+/// Counts calls per operation.
+pub fn tally(calls: impl IntoIterator<Item = String>) -> CallTally {
+    let mut tally = CallTally::new();
+    for call in calls {
+        *tally.entry(call).or_default() += 1;
+    }
+    tally
+}
+
 impl CallLog {
     pub fn total(&self) -> usize {
         self.lock().len()
@@ -24,16 +33,9 @@ impl CallLog {
         std::mem::take(&mut *self.lock())
     }
 
-    pub fn snapshot(&self) -> Vec<String> {
-        self.lock().clone()
-    }
-
-    pub fn tally(&self) -> CallTally {
-        let mut tally = CallTally::new();
-        for call in self.lock().iter() {
-            *tally.entry(call.clone()).or_default() += 1;
-        }
-        tally
+    /// The calls logged so far, counted per operation; the log starts again empty.
+    pub fn take_tally(&self) -> CallTally {
+        tally(self.take())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {

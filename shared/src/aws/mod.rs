@@ -7,7 +7,7 @@ mod dynamodb;
 mod ecr;
 mod eventbridge;
 
-pub use calls::{CallLog, CallTally};
+pub use calls::{tally, CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::{EcrRegistry, BATCH_LIMIT, DESCRIBE_PAGE};
