@@ -590,7 +590,7 @@ async fn the_whole_flow_works_outside_us_east_1() {
             .unwrap();
         assert!(report.failed.is_empty(), "{region}: {report:?}");
         let retention = retention_of(&env);
-        let run = archgate_retention_cleanup::handler::run(&retention, Default::default()).await;
+        let run = archgate::retention::run(&retention, Default::default()).await;
         assert!(run.repositories[0].error.is_none(), "{region}: {run:?}");
         assert!(resolve(&env, TAG).await.is_some(), "{region}");
     }
@@ -599,20 +599,20 @@ async fn the_whole_flow_works_outside_us_east_1() {
 /// The retention function on the installation, a week and a day from now.
 fn retention_of(
     env: &local::LocalEnv,
-) -> archgate_retention_cleanup::handler::Retention<
+) -> archgate::retention::Retention<
     archgate::aws::EcrRegistry,
     archgate::aws::DynamoLedger,
     archgate::aws::EventBridgePublisher,
     archgate::ports::ShiftedClock,
 > {
-    let config = archgate::cleanup::RetentionConfig::from_lookup(|name| match name {
-        archgate::cleanup::RETENTION_REPOSITORIES => Some(env.config.repository.clone()),
+    let config = archgate::config::RetentionConfig::from_lookup(|name| match name {
+        archgate::config::RETENTION_REPOSITORIES => Some(env.config.repository.clone()),
         archgate::config::LEDGER_TABLE => Some(env.config.ledger_table.clone()),
         archgate::config::EVENT_BUS => Some(env.config.event_bus.clone()),
         _ => None,
     })
     .unwrap();
-    archgate_retention_cleanup::handler::Retention {
+    archgate::retention::Retention {
         inventory: archgate::aws::EcrRegistry::new(env.clients.ecr.clone()),
         ledger: archgate::aws::DynamoLedger::new(
             env.clients.dynamodb.clone(),
@@ -754,7 +754,7 @@ async fn retention_deletes_nothing_while_an_index_that_may_reference_images_cann
             .interceptor(UnreadableImage(index.to_string()))
             .build(),
     ));
-    let run = archgate_retention_cleanup::handler::run(&retention, Default::default()).await;
+    let run = archgate::retention::run(&retention, Default::default()).await;
 
     // Then nothing is deleted, and the report says why
     let report = &run.repositories[0];
@@ -774,8 +774,7 @@ async fn retention_deletes_nothing_while_an_index_that_may_reference_images_cann
     }
 
     // And once the index reads again, the orphan goes and the children stay
-    let run =
-        archgate_retention_cleanup::handler::run(&retention_of(&env), Default::default()).await;
+    let run = archgate::retention::run(&retention_of(&env), Default::default()).await;
     let report = &run.repositories[0];
     assert_eq!(
         report.deleted,

@@ -3,12 +3,12 @@
 //! in-flight release loses exactly its unreferenced old untagged images.
 
 use archgate::aws::{DynamoLedger, EcrRegistry};
-use archgate::cleanup::{apply_plan, plan_repository};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::release::{Candidate, CandidateChild};
 use archgate::domain::retention::{KeepReason, RetentionPolicy};
 use archgate::domain::{Arch, Digest, ManifestMode, Release, ReleaseKey, ReleaseTag, SourceObject};
 use archgate::ports::{Clock, Ledger, SystemClock};
+use archgate::retention::{apply_plan, plan_repository};
 use archgate_integration_tests::*;
 use serde_json::json;
 use std::collections::BTreeSet;

@@ -2,21 +2,22 @@
 //! repositories with one failing, reports.
 
 use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
-use archgate::cleanup::RetentionConfig;
+use archgate::config::RetentionConfig;
 use archgate::ports::ShiftedClock;
+use archgate::retention::Retention;
 use archgate_integration_tests::*;
-use archgate_retention_cleanup::handler::{handle, Retention};
+use archgate_retention_cleanup::handler::handle;
 use serde_json::json;
 
 type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, ShiftedClock>;
 
 async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> AwsRetention {
     let config = RetentionConfig::from_lookup(|name| match name {
-        archgate::cleanup::RETENTION_REPOSITORIES => Some(repositories.to_owned()),
+        archgate::config::RETENTION_REPOSITORIES => Some(repositories.to_owned()),
         archgate::config::LEDGER_TABLE => Some(env.config.ledger_table.clone()),
         archgate::config::EVENT_BUS => Some(env.config.event_bus.clone()),
         // Two of three images are stale in these small repositories.
-        archgate::cleanup::RETENTION_MAX_DELETE_SHARE => Some("0.9".to_owned()),
+        archgate::config::RETENTION_MAX_DELETE_SHARE => Some("0.9".to_owned()),
         _ => None,
     })
     .unwrap();

@@ -8,7 +8,7 @@
 //! account and region) and stack name `archgate`, so the tests see the values a deployment
 //! with the defaults would get.
 
-use archgate::cleanup::{
+use archgate::config::{
     RetentionConfig, RETENTION_CONCURRENCY, RETENTION_MAX_DELETE_SHARE, RETENTION_REPOSITORIES,
     RETENTION_UNTAGGED_DAYS,
 };
@@ -417,6 +417,50 @@ fn binaries(manifest: &str, dir: &Path) -> Vec<String> {
         bins.extend(package);
     }
     bins
+}
+
+#[test]
+fn each_build_project_runs_its_buildspec_file_unchanged() {
+    // Given the CodeBuild projects of the template and the buildspecs/ files they embed
+    let template = template();
+    let projects = of_type(&template, "AWS::CodeBuild::Project");
+    let expected = [
+        ("Amd64BuildProject", "arch.yml"),
+        ("Arm64BuildProject", "arch.yml"),
+        ("ManifestProject", "manifest.yml"),
+    ];
+    assert_eq!(
+        projects.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        expected.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        "every CodeBuild project is checked against its buildspec file"
+    );
+    for (project, file) in expected {
+        // When the inline BuildSpec is compared with the file
+        let path = workspace().join("buildspecs").join(file);
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let resource = projects
+            .iter()
+            .find(|(name, _)| *name == project)
+            .map(|(_, r)| r)
+            .unwrap();
+        let inline = resource["Properties"]["Source"]["BuildSpec"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{project} has an inline BuildSpec"));
+        // Then they are the same text, line for line
+        let first_difference = source
+            .lines()
+            .zip(inline.lines())
+            .position(|(a, b)| a != b)
+            .or((source.lines().count() != inline.lines().count())
+                .then(|| source.lines().count().min(inline.lines().count())));
+        assert!(
+            first_difference.is_none(),
+            "{project}'s BuildSpec in template.yaml differs from buildspecs/{file} at line {}: \
+             buildspecs/ is the source; paste it into the template unchanged",
+            first_difference.unwrap_or(0) + 1
+        );
+    }
 }
 
 #[test]

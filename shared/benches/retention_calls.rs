@@ -6,10 +6,10 @@
 //! `cargo bench -p archgate --bench retention_calls`
 
 use archgate::aws::{DynamoLedger, EcrRegistry};
-use archgate::cleanup::{apply_plan, plan_repository};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::retention::RetentionPolicy;
 use archgate::domain::Digest;
+use archgate::retention::{apply_plan, plan_repository};
 use aws_sdk_ecr::config::retry::RetryConfig;
 use aws_sdk_ecr::types::{Image, ImageDetail, ImageIdentifier};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};

@@ -7,17 +7,16 @@
 
 pub mod aws;
 pub mod build_variables;
-pub mod cleanup;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod gatekeeper;
 pub mod handler_error;
 pub mod inbound;
 pub mod memory;
 pub mod pipeline;
 pub mod ports;
 pub mod reconcile;
+pub mod retention;
 pub mod telemetry;
 pub mod wiring;
 

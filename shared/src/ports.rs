@@ -303,8 +303,13 @@ pub struct DeleteResult {
     pub failed: Vec<(Digest, String)>,
 }
 
-/// The registry as the retention cleanup sees it. Batch methods make one call per batch the
-/// API allows (DescribeImages 1000, BatchGetImage 100, BatchDeleteImage 100).
+/// Images per page of an inventory listing (DescribeImages' largest page).
+pub const LIST_PAGE: usize = 1000;
+/// Images per batch read or delete (BatchGetImage's and BatchDeleteImage's limit).
+pub const BATCH_LIMIT: usize = 100;
+
+/// The registry as retention sees it. Batch methods make one call per batch the API allows
+/// ([`LIST_PAGE`], [`BATCH_LIMIT`]).
 pub trait RepositoryInventory: Send + Sync {
     fn list_images(
         &self,

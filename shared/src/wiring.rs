@@ -2,15 +2,30 @@
 //! into the adapters and the pipeline. Nothing else in the library constructs adapters.
 
 use crate::aws::{Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher};
-use crate::config::Config;
+use crate::config::{Config, RetentionConfig};
 use crate::pipeline::Pipeline;
 use crate::ports::SystemClock;
+use crate::retention::Retention;
 
 /// The pipeline wired to AWS.
 pub type AwsPipeline =
     Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, SystemClock>;
 
+/// Retention wired to AWS.
+pub type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, SystemClock>;
+
 impl Clients {
+    /// Retention on these clients, for `config`'s repositories, ledger table and event bus.
+    pub fn retention(&self, config: RetentionConfig) -> AwsRetention {
+        Retention {
+            inventory: EcrRegistry::new(self.ecr.clone()),
+            ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
+            events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
+            clock: SystemClock,
+            config,
+        }
+    }
+
     /// The pipeline on these clients, for `config`'s ledger table and event bus.
     pub fn pipeline(&self, config: &Config) -> AwsPipeline {
         Pipeline::new(

@@ -8,7 +8,8 @@
 
 use archgate::domain::oci::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::retention::{
-    cosign_subject, plan, read_links, ImageRecord, KeepReason, ManifestLinks, Plan, RetentionPolicy,
+    cosign_subject, plan, read_links, DeleteReason, ImageRecord, KeepReason, ManifestLinks, Plan,
+    RetentionPolicy,
 };
 use archgate::domain::{Digest, Millis};
 use proptest::prelude::*;
@@ -273,7 +274,7 @@ fn an_old_untagged_index_goes_with_its_untagged_children_index_first() {
     assert_eq!(plan.delete[0].digest, digest("candidate"));
     let children: BTreeSet<_> = plan.delete[1..].iter().map(|d| d.digest.clone()).collect();
     assert_eq!(children, BTreeSet::from([digest("amd64"), digest("arm64")]));
-    assert!(plan.delete.iter().all(|d| d.why == "untagged"));
+    assert!(plan.delete.iter().all(|d| d.why == DeleteReason::Untagged));
     assert_eq!(plan.bytes_reclaimed, 3_000);
     assert!(plan.keep.is_empty());
     assert_eq!(plan.refused, None);
@@ -345,7 +346,7 @@ fn a_referrer_of_a_deleted_image_goes_before_its_subject() {
 
     // Then
     assert_eq!(deleted(&plan), vec![digest("sbom"), digest("app")]);
-    assert!(plan.delete.iter().all(|d| d.why == "untagged"));
+    assert!(plan.delete.iter().all(|d| d.why == DeleteReason::Untagged));
 }
 
 #[test]
@@ -367,7 +368,7 @@ fn an_orphan_referrer_goes_only_when_the_policy_says_so() {
     assert!(kept.delete.is_empty());
     assert_eq!(reason(&kept, "sbom"), Some(KeepReason::ReferrerOf(gone)));
     assert_eq!(deleted(&removed), vec![digest("sbom")]);
-    assert_eq!(removed.delete[0].why, "orphan_referrer");
+    assert_eq!(removed.delete[0].why, DeleteReason::OrphanReferrer);
 }
 
 #[test]

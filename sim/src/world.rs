@@ -7,14 +7,14 @@ use crate::rng::Rng;
 use crate::rules::Checker;
 use crate::scenario::*;
 use archgate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, RELEASE_TAG};
-use archgate::cleanup::RetentionConfig;
+use archgate::config::RetentionConfig;
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use archgate::domain::{Arch, BuildStatus, Digest, Millis, ReleaseKey, ReleaseTag};
 use archgate::memory::{Chaos, ManualClock, MemoryServices};
 use archgate::ports::{Clock, ScanFindings};
 use archgate::reconcile::{ReconcilePolicy, ReconcileReport};
+use archgate::retention::{Request, Retention, RunReport};
 use archgate::Config;
-use archgate_retention_cleanup::handler::{Request, Retention, RunReport};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -196,10 +196,10 @@ impl World {
         svc.registry.create_repository(REPOSITORY, false);
         let config = config();
         let retention = RetentionConfig::from_lookup(|name| match name {
-            archgate::cleanup::RETENTION_REPOSITORIES => Some(REPOSITORY.to_owned()),
+            archgate::config::RETENTION_REPOSITORIES => Some(REPOSITORY.to_owned()),
             archgate::config::LEDGER_TABLE => Some("archgate-ledger".to_owned()),
             archgate::config::EVENT_BUS => Some("archgate".to_owned()),
-            archgate::cleanup::RETENTION_MAX_DELETE_SHARE => Some("1".to_owned()),
+            archgate::config::RETENTION_MAX_DELETE_SHARE => Some("1".to_owned()),
             _ => None,
         })
         .expect("the simulation's retention configuration is valid");
@@ -396,7 +396,7 @@ impl World {
             Box::pin(async move {
                 Done::Retained(
                     step,
-                    archgate_retention_cleanup::handler::run(&retention, Request::default()).await,
+                    archgate::retention::run(&retention, Request::default()).await,
                 )
             }),
         );

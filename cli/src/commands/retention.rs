@@ -3,11 +3,11 @@
 
 use crate::error::CliError;
 use archgate::aws::{sdk_config, Clients, DynamoLedger, EcrRegistry, EventBridgePublisher};
-use archgate::cleanup::{apply_plan_with_progress, plan_repository, publish_report, Survey};
 use archgate::config::{ConfigError, EVENT_BUS, LEDGER_TABLE};
 use archgate::domain::retention::RetentionPolicy;
 use archgate::error::chain;
 use archgate::ports::{Clock, SystemClock};
+use archgate::retention::{apply_plan_with_progress, plan_repository, publish_report, Survey};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What to survey and how much of it may go.
@@ -143,10 +143,7 @@ fn print_plan(repository: &str, survey: &Survey) {
     let plan = &survey.plan;
     println!("repository {repository}: {} images", survey.images.len());
     for (digest, reason) in &plan.keep {
-        println!(
-            "  keep    {digest}  {}",
-            serde_json::to_string(reason).unwrap_or_default()
-        );
+        println!("  keep    {digest}  {reason}");
     }
     for deletion in &plan.delete {
         println!(

@@ -235,15 +235,15 @@ impl Demo {
 
     /// The scheduled retention cleanup, run as if a week and a day had passed.
     async fn cleanup(&mut self, orphans: &[archgate::domain::Digest]) {
-        use archgate_retention_cleanup::handler::{run, Request, Retention};
+        use archgate::retention::{run, Request, Retention};
         let lookup = |name: &str| match name {
-            archgate::cleanup::RETENTION_REPOSITORIES => Some(self.env.config.repository.clone()),
+            archgate::config::RETENTION_REPOSITORIES => Some(self.env.config.repository.clone()),
             archgate::config::LEDGER_TABLE => Some(self.env.config.ledger_table.clone()),
             archgate::config::EVENT_BUS => Some(self.env.config.event_bus.clone()),
             _ => None,
         };
-        let config = archgate::cleanup::RetentionConfig::from_lookup(lookup)
-            .expect("valid retention config");
+        let config =
+            archgate::config::RetentionConfig::from_lookup(lookup).expect("valid retention config");
         let retention = Retention {
             ledger: archgate::aws::DynamoLedger::new(
                 self.env.clients.dynamodb.clone(),

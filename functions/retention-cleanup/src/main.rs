@@ -1,8 +1,7 @@
-use archgate::aws::{sdk_config, DynamoLedger, EcrRegistry, EventBridgePublisher};
-use archgate::cleanup::RetentionConfig;
-use archgate::ports::SystemClock;
+use archgate::aws::{sdk_config, Clients};
+use archgate::config::RetentionConfig;
 use archgate::telemetry;
-use archgate_retention_cleanup::handler::{handle, Retention};
+use archgate_retention_cleanup::handler::handle;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -10,17 +9,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = RetentionConfig::from_env()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let sdk = sdk_config().await;
-    let retention = Retention {
-        inventory: EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
-        ledger: DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &config.ledger_table),
-        events: EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            &config.event_bus,
-        ),
-        clock: SystemClock,
-        config,
-    };
+    let retention = Clients::new(&sdk_config().await).retention(config);
     let retention = &retention;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -6,7 +6,7 @@ use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
 use crate::error::AdapterError;
-use crate::ports::{Registry, ScanFindings};
+use crate::ports::{Registry, ScanFindings, BATCH_LIMIT, LIST_PAGE};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
@@ -307,10 +307,6 @@ fn severity_of(value: Option<&str>) -> Severity {
         .unwrap_or(Severity::Undefined)
 }
 
-/// DescribeImages' page size, BatchGetImage's and BatchDeleteImage's batch limits.
-pub const DESCRIBE_PAGE: i32 = 1000;
-pub const BATCH_LIMIT: usize = 100;
-
 impl crate::ports::RepositoryInventory for EcrRegistry {
     async fn list_images(
         &self,
@@ -321,7 +317,7 @@ impl crate::ports::RepositoryInventory for EcrRegistry {
             .client
             .describe_images()
             .repository_name(repository)
-            .max_results(DESCRIBE_PAGE)
+            .max_results(LIST_PAGE as i32)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

@@ -10,7 +10,7 @@ mod eventbridge;
 pub use calls::{tally, CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
-pub use ecr::{EcrRegistry, BATCH_LIMIT, DESCRIBE_PAGE};
+pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
 
 pub use crate::wiring::AwsPipeline;

@@ -5,9 +5,11 @@
 mod allowlist;
 mod gate;
 mod names;
+mod retention;
 mod variables;
 
 pub use names::repository_name;
+pub use retention::RetentionConfig;
 pub use variables::*;
 
 use crate::domain::gate::Policy;

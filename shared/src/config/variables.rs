@@ -15,6 +15,11 @@ pub const MOVING_TAGS: &str = "ARCHGATE_MOVING_TAGS";
 /// The deployment's account and region; events from elsewhere are ignored (optional).
 pub const ACCOUNT_ID: &str = "ARCHGATE_ACCOUNT_ID";
 pub const REGION: &str = "ARCHGATE_REGION";
+/// Retention's variables, read by [`super::RetentionConfig`].
+pub const RETENTION_REPOSITORIES: &str = "ARCHGATE_RETENTION_REPOSITORIES";
+pub const RETENTION_UNTAGGED_DAYS: &str = "ARCHGATE_RETENTION_UNTAGGED_DAYS";
+pub const RETENTION_MAX_DELETE_SHARE: &str = "ARCHGATE_RETENTION_MAX_DELETE_SHARE";
+pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
 /// The gate's per-severity limits, one variable each.
 pub const GATE_MAX: [&str; 6] = [
     "ARCHGATE_GATE_MAX_CRITICAL",

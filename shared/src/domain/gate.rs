@@ -7,7 +7,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use time::format_description::StaticFormatDescription;
-use time::Date;
+use time::{Date, OffsetDateTime};
+
+/// The date (UTC) of a time in milliseconds since the epoch: allowlist expiries are dates.
+pub fn date_of(millis: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

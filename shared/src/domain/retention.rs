@@ -79,12 +79,69 @@ pub enum KeepReason {
     MayBeReferencedBy(Digest),
 }
 
+impl KeepReason {
+    /// The reason's name, as reports count kept images by it (`tagged`, `child_of`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeepReason::Tagged => "tagged",
+            KeepReason::Young => "young",
+            KeepReason::InFlight => "in_flight",
+            KeepReason::ChildOf(_) => "child_of",
+            KeepReason::ReferrerOf(_) => "referrer_of",
+            KeepReason::Unparseable => "unparseable",
+            KeepReason::MentionedBy(_) => "mentioned_by",
+            KeepReason::SafetyValve => "safety_valve",
+            KeepReason::Unreadable => "unreadable",
+            KeepReason::MayBeReferencedBy(_) => "may_be_referenced_by",
+        }
+    }
+
+    /// The image this reason points at, if any.
+    pub fn of(&self) -> Option<&Digest> {
+        match self {
+            KeepReason::ChildOf(d)
+            | KeepReason::ReferrerOf(d)
+            | KeepReason::MentionedBy(d)
+            | KeepReason::MayBeReferencedBy(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name().replace('_', " ");
+        match self.of() {
+            Some(digest) => write!(f, "{name} {digest}"),
+            None => f.write_str(&name),
+        }
+    }
+}
+
+/// Why an image may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteReason {
+    /// Untagged, old enough, and nothing kept reaches it.
+    Untagged,
+    /// A referrer whose subject is gone.
+    OrphanReferrer,
+}
+
+impl std::fmt::Display for DeleteReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeleteReason::Untagged => "untagged",
+            DeleteReason::OrphanReferrer => "orphan referrer",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Deletion {
     pub digest: Digest,
     pub size_bytes: Option<u64>,
-    /// `untagged` or `orphan_referrer`.
-    pub why: &'static str,
+    pub why: DeleteReason,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -300,9 +357,9 @@ pub fn plan(
             let size_bytes = record.size_bytes;
             bytes_reclaimed = bytes_reclaimed.saturating_add(size_bytes.unwrap_or(0));
             let why = if graph.absent_subject[node as usize].is_some() {
-                "orphan_referrer"
+                DeleteReason::OrphanReferrer
             } else {
-                "untagged"
+                DeleteReason::Untagged
             };
             delete.push(Deletion {
                 digest: record.digest.clone(),

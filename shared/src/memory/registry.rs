@@ -429,7 +429,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         digests: &[Digest],
     ) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
         let mut fetched = Vec::with_capacity(digests.len());
-        for batch in digests.chunks(crate::aws::BATCH_LIMIT) {
+        for batch in digests.chunks(crate::ports::BATCH_LIMIT) {
             let fault = self
                 .chaos
                 .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
@@ -450,7 +450,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         digests: &[Digest],
     ) -> Result<DeleteResult, AdapterError> {
         let mut result = DeleteResult::default();
-        for batch in digests.chunks(crate::aws::BATCH_LIMIT) {
+        for batch in digests.chunks(crate::ports::BATCH_LIMIT) {
             let fault = self
                 .chaos
                 .enter("ECR", "BatchDeleteImage", "ECR.BatchDeleteImage")

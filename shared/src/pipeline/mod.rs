@@ -7,6 +7,7 @@
 
 mod effects;
 mod error;
+mod gate;
 mod outcome;
 mod promote;
 mod scans;
@@ -140,9 +141,8 @@ where
         &self,
         release: &Release,
     ) -> Result<Vec<(Arch, Digest, Option<(Verdict, Option<Millis>)>)>, AdapterError> {
-        let today = crate::gatekeeper::date_of(self.now());
-        crate::gatekeeper::current_verdicts(&self.config.gate, &self.registry, release, &today)
-            .await
+        let today = crate::domain::gate::date_of(self.now());
+        gate::current_verdicts(&self.config.gate, &self.registry, release, &today).await
     }
 
     /// What CodeBuild says of a build; `None` when it does not know it.

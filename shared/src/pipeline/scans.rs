@@ -1,12 +1,13 @@
 //! A finished scan of an image (or a change of its findings) judged for every release that
 //! holds the image: the findings are read once, each release records its verdict.
 
+use super::gate::{current_verdicts, judge, judge_current};
 use super::{Outcome, Pipeline, PipelineError};
+use crate::domain::gate::date_of;
 use crate::domain::gate::Verdict;
 use crate::domain::release::ScanRecord;
 use crate::domain::{Arch, Digest, Fact, IgnoreReason, Release};
 use crate::error::AdapterError;
-use crate::gatekeeper::{current_verdicts, date_of, judge, judge_current};
 use crate::inbound::{ScanObservation, ScanResult};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
 use tracing::info;

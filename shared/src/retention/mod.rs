@@ -1,22 +1,22 @@
-//! The retention cleanup: inventory a repository, plan with the pure planner, delete what the
-//! plan allows, report. Used by the retention-cleanup function and `archgate retention`.
+//! Retention: inventory a repository, plan with the pure planner, delete what the plan
+//! allows, report. [`run`] is the retention-cleanup function's whole job on the ports;
+//! `archgate retention` uses the steps one by one.
 
-use crate::config::ConfigError;
+mod run;
+
+pub use run::{run, Request, Retention, RunReport};
+
 use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::domain::retention::{
     plan, read_links, ImageRecord, ManifestLinks, Plan, RetentionPolicy,
 };
 use crate::domain::{BuildRole, Digest, Millis};
 use crate::error::AdapterError;
-use crate::ports::{EventPublisher, FetchedManifest, Ledger, RepositoryInventory};
+use crate::ports::{
+    EventPublisher, FetchedManifest, Ledger, RepositoryInventory, BATCH_LIMIT, LIST_PAGE,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
-
-pub const RETENTION_REPOSITORIES: &str = "ARCHGATE_RETENTION_REPOSITORIES";
-pub const RETENTION_UNTAGGED_DAYS: &str = "ARCHGATE_RETENTION_UNTAGGED_DAYS";
-pub const RETENTION_MAX_DELETE_SHARE: &str = "ARCHGATE_RETENTION_MAX_DELETE_SHARE";
-pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
-const DAY_MS: Millis = 24 * 3600 * 1000;
 
 /// Config types of image configurations: a manifest with one of these is an image, not an
 /// artifact that could refer to another image.
@@ -24,103 +24,6 @@ const IMAGE_CONFIG_TYPES: [&str; 2] = [
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetentionConfig {
-    /// Names, or `prefix/*` patterns resolved with DescribeRepositories.
-    pub repositories: Vec<String>,
-    pub untagged_days: u32,
-    pub max_delete_share: f64,
-    pub concurrency: usize,
-    pub ledger_table: String,
-    pub event_bus: String,
-}
-
-impl RetentionConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let invalid = |variable, value: &str, reason: &str| ConfigError::Invalid {
-            variable,
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let required = |variable: &'static str| {
-            lookup(variable)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing { variable })
-        };
-        let list = required(RETENTION_REPOSITORIES)?;
-        let mut repositories = Vec::new();
-        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let name = entry.strip_suffix("/*").unwrap_or(entry);
-            crate::config::repository_name(name)
-                .map_err(|reason| invalid(RETENTION_REPOSITORIES, entry, &reason))?;
-            repositories.push(entry.to_owned());
-        }
-        let untagged_days = match lookup(RETENTION_UNTAGGED_DAYS).map(|v| v.trim().to_owned()) {
-            None => 7,
-            Some(value) => match value.parse::<i64>() {
-                Ok(days) if days > 0 && days <= 36500 => days as u32,
-                Ok(_) => {
-                    return Err(invalid(
-                        RETENTION_UNTAGGED_DAYS,
-                        &value,
-                        "the age must be at least 1 day",
-                    ))
-                }
-                Err(_) => {
-                    return Err(invalid(
-                        RETENTION_UNTAGGED_DAYS,
-                        &value,
-                        "expected a whole number of days",
-                    ))
-                }
-            },
-        };
-        let max_delete_share = match lookup(RETENTION_MAX_DELETE_SHARE).map(|v| v.trim().to_owned())
-        {
-            None => 0.5,
-            Some(value) => match value.parse::<f64>() {
-                Ok(share) if share > 0.0 && share <= 1.0 => share,
-                _ => {
-                    return Err(invalid(
-                        RETENTION_MAX_DELETE_SHARE,
-                        &value,
-                        "expected a share above 0 and at most 1, e.g. 0.5",
-                    ))
-                }
-            },
-        };
-        let concurrency = match lookup(RETENTION_CONCURRENCY).map(|v| v.trim().to_owned()) {
-            None => 4,
-            Some(value) => match value.parse::<usize>() {
-                Ok(n) if (1..=32).contains(&n) => n,
-                _ => return Err(invalid(RETENTION_CONCURRENCY, &value, "expected 1 to 32")),
-            },
-        };
-        Ok(RetentionConfig {
-            repositories,
-            untagged_days,
-            max_delete_share,
-            concurrency,
-            ledger_table: required(crate::config::LEDGER_TABLE)?,
-            event_bus: required(crate::config::EVENT_BUS)?,
-        })
-    }
-
-    pub fn policy(&self, force: bool) -> RetentionPolicy {
-        RetentionPolicy {
-            untagged_age_ms: i64::from(self.untagged_days) * DAY_MS,
-            max_delete_share: self.max_delete_share,
-            delete_orphan_referrers: false,
-            force,
-        }
-    }
-}
 
 /// What one repository's run did, for the `Retention Report` event and the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -130,7 +33,7 @@ pub struct RepositoryReport {
     pub dry_run: bool,
     pub images: usize,
     pub deleted: Vec<Digest>,
-    pub kept_by_reason: BTreeMap<String, usize>,
+    pub kept_by_reason: BTreeMap<&'static str, usize>,
     pub failed: Vec<(Digest, String)>,
     pub unparseable: Vec<(Digest, String)>,
     /// Manifests that could not be read: the run deleted nothing.
@@ -264,12 +167,8 @@ pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
         );
     }
     let plan = plan(&records, &flying, policy, now);
-    let requests = records
-        .len()
-        .div_ceil(crate::aws::DESCRIBE_PAGE as usize)
-        .max(1)
-        + to_read.len().div_ceil(crate::aws::BATCH_LIMIT)
-        + 1;
+    let requests =
+        records.len().div_ceil(LIST_PAGE).max(1) + to_read.len().div_ceil(BATCH_LIMIT) + 1;
     Ok(Survey {
         images: records,
         plan,
@@ -309,11 +208,7 @@ pub async fn apply_plan_with_progress<I: RepositoryInventory>(
         ..RepositoryReport::default()
     };
     for reason in plan.keep.values() {
-        let name = serde_json::to_value(reason)
-            .ok()
-            .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "other".to_owned());
-        *report.kept_by_reason.entry(name).or_default() += 1;
+        *report.kept_by_reason.entry(reason.name()).or_default() += 1;
     }
     if dry_run || plan.refused.is_some() || plan.delete.is_empty() {
         report.deleted = if dry_run {
@@ -326,7 +221,7 @@ pub async fn apply_plan_with_progress<I: RepositoryInventory>(
     }
     let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
     // One batch a call, in plan order: an index's batch goes before its children's.
-    for batch in ordered.chunks(crate::aws::BATCH_LIMIT) {
+    for batch in ordered.chunks(BATCH_LIMIT) {
         report.aws_calls += 1;
         let result = inventory.delete_images(repository, batch).await?;
         report.deleted.extend(result.deleted);
@@ -371,49 +266,4 @@ pub async fn resolve_repositories<I: RepositoryInventory>(
         }
     }
     resolved
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lookup<'a>(overrides: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            overrides
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-                .or_else(|| match name {
-                    RETENTION_REPOSITORIES => Some("myapp, team/*".to_owned()),
-                    crate::config::LEDGER_TABLE => Some("archgate-ledger".to_owned()),
-                    crate::config::EVENT_BUS => Some("archgate".to_owned()),
-                    _ => None,
-                })
-        }
-    }
-
-    #[test]
-    fn defaults_are_a_week_and_half_the_repository() {
-        let config = RetentionConfig::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(config.repositories, ["myapp", "team/*"]);
-        assert_eq!(config.untagged_days, 7);
-        assert_eq!(config.max_delete_share, 0.5);
-    }
-
-    #[test]
-    fn zero_negative_and_odd_ages_and_shares_are_refused_naming_the_variable() {
-        for (variable, value) in [
-            (RETENTION_UNTAGGED_DAYS, "0"),
-            (RETENTION_UNTAGGED_DAYS, "-3"),
-            (RETENTION_UNTAGGED_DAYS, "7.5"),
-            (RETENTION_UNTAGGED_DAYS, "soon"),
-            (RETENTION_MAX_DELETE_SHARE, "0"),
-            (RETENTION_MAX_DELETE_SHARE, "1.5"),
-            (RETENTION_MAX_DELETE_SHARE, "NaN"),
-            (RETENTION_REPOSITORIES, "Bad Name"),
-        ] {
-            let err = RetentionConfig::from_lookup(lookup(&[(variable, value)])).unwrap_err();
-            assert!(err.to_string().starts_with(variable), "{err}");
-        }
-    }
 }

@@ -1,19 +1,13 @@
 //! Judging per-arch scans against the policy: counts first, findings only when the counts
 //! alone would block (the allowlist can only lower counts, and a block names the worst
-//! findings). Shared by scan-gate and `archgate release evaluate` / `archgate gate check`.
+//! findings). Used by the pipeline's scan judging and its re-judging (reconciler, `archgate release
+//! evaluate`, `archgate gate check`).
 
 use crate::domain::gate::{Policy, ScanReport, ScanStatus, SeverityCounts, Verdict};
 use crate::domain::{Arch, Digest, Release};
 use crate::error::AdapterError;
 use crate::ports::Registry;
-use time::{Date, OffsetDateTime};
-
-/// The date (UTC) of a time in milliseconds since the epoch.
-pub fn date_of(millis: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date()
-}
+use time::Date;
 
 /// The verdict on one image's scan, reading its findings when the counts alone block.
 pub async fn judge<R: Registry>(

@@ -1,0 +1,155 @@
+//! Retention's configuration: which repositories, how old an untagged image must be, the
+//! safety valve, how many repositories at a time.
+
+use super::{repository_name, ConfigError, EVENT_BUS, LEDGER_TABLE};
+use crate::domain::retention::RetentionPolicy;
+use crate::domain::Millis;
+
+use super::variables::{
+    RETENTION_CONCURRENCY, RETENTION_MAX_DELETE_SHARE, RETENTION_REPOSITORIES,
+    RETENTION_UNTAGGED_DAYS,
+};
+
+const DAY_MS: Millis = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Names, or `prefix/*` patterns resolved with DescribeRepositories.
+    pub repositories: Vec<String>,
+    pub untagged_days: u32,
+    pub max_delete_share: f64,
+    pub concurrency: usize,
+    pub ledger_table: String,
+    pub event_bus: String,
+}
+
+impl RetentionConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let invalid = |variable, value: &str, reason: &str| ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing { variable })
+        };
+        let list = required(RETENTION_REPOSITORIES)?;
+        let mut repositories = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let name = entry.strip_suffix("/*").unwrap_or(entry);
+            repository_name(name)
+                .map_err(|reason| invalid(RETENTION_REPOSITORIES, entry, &reason))?;
+            repositories.push(entry.to_owned());
+        }
+        let untagged_days = match lookup(RETENTION_UNTAGGED_DAYS).map(|v| v.trim().to_owned()) {
+            None => 7,
+            Some(value) => match value.parse::<i64>() {
+                Ok(days) if days > 0 && days <= 36500 => days as u32,
+                Ok(_) => {
+                    return Err(invalid(
+                        RETENTION_UNTAGGED_DAYS,
+                        &value,
+                        "the age must be at least 1 day",
+                    ))
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        RETENTION_UNTAGGED_DAYS,
+                        &value,
+                        "expected a whole number of days",
+                    ))
+                }
+            },
+        };
+        let max_delete_share = match lookup(RETENTION_MAX_DELETE_SHARE).map(|v| v.trim().to_owned())
+        {
+            None => 0.5,
+            Some(value) => match value.parse::<f64>() {
+                Ok(share) if share > 0.0 && share <= 1.0 => share,
+                _ => {
+                    return Err(invalid(
+                        RETENTION_MAX_DELETE_SHARE,
+                        &value,
+                        "expected a share above 0 and at most 1, e.g. 0.5",
+                    ))
+                }
+            },
+        };
+        let concurrency = match lookup(RETENTION_CONCURRENCY).map(|v| v.trim().to_owned()) {
+            None => 4,
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) if (1..=32).contains(&n) => n,
+                _ => return Err(invalid(RETENTION_CONCURRENCY, &value, "expected 1 to 32")),
+            },
+        };
+        Ok(RetentionConfig {
+            repositories,
+            untagged_days,
+            max_delete_share,
+            concurrency,
+            ledger_table: required(LEDGER_TABLE)?,
+            event_bus: required(EVENT_BUS)?,
+        })
+    }
+
+    pub fn policy(&self, force: bool) -> RetentionPolicy {
+        RetentionPolicy {
+            untagged_age_ms: i64::from(self.untagged_days) * DAY_MS,
+            max_delete_share: self.max_delete_share,
+            delete_orphan_referrers: false,
+            force,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(overrides: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| match name {
+                    RETENTION_REPOSITORIES => Some("myapp, team/*".to_owned()),
+                    LEDGER_TABLE => Some("archgate-ledger".to_owned()),
+                    EVENT_BUS => Some("archgate".to_owned()),
+                    _ => None,
+                })
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_week_and_half_the_repository() {
+        let config = RetentionConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config.repositories, ["myapp", "team/*"]);
+        assert_eq!(config.untagged_days, 7);
+        assert_eq!(config.max_delete_share, 0.5);
+    }
+
+    #[test]
+    fn zero_negative_and_odd_ages_and_shares_are_refused_naming_the_variable() {
+        for (variable, value) in [
+            (RETENTION_UNTAGGED_DAYS, "0"),
+            (RETENTION_UNTAGGED_DAYS, "-3"),
+            (RETENTION_UNTAGGED_DAYS, "7.5"),
+            (RETENTION_UNTAGGED_DAYS, "soon"),
+            (RETENTION_MAX_DELETE_SHARE, "0"),
+            (RETENTION_MAX_DELETE_SHARE, "1.5"),
+            (RETENTION_MAX_DELETE_SHARE, "NaN"),
+            (RETENTION_REPOSITORIES, "Bad Name"),
+        ] {
+            let err = RetentionConfig::from_lookup(lookup(&[(variable, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(variable), "{err}");
+        }
+    }
+}
