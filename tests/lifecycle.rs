@@ -605,28 +605,12 @@ fn retention_of(
     archgate::aws::EventBridgePublisher,
     archgate::ports::ShiftedClock,
 > {
-    let config = archgate::config::RetentionConfig::from_lookup(|name| match name {
-        archgate::config::RETENTION_REPOSITORIES => Some(env.config.repository.clone()),
-        archgate::config::LEDGER_TABLE => Some(env.config.ledger_table.clone()),
-        archgate::config::EVENT_BUS => Some(env.config.event_bus.clone()),
-        _ => None,
-    })
-    .unwrap();
-    archgate::retention::Retention {
-        inventory: archgate::aws::EcrRegistry::new(env.clients.ecr.clone()),
-        ledger: archgate::aws::DynamoLedger::new(
-            env.clients.dynamodb.clone(),
-            &config.ledger_table,
-        ),
-        events: archgate::aws::EventBridgePublisher::new(
-            env.clients.eventbridge.clone(),
-            &config.event_bus,
-        ),
-        clock: archgate::ports::ShiftedClock {
+    env.clients.retention_at(
+        env.retention_config(&[]),
+        archgate::ports::ShiftedClock {
             offset_ms: 8 * 24 * 3_600_000,
         },
-        config,
-    }
+    )
 }
 
 /// Makes BatchGetImage report a per-image failure (KmsError) for one digest, as ECR does for

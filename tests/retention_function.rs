@@ -2,7 +2,6 @@
 //! repositories with one failing, reports.
 
 use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
-use archgate::config::RetentionConfig;
 use archgate::ports::ShiftedClock;
 use archgate::retention::Retention;
 use archgate_integration_tests::*;
@@ -12,25 +11,18 @@ use serde_json::json;
 type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, ShiftedClock>;
 
 async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> AwsRetention {
-    let config = RetentionConfig::from_lookup(|name| match name {
-        archgate::config::RETENTION_REPOSITORIES => Some(repositories.to_owned()),
-        archgate::config::LEDGER_TABLE => Some(env.config.ledger_table.clone()),
-        archgate::config::EVENT_BUS => Some(env.config.event_bus.clone()),
+    let config = env.retention_config(&[
+        (archgate::config::RETENTION_REPOSITORIES, repositories),
         // Two of three images are stale in these small repositories.
-        archgate::config::RETENTION_MAX_DELETE_SHARE => Some("0.9".to_owned()),
-        _ => None,
-    })
-    .unwrap();
-    Retention {
-        ledger: DynamoLedger::new(env.clients.dynamodb.clone(), &config.ledger_table),
-        events: EventBridgePublisher::new(env.clients.eventbridge.clone(), &config.event_bus),
-        inventory: EcrRegistry::new(env.clients.ecr.clone()),
+        (archgate::config::RETENTION_MAX_DELETE_SHARE, "0.9"),
+    ]);
+    // Eight days on: every image pushed by the test is past the 7-day age.
+    env.clients.retention_at(
         config,
-        // Eight days on: every image pushed by the test is past the 7-day age.
-        clock: ShiftedClock {
+        ShiftedClock {
             offset_ms: 8 * 24 * 3600 * 1000,
         },
-    }
+    )
 }
 
 #[tokio::test]

@@ -437,8 +437,8 @@ fn each_build_project_runs_its_buildspec_file_unchanged() {
     for (project, file) in expected {
         // When the inline BuildSpec is compared with the file
         let path = workspace().join("buildspecs").join(file);
-        let source = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let source =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let resource = projects
             .iter()
             .find(|(name, _)| *name == project)

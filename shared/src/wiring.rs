@@ -4,7 +4,7 @@
 use crate::aws::{Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher};
 use crate::config::{Config, RetentionConfig};
 use crate::pipeline::Pipeline;
-use crate::ports::SystemClock;
+use crate::ports::{Clock, SystemClock};
 use crate::retention::Retention;
 
 /// The pipeline wired to AWS.
@@ -17,11 +17,20 @@ pub type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublishe
 impl Clients {
     /// Retention on these clients, for `config`'s repositories, ledger table and event bus.
     pub fn retention(&self, config: RetentionConfig) -> AwsRetention {
+        self.retention_at(config, SystemClock)
+    }
+
+    /// [`Clients::retention`] on another clock (a run "days later" on the emulator).
+    pub fn retention_at<C: Clock>(
+        &self,
+        config: RetentionConfig,
+        clock: C,
+    ) -> Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, C> {
         Retention {
             inventory: EcrRegistry::new(self.ecr.clone()),
             ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
             events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
-            clock: SystemClock,
+            clock,
             config,
         }
     }

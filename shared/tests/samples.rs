@@ -1,29 +1,15 @@
 //! Every sample in `events/` is a real-shaped event: it parses, and it reads as the file name
 //! says, against the configuration template.yaml deploys with.
 
+use archgate::config::{sample_lookup, MANIFEST_MODE};
 use archgate::domain::{BuildRole, BuildStatus, Fact};
 use archgate::inbound::{
     build_change, build_fact, parse_codebuild_event, parse_s3_event, upload_fact,
 };
 use archgate::Config;
-use std::collections::HashMap;
 
 fn config() -> Config {
-    let vars: HashMap<String, String> = [
-        ("ARCHGATE_SOURCE_BUCKET", "archgate-source-123456789012"),
-        ("ARCHGATE_SOURCE_PREFIX", "releases/"),
-        ("ARCHGATE_REPOSITORY", "myapp"),
-        ("ARCHGATE_AMD64_PROJECT", "archgate-build-amd64"),
-        ("ARCHGATE_ARM64_PROJECT", "archgate-build-arm64"),
-        ("ARCHGATE_MANIFEST_MODE", "codebuild"),
-        ("ARCHGATE_MANIFEST_PROJECT", "archgate-manifest"),
-        ("ARCHGATE_LEDGER_TABLE", "archgate-ledger"),
-        ("ARCHGATE_EVENT_BUS", "archgate"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Config::from_map(&vars).unwrap()
+    Config::from_lookup(sample_lookup(&[(MANIFEST_MODE, "codebuild")])).unwrap()
 }
 
 fn sample(name: &str) -> serde_json::Value {

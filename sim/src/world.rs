@@ -7,6 +7,7 @@ use crate::rng::Rng;
 use crate::rules::Checker;
 use crate::scenario::*;
 use archgate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, RELEASE_TAG};
+use archgate::config::sample_lookup;
 use archgate::config::RetentionConfig;
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use archgate::domain::{Arch, BuildStatus, Digest, Millis, ReleaseKey, ReleaseTag};
@@ -158,22 +159,18 @@ pub struct World {
     foreign: u64,
 }
 
+/// The sample configuration, on the simulation's bucket and repository.
+const OVERRIDES: [(&str, &str); 6] = [
+    (archgate::config::SOURCE_BUCKET, BUCKET),
+    (archgate::config::SOURCE_PREFIX, PREFIX),
+    (archgate::config::REPOSITORY, REPOSITORY),
+    (archgate::config::MOVING_TAGS, MOVING_TAG),
+    (archgate::config::RETENTION_REPOSITORIES, REPOSITORY),
+    (archgate::config::RETENTION_MAX_DELETE_SHARE, "1"),
+];
+
 pub fn config() -> Config {
-    let vars: std::collections::HashMap<String, String> = [
-        ("ARCHGATE_SOURCE_BUCKET", BUCKET),
-        ("ARCHGATE_SOURCE_PREFIX", PREFIX),
-        ("ARCHGATE_REPOSITORY", REPOSITORY),
-        ("ARCHGATE_AMD64_PROJECT", "archgate-build-amd64"),
-        ("ARCHGATE_ARM64_PROJECT", "archgate-build-arm64"),
-        ("ARCHGATE_MANIFEST_MODE", "native"),
-        ("ARCHGATE_LEDGER_TABLE", "archgate-ledger"),
-        ("ARCHGATE_EVENT_BUS", "archgate"),
-        ("ARCHGATE_MOVING_TAGS", MOVING_TAG),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Config::from_map(&vars).expect("the simulation's configuration is valid")
+    Config::from_lookup(sample_lookup(&OVERRIDES)).expect("the simulation's configuration is valid")
 }
 
 fn rfc3339(millis: Millis) -> String {
@@ -195,14 +192,8 @@ impl World {
         let svc = MemoryServices::new(chaos, clock);
         svc.registry.create_repository(REPOSITORY, false);
         let config = config();
-        let retention = RetentionConfig::from_lookup(|name| match name {
-            archgate::config::RETENTION_REPOSITORIES => Some(REPOSITORY.to_owned()),
-            archgate::config::LEDGER_TABLE => Some("archgate-ledger".to_owned()),
-            archgate::config::EVENT_BUS => Some("archgate".to_owned()),
-            archgate::config::RETENTION_MAX_DELETE_SHARE => Some("1".to_owned()),
-            _ => None,
-        })
-        .expect("the simulation's retention configuration is valid");
+        let retention = RetentionConfig::from_lookup(sample_lookup(&OVERRIDES))
+            .expect("the simulation's retention configuration is valid");
         let policy = ReconcilePolicy {
             stale_after_ms: 15 * MINUTE,
             deadline_ms: 6 * HOUR,

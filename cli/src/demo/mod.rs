@@ -235,30 +235,13 @@ impl Demo {
 
     /// The scheduled retention cleanup, run as if a week and a day had passed.
     async fn cleanup(&mut self, orphans: &[archgate::domain::Digest]) {
-        use archgate::retention::{run, Request, Retention};
-        let lookup = |name: &str| match name {
-            archgate::config::RETENTION_REPOSITORIES => Some(self.env.config.repository.clone()),
-            archgate::config::LEDGER_TABLE => Some(self.env.config.ledger_table.clone()),
-            archgate::config::EVENT_BUS => Some(self.env.config.event_bus.clone()),
-            _ => None,
-        };
-        let config =
-            archgate::config::RetentionConfig::from_lookup(lookup).expect("valid retention config");
-        let retention = Retention {
-            ledger: archgate::aws::DynamoLedger::new(
-                self.env.clients.dynamodb.clone(),
-                &config.ledger_table,
-            ),
-            events: archgate::aws::EventBridgePublisher::new(
-                self.env.clients.eventbridge.clone(),
-                &config.event_bus,
-            ),
-            inventory: archgate::aws::EcrRegistry::new(self.env.clients.ecr.clone()),
-            clock: archgate::ports::ShiftedClock {
+        use archgate::retention::{run, Request};
+        let retention = self.env.clients.retention_at(
+            self.env.retention_config(&[]),
+            archgate::ports::ShiftedClock {
                 offset_ms: 8 * 24 * 3600 * 1000,
             },
-            config,
-        };
+        );
         let started = Instant::now();
         let report = run(&retention, Request::default()).await;
         let Some(repository) = report.repositories.first() else {

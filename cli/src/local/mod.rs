@@ -9,12 +9,14 @@ use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
 use archgate::build_variables::{
     IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG,
 };
+use archgate::config::{
+    sample_lookup, RetentionConfig, EVENT_BUS, LEDGER_TABLE, RETENTION_REPOSITORIES,
+};
 use archgate::domain::{Arch, BuildRole, ReleaseKey, ReleaseTag};
 use archgate::ports::{Ledger, Stored};
 use archgate::Config;
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 mod scan;
@@ -56,23 +58,9 @@ pub fn default_config(mode: &str) -> Config {
 
 /// The local configuration with some variables overridden (gate policy, moving tags, …).
 pub fn config_with(mode: &str, overrides: &[(&str, &str)]) -> Config {
-    let vars: HashMap<String, String> = [
-        ("ARCHGATE_SOURCE_BUCKET", "archgate-source-123456789012"),
-        ("ARCHGATE_SOURCE_PREFIX", "releases/"),
-        ("ARCHGATE_REPOSITORY", "myapp"),
-        ("ARCHGATE_AMD64_PROJECT", "archgate-build-amd64"),
-        ("ARCHGATE_ARM64_PROJECT", "archgate-build-arm64"),
-        ("ARCHGATE_MANIFEST_MODE", mode),
-        ("ARCHGATE_MANIFEST_PROJECT", "archgate-manifest"),
-        ("ARCHGATE_LEDGER_TABLE", "archgate-ledger"),
-        ("ARCHGATE_EVENT_BUS", "archgate"),
-        ("ARCHGATE_MOVING_TAGS", "latest"),
-    ]
-    .into_iter()
-    .chain(overrides.iter().copied())
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Config::from_map(&vars).expect("the local configuration is valid")
+    let mut variables = vec![(archgate::config::MANIFEST_MODE, mode)];
+    variables.extend_from_slice(overrides);
+    Config::from_lookup(sample_lookup(&variables)).expect("the local configuration is valid")
 }
 
 pub struct LocalEnv {
@@ -93,6 +81,19 @@ pub struct LocalEnv {
 const TAP_QUEUE: &str = "archgate-release-events";
 
 impl LocalEnv {
+    /// Retention's configuration for this installation: its repository, ledger table and
+    /// event bus, with `overrides` on top.
+    pub fn retention_config(&self, overrides: &[(&str, &str)]) -> RetentionConfig {
+        let mut variables = vec![
+            (RETENTION_REPOSITORIES, self.config.repository.as_str()),
+            (LEDGER_TABLE, self.config.ledger_table.as_str()),
+            (EVENT_BUS, self.config.event_bus.as_str()),
+        ];
+        variables.extend_from_slice(overrides);
+        RetentionConfig::from_lookup(sample_lookup(&variables))
+            .expect("the local retention configuration is valid")
+    }
+
     /// Starts a private emulator and provisions `config` on it, in the local region
     /// (`AWS_REGION`, else us-east-1).
     pub async fn start(config: Config) -> Result<Self, LocalError> {

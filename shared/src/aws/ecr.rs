@@ -13,6 +13,9 @@ use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::ScanStatus as EcrScanStatus;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 
+/// Pages of findings read for one image before giving up (1,000 findings a page).
+const MAX_FINDING_PAGES: usize = 100;
+
 #[derive(Clone, Debug)]
 pub struct EcrRegistry {
     client: aws_sdk_ecr::Client,
@@ -151,22 +154,28 @@ impl Registry for EcrRegistry {
             findings: Vec::new(),
             completed_at: None,
         };
-        let mut next_token = None;
-        // Bounded: a runaway paginator must not hold the invocation until its timeout.
-        for _ in 0..100 {
-            let page = self
-                .client
-                .describe_image_scan_findings()
-                .repository_name(repository)
-                .image_id(
-                    ImageIdentifier::builder()
-                        .image_digest(digest.as_str())
-                        .build(),
-                )
-                .max_results(1000)
-                .set_next_token(next_token.take())
-                .send()
-                .await;
+        let mut pages = self
+            .client
+            .describe_image_scan_findings()
+            .repository_name(repository)
+            .image_id(
+                ImageIdentifier::builder()
+                    .image_digest(digest.as_str())
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        // Bounded: a runaway listing must not hold the invocation until its timeout.
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            read += 1;
+            if read > MAX_FINDING_PAGES {
+                return Err(unexpected(
+                    "DescribeImageScanFindings",
+                    format!("more than {MAX_FINDING_PAGES} pages of findings for {digest}"),
+                ));
+            }
             let page = match page {
                 Ok(page) => page,
                 Err(SdkError::ServiceError(e))
@@ -193,7 +202,7 @@ impl Registry for EcrRegistry {
             if let Some(findings) = page.image_scan_findings() {
                 result.completed_at = findings
                     .image_scan_completed_at()
-                    .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000));
+                    .and_then(|t| t.to_millis().ok());
                 for (severity, count) in findings.finding_severity_counts().into_iter().flatten() {
                     if let Some(severity) = Severity::parse(severity.as_str()) {
                         result.counts.insert(severity, (*count).max(0) as u64);
@@ -232,15 +241,8 @@ impl Registry for EcrRegistry {
                     });
                 }
             }
-            next_token = page.next_token().map(str::to_owned);
-            if next_token.is_none() {
-                return Ok(Some(result));
-            }
         }
-        Err(unexpected(
-            "DescribeImageScanFindings",
-            format!("more than 100 pages of findings for {digest}"),
-        ))
+        Ok(Some(result))
     }
 
     async fn put_manifest(
@@ -331,7 +333,7 @@ impl crate::ports::RepositoryInventory for EcrRegistry {
                     tags: detail.image_tags().to_vec(),
                     pushed_at: detail
                         .image_pushed_at()
-                        .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000))
+                        .and_then(|t| t.to_millis().ok())
                         .unwrap_or(0),
                     media_type: detail.image_manifest_media_type().map(str::to_owned),
                     artifact_media_type: detail.artifact_media_type().map(str::to_owned),

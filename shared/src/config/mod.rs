@@ -6,10 +6,12 @@ mod allowlist;
 mod gate;
 mod names;
 mod retention;
+mod sample;
 mod variables;
 
 pub use names::repository_name;
 pub use retention::RetentionConfig;
+pub use sample::{sample_lookup, SAMPLE};
 pub use variables::*;
 
 use crate::domain::gate::Policy;
