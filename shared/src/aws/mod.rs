@@ -6,12 +6,14 @@ mod codebuild;
 mod dynamodb;
 mod ecr;
 mod eventbridge;
+mod http;
 
 pub use calls::{tally, CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
+pub use http::{http_client, AMAZON_TRUST_SERVICES};
 
 pub use crate::wiring::AwsPipeline;
 
@@ -22,6 +24,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// from the environment or the execution role.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
         .load()
         .await
 }
