@@ -1,12 +1,14 @@
 //! ECR: BatchGetImage by tag (every manifest and index media type), PutImage with the digest
 //! archgate computed over the exact bytes.
 
+mod inventory;
+
 use super::classify;
 use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
 use crate::error::AdapterError;
-use crate::ports::{Registry, ScanFindings, BATCH_LIMIT, LIST_PAGE};
+use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
@@ -307,174 +309,4 @@ fn severity_of(value: Option<&str>) -> Severity {
     value
         .and_then(Severity::parse)
         .unwrap_or(Severity::Undefined)
-}
-
-impl crate::ports::RepositoryInventory for EcrRegistry {
-    async fn list_images(
-        &self,
-        repository: &str,
-    ) -> Result<Vec<crate::ports::ImageSummary>, AdapterError> {
-        let mut images = Vec::new();
-        let mut pages = self
-            .client
-            .describe_images()
-            .repository_name(repository)
-            .max_results(LIST_PAGE as i32)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECR", "DescribeImages", e))?;
-            for detail in page.image_details() {
-                let Some(digest) = detail.image_digest().and_then(|d| Digest::parse(d).ok()) else {
-                    continue;
-                };
-                images.push(crate::ports::ImageSummary {
-                    digest,
-                    tags: detail.image_tags().to_vec(),
-                    pushed_at: detail
-                        .image_pushed_at()
-                        .and_then(|t| t.to_millis().ok())
-                        .unwrap_or(0),
-                    media_type: detail.image_manifest_media_type().map(str::to_owned),
-                    artifact_media_type: detail.artifact_media_type().map(str::to_owned),
-                    size_bytes: detail.image_size_in_bytes().map(|s| s.max(0) as u64),
-                });
-            }
-        }
-        Ok(images)
-    }
-
-    async fn manifests_by_digest(
-        &self,
-        repository: &str,
-        digests: &[Digest],
-    ) -> Result<Vec<(Digest, crate::ports::FetchedManifest)>, AdapterError> {
-        use crate::ports::FetchedManifest;
-        let mut fetched = Vec::with_capacity(digests.len());
-        for batch in digests.chunks(BATCH_LIMIT) {
-            let output = self
-                .client
-                .batch_get_image()
-                .repository_name(repository)
-                .set_image_ids(Some(
-                    batch
-                        .iter()
-                        .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
-                        .collect(),
-                ))
-                .set_accepted_media_types(Some(
-                    ACCEPTED_MEDIA_TYPES
-                        .iter()
-                        .map(|m| (*m).to_owned())
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| classify("ECR", "BatchGetImage", e))?;
-            for digest in batch {
-                let image = output.images().iter().find(|i| {
-                    i.image_id().and_then(|id| id.image_digest()) == Some(digest.as_str())
-                });
-                let result = match image.and_then(|i| i.image_manifest()) {
-                    Some(manifest) => FetchedManifest::Found(RawManifest {
-                        media_type: image
-                            .and_then(|i| i.image_manifest_media_type())
-                            .map(str::to_owned),
-                        bytes: manifest.as_bytes().to_vec(),
-                    }),
-                    None => {
-                        let failure = output.failures().iter().find(|f| {
-                            f.image_id().and_then(|id| id.image_digest()) == Some(digest.as_str())
-                        });
-                        FetchedManifest::Failed(
-                            failure
-                                .map(|f| {
-                                    format!(
-                                        "{}: {}",
-                                        f.failure_code().map(|c| c.as_str()).unwrap_or("Unknown"),
-                                        f.failure_reason().unwrap_or_default()
-                                    )
-                                })
-                                .unwrap_or_else(|| "not returned".to_owned()),
-                        )
-                    }
-                };
-                fetched.push((digest.clone(), result));
-            }
-        }
-        Ok(fetched)
-    }
-
-    async fn delete_images(
-        &self,
-        repository: &str,
-        digests: &[Digest],
-    ) -> Result<crate::ports::DeleteResult, AdapterError> {
-        let mut result = crate::ports::DeleteResult::default();
-        for batch in digests.chunks(BATCH_LIMIT) {
-            let output = self
-                .client
-                .batch_delete_image()
-                .repository_name(repository)
-                .set_image_ids(Some(
-                    batch
-                        .iter()
-                        .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| classify("ECR", "BatchDeleteImage", e))?;
-            for failure in output.failures() {
-                if let Some(digest) = failure
-                    .image_id()
-                    .and_then(|id| id.image_digest())
-                    .and_then(|d| Digest::parse(d).ok())
-                {
-                    result.failed.push((
-                        digest,
-                        format!(
-                            "{}: {}",
-                            failure
-                                .failure_code()
-                                .map(|c| c.as_str())
-                                .unwrap_or("Unknown"),
-                            failure.failure_reason().unwrap_or_default()
-                        ),
-                    ));
-                }
-            }
-            // Every requested image without a failure is gone. (`imageIds` names deleted images
-            // by tag; an untagged one may not be listed at all.)
-            for digest in batch {
-                let failed = result.failed.iter().any(|(d, _)| d == digest);
-                if !failed && !result.deleted.contains(digest) {
-                    result.deleted.push(digest.clone());
-                }
-            }
-        }
-        Ok(result)
-    }
-
-    async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
-        let mut names = Vec::new();
-        let mut pages = self
-            .client
-            .describe_repositories()
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECR", "DescribeRepositories", e))?;
-            names.extend(
-                page.repositories()
-                    .iter()
-                    .filter_map(|r| r.repository_name())
-                    .filter(|n| n.starts_with(prefix))
-                    .map(str::to_owned),
-            );
-        }
-        names.sort();
-        Ok(names)
-    }
 }

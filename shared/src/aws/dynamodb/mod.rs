@@ -4,9 +4,13 @@
 //! digest pointers (`digest#<digest>`: which releases hold a per-arch image) and moving-tag
 //! items (`tag#<repository>#<tag>`: which release a moving tag names, and its lock).
 
+mod items;
+
+pub use items::{item_kind, moving_tag_id, ItemKind, LEDGER_KEY, MAX_POINTER_RELEASES};
+
 use super::classify;
 use crate::domain::retention::mentioned_digests;
-use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
+use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
 use crate::ports::{
     Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
@@ -15,55 +19,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, DIGEST_POINTER};
 use std::collections::HashMap;
-
-/// The partition key attribute (`repository#tag`).
-pub const LEDGER_KEY: &str = "pk";
-/// Partition-key prefix of the items that map a per-arch image digest to its releases.
-pub const DIGEST_POINTER: &str = "digest#";
-/// Partition-key prefix of the moving-tag items.
-pub const MOVING_TAG: &str = "tag#";
-/// A digest pointer names at most this many releases (byte-identical builds of more
-/// releases than this find their scans through the reconciler instead).
-pub const MAX_POINTER_RELEASES: usize = 256;
-
-/// What kind of item a partition key names. Release keys are `repository#tag` (neither may
-/// hold `#` or `:`), so the shapes cannot collide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemKind {
-    Release,
-    DigestPointer,
-    MovingTag,
-}
-
-pub fn item_kind(pk: &str) -> ItemKind {
-    if pk.starts_with(DIGEST_POINTER) && pk.contains(':') {
-        ItemKind::DigestPointer
-    } else if pk.starts_with(MOVING_TAG) && pk.matches('#').count() == 2 {
-        ItemKind::MovingTag
-    } else {
-        ItemKind::Release
-    }
-}
-
-/// The partition key of a moving tag's item.
-pub fn moving_tag_id(repository: &str, tag: &str) -> String {
-    format!("{MOVING_TAG}{repository}#{tag}")
-}
-
-/// A pointer entry: `repository#tag#arch`.
-fn pointer_entry(key: &ReleaseKey, arch: Arch) -> String {
-    format!("{}#{}", key.id(), arch.as_str())
-}
-
-fn parse_pointer_entry(entry: &str) -> Option<(ReleaseKey, Arch)> {
-    let (release, arch) = entry.rsplit_once('#')?;
-    let (repository, tag) = release.rsplit_once('#')?;
-    Some((
-        ReleaseKey::new(repository, ReleaseTag::parse(tag).ok()?),
-        Arch::parse(arch)?,
-    ))
-}
 
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
@@ -78,43 +35,6 @@ impl DynamoLedger {
             table: table.to_owned(),
         }
     }
-}
-
-fn unexpected(operation: &'static str, reason: String) -> AdapterError {
-    AdapterError::Unexpected {
-        service: "DynamoDB",
-        operation,
-        reason,
-    }
-}
-
-fn decode(
-    item: &HashMap<String, AttributeValue>,
-    operation: &'static str,
-) -> Result<Stored, AdapterError> {
-    let doc = item
-        .get("doc")
-        .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| unexpected(operation, "ledger item without a `doc` string".into()))?;
-    let version = item
-        .get("version")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| unexpected(operation, "ledger item without a numeric `version`".into()))?;
-    let release: Release = serde_json::from_str(doc)
-        .map_err(|e| unexpected(operation, format!("ledger item does not parse: {e}")))?;
-    let pk = item.get(LEDGER_KEY).and_then(|v| v.as_s().ok());
-    if pk.is_some_and(|pk| *pk != release.key.id()) {
-        return Err(unexpected(
-            operation,
-            format!(
-                "ledger item {} holds the release {}",
-                truncate(pk.map(String::as_str).unwrap_or_default()),
-                truncate(&release.key.id())
-            ),
-        ));
-    }
-    Ok(Stored { release, version })
 }
 
 impl Ledger for DynamoLedger {
@@ -502,8 +422,4 @@ impl Ledger for DynamoLedger {
             Err(e) => Err(classify("DynamoDB", "UpdateItem", e)),
         }
     }
-}
-
-fn truncate(text: &str) -> String {
-    crate::domain::digest::truncate_for_message(text)
 }
