@@ -17,6 +17,7 @@ use crate::ports::{
 };
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, DIGEST_POINTER};
@@ -34,6 +35,14 @@ impl DynamoLedger {
             client,
             table: table.to_owned(),
         }
+    }
+
+    /// An UpdateItem of a moving tag's item; the caller adds the expressions.
+    fn moving_tag_update(&self, repository: &str, tag: &str) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key(
+            LEDGER_KEY,
+            AttributeValue::S(moving_tag_id(repository, tag)),
+        )
     }
 }
 
@@ -272,13 +281,7 @@ impl Ledger for DynamoLedger {
         let intent = serde_json::to_string(intent)
             .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                LEDGER_KEY,
-                AttributeValue::S(moving_tag_id(repository, tag)),
-            )
+            .moving_tag_update(repository, tag)
             .update_expression("SET lock_by = :me, lock_until = :until, intent = :intent")
             .condition_expression("attribute_not_exists(lock_until) OR lock_until < :now")
             .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
@@ -331,13 +334,7 @@ impl Ledger for DynamoLedger {
         now: Millis,
     ) -> Result<(), AdapterError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                LEDGER_KEY,
-                AttributeValue::S(moving_tag_id(repository, tag)),
-            )
+            .moving_tag_update(repository, tag)
             .update_expression("SET lock_until = :lapsed")
             .condition_expression("lock_by = :me")
             .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
@@ -399,13 +396,7 @@ impl Ledger for DynamoLedger {
         let current = serde_json::to_string(current)
             .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                LEDGER_KEY,
-                AttributeValue::S(moving_tag_id(repository, tag)),
-            )
+            .moving_tag_update(repository, tag)
             .update_expression("SET holder = :holder REMOVE lock_by, lock_until, intent")
             .condition_expression("lock_by = :me")
             .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))

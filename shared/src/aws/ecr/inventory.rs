@@ -2,7 +2,7 @@
 
 use super::EcrRegistry;
 use crate::aws::classify;
-use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
+use crate::domain::oci::RawManifest;
 use crate::domain::Digest;
 use crate::error::AdapterError;
 use crate::ports::{RepositoryInventory, BATCH_LIMIT, LIST_PAGE};
@@ -51,25 +51,11 @@ impl RepositoryInventory for EcrRegistry {
         use crate::ports::FetchedManifest;
         let mut fetched = Vec::with_capacity(digests.len());
         for batch in digests.chunks(BATCH_LIMIT) {
-            let output = self
-                .client
-                .batch_get_image()
-                .repository_name(repository)
-                .set_image_ids(Some(
-                    batch
-                        .iter()
-                        .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
-                        .collect(),
-                ))
-                .set_accepted_media_types(Some(
-                    ACCEPTED_MEDIA_TYPES
-                        .iter()
-                        .map(|m| (*m).to_owned())
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| classify("ECR", "BatchGetImage", e))?;
+            let ids = batch
+                .iter()
+                .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
+                .collect();
+            let output = self.batch_get_image(repository, ids).await?;
             for digest in batch {
                 let image = output.images().iter().find(|i| {
                     i.image_id().and_then(|id| id.image_digest()) == Some(digest.as_str())

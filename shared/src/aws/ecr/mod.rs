@@ -10,6 +10,7 @@ use crate::domain::Digest;
 use crate::error::AdapterError;
 use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::ScanStatus as EcrScanStatus;
@@ -24,6 +25,28 @@ pub struct EcrRegistry {
 }
 
 impl EcrRegistry {
+    /// One BatchGetImage (at most [`crate::ports::BATCH_LIMIT`] ids), accepting every
+    /// manifest media type archgate reads.
+    async fn batch_get_image(
+        &self,
+        repository: &str,
+        ids: Vec<ImageIdentifier>,
+    ) -> Result<BatchGetImageOutput, AdapterError> {
+        self.client
+            .batch_get_image()
+            .repository_name(repository)
+            .set_image_ids(Some(ids))
+            .set_accepted_media_types(Some(
+                ACCEPTED_MEDIA_TYPES
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| classify("ECR", "BatchGetImage", e))
+    }
+
     pub fn new(client: aws_sdk_ecr::Client) -> Self {
         EcrRegistry { client }
     }
@@ -47,20 +70,7 @@ impl Registry for EcrRegistry {
             .iter()
             .map(|t| ImageIdentifier::builder().image_tag(t).build())
             .collect();
-        let output = self
-            .client
-            .batch_get_image()
-            .repository_name(repository)
-            .set_image_ids(Some(ids))
-            .set_accepted_media_types(Some(
-                ACCEPTED_MEDIA_TYPES
-                    .iter()
-                    .map(|m| (*m).to_owned())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| classify("ECR", "BatchGetImage", e))?;
+        let output = self.batch_get_image(repository, ids).await?;
         for failure in output.failures() {
             let not_found = matches!(
                 failure.failure_code(),
