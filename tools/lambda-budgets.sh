@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Lambda package budgets, x86_64: per function the deployment zip (≤ 4 MB), the bootstrap,
-# the cold start up to the first Runtime API request (median ≤ 20 ms) and the resident
-# memory once it waits for an event (≤ 30 MB).
+# Lambda package budgets, x86_64: per function the deployment zip (≤ 3 MiB), the bootstrap,
+# the cold start up to the first Runtime API request (median ≤ 6 ms) and the resident
+# memory once it waits for an event (≤ 30 MiB). `floor` (tools/floor) is a bare
+# lambda_runtime function built and measured the same way: the start the runtime itself
+# costs on this machine. When ../shared/tools/init_time.py is present, each bootstrap is
+# also measured by it (spawn → first poll, timed from Python before the spawn).
 #
 #   tools/lambda-budgets.sh            package with cargo-lambda, then 20 cold starts each
 #   LAMBDA_BUDGETS_RUNS=5 tools/lambda-budgets.sh
@@ -16,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUNCTIONS=(start-builds build-completed scan-gate retention-cleanup)
+FUNCTIONS=(start-builds build-completed scan-gate retention-cleanup reconciler)
+MEASURED=("${FUNCTIONS[@]}" floor)
 RUNS=${LAMBDA_BUDGETS_RUNS:-20}
 STRICT=()
 [[ "${1:-}" == "--strict" ]] && STRICT=(--strict)
@@ -31,7 +35,7 @@ mkdir -p "$OUT"
 LOG="$OUT/package.log"
 
 packages=()
-for f in "${FUNCTIONS[@]}"; do packages+=(-p "archgate-$f"); done
+for f in "${MEASURED[@]}"; do packages+=(-p "archgate-$f"); done
 
 echo "## Lambda package budgets (x86_64)"
 echo
@@ -47,7 +51,7 @@ package_with_cargo_lambda() {
   local marker="$OUT/.package-start" f
   touch "$marker"
   cargo lambda build --release --locked --output-format zip "${packages[@]}" </dev/null >"$LOG" 2>&1 || return 1
-  for f in "${FUNCTIONS[@]}"; do
+  for f in "${MEASURED[@]}"; do
     [[ -n "$(find "target/lambda/$f/bootstrap.zip" -newer "$marker" 2>/dev/null)" ]] || {
       echo "target/lambda/$f/bootstrap.zip was not written" >>"$LOG"
       return 1
@@ -59,13 +63,13 @@ zips=()
 echo "packaging: cargo lambda build --release --output-format zip (log: $LOG)" >&2
 if package_with_cargo_lambda; then
   echo "Packaged by \`cargo lambda build --release --output-format zip\` → \`target/lambda/<function>/bootstrap.zip\`."
-  for f in "${FUNCTIONS[@]}"; do zips+=(--function "$f=target/lambda/$f/bootstrap.zip"); done
+  for f in "${MEASURED[@]}"; do zips+=(--function "$f=target/lambda/$f/bootstrap.zip"); done
 else
   echo "cargo-lambda could not package here; its last lines:" >&2
   tail -n 15 "$LOG" >&2
   echo "**cargo-lambda could not package here (see $LOG); fallback: \`cargo build --release\` + Python zipfile (deflate -9) → \`$OUT/<function>/bootstrap.zip\`.**"
   cargo build --release --locked --quiet "${packages[@]}"
-  for f in "${FUNCTIONS[@]}"; do
+  for f in "${MEASURED[@]}"; do
     mkdir -p "$OUT/$f"
     "$PY" - "target/release/$f" "$OUT/$f/bootstrap.zip" <<'PY'
 import sys, zipfile
@@ -97,3 +101,25 @@ echo
   --env ARCHGATE_MOVING_TAGS=latest \
   --env ARCHGATE_RETENTION_REPOSITORIES=myapp \
   "${zips[@]}"
+
+# The same bootstraps through the shared start-time probe, when this checkout has it.
+INIT_TIME=../shared/tools/init_time.py
+if [[ -f "$INIT_TIME" ]]; then
+  echo
+  echo "Also by \`$INIT_TIME BOOTSTRAP 21\` (its sample configuration; timed from Python before"
+  echo "the spawn to its stub seeing the poll):"
+  echo
+  echo "| function | init_time.py |"
+  echo "|---|---|"
+  scratch=$(mktemp -d)
+  for spec in "${zips[@]}"; do
+    [[ "$spec" == --function ]] && continue
+    name=${spec%%=*} zip=${spec#*=}
+    mkdir -p "$scratch/$name"
+    "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap", sys.argv[2])' "$zip" "$scratch/$name"
+    chmod +x "$scratch/$name/bootstrap"
+    echo "| $name | $(env -u SSL_CERT_FILE -u SSL_CERT_DIR "$PY" "$INIT_TIME" "$scratch/$name/bootstrap" 21) |"
+  done
+  rm -rf "$scratch"
+fi
+

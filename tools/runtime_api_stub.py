@@ -34,8 +34,8 @@ API = "/2018-06-01/runtime"
 MB = 1024 * 1024
 
 # Budgets per function (x86_64).
-ZIP_BUDGET_BYTES = 4 * MB
-INIT_MEDIAN_BUDGET_MS = 20.0
+ZIP_BUDGET_BYTES = 3 * MB
+INIT_MEDIAN_BUDGET_MS = 6.0
 RSS_BUDGET_KB = 30 * 1024
 
 
@@ -236,8 +236,8 @@ def measure(args):
             zip_ok = zip_bytes <= ZIP_BUDGET_BYTES
             row = [
                 name,
-                f"{zip_bytes / MB:.2f} MB {verdict(zip_ok)}",
-                f"{bootstrap_bytes / MB:.2f} MB",
+                f"{zip_bytes / MB:.2f} MiB {verdict(zip_ok)}",
+                f"{bootstrap_bytes / MB:.2f} MiB",
             ]
             if not zip_ok:
                 over.append(f"{name}: zip")
@@ -248,8 +248,8 @@ def measure(args):
                 row += [
                     f"{median:.1f} ms {verdict(init_ok)}",
                     f"{percentile(inits, 0.95):.1f} ms",
-                    f"{max(rss) / 1024:.1f} MB {verdict(rss_ok)}",
-                    f"{max(hwm) / 1024:.1f} MB",
+                    f"{max(rss) / 1024:.1f} MiB {verdict(rss_ok)}",
+                    f"{max(hwm) / 1024:.1f} MiB",
                 ]
                 over += [f"{name}: init"] * (not init_ok) + [f"{name}: RSS"] * (not rss_ok)
             else:
@@ -257,9 +257,9 @@ def measure(args):
             rows.append(row)
 
     print(
-        f"| function | zip (≤ {ZIP_BUDGET_BYTES // MB} MB) | bootstrap | "
+        f"| function | zip (≤ {ZIP_BUDGET_BYTES // MB} MiB) | bootstrap | "
         f"init median (≤ {INIT_MEDIAN_BUDGET_MS:.0f} ms) | init p95 | "
-        f"RSS after init (≤ {RSS_BUDGET_KB // 1024} MB) | peak RSS |"
+        f"RSS after init (≤ {RSS_BUDGET_KB // 1024} MiB) | peak RSS |"
     )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
@@ -270,7 +270,7 @@ def measure(args):
         "`GET /2018-06-01/runtime/invocation/next` on the local Runtime API stub; RSS = the "
         f"largest VmRSS over the runs, read {args.settle * 1000:.0f} ms after that request "
         "while the function waits on it (peak RSS: VmHWM); p95 is nearest-rank; "
-        "MB = 1,048,576 bytes."
+        "MiB = 1,048,576 bytes."
     )
     for failure in failures:
         print(f"\nFAILED {failure}")
