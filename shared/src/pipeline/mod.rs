@@ -5,6 +5,7 @@
 //! that did not happen. A conflicting write means someone else moved the release: read again,
 //! decide again, and re-apply the results already obtained (they are facts like any other).
 
+mod apply;
 mod effects;
 mod error;
 mod gate;
@@ -12,6 +13,7 @@ mod outcome;
 mod promote;
 mod scans;
 
+use apply::invocation_id;
 pub use effects::{build_request, idempotency_token};
 pub use error::{EffectError, PipelineError};
 pub use outcome::Outcome;
@@ -20,16 +22,12 @@ pub use scans::{Rejudge, Rejudged};
 use crate::config::Config;
 use crate::domain::gate::Verdict;
 use crate::domain::release::Service;
-use crate::domain::{
-    decide, Arch, Decision, Digest, Effect, EffectResult, Fact, IgnoreReason, Millis, Release,
-    ReleaseKey,
-};
+use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
 use crate::ports::{
-    BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Registry, SaveError, Stored,
+    BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Registry, Stored,
 };
 use std::collections::VecDeque;
-use tracing::{info, warn};
 
 /// Conflicting writes before giving up (the invocation is then retried by Lambda).
 const MAX_ATTEMPTS: usize = 8;
@@ -152,207 +150,4 @@ where
     ) -> Result<Option<BuildDetails>, AdapterError> {
         self.builds.details(build_id).await
     }
-
-    pub async fn apply(&self, key: &ReleaseKey, fact: Fact) -> Result<Outcome, PipelineError> {
-        self.apply_read(key, fact, None).await
-    }
-
-    /// [`Pipeline::apply`] to a release the caller has just read (saving the first read).
-    pub async fn apply_to(&self, read: Stored, fact: Fact) -> Result<Outcome, PipelineError> {
-        let key = read.release.key.clone();
-        self.apply_read(&key, fact, Some(read)).await
-    }
-
-    async fn apply_read(
-        &self,
-        key: &ReleaseKey,
-        fact: Fact,
-        mut read: Option<Stored>,
-    ) -> Result<Outcome, PipelineError> {
-        let release_id = key.to_string();
-        let ledger_error = |source| PipelineError::Ledger {
-            release: release_id.clone(),
-            source,
-        };
-        let mut performed: Vec<EffectResult> = Vec::new();
-        let mut effects_done: Vec<Effect> = Vec::new();
-        let invocation = invocation_id();
-        'attempts: for attempt in 0..MAX_ATTEMPTS {
-            let now = self.clock.now_millis();
-            // A new upload is created with a conditional put: no read needed the first time.
-            let stored = match (&fact, read.take()) {
-                (_, Some(read)) => Some(read),
-                (Fact::SourceUploaded { .. }, None) if attempt == 0 => None,
-                _ => self.ledger.load(key).await.map_err(ledger_error)?,
-            };
-            let expected = stored.as_ref().map(|s| s.version);
-            let (mut state, mut todo): (Release, VecDeque<Effect>) =
-                match decide(stored.as_ref().map(|s| &s.release), key, &fact, now) {
-                    Decision::Apply { next, effects } => (*next, effects.into()),
-                    Decision::Ignore(reason) => match &stored {
-                        Some(s)
-                            if !performed.is_empty()
-                                || s.release
-                                    .pending
-                                    .iter()
-                                    .any(|c| c.by.as_deref() == Some(invocation.as_str())) =>
-                        {
-                            (s.release.clone(), VecDeque::new())
-                        }
-                        _ => {
-                            info!(release = %key, reason = %reason, "ignored");
-                            return Ok(reason.into());
-                        }
-                    },
-                };
-            // Claims this invocation wrote, whose answer it never saw (its write went through,
-            // the retry of that write then conflicted with it): they are still ours to do.
-            let ours: Vec<Effect> = stored
-                .iter()
-                .flat_map(|s| s.release.pending.iter())
-                .filter(|c| c.by.as_deref() == Some(invocation.as_str()))
-                .map(|c| c.effect)
-                .filter(|e| !todo.contains(e))
-                .collect();
-            for result in &performed {
-                if let Decision::Apply { next, effects } =
-                    decide(Some(&state), key, &Fact::Completed(result.clone()), now)
-                {
-                    state = *next;
-                    todo.extend(effects);
-                }
-            }
-            todo.retain(|effect| !performed.iter().any(|r| r.effect() == *effect));
-            self.defer_others(stored.as_ref().map(|s| &s.release), &mut state, &mut todo);
-            if todo.is_empty()
-                && ours.is_empty()
-                && performed.is_empty()
-                && stored.as_ref().map(|s| &s.release) == Some(&state)
-            {
-                let reason = IgnoreReason::NothingForThisFunction { key: key.clone() };
-                info!(release = %key, %reason, "ignored");
-                return Ok(Outcome::ignored(reason));
-            }
-            for claim in state
-                .pending
-                .iter_mut()
-                .filter(|c| todo.contains(&c.effect) && c.by.is_none())
-            {
-                claim.by = Some(invocation.clone());
-            }
-
-            let mut version = expected;
-            let ours: Vec<Effect> = ours
-                .into_iter()
-                .filter(|e| !performed.iter().any(|r| r.effect() == *e))
-                .collect();
-            let mut promotion_on_record = stored.as_ref().is_some_and(|s| {
-                s.release
-                    .pending
-                    .iter()
-                    .any(|c| c.effect == Effect::Promote)
-            });
-            if !ours.is_empty() && todo.is_empty() {
-                // Already durable: perform them without claiming again.
-                todo.extend(ours);
-            } else if !todo.is_empty() {
-                match self.ledger.save(&state, expected).await {
-                    Ok(v) => version = Some(v),
-                    Err(SaveError::Conflict { .. }) => continue,
-                    Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
-                }
-                promotion_on_record |= state.pending.iter().any(|c| c.effect == Effect::Promote);
-            }
-            // Effects are independent of each other: one failing does not keep the others
-            // from happening (an announcement owed to a refused upload goes out even while
-            // the index cannot be assembled).
-            let mut failed: Vec<(Effect, EffectError)> = Vec::new();
-            while let Some(effect) = todo.pop_front() {
-                if failed.iter().any(|(e, _)| *e == effect) {
-                    continue;
-                }
-                // A promotion is on record before its first PutImage: once a tag has moved it
-                // runs to the end, even if this invocation dies right after (a promotion that
-                // follows another effect's result, like the index assembled while both scans
-                // were already in, is claimed in memory only until this write).
-                if effect == Effect::Promote && !promotion_on_record {
-                    match self.ledger.save(&state, version).await {
-                        Ok(v) => version = Some(v),
-                        Err(SaveError::Conflict { .. }) => continue 'attempts,
-                        Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
-                    }
-                    promotion_on_record = true;
-                }
-                let result = match self.perform(&state, effect).await {
-                    Ok(result) => result,
-                    Err(source) => {
-                        warn!(release = %key, %effect, error = %source, "effect failed");
-                        failed.push((effect, source));
-                        continue;
-                    }
-                };
-                info!(release = %key, %effect, "effect performed");
-                effects_done.push(effect);
-                performed.push(result.clone());
-                if let Decision::Apply { next, effects } =
-                    decide(Some(&state), key, &Fact::Completed(result), now)
-                {
-                    let before = std::mem::replace(&mut state, *next);
-                    let mut effects: VecDeque<Effect> = effects.into();
-                    self.defer_others(Some(&before), &mut state, &mut effects);
-                    todo.extend(effects);
-                }
-            }
-            if !failed.is_empty() {
-                // Record what did happen and give back the claims on what did not, so the
-                // retry of this event can act at once. Best effort: if this write fails too,
-                // the claims lapse with their lease.
-                let unclaimed: Vec<Effect> = failed.iter().map(|(e, _)| *e).collect();
-                state.release_claims(&unclaimed);
-                if let Err(save) = self.ledger.save(&state, version).await {
-                    warn!(release = %key, error = %save, "could not release claims after a failed effect");
-                }
-                let (effect, source) = failed.remove(0);
-                return Err(PipelineError::Effect {
-                    release: release_id.clone(),
-                    effect,
-                    source,
-                });
-            }
-            if stored.as_ref().map(|s| &s.release) == Some(&state) {
-                return Ok(self.applied(&state, &effects_done));
-            }
-            match self.ledger.save(&state, version).await {
-                Ok(_) => return Ok(self.applied(&state, &effects_done)),
-                Err(SaveError::Conflict { .. }) => continue,
-                Err(SaveError::Adapter(e)) => return Err(ledger_error(e)),
-            }
-        }
-        Err(PipelineError::Contention {
-            release: release_id,
-        })
-    }
-
-    fn applied(&self, release: &Release, effects: &[Effect]) -> Outcome {
-        info!(release = %release.key, phase = %release.phase(), "recorded");
-        Outcome::Applied {
-            release: release.key.to_string(),
-            phase: release.phase(),
-            effects: effects.iter().map(Effect::to_string).collect(),
-        }
-    }
-}
-
-fn invocation_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{}-{nanos:x}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
