@@ -149,7 +149,7 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 /// SDK configuration for a local endpoint in `region`.
 pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(archgate::aws::http_client())
+        .http_client(archgate::aws::http_client_trusting(None))
         .endpoint_url(endpoint)
         .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(

@@ -16,5 +16,5 @@ use archgate::Config;
 /// The configuration in the environment and clients for the configured endpoint.
 async fn configured() -> Result<(Config, Clients), CliError> {
     let config = Config::from_env()?;
-    Ok((config, Clients::new(&sdk_config().await)))
+    Ok((config, Clients::new(&sdk_config().await?)))
 }

@@ -54,7 +54,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
     let table = std::env::var(LEDGER_TABLE).map_err(|_| ConfigError::Missing {
         variable: LEDGER_TABLE,
     })?;
-    let clients = Clients::new(&sdk_config().await);
+    let clients = Clients::new(&sdk_config().await?);
     let ledger = DynamoLedger::new(clients.dynamodb.clone(), &table);
     let inventory = EcrRegistry::new(clients.ecr.clone());
     let policy = RetentionPolicy {

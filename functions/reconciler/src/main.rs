@@ -8,9 +8,12 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let sdk = sdk_config()
+        .await
+        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
     let policy = ReconcilePolicy::from_lookup(|name| std::env::var(name).ok())
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let pipeline = Clients::new(&sdk_config().await).pipeline(&config);
+    let pipeline = Clients::new(&sdk).pipeline(&config);
     let pipeline = &pipeline;
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {

@@ -9,7 +9,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = RetentionConfig::from_env()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let retention = Clients::new(&sdk_config().await).retention(config);
+    let sdk = sdk_config()
+        .await
+        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let retention = Clients::new(&sdk).retention(config);
     let retention = &retention;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -7,7 +7,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let pipeline = Clients::new(&sdk_config().await)
+    let sdk = sdk_config()
+        .await
+        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    let pipeline = Clients::new(&sdk)
         .pipeline(&config)
         .performing(archgate_scan_gate::PERFORMS);
     let pipeline = &pipeline;

@@ -1,38 +1,45 @@
 //! The HTTPS client every SDK client uses: rustls on ring, trusting the roots that AWS service
 //! endpoints chain to.
 //!
-//! Why not the SDK's default client: it loads and parses the whole system trust store while
-//! the function starts (half of a function's start on a machine with a few hundred CA files),
-//! and it links aws-lc, the larger of rustls' two crypto providers. archgate's functions talk
-//! only to AWS endpoints (DynamoDB, CodeBuild, ECR, EventBridge), whose certificates chain to
-//! Amazon Trust Services; trusting those five roots is faster and a smaller attack surface.
-//! Where something else must be trusted too (a TLS-inspecting proxy, an emulator behind
-//! HTTPS, a partition whose endpoints chain elsewhere), setting `SSL_CERT_FILE` or
-//! `SSL_CERT_DIR` adds the system's trust store, as OpenSSL-based tools read it.
+//! Why not the SDK's default client: it loads and parses the machine's whole trust store
+//! while the function starts (half of a function's start on a machine with a few hundred CA
+//! files), and it links aws-lc, the larger of rustls' two crypto providers. archgate's
+//! functions talk only to AWS endpoints (DynamoDB, CodeBuild, ECR, EventBridge), whose
+//! certificates chain to Amazon Trust Services; trusting those five roots is faster and a
+//! smaller attack surface. Where something else must be trusted too (a TLS-inspecting proxy,
+//! an emulator behind HTTPS, a partition whose endpoints chain elsewhere), `ARCHGATE_CA_BUNDLE`
+//! names a PEM file whose certificates are trusted as well. An archgate variable rather than
+//! `SSL_CERT_FILE`: machines often set that one for every program, which would bring the
+//! whole store back unasked.
 
+use crate::config::{ConfigError, CA_BUNDLE};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 /// Amazon Root CA 1–4 and Starfield Services Root Certificate Authority – G2, the roots of
 /// Amazon Trust Services (PEM, as published at <https://www.amazontrust.com/repository/>).
 pub const AMAZON_TRUST_SERVICES: &str = include_str!("amazon-trust-services.pem");
 
-/// Variables that ask for the system's trust store as well.
-pub const SYSTEM_TRUST_VARIABLES: [&str; 2] = ["SSL_CERT_FILE", "SSL_CERT_DIR"];
-
-/// Whether `lookup` asks for the system trust store.
-pub fn wants_system_roots(lookup: impl Fn(&str) -> Option<String>) -> bool {
-    SYSTEM_TRUST_VARIABLES
-        .iter()
-        .any(|variable| lookup(variable).is_some_and(|value| !value.is_empty()))
+/// The HTTPS client, trusting Amazon Trust Services and the certificates of the PEM file
+/// `ARCHGATE_CA_BUNDLE` names, if it names one.
+pub fn http_client() -> Result<SharedHttpClient, ConfigError> {
+    let extra = match std::env::var(CA_BUNDLE) {
+        Ok(path) if !path.trim().is_empty() => Some(read_bundle(path.trim())?),
+        _ => None,
+    };
+    Ok(http_client_trusting(extra))
 }
 
-/// The HTTPS client, trusting Amazon Trust Services (and the system's store when asked).
-pub fn http_client() -> SharedHttpClient {
-    let system = wants_system_roots(|name| std::env::var(name).ok());
-    let trust = TrustStore::empty()
-        .with_native_roots(system)
+/// The HTTPS client, trusting Amazon Trust Services and `extra` (PEM, already checked).
+pub fn http_client_trusting(extra: Option<Vec<u8>>) -> SharedHttpClient {
+    let mut trust = TrustStore::empty()
+        .with_native_roots(false)
         .with_pem_certificate(AMAZON_TRUST_SERVICES.as_bytes());
+    if let Some(pem) = extra {
+        trust = trust.with_pem_certificate(pem);
+    }
     let context = TlsContext::builder()
         .with_trust_store(trust)
         .build()
@@ -43,35 +50,50 @@ pub fn http_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// Reads a PEM bundle and checks every certificate in it parses: the SDK's client would
+/// otherwise fail on the first connection, not at start.
+fn read_bundle(path: &str) -> Result<Vec<u8>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        variable: CA_BUNDLE,
+        value: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    check_bundle(&pem).map_err(invalid)?;
+    Ok(pem)
+}
+
+/// How many certificates a PEM bundle holds, or why it is not one.
+fn check_bundle(pem: &[u8]) -> Result<usize, String> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+    if certificates.is_empty() {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(certificates.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_embedded_roots_are_the_five_amazon_trust_services_certificates() {
-        // Given the embedded PEM, when its certificates are counted, then there are five
-        let certificates = AMAZON_TRUST_SERVICES
-            .matches("-----BEGIN CERTIFICATE-----")
-            .count();
-        assert_eq!(certificates, 5);
-        assert_eq!(
-            certificates,
-            AMAZON_TRUST_SERVICES
-                .matches("-----END CERTIFICATE-----")
-                .count()
-        );
+    fn the_embedded_roots_are_five_certificates_that_parse() {
+        assert_eq!(check_bundle(AMAZON_TRUST_SERVICES.as_bytes()), Ok(5));
     }
 
     #[test]
-    fn the_system_store_is_added_only_when_asked_for() {
-        let none = |_: &str| None;
-        assert!(!wants_system_roots(none));
-        assert!(!wants_system_roots(|_| Some(String::new())));
-        assert!(wants_system_roots(|name| {
-            (name == "SSL_CERT_FILE").then(|| "/etc/ssl/certs/proxy.pem".to_owned())
-        }));
-        assert!(wants_system_roots(|name| {
-            (name == "SSL_CERT_DIR").then(|| "/etc/ssl/certs".to_owned())
-        }));
+    fn a_bundle_that_is_not_pem_or_holds_no_certificate_is_refused() {
+        assert!(check_bundle(b"").is_err());
+        assert!(check_bundle(b"hello").is_err());
+        let broken = AMAZON_TRUST_SERVICES.replacen("MII", "M!I", 1);
+        assert!(check_bundle(broken.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_bundle_names_the_variable() {
+        let error = read_bundle("/nonexistent/ca.pem").unwrap_err();
+        assert!(error.to_string().starts_with(CA_BUNDLE), "{error}");
     }
 }

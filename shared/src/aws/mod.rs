@@ -13,7 +13,7 @@ pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
-pub use http::{http_client, AMAZON_TRUST_SERVICES};
+pub use http::{http_client, http_client_trusting, AMAZON_TRUST_SERVICES};
 
 pub use crate::wiring::AwsPipeline;
 
@@ -22,11 +22,11 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Loads the SDK configuration the standard way: region, credentials and `AWS_ENDPOINT_URL`
 /// from the environment or the execution role.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http_client())
+pub async fn sdk_config() -> Result<aws_config::SdkConfig, crate::config::ConfigError> {
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client()?)
         .load()
-        .await
+        .await)
 }
 
 /// SDK clients for every service archgate's functions use, sharing one SDK configuration.

@@ -20,6 +20,9 @@ pub const RETENTION_REPOSITORIES: &str = "ARCHGATE_RETENTION_REPOSITORIES";
 pub const RETENTION_UNTAGGED_DAYS: &str = "ARCHGATE_RETENTION_UNTAGGED_DAYS";
 pub const RETENTION_MAX_DELETE_SHARE: &str = "ARCHGATE_RETENTION_MAX_DELETE_SHARE";
 pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
+/// A PEM file of certificates to trust besides Amazon Trust Services' roots (optional;
+/// read by [`crate::aws::http_client`]).
+pub const CA_BUNDLE: &str = "ARCHGATE_CA_BUNDLE";
 /// The gate's per-severity limits, one variable each.
 pub const GATE_MAX: [&str; 6] = [
     "ARCHGATE_GATE_MAX_CRITICAL",
