@@ -1,0 +1,202 @@
+//! The rules checked on what happened since the last step: tag moves, deletions, events, builds.
+
+use super::{violation, Checker, Violation};
+use crate::scenario::{MOVING_TAG, REPOSITORY};
+use crate::world::{short, World};
+use archgate::build_variables::RELEASE_TAG;
+use archgate::domain::Release;
+use archgate::memory::registry::RegistryEvent;
+use std::rc::Rc;
+
+impl Checker {
+    pub(super) fn check_registry_log(
+        &mut self,
+        world: &World,
+        releases: &[Rc<Release>],
+    ) -> Result<(), Violation> {
+        for event in world.svc.registry.take_log() {
+            match event {
+                RegistryEvent::TagMoved { tag, to, from, .. } => {
+                    if let Some(index) = self.published.get(&tag) {
+                        if *index != to {
+                            violation(
+                                "1 published-immutable",
+                                format!(
+                                    "tag {tag} of a published release moved from {:?} to {}",
+                                    from.as_ref().map(short),
+                                    short(&to)
+                                ),
+                            )?;
+                        }
+                    }
+                    if tag == MOVING_TAG {
+                        // The index names its release (its ref.name annotation is the candidate
+                        // tag); the ledger may not have recorded the candidate yet.
+                        let named = world.svc.registry.inspect(REPOSITORY, |repo| {
+                            let image = repo.images.get(&to)?;
+                            let doc: serde_json::Value =
+                                serde_json::from_slice(&image.manifest.bytes).ok()?;
+                            doc["annotations"]["org.opencontainers.image.ref.name"]
+                                .as_str()
+                                .and_then(|n| n.strip_suffix("-candidate"))
+                                .map(str::to_owned)
+                        });
+                        let holder = releases
+                            .iter()
+                            .find(|r| Some(r.key.tag.as_str()) == named.as_deref());
+                        let Some(holder) = holder else {
+                            return violation(
+                                "6 moving-forward",
+                                format!(
+                                    "{MOVING_TAG} moved to {} ({named:?}), the index of no release",
+                                    short(&to)
+                                ),
+                            );
+                        };
+                        let order = holder.upload_order();
+                        let order = (order.0, order.1.to_owned());
+                        if let Some(last) = &self.latest {
+                            if order < *last {
+                                violation("6 moving-forward", format!("{MOVING_TAG} moved back from {} (uploaded at {}) to {} (uploaded at {})", last.1, last.0, order.1, order.0))?;
+                            }
+                        }
+                        self.latest = Some(order);
+                    }
+                }
+                RegistryEvent::DeleteRefused { digest, reason, .. } => {
+                    violation(
+                        "8 retention-fails-closed",
+                        format!(
+                            "retention tried to delete {}, which an index references ({reason})",
+                            short(&digest)
+                        ),
+                    )?;
+                }
+                RegistryEvent::Deleted { digest, tags, .. } => {
+                    if !tags.is_empty() {
+                        violation(
+                            "8 retention-fails-closed",
+                            format!(
+                                "retention deleted the tagged image {} ({tags:?})",
+                                short(&digest)
+                            ),
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_events(&mut self, world: &World) -> Result<(), Violation> {
+        let published = world.svc.events.published_since(self.events_seen);
+        self.events_seen += published.len();
+        for event in &published {
+            let detail = &event.detail;
+            let kind = event.detail_type.as_str();
+            if !kind.starts_with("Release ") || kind == "Release Reconciled" {
+                continue;
+            }
+            let Some(attempt) = detail["attempt"].as_u64() else {
+                return violation(
+                    "4 attempts",
+                    format!("a {kind} event carries no attempt: {detail}"),
+                );
+            };
+            for field in ["repository", "tag", "event-key"] {
+                if !detail[field].is_string() {
+                    violation(
+                        "effects-once",
+                        format!("a {kind} event has no {field}: {detail}"),
+                    )?;
+                }
+            }
+            if kind == "Release Rejected"
+                && !(detail["source"]["key"].is_string() && detail["reason"].is_string())
+            {
+                violation(
+                    "3 reserved-names",
+                    format!("a Release Rejected event lacks its source key or reason: {detail}"),
+                )?;
+            }
+            if kind == "Release Vulnerable" && !detail["scans"].is_object() {
+                violation(
+                    "7 findings-are-news",
+                    format!("a Release Vulnerable event lacks its findings: {detail}"),
+                )?;
+            }
+            let key = detail["event-key"].as_str().unwrap_or_default().to_owned();
+            *self.event_counts.entry(key.clone()).or_default() += 1;
+            if !matches!(kind, "Release Rejected" | "Release Vulnerable") {
+                let tag = detail["tag"].as_str().unwrap_or_default().to_owned();
+                let keys = self
+                    .keys_by_kind
+                    .entry((tag.clone(), attempt as u32, kind.to_owned()))
+                    .or_default();
+                keys.insert(key);
+                if keys.len() > 1 {
+                    violation(
+                        "effects-once",
+                        format!(
+                            "{tag} attempt {attempt} announced {kind} under {} event keys",
+                            keys.len()
+                        ),
+                    )?;
+                }
+            }
+        }
+        if world.svc.chaos.injected() == 0 {
+            if let Some((key, n)) = self.event_counts.iter().find(|(_, n)| **n > 1) {
+                violation(
+                    "effects-once",
+                    format!("event {key} was published {n} times with no fault injected"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_builds(&mut self, world: &World) -> Result<(), Violation> {
+        for build in world.svc.builds.started_since(self.builds_seen.len()) {
+            if !self.builds_seen.insert(build.id.clone()) {
+                continue;
+            }
+            let env = |name: &str| {
+                build
+                    .request
+                    .environment
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let tag = env(RELEASE_TAG);
+            if archgate::domain::ReleaseTag::parse(&tag)
+                .map(|t| t.reserved(&world.config.moving_tags).is_some())
+                .unwrap_or(true)
+            {
+                violation(
+                    "3 reserved-names",
+                    format!("a build was started for the reserved name {tag}"),
+                )?;
+            }
+            let key = build
+                .request
+                .source_location
+                .split_once('/')
+                .map(|(_, k)| k.to_owned())
+                .unwrap_or_default();
+            let holder = self
+                .tag_sources
+                .entry(tag.clone())
+                .or_insert_with(|| key.clone());
+            if *holder != key {
+                violation(
+                    "3 reserved-names",
+                    format!("{tag} was built from {holder} and then from {key}"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! The rules checked once the world is quiet: liveness, and what must eventually have happened.
+
+use super::{violation, Checker, Violation};
+use crate::scenario::{MOVING_TAG, REPOSITORY};
+use crate::world::{short, World};
+use archgate::domain::{Phase, Release};
+use std::rc::Rc;
+
+impl Checker {
+    /// The rules about what must have happened once the world is quiet.
+    pub fn check_quiet(&mut self, world: &World) -> Result<(), Violation> {
+        self.check(world)?;
+        let releases = self.releases();
+        let events = world.svc.events.published();
+        // Liveness: every release rests, nothing is owed.
+        for release in &releases {
+            let phase = release.phase();
+            if phase.is_in_flight()
+                || !release.pending.is_empty()
+                || !release.required_effects().is_empty()
+                || release.queued.is_some()
+            {
+                violation(
+                    "liveness",
+                    format!(
+                        "{} is {phase} (attempt {}) with claims {:?}, owing {:?}, queued {:?}",
+                        release.key,
+                        release.attempt,
+                        release.pending.iter().map(|c| c.effect).collect::<Vec<_>>(),
+                        release.required_effects(),
+                        release.queued.as_ref().map(|q| q.revision())
+                    ),
+                )?;
+            }
+        }
+        // 1: a release tag names an index only once its release is published.
+        let tagged: Vec<String> = world
+            .svc
+            .registry
+            .inspect(REPOSITORY, |repo| repo.tags.keys().cloned().collect());
+        for release in &releases {
+            if !matches!(release.phase(), Phase::Published | Phase::Rejected)
+                && tagged.iter().any(|t| t == release.key.tag.as_str())
+            {
+                violation(
+                    "1 published-immutable",
+                    format!(
+                        "the tag {} is in the registry, and its release is {} (attempt {})",
+                        release.key.tag,
+                        release.phase(),
+                        release.attempt
+                    ),
+                )?;
+            }
+        }
+        if let Some(broken) = world.broken.first() {
+            violation(
+                "liveness",
+                format!("a valid event failed for good: {broken}"),
+            )?;
+        }
+        // 6: the moving tag names the newest published upload.
+        let newest = releases
+            .iter()
+            .filter(|r| r.phase() == Phase::Published)
+            .max_by(|a, b| a.upload_order().cmp(&b.upload_order()));
+        if let Some(newest) = newest {
+            let repo = world.svc.registry.repository(REPOSITORY);
+            let index = newest.candidate.as_ref().map(|c| c.digest.clone());
+            if repo.tags.get(MOVING_TAG) != index.as_ref() {
+                let holder = releases
+                    .iter()
+                    .find(|r| r.candidate.as_ref().map(|c| &c.digest) == repo.tags.get(MOVING_TAG))
+                    .map(|r| r.key.tag.to_string());
+                let orders: Vec<String> = releases
+                    .iter()
+                    .filter(|r| r.phase() == Phase::Published)
+                    .map(|r| format!("{} {:?}", r.key.tag, r.upload_order()))
+                    .collect();
+                violation("6 moving-forward", format!("{MOVING_TAG} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key.tag))?;
+            }
+            let holds: Vec<&Rc<Release>> = releases
+                .iter()
+                .filter(|r| {
+                    r.published
+                        .as_ref()
+                        .is_some_and(|p| p.tags.iter().any(|t| t == MOVING_TAG))
+                })
+                .collect();
+            if !holds.iter().any(|r| r.key == newest.key) {
+                violation(
+                    "6 moving-forward",
+                    format!(
+                        "the Release Published of {} does not say it received {MOVING_TAG}",
+                        newest.key.tag
+                    ),
+                )?;
+            }
+        }
+        // 3, 4: every upload that reached archgate is accounted for: it started an attempt, or
+        // it is older than the attempt that superseded it, or it was refused and announced.
+        for upload in world.uploads.iter().filter(|u| u.delivered) {
+            let tag =
+                archgate::domain::ReleaseTag::from_object_key(&upload.key, crate::scenario::PREFIX)
+                    .expect("scenario keys make tags");
+            // Uploads of a release the TTL removed since are the ledger's to forget.
+            if self
+                .forgotten_at
+                .get(tag.as_str())
+                .is_some_and(|at| *at > upload.at)
+            {
+                continue;
+            }
+            let release = releases.iter().find(|r| r.key.tag == tag);
+            let refused = events.iter().any(|e| {
+                e.detail_type == "Release Rejected"
+                    && e.detail["source"]["key"] == upload.key.as_str()
+                    && e.detail["source"]["version-id"] == upload.version.as_str()
+            });
+            let Some(release) = release else {
+                // A record the TTL removed (a failed or refused release, months later).
+                if !refused && !self.ever.contains(&tag.to_string()) {
+                    violation(
+                        "4 attempts",
+                        format!("upload {} {} left no trace", upload.key, upload.version),
+                    )?;
+                }
+                continue;
+            };
+            let started = release.source.version_id.as_deref() == Some(&upload.version)
+                || release.history.iter().any(|a| a.revision == upload.version);
+            let superseded = release.source.key == upload.key
+                && release
+                    .source
+                    .sequencer
+                    .as_deref()
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .is_some_and(|s| s > upload.sequencer);
+            if tag.reserved(&world.config.moving_tags).is_some() && !refused {
+                violation(
+                    "3 reserved-names",
+                    format!(
+                        "the upload of reserved name {} {} was not announced as Release Rejected",
+                        upload.key, upload.version
+                    ),
+                )?;
+            }
+            if release.source.key != upload.key && !refused {
+                violation("3 reserved-names", format!("{} {} sanitises to {tag}, held by {}, and was not announced as Release Rejected", upload.key, upload.version, release.source.key))?;
+            }
+            if !(started || superseded || refused) {
+                violation("4 attempts", format!("upload {} {} of {tag} ({}, attempt {}) started nothing and was not refused", upload.key, upload.version, release.phase(), release.attempt))?;
+            }
+        }
+        // 7: findings after publication were announced.
+        for (tag, digest) in &world.vulnerable_delivered {
+            let announced = events.iter().any(|e| {
+                e.detail_type == "Release Vulnerable"
+                    && e.detail["tag"] == tag.as_str()
+                    && e.detail["scans"]
+                        .as_object()
+                        .is_some_and(|s| s.values().any(|v| v["digest"] == digest.as_str()))
+            });
+            let still = releases
+                .iter()
+                .any(|r| r.key.tag.as_str() == tag && r.phase() == Phase::Published);
+            if !announced {
+                let seen: Vec<String> = events
+                    .iter()
+                    .filter(|e| e.detail_type == "Release Vulnerable")
+                    .map(|e| e.detail.to_string())
+                    .collect();
+                violation("7 findings-are-news", format!("a blocking scan of {} of published {tag} was delivered and never announced (announced: {seen:?})", short(digest)))?;
+            }
+            if !still {
+                violation(
+                    "7 findings-are-news",
+                    format!("{tag} is no longer published after a finding"),
+                )?;
+            }
+        }
+        // 5: a blocked release that was fixed and re-evaluated got published.
+        for label in &world.fixed {
+            let tag = label.rsplit(' ').next().unwrap_or_default();
+            if !releases
+                .iter()
+                .any(|r| r.key.tag.as_str() == tag && r.phase() == Phase::Published)
+            {
+                violation(
+                    "5 blocked-rests",
+                    format!("{tag} was re-evaluated to published and is not"),
+                )?;
+            }
+        }
+        // 9: the damaged record was skipped and reported, and stopped nothing else.
+        if let Some(damaged) = world.damaged {
+            // Every pass that read the ledger after the damage reported it, and went on.
+            let after = |step: &usize| *step > damaged;
+            if let Some((_, pass)) = world
+                .reconcile_reports
+                .iter()
+                .find(|(s, r)| after(s) && r.unreadable.is_empty())
+            {
+                violation(
+                    "9 one-bad-record",
+                    format!(
+                        "a reconciler pass did not report the item that does not parse: {pass:?}"
+                    ),
+                )?;
+            }
+            for report in world
+                .retention_reports
+                .iter()
+                .filter(|(s, _)| after(s))
+                .flat_map(|(_, r)| r.repositories.iter())
+            {
+                if report.error.is_none() && report.unreadable_records.is_empty() {
+                    violation(
+                        "9 one-bad-record",
+                        "a retention run did not report the item that does not parse".to_owned(),
+                    )?;
+                }
+            }
+        }
+        for report in world
+            .retention_reports
+            .iter()
+            .flat_map(|(_, r)| r.repositories.iter())
+        {
+            if let Some(error) = &report.error {
+                if error.contains("does not parse") {
+                    violation(
+                        "9 one-bad-record",
+                        format!("retention failed on a bad record: {error}"),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

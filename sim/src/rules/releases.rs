@@ -1,0 +1,248 @@
+//! Rules 1, 2, 3, 5, 8, 10 and recorded effects, checked on every release record every step.
+
+use super::{violation, Checker, Violation, ITEM_BUDGET};
+use crate::scenario::REPOSITORY;
+use crate::world::{short, World};
+use archgate::domain::release_event::event_key;
+use archgate::domain::{Arch, BuildRole, Digest, Phase, Release};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+impl Checker {
+    pub(super) fn check_releases(
+        &mut self,
+        world: &World,
+        repo: &archgate::memory::registry::Repository,
+        releases: &[Rc<Release>],
+        expiry: &BTreeMap<String, Option<i64>>,
+    ) -> Result<(), Violation> {
+        for release in releases {
+            let tag = release.key.tag.to_string();
+            let phase = release.phase();
+            // 3: a reserved name never becomes a release.
+            if release.reserved.is_none()
+                && release
+                    .key
+                    .tag
+                    .reserved(&world.config.moving_tags)
+                    .is_some()
+            {
+                violation(
+                    "3 reserved-names",
+                    format!("{tag} is a reserved name but has a release record (phase {phase})"),
+                )?;
+            }
+            // 1: published means the tag names the index, and the record is kept forever.
+            if phase == Phase::Published {
+                let index = release.candidate.as_ref().map(|c| c.digest.clone());
+                let Some(index) = index else {
+                    return violation(
+                        "1 published-immutable",
+                        format!("{tag} is published without an index"),
+                    );
+                };
+                if let Some(first) = self.published.get(&tag) {
+                    if *first != index {
+                        violation(
+                            "1 published-immutable",
+                            format!(
+                                "{tag} was published as {} and is now recorded as {}",
+                                short(first),
+                                short(&index)
+                            ),
+                        )?;
+                    }
+                } else {
+                    self.published.insert(tag.clone(), index.clone());
+                }
+                if expiry.get(&release.key.id()).copied().flatten().is_some() {
+                    violation(
+                        "1 published-immutable",
+                        format!("the record of published {tag} carries a TTL"),
+                    )?;
+                }
+                // 2: the index lists exactly the images this attempt's builds pushed.
+                let pushed: BTreeMap<Arch, Option<Digest>> = Arch::ALL
+                    .iter()
+                    .map(|arch| {
+                        let id = release
+                            .build(BuildRole::arch(*arch))
+                            .build_id
+                            .clone()
+                            .unwrap_or_default();
+                        (*arch, world.builds.get(&id).and_then(|b| b.pushed.clone()))
+                    })
+                    .collect();
+                let listed: BTreeSet<Digest> = repo.children_of(&index).into_iter().collect();
+                let expected: BTreeSet<Digest> = pushed.values().flatten().cloned().collect();
+                if listed != expected || expected.len() != 2 {
+                    violation(
+                        "2 own-images",
+                        format!(
+                            "{tag}'s index {} lists {:?}, its builds pushed {:?}",
+                            short(&index),
+                            listed.iter().map(short).collect::<Vec<_>>(),
+                            pushed
+                                .iter()
+                                .map(|(a, d)| format!(
+                                    "{a}={}",
+                                    d.as_ref().map(short).unwrap_or_default()
+                                ))
+                                .collect::<Vec<_>>()
+                        ),
+                    )?;
+                }
+            }
+            // 5: a blocked attempt never fails.
+            if phase == Phase::Blocked {
+                self.blocked.insert((tag.clone(), release.attempt));
+            }
+            if phase == Phase::Failed && self.blocked.contains(&(tag.clone(), release.attempt)) {
+                violation(
+                    "5 blocked-rests",
+                    format!(
+                        "{tag} attempt {} was blocked and is now failed: {}",
+                        release.attempt,
+                        release.failure_reason().unwrap_or_default()
+                    ),
+                )?;
+            }
+            // 8: nothing a release that is not over needs is gone.
+            if !matches!(phase, Phase::Failed | Phase::Rejected) {
+                if let Some(candidate) = &release.candidate {
+                    for digest in std::iter::once(&candidate.digest)
+                        .chain(candidate.children.iter().map(|c| &c.digest))
+                    {
+                        if !repo.images.contains_key(digest) {
+                            violation(
+                                "8 retention-fails-closed",
+                                format!(
+                                    "{tag} ({phase}) needs {} and the registry no longer has it",
+                                    short(digest)
+                                ),
+                            )?;
+                        }
+                    }
+                }
+            }
+            // 8: nor the images its builds pushed while it waits for them.
+            if phase.is_in_flight() || phase == Phase::Blocked {
+                for role in [BuildRole::Amd64, BuildRole::Arm64] {
+                    let id = release.build(role).build_id.clone().unwrap_or_default();
+                    let pushed = world.builds.get(&id).and_then(|b| b.pushed.clone());
+                    if let Some(digest) = pushed {
+                        if !repo.images.contains_key(&digest) {
+                            violation("8 retention-fails-closed", format!("{tag} ({phase}) waits for the image its {role} build pushed, {}, and the registry no longer has it", short(&digest)))?;
+                        }
+                    }
+                }
+            }
+            // 10: digests shared by releases are recorded for each.
+            if let Some(candidate) = &release.candidate {
+                for child in &candidate.children {
+                    let entry = format!("{}#{}", release.key.id(), child.arch);
+                    if !world.svc.ledger.pointer(&child.digest).contains(&entry) {
+                        violation(
+                            "10 bounded-records",
+                            format!(
+                                "the digest pointer of {} does not name {entry}",
+                                short(&child.digest)
+                            ),
+                        )?;
+                    }
+                }
+            }
+            // Recorded effects happened (checked when the record changes).
+            if !self.changed.contains(&release.key.id()) {
+                continue;
+            }
+            for kind in &release.emitted {
+                if !self.event_counts.contains_key(&event_key(release, *kind)) {
+                    violation(
+                        "effects-once",
+                        format!(
+                            "{tag} records {} emitted, and no such event was published",
+                            kind.detail_type()
+                        ),
+                    )?;
+                }
+            }
+            for role in [BuildRole::Amd64, BuildRole::Arm64] {
+                if let Some(id) = &release.build(role).build_id {
+                    if world.svc.builds.get(id).is_none() {
+                        violation(
+                            "effects-once",
+                            format!("{tag} records build {id}, which CodeBuild never started"),
+                        )?;
+                    }
+                }
+            }
+        }
+        // 1: every release ever published still is, with its tag on its index.
+        for (tag, index) in &self.published {
+            let id = format!("{REPOSITORY}#{tag}");
+            match self.parsed.get(&id) {
+                Some((_, Some(r))) if r.phase() == Phase::Published => {}
+                Some((_, other)) => violation(
+                    "1 published-immutable",
+                    format!(
+                        "published {tag} is now {:?}",
+                        other.as_ref().map(|r| r.phase())
+                    ),
+                )?,
+                None => violation(
+                    "1 published-immutable",
+                    format!("the record of published {tag} is gone"),
+                )?,
+            }
+            if repo.tags.get(tag) != Some(index) {
+                violation(
+                    "1 published-immutable",
+                    format!(
+                        "tag {tag} names {:?}, not its published index {}",
+                        repo.tags.get(tag).map(short),
+                        short(index)
+                    ),
+                )?;
+            }
+        }
+        // 8: a kept index never loses a child.
+        if let Some((index, child)) = dangling(repo).first() {
+            violation(
+                "8 retention-fails-closed",
+                format!(
+                    "the tagged index {} lists {}, which is gone",
+                    short(index),
+                    short(child)
+                ),
+            )?;
+        }
+        // 10: bounded records.
+        let largest = world.svc.ledger.largest_item();
+        if largest > ITEM_BUDGET {
+            violation(
+                "10 bounded-records",
+                format!("a ledger item reached {largest} bytes"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Every image a tagged index in the repository lists that is gone (a release that no longer
+/// pulls).
+fn dangling(repo: &archgate::memory::registry::Repository) -> Vec<(Digest, Digest)> {
+    let tagged: BTreeSet<&Digest> = repo.tags.values().collect();
+    let mut missing = Vec::new();
+    for (digest, children) in repo.indexes() {
+        if !tagged.contains(digest) {
+            continue;
+        }
+        for child in children {
+            if !repo.images.contains_key(child) {
+                missing.push((digest.clone(), child.clone()));
+            }
+        }
+    }
+    missing
+}

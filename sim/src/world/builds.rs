@@ -1,0 +1,185 @@
+//! Uploads and builds: S3 versions and their events, CodeBuild builds that push and finish.
+
+use super::{rfc3339, short, short_id, BuildRun, Job, Note, Upload, World};
+use crate::scenario::*;
+use archgate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, RELEASE_TAG};
+use archgate::domain::{Arch, BuildStatus};
+use serde_json::{json, Value};
+
+const S3_TEMPLATE: &str = include_str!("../../../events/s3-object-created.json");
+
+impl World {
+    /// S3: a new version of the object, and its "Object Created" event.
+    pub(super) fn upload(&mut self, n: usize) {
+        let planned = self.scenario.uploads[n].clone();
+        let now = self.now();
+        let sequencer = {
+            let s = self.sequencers.entry(planned.key.clone()).or_insert(0);
+            *s += 1 + (now as u64 % 7);
+            *s
+        };
+        let version = format!("v{n}-{sequencer}");
+        while self.uploads.len() <= n {
+            self.uploads.push(Upload {
+                key: String::new(),
+                version: String::new(),
+                sequencer: 0,
+                at: 0,
+                content: CONTENTS[0],
+                delivered: false,
+            });
+        }
+        self.uploads[n] = Upload {
+            key: planned.key.clone(),
+            version: version.clone(),
+            sequencer,
+            at: now,
+            content: planned.content,
+            delivered: false,
+        };
+        let mut event: Value = serde_json::from_str(S3_TEMPLATE).expect("sample is JSON");
+        event["id"] = json!(format!("s3-{n}"));
+        event["time"] = json!(rfc3339(now));
+        let detail = &mut event["detail"];
+        detail["bucket"]["name"] = json!(BUCKET);
+        detail["object"]["key"] = json!(planned.key);
+        detail["object"]["version-id"] = json!(version);
+        detail["object"]["etag"] = json!(format!("etag-{}", planned.content.id));
+        detail["object"]["sequencer"] = json!(format!("{sequencer:016X}"));
+        let label = format!(
+            "upload {} {version} (content {})",
+            planned.key, planned.content.id
+        );
+        self.note(label.clone());
+        // S3 → EventBridge → Lambda is retried, not lost: at least once.
+        self.deliver(
+            event,
+            format!("start-builds {} {version}", planned.key),
+            false,
+            Note::Upload(n),
+        );
+    }
+
+    /// CodeBuild picked up builds archgate started: the world plays them.
+    pub(super) fn discover_builds(&mut self) {
+        for build in self.svc.builds.started_since(self.builds.len()) {
+            if self.builds.contains_key(&build.id) {
+                continue;
+            }
+            let env = |name: &str| {
+                build
+                    .request
+                    .environment
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let arch = Arch::parse(&env(IMAGE_ARCH)).unwrap_or(Arch::Amd64);
+            let version = build.request.source_version.clone().unwrap_or_default();
+            let content = self
+                .uploads
+                .iter()
+                .find(|u| u.version == version)
+                .map(|u| u.content)
+                .unwrap_or(CONTENTS[0]);
+            self.builds.insert(
+                build.id.clone(),
+                BuildRun {
+                    id: build.id.clone(),
+                    tag: env(RELEASE_TAG),
+                    arch,
+                    content,
+                    pushed: None,
+                },
+            );
+            let wait = if self.scenario.slow_builds {
+                self.rng.between(30 * MINUTE, 3 * HOUR)
+            } else {
+                self.rng.between(MINUTE, 12 * MINUTE)
+            };
+            let at = self.now() + wait;
+            self.schedule(at, Job::Push(build.id.clone()));
+        }
+    }
+
+    pub(super) fn push(&mut self, id: &str) {
+        let Some(run) = self.builds.get(id).cloned() else {
+            return;
+        };
+        let still_running = self
+            .svc
+            .builds
+            .get(id)
+            .is_some_and(|b| b.status == BuildStatus::InProgress);
+        if still_running && run.content.fails_on != Some(run.arch) {
+            let digest = self.svc.registry.push(
+                REPOSITORY,
+                Some(&format!("{}-{}", run.tag, run.arch)),
+                image_manifest(run.content.id, run.arch),
+            );
+            self.note(format!(
+                "build {} pushed {}-{} {}",
+                short_id(id),
+                run.tag,
+                run.arch,
+                short(&digest)
+            ));
+            if let Some(r) = self.builds.get_mut(id) {
+                r.pushed = Some(digest.clone());
+            }
+            let at = self.now() + self.rng.between(30_000, 20 * MINUTE);
+            self.schedule(
+                at,
+                Job::Scan {
+                    digest,
+                    rescan: false,
+                },
+            );
+        }
+        let at = self.now() + self.rng.between(10_000, 3 * MINUTE);
+        self.schedule(at, Job::Finish(id.to_owned()));
+    }
+
+    pub(super) fn finish(&mut self, id: &str) {
+        let Some(run) = self.builds.get(id).cloned() else {
+            return;
+        };
+        let status = match (&run.pushed, self.svc.builds.get(id).map(|b| b.status)) {
+            (_, Some(BuildStatus::Stopped)) => BuildStatus::Stopped,
+            (Some(_), _) => BuildStatus::Succeeded,
+            (None, _) => BuildStatus::Failed,
+        };
+        let exported = run
+            .pushed
+            .iter()
+            .map(|d| (IMAGE_DIGEST.to_owned(), d.to_string()))
+            .collect::<Vec<_>>();
+        self.svc.builds.finish(id, status, exported.clone());
+        let build = self.svc.builds.get(id).expect("the build exists");
+        let template = match run.arch {
+            Arch::Amd64 => archgate_cli::builder::EventTemplate::Amd64,
+            Arch::Arm64 => archgate_cli::builder::EventTemplate::Arm64,
+        };
+        let event = archgate_cli::builder::state_change_event(
+            template,
+            &build.request.project,
+            id,
+            build.status.as_str(),
+            &build.request.environment,
+        );
+        // CodeBuild's event carries the exported variables, except when it does not.
+        let event = if self.rng.chance(85) {
+            archgate_cli::builder::with_exported(event, &exported)
+        } else {
+            event
+        };
+        let label = format!(
+            "build-completed {} {} {}",
+            short_id(id),
+            run.tag,
+            build.status.as_str()
+        );
+        self.deliver(event, label, true, Note::None);
+    }
+}

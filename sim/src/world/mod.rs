@@ -1,0 +1,326 @@
+//! The simulated world: archgate's real handlers, reconciler, retention and CLI commands on the
+//! in-memory services, the outside world around them (S3 uploads, CodeBuild builds that push
+//! images, ECR scans, people pushing and rescanning), and a seeded scheduler that interleaves
+//! invocations at every AWS call, delivers events late, twice or never, and moves the clock.
+
+mod builds;
+mod scans;
+mod scheduler;
+mod tasks;
+mod trouble;
+
+use crate::rng::Rng;
+use crate::rules::Checker;
+use crate::scenario::*;
+use archgate::config::sample_lookup;
+use archgate::config::RetentionConfig;
+use archgate::domain::{Arch, Digest, Millis};
+use archgate::memory::{Chaos, ManualClock, MemoryServices};
+use archgate::ports::Clock;
+use archgate::reconcile::{ReconcilePolicy, ReconcileReport};
+use archgate::retention::RunReport;
+use archgate::Config;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+
+const RECONCILE_EVERY: Millis = 10 * MINUTE;
+
+/// Something the outside world does at a time.
+#[derive(Debug, Clone)]
+pub enum Job {
+    Upload(usize),
+    /// An event EventBridge delivers to its function.
+    Deliver {
+        event: Value,
+        label: String,
+        tries: u32,
+        note: Note,
+    },
+    /// A build pushes its image (if it gets that far).
+    Push(String),
+    /// A build ends and CodeBuild sends its state change.
+    Finish(String),
+    /// ECR scans an image (scan on push, or a rescan with new findings).
+    Scan {
+        digest: Digest,
+        rescan: bool,
+    },
+    /// Somebody pushes under a release's arch tag, many times, one push at a time.
+    Flood(usize),
+    /// One of those pushes, under this tag; the rest follow.
+    ForeignPush {
+        tag: String,
+        left: usize,
+    },
+    /// A ledger item written by another version.
+    Damage,
+    /// The findings of a blocked release are fixed (a rescan, an allowlist change) and an
+    /// operator runs `archgate release evaluate`.
+    Fix(String),
+}
+
+/// What a delivery stands for in the ground truth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    None,
+    Upload(usize),
+    /// A blocking scan of a published release's image.
+    Vulnerable {
+        tag: String,
+        digest: Digest,
+    },
+}
+
+struct Scheduled {
+    at: Millis,
+    job: Job,
+}
+
+/// What an invocation returned.
+pub enum Done {
+    Answer(Value),
+    /// A pass and the step it started at.
+    Reconciled(usize, Result<ReconcileReport, String>),
+    Retained(usize, RunReport),
+    Evaluated(Result<archgate::domain::Phase, String>),
+}
+
+type TaskFuture = Pin<Box<dyn Future<Output = Done>>>;
+
+struct Task {
+    label: String,
+    started: Millis,
+    /// The delivery to retry if the invocation dies or fails retryably.
+    retry: Option<(Value, String, u32, Note)>,
+    future: TaskFuture,
+}
+
+/// An upload as the world made it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub version: String,
+    pub sequencer: u64,
+    pub at: Millis,
+    pub content: Content,
+    /// Its event reached start-builds at least once.
+    pub delivered: bool,
+}
+
+/// A build as the world runs it.
+#[derive(Debug, Clone)]
+pub struct BuildRun {
+    pub id: String,
+    pub tag: String,
+    pub arch: Arch,
+    pub content: Content,
+    pub pushed: Option<Digest>,
+}
+
+pub struct World {
+    pub rng: Rng,
+    pub scenario: Scenario,
+    pub svc: MemoryServices,
+    pub config: Config,
+    pub retention: RetentionConfig,
+    pub policy: ReconcilePolicy,
+    jobs: Vec<Scheduled>,
+    tasks: Vec<Task>,
+    pub uploads: Vec<Upload>,
+    sequencers: BTreeMap<String, u64>,
+    pub builds: BTreeMap<String, BuildRun>,
+    /// Blocking scans of published releases' images that reached scan-gate.
+    pub vulnerable_delivered: BTreeSet<(String, Digest)>,
+    /// Releases whose findings were fixed and re-evaluated successfully.
+    pub fixed: BTreeSet<String>,
+    /// Reports with the step their run started at.
+    pub reconcile_reports: Vec<(usize, ReconcileReport)>,
+    pub retention_reports: Vec<(usize, RunReport)>,
+    /// Events in the dead-letter queue, redriven by an operator every day.
+    dead_letters: Vec<(Value, String, Note)>,
+    pub dead_lettered: usize,
+    /// Valid events whose invocation failed with a non-retryable error.
+    pub broken: Vec<String>,
+    /// The step a damaged item was written at.
+    pub damaged: Option<usize>,
+    next_reconcile: Millis,
+    next_day: Millis,
+    pub trace: Vec<String>,
+    pub step: usize,
+    pub checker: Checker,
+    foreign: u64,
+}
+
+/// The sample configuration, on the simulation's bucket and repository.
+const OVERRIDES: [(&str, &str); 6] = [
+    (archgate::config::SOURCE_BUCKET, BUCKET),
+    (archgate::config::SOURCE_PREFIX, PREFIX),
+    (archgate::config::REPOSITORY, REPOSITORY),
+    (archgate::config::MOVING_TAGS, MOVING_TAG),
+    (archgate::config::RETENTION_REPOSITORIES, REPOSITORY),
+    (archgate::config::RETENTION_MAX_DELETE_SHARE, "1"),
+];
+
+pub fn config() -> Config {
+    Config::from_lookup(sample_lookup(&OVERRIDES)).expect("the simulation's configuration is valid")
+}
+
+fn rfc3339(millis: Millis) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl World {
+    pub fn new(seed: u64, max_uploads: usize) -> World {
+        let mut rng = Rng::new(seed);
+        let scenario = Scenario::draw(&mut rng, max_uploads);
+        let chaos = Chaos::seeded(rng.next_u64(), scenario.faults);
+        let clock = ManualClock::at(T0);
+        let svc = MemoryServices::new(chaos, clock);
+        svc.registry.create_repository(REPOSITORY, false);
+        let config = config();
+        let retention = RetentionConfig::from_lookup(sample_lookup(&OVERRIDES))
+            .expect("the simulation's retention configuration is valid");
+        let policy = ReconcilePolicy {
+            stale_after_ms: 15 * MINUTE,
+            deadline_ms: 6 * HOUR,
+        };
+        let mut world = World {
+            rng,
+            scenario,
+            svc,
+            config,
+            retention,
+            policy,
+            jobs: Vec::new(),
+            tasks: Vec::new(),
+            uploads: Vec::new(),
+            sequencers: BTreeMap::new(),
+            builds: BTreeMap::new(),
+            vulnerable_delivered: BTreeSet::new(),
+            fixed: BTreeSet::new(),
+            reconcile_reports: Vec::new(),
+            retention_reports: Vec::new(),
+            dead_letters: Vec::new(),
+            dead_lettered: 0,
+            broken: Vec::new(),
+            damaged: None,
+            next_reconcile: T0 + RECONCILE_EVERY,
+            next_day: T0 + DAY,
+            trace: Vec::new(),
+            step: 0,
+            checker: Checker::default(),
+            foreign: 0,
+        };
+        for (n, upload) in world.scenario.uploads.clone().iter().enumerate() {
+            world.schedule(upload.at, Job::Upload(n));
+        }
+        let last = world.scenario.uploads.last().map_or(T0, |u| u.at);
+        if let Some((at, pushes)) = world.scenario.flood {
+            world.schedule(at, Job::Flood(pushes));
+        }
+        if let Some(at) = world.scenario.damaged_item_at {
+            world.schedule(at, Job::Damage);
+        }
+        // Months pass: re-uploads of keys long after (the 180-day ledger TTL included).
+        let mut at = last;
+        for gap in world.scenario.months.clone() {
+            at += gap;
+            let key = world.rng.pick(&ORDINARY).to_string();
+            let content = *world.rng.pick(&CONTENTS);
+            let n = world.scenario.uploads.len();
+            world
+                .scenario
+                .uploads
+                .push(PlannedUpload { at, key, content });
+            world.schedule(at, Job::Upload(n));
+        }
+        world
+    }
+
+    pub fn now(&self) -> Millis {
+        self.svc.clock.now_millis()
+    }
+
+    fn schedule(&mut self, at: Millis, job: Job) {
+        self.jobs.push(Scheduled { at, job });
+    }
+
+    pub fn note(&mut self, what: String) {
+        let now = self.now();
+        let elapsed = now - T0;
+        self.trace.push(format!(
+            "#{:<5} d{:03} {:02}:{:02}:{:02}.{:03}  {what}",
+            self.step,
+            elapsed / DAY,
+            (elapsed % DAY) / HOUR,
+            (elapsed % HOUR) / MINUTE,
+            (elapsed % MINUTE) / 1000,
+            elapsed % 1000
+        ));
+    }
+
+    /// After each step the world reacts: builds get played, trouble gets scheduled.
+    pub fn react(&mut self, trouble: bool) {
+        self.discover_builds();
+        if trouble && self.step.is_multiple_of(50) {
+            self.trouble();
+        }
+    }
+
+    /// Nothing under way and nothing scheduled.
+    pub fn done(&self) -> bool {
+        self.tasks.is_empty() && self.jobs.is_empty()
+    }
+
+    /// Deliveries, builds and scans still to come (not the periodic runs).
+    pub fn pending_work(&self) -> usize {
+        self.dead_letters.len()
+            + self.jobs.iter().filter(|j| !is_trouble(&j.job)).count()
+            + self.tasks.iter().filter(|t| t.retry.is_some()).count()
+    }
+
+    pub fn drop_trouble(&mut self) {
+        self.jobs.retain(|j| !is_trouble(&j.job));
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+}
+
+/// Jobs that are the world's trouble rather than consequences of what happened: the drain
+/// at the end stops them.
+fn is_trouble(job: &Job) -> bool {
+    matches!(
+        job,
+        Job::Upload(_)
+            | Job::Flood(_)
+            | Job::ForeignPush { .. }
+            | Job::Damage
+            | Job::Fix(_)
+            | Job::Scan { rescan: true, .. }
+    )
+}
+
+pub fn short(digest: &Digest) -> String {
+    digest.hex()[..10].to_owned()
+}
+
+fn short_id(id: &str) -> String {
+    match id.split_once(':') {
+        Some((project, uuid)) => format!(
+            "{}:{}",
+            project.trim_start_matches("archgate-build-"),
+            &uuid[..8.min(uuid.len())]
+        ),
+        None => id.to_owned(),
+    }
+}

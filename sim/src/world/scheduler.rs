@@ -1,0 +1,157 @@
+//! The scheduler: each step polls a task, fires a due job or moves the clock (and periodic runs).
+
+use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
+use crate::scenario::*;
+use archgate::domain::{Digest, Millis};
+use archgate::retention::{Request, Retention};
+
+impl World {
+    /// One step of the schedule: poll an invocation, fire a due job, or move the clock.
+    pub fn act(&mut self, trouble: bool) {
+        let now = self.now();
+        let due: Vec<usize> = (0..self.jobs.len())
+            .filter(|&i| self.jobs[i].at <= now)
+            .filter(|&i| trouble || !is_trouble(&self.jobs[i].job))
+            .collect();
+        if !self.tasks.is_empty() && (due.is_empty() || self.rng.chance(65)) {
+            if self.rng.chance(3) {
+                let by = self.rng.between(1, 3_000);
+                self.svc.clock.advance(by);
+            }
+            let at = self.rng.below(self.tasks.len() as u64) as usize;
+            self.poll(at);
+        } else if !due.is_empty() {
+            // Due jobs run in any order: this is where deliveries are reordered.
+            let pick = due[self.rng.below(due.len() as u64) as usize];
+            let job = self.jobs.swap_remove(pick).job;
+            self.run_job(job);
+        } else if let Some(next) = self
+            .jobs
+            .iter()
+            .filter(|j| trouble || !is_trouble(&j.job))
+            .map(|j| j.at)
+            .min()
+        {
+            self.advance_to(next.max(now));
+        } else {
+            // Nothing left: time passes, the schedules run (an hour at a time: the reconciler
+            // has nothing to do that waiting less would change).
+            self.advance_to(now + if trouble { RECONCILE_EVERY } else { HOUR });
+        }
+    }
+
+    fn advance_to(&mut self, to: Millis) {
+        let now = self.now();
+        if to > now {
+            self.svc.clock.set(to);
+        }
+        let now = self.now();
+        if now >= self.next_day {
+            self.next_day = now - (now - T0) % DAY + DAY;
+            // DynamoDB deletes expired items within days, not at once.
+            let lag = self.rng.between(0, 2 * DAY);
+            let gone = self.svc.ledger.sweep_expired((now - lag) / 1000);
+            if !gone.is_empty() {
+                self.note(format!("TTL deleted {}", gone.join(", ")));
+            }
+            self.spawn_retention();
+            // The operator redrives the dead-letter queue (the alarm fired).
+            for (event, label, note) in std::mem::take(&mut self.dead_letters) {
+                self.note(format!("redrive {label}"));
+                let at = self.now() + self.rng.between(0, MINUTE);
+                self.schedule(
+                    at,
+                    Job::Deliver {
+                        event,
+                        label,
+                        tries: 0,
+                        note,
+                    },
+                );
+            }
+        }
+        if now >= self.next_reconcile {
+            self.next_reconcile = now + RECONCILE_EVERY;
+            self.spawn_reconciler();
+        }
+    }
+
+    fn run_job(&mut self, job: Job) {
+        match job {
+            Job::Upload(n) => self.upload(n),
+            Job::Deliver {
+                event,
+                label,
+                tries,
+                note,
+            } => self.spawn_delivery(event, label, tries, note),
+            Job::Push(id) => self.push(&id),
+            Job::Finish(id) => self.finish(&id),
+            Job::Scan { digest, rescan } => self.scan(&digest, rescan),
+            Job::Flood(pushes) => self.flood(pushes),
+            Job::ForeignPush { tag, left } => self.foreign_push(tag, left),
+            Job::Damage => self.damage(),
+            Job::Fix(tag) => self.fix(&tag),
+        }
+    }
+
+    fn spawn_reconciler(&mut self) {
+        let pipeline = self.svc.pipeline(&self.config);
+        let policy = self.policy;
+        let now = self.now();
+        let step = self.step;
+        self.spawn(
+            "reconciler".to_owned(),
+            None,
+            Box::pin(async move {
+                Done::Reconciled(
+                    step,
+                    archgate_reconciler::handler::handle(&pipeline, policy, now)
+                        .await
+                        .map_err(|e| e.chain()),
+                )
+            }),
+        );
+    }
+
+    fn spawn_retention(&mut self) {
+        if self.scenario.unreadable_reads && self.rng.chance(50) {
+            // A per-image read failure on a release's index for this run.
+            let repo = self.svc.registry.repository(REPOSITORY);
+            let indexes: Vec<Digest> = repo
+                .images
+                .iter()
+                .filter(|(_, i)| {
+                    i.manifest.media_type.as_deref() == Some(archgate::domain::oci::OCI_INDEX)
+                })
+                .map(|(d, _)| d.clone())
+                .collect();
+            if !indexes.is_empty() {
+                let digest = self.rng.pick(&indexes).clone();
+                self.note(format!(
+                    "reads of {} fail during this retention run",
+                    short(&digest)
+                ));
+                self.svc.registry.break_reads(&digest);
+            }
+        }
+        let retention = Retention {
+            config: self.retention.clone(),
+            inventory: self.svc.registry.clone(),
+            ledger: self.svc.ledger.clone(),
+            events: self.svc.events.clone(),
+            clock: self.svc.clock.clone(),
+        };
+        let step = self.step;
+        self.spawn(
+            "retention-cleanup".to_owned(),
+            None,
+            Box::pin(async move {
+                Done::Retained(
+                    step,
+                    archgate::retention::run(&retention, Request::default()).await,
+                )
+            }),
+        );
+    }
+}

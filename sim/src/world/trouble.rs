@@ -1,0 +1,154 @@
+//! The world's trouble: floods of foreign pushes, a damaged item, rescans, fixes re-evaluated.
+
+use super::{Done, Job, World};
+use crate::scenario::*;
+use archgate::domain::gate::{ScanStatus, SeverityCounts};
+use archgate::domain::{Digest, ReleaseKey, ReleaseTag};
+use archgate::ports::ScanFindings;
+
+impl World {
+    pub(super) fn flood(&mut self, pushes: usize) {
+        // Under the arch tag of a release that is still building (its scans are what grows).
+        let building: Vec<String> = self
+            .checker
+            .releases()
+            .iter()
+            .filter(|r| r.phase() == archgate::domain::Phase::Building)
+            .map(|r| r.key.tag.to_string())
+            .collect();
+        let Some(tag) = (!building.is_empty()).then(|| self.rng.pick(&building).clone()) else {
+            // Nobody is building right now: try again a little later.
+            let at = self.now() + self.rng.between(MINUTE, HOUR);
+            self.schedule(at, Job::Flood(pushes));
+            return;
+        };
+        self.note(format!(
+            "someone starts pushing {pushes} images under {tag}-amd64"
+        ));
+        self.foreign_push(tag, pushes);
+    }
+
+    /// A push under somebody else's arch tag, scanned on push (before the next one moves the
+    /// tag), and the next push a little later.
+    pub(super) fn foreign_push(&mut self, tag: String, left: usize) {
+        if left == 0 {
+            return;
+        }
+        self.foreign += 1;
+        let digest = self.svc.registry.push(
+            REPOSITORY,
+            Some(&format!("{tag}-amd64")),
+            foreign_manifest(self.foreign),
+        );
+        let now = self.now();
+        let scan_at = now + self.rng.between(1_000, 8_000);
+        self.schedule(
+            scan_at,
+            Job::Scan {
+                digest,
+                rescan: false,
+            },
+        );
+        let next = now + self.rng.between(10_000, 30_000);
+        self.schedule(
+            next,
+            Job::ForeignPush {
+                tag,
+                left: left - 1,
+            },
+        );
+    }
+
+    pub(super) fn damage(&mut self) {
+        // Another version's record, mentioning an image that retention must keep safe.
+        let mention = self
+            .svc
+            .registry
+            .repository(REPOSITORY)
+            .images
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| Digest::of(b"nothing"));
+        let key = ReleaseKey::new(REPOSITORY, ReleaseTag::parse("app-9.9").expect("valid"));
+        self.svc.ledger.put_raw(
+            &key,
+            &format!(
+                r#"{{"schema": 7, "key": "{}", "images": ["{mention}"]}}"#,
+                key.id()
+            ),
+        );
+        self.damaged = Some(self.step);
+        self.note("a newer version wrote app#app-9.9 in a shape this one cannot read".to_owned());
+    }
+
+    /// Blocked releases get better findings now and then (a fixed base image, an allowlist
+    /// entry) and an operator re-evaluates them; published ones get rescanned.
+    pub(super) fn trouble(&mut self) {
+        let releases = self.checker.releases();
+        for release in releases {
+            let tag = release.key.tag.to_string();
+            match release.phase() {
+                archgate::domain::Phase::Blocked if self.rng.chance(2) => {
+                    let at = self.now() + self.rng.between(HOUR, 3 * DAY);
+                    self.schedule(at, Job::Fix(tag));
+                }
+                archgate::domain::Phase::Published if self.rng.chance(1) => {
+                    if let Some(candidate) = &release.candidate {
+                        let child = self.rng.pick(&candidate.children).digest.clone();
+                        let at = self.now() + self.rng.between(HOUR, 30 * DAY);
+                        self.schedule(
+                            at,
+                            Job::Scan {
+                                digest: child,
+                                rescan: true,
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn fix(&mut self, tag: &str) {
+        let Some(release) = self
+            .checker
+            .releases()
+            .into_iter()
+            .find(|r| r.key.tag.as_str() == tag)
+        else {
+            return;
+        };
+        if release.phase() != archgate::domain::Phase::Blocked {
+            return;
+        }
+        let now = self.now();
+        for child in release.candidate.iter().flat_map(|c| c.children.iter()) {
+            self.svc.registry.set_scan(
+                REPOSITORY,
+                &child.digest,
+                ScanFindings {
+                    status: Some(ScanStatus::Complete),
+                    counts: SeverityCounts::new(),
+                    findings: Vec::new(),
+                    completed_at: Some(now),
+                },
+            );
+        }
+        let pipeline = self.svc.pipeline(&self.config);
+        let key = release.key.clone();
+        self.spawn(
+            format!("archgate release evaluate {tag}"),
+            None,
+            Box::pin(async move {
+                Done::Evaluated(
+                    archgate_cli::evaluate::evaluate(&pipeline, &key)
+                        .await
+                        .map(|e| e.phase)
+                        .map_err(|e| archgate::error::chain(&e)),
+                )
+            }),
+        );
+    }
+}
