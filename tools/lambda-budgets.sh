@@ -118,7 +118,7 @@ if [[ -f "$INIT_TIME" ]]; then
     mkdir -p "$scratch/$name"
     "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap", sys.argv[2])' "$zip" "$scratch/$name"
     chmod +x "$scratch/$name/bootstrap"
-    echo "| $name | $(env -u SSL_CERT_FILE -u SSL_CERT_DIR "$PY" "$INIT_TIME" "$scratch/$name/bootstrap" 21) |"
+    echo "| $name | $("$PY" "$INIT_TIME" "$scratch/$name/bootstrap" 21) |"
   done
   rm -rf "$scratch"
 fi
