@@ -420,6 +420,29 @@ fn binaries(manifest: &str, dir: &Path) -> Vec<String> {
 }
 
 #[test]
+fn the_package_budgets_start_the_functions_with_the_sample_configuration() {
+    // Given the variables tools/lambda-budgets.sh starts every function with
+    let path = workspace().join("tools/lambda-budgets.sh");
+    let script =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let given: Vec<(String, String)> = script
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("--env "))
+        .map(|pair| pair.trim_end_matches('\\').trim())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("--env NAME=VALUE");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    // Then they are the one sample configuration, every variable of it
+    let sample: Vec<(String, String)> = archgate::config::SAMPLE
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    assert_eq!(given, sample, "tools/lambda-budgets.sh's --env lines");
+}
+
+#[test]
 fn each_build_project_runs_its_buildspec_file_unchanged() {
     // Given the CodeBuild projects of the template and the buildspecs/ files they embed
     let template = template();

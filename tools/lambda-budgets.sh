@@ -86,8 +86,8 @@ PY
 fi
 echo
 
-# The configuration of cli/src/local.rs's default_config, plus what retention-cleanup needs;
-# every function gets all of it, as template.yaml's Globals give it.
+# The sample configuration (shared/src/config/sample.rs; tests/template.rs holds this list
+# equal to it); every function gets all of it, as template.yaml's Globals give it.
 "$PY" tools/runtime_api_stub.py measure --runs "$RUNS" "${STRICT[@]}" \
   --env ARCHGATE_SOURCE_BUCKET=archgate-source-123456789012 \
   --env ARCHGATE_SOURCE_PREFIX=releases/ \
