@@ -34,7 +34,7 @@ finally:
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error(
-        "no Python with moto found (looked at {PYTHON_ENV_VAR} and {looked}); run `./dev setup` to create the project's environment"
+        "no Python with moto's server found; tried {looked}. Install it (`pip install 'moto[server]'`), set {PYTHON_ENV_VAR} to a Python that has it, or run `./dev setup` in a clone of archgate"
     )]
     NoPython { looked: String },
     #[error("could not start the emulator with {python}")]
@@ -54,19 +54,34 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// The Python interpreter of the project's environment.
+    /// A Python that has moto's server, in this order: `ARCHGATE_EMULATOR_PYTHON`; `.venv`
+    /// in the current directory; the environment of the clone this binary was built in; the
+    /// interpreter of a `moto_server` on `PATH`; `python3` on `PATH` if it can import moto.
     pub fn python() -> Result<PathBuf, EmulatorError> {
         if let Some(path) = std::env::var_os(PYTHON_ENV_VAR) {
             return Ok(PathBuf::from(path));
         }
-        let workspace_venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-        if workspace_venv.exists() {
-            Ok(workspace_venv)
-        } else {
-            Err(EmulatorError::NoPython {
-                looked: workspace_venv.display().to_string(),
-            })
+        let mut looked = vec![format!("{PYTHON_ENV_VAR} (not set)")];
+        for venv in [
+            PathBuf::from(".venv/bin/python"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+        ] {
+            if venv.exists() {
+                return Ok(venv);
+            }
+            looked.push(venv.display().to_string());
         }
+        match on_path("moto_server").and_then(|script| shebang_interpreter(&script)) {
+            Some(python) => return Ok(python),
+            None => looked.push("the interpreter of moto_server on PATH".to_owned()),
+        }
+        if let Some(python) = on_path("python3").filter(|python| has_moto(python)) {
+            return Ok(python);
+        }
+        looked.push("python3 on PATH (without moto)".to_owned());
+        Err(EmulatorError::NoPython {
+            looked: looked.join(", "),
+        })
     }
 
     pub fn start() -> Result<Self, EmulatorError> {
@@ -196,4 +211,29 @@ pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Resu
                 response.lines().next().unwrap_or("")
             ))
         })
+}
+
+/// The first `name` in a directory of `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// The interpreter a script's `#!` line names (a pip-installed `moto_server` names the
+/// Python of its environment).
+fn shebang_interpreter(script: &std::path::Path) -> Option<PathBuf> {
+    let first = std::fs::read_to_string(script).ok()?;
+    let line = first.lines().next()?.strip_prefix("#!")?.trim();
+    let python = PathBuf::from(line.split_whitespace().next()?);
+    python.is_file().then_some(python)
+}
+
+fn has_moto(python: &std::path::Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import moto.server"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
