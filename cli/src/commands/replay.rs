@@ -1,4 +1,5 @@
-//! `archgate replay FILE...`: each event file through its handler, one JSON answer a line.
+//! `archgate replay FILE...`: each event file through its handler, in the order the events
+//! happened, one JSON answer a line.
 
 use super::configured;
 use crate::error::CliError;
@@ -8,8 +9,7 @@ pub async fn run(files: &[PathBuf]) -> Result<(), CliError> {
     let (config, clients) = configured().await?;
     let pipeline = clients.pipeline(&config);
     let mut failed = 0;
-    for file in files {
-        let answer = crate::replay::replay_file(&pipeline, file).await;
+    for answer in crate::replay::replay_files(&pipeline, files).await {
         if answer["status"] == "error" {
             failed += 1;
         }
