@@ -555,6 +555,34 @@ async fn an_item_that_does_not_parse_is_skipped_and_reported_and_stops_nothing()
 }
 
 #[tokio::test]
+async fn provisioning_again_finds_every_resource_already_there() {
+    for region in ["us-east-1", "eu-west-1"] {
+        // Given an installation provisioned in the region (in us-east-1, S3 answers a second
+        // CreateBucket of one's own bucket with success)
+        let env = installation_in("native", region).await;
+        assert!(env
+            .provisioned
+            .iter()
+            .all(|r| r.state == archgate_cli::provision::Provisioned::Created));
+
+        // When it is provisioned again
+        let again = archgate_cli::provision::provision(&env.sdk, &env.config)
+            .await
+            .unwrap();
+
+        // Then every resource is reported as already there
+        assert_eq!(again.len(), env.provisioned.len(), "{region}");
+        for resource in &again {
+            assert_eq!(
+                resource.state,
+                archgate_cli::provision::Provisioned::Existed,
+                "{region}: {resource}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_whole_flow_works_outside_us_east_1() {
     for region in ["eu-west-1", "ap-southeast-2"] {
         // Given an installation provisioned in the region (a bucket with its location

@@ -109,18 +109,28 @@ pub async fn provision(
             .location_constraint(BucketLocationConstraint::from(r.as_str()))
             .build()
     });
-    let created = s3
-        .create_bucket()
-        .bucket(bucket)
-        .set_create_bucket_configuration(location)
-        .send()
-        .await;
-    done.push(outcome(
-        "s3 bucket",
-        bucket,
-        created,
-        &["BucketAlreadyOwnedByYou", "BucketAlreadyExists"],
-    )?);
+    // In us-east-1, S3 answers CreateBucket for a bucket its caller owns with success: ask
+    // first, so a second run says "already there".
+    if s3.head_bucket().bucket(bucket).send().await.is_ok() {
+        done.push(ProvisionedResource {
+            kind: "s3 bucket",
+            name: bucket.clone(),
+            state: Provisioned::Existed,
+        });
+    } else {
+        let created = s3
+            .create_bucket()
+            .bucket(bucket)
+            .set_create_bucket_configuration(location)
+            .send()
+            .await;
+        done.push(outcome(
+            "s3 bucket",
+            bucket,
+            created,
+            &["BucketAlreadyOwnedByYou", "BucketAlreadyExists"],
+        )?);
+    }
     s3.put_bucket_versioning()
         .bucket(bucket)
         .versioning_configuration(
