@@ -419,6 +419,67 @@ fn binaries(manifest: &str, dir: &Path) -> Vec<String> {
     bins
 }
 
+/// Every `"ARCHGATE_…"` literal in the Rust files under `dir`.
+fn variables_named_in(dir: &std::path::Path, into: &mut std::collections::BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            variables_named_in(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for piece in text.split("\"ARCHGATE_").skip(1) {
+                let name: String = piece
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if piece[name.len()..].starts_with('"') {
+                    into.insert(format!("ARCHGATE_{name}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_configuration_table_names_every_variable_the_code_reads() {
+    // Given every ARCHGATE_ variable named in the library, the functions and the CLI (the
+    // variables builds receive are the buildspec's, not a function's configuration)
+    let mut named = std::collections::BTreeSet::new();
+    for dir in ["shared/src", "functions", "cli/src"] {
+        variables_named_in(&workspace().join(dir), &mut named);
+    }
+    for build_variable in [archgate::build_variables::RELEASE_TAG] {
+        named.remove(build_variable);
+    }
+    // And the README's configuration table
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let table: Vec<&str> = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("README has a Configuration section")
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .collect();
+    // Then each is in a row of it (the gate's limits as ARCHGATE_GATE_MAX_<SEVERITY>)
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|name| {
+            let shown = if name.starts_with("ARCHGATE_GATE_MAX_") {
+                "`ARCHGATE_GATE_MAX_<SEVERITY>`".to_owned()
+            } else {
+                format!("`{name}`")
+            };
+            !table.iter().any(|row| row.contains(&shown))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the README's configuration table: {missing:?}"
+    );
+    assert!(named.len() > 20, "the scan found the variables: {named:?}");
+}
+
 #[test]
 fn the_package_budgets_start_the_functions_with_the_sample_configuration() {
     // Given the variables tools/lambda-budgets.sh starts every function with
