@@ -82,6 +82,10 @@ struct RetentionArgs {
     max_delete_share: f64,
     #[arg(long)]
     json: bool,
+    /// List every image with its reason (by default: the kept ones counted by reason and
+    /// the first deletions).
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +155,7 @@ async fn run(command: Command) -> Result<(), CliError> {
                 older_than_ms: args.older_than,
                 max_delete_share: args.max_delete_share,
                 json: args.json,
+                all: args.all,
             };
             retention::run(options, mode).await
         }

@@ -20,7 +20,12 @@ pub struct Options {
     pub max_delete_share: f64,
     /// Print the plan as JSON (`plan` only).
     pub json: bool,
+    /// List every image, not a summary.
+    pub all: bool,
 }
+
+/// Deletions listed by default before "… and N more".
+const LISTED: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -78,7 +83,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    print_plan(&options.repository, &survey);
+    print_plan(&options.repository, &survey, options.all);
     if mode == Mode::Plan {
         return Ok(());
     }
@@ -138,19 +143,37 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
     }
 }
 
-/// Every image's fate, then the totals.
-fn print_plan(repository: &str, survey: &Survey) {
+/// The plan for people: the kept images counted by reason (each with `all`), the deletions
+/// (the first few without `all`), what could not be read, then the totals.
+fn print_plan(repository: &str, survey: &Survey, all: bool) {
     let plan = &survey.plan;
     println!("repository {repository}: {} images", survey.images.len());
-    for (digest, reason) in &plan.keep {
-        println!("  keep    {digest}  {reason}");
+    if all {
+        for (digest, reason) in &plan.keep {
+            println!("  keep    {digest}  {reason}");
+        }
+    } else {
+        let mut kept: std::collections::BTreeMap<&str, usize> = Default::default();
+        for reason in plan.keep.values() {
+            *kept.entry(reason.name()).or_default() += 1;
+        }
+        for (reason, count) in kept {
+            println!("  keep    {count:>6}  {}", reason.replace('_', " "));
+        }
     }
-    for deletion in &plan.delete {
+    let listed = if all { plan.delete.len() } else { LISTED };
+    for deletion in plan.delete.iter().take(listed) {
         println!(
             "  delete  {}  {} ({} bytes)",
             deletion.digest,
             deletion.why,
             deletion.size_bytes.unwrap_or(0)
+        );
+    }
+    if plan.delete.len() > listed {
+        println!(
+            "  … and {} more to delete (--all lists every image)",
+            plan.delete.len() - listed
         );
     }
     for (digest, reason) in &plan.unparseable {
