@@ -27,10 +27,12 @@ pub(super) async fn print_report(env: &LocalEnv, report: &DemoReport) {
     println!("repository {}:", env.config.repository);
     match report::repository_contents(&env.clients.ecr, &env.config.repository).await {
         Ok(rows) => {
-            for row in rows {
+            // As wide as the longest list of tags, so images with several keep the columns.
+            let tags: Vec<String> = rows.iter().map(|row| row.tags.join(",")).collect();
+            let width = tags.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+            for (row, tags) in rows.iter().zip(&tags) {
                 println!(
-                    "  {:<36} {}  {}",
-                    row.tags.join(","),
+                    "  {tags:<width$} {}  {}",
                     short(&row.digest),
                     row.media_type
                 );
