@@ -52,6 +52,36 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// More than one problem, each on its own line.
+    #[error("{} configuration problems:{}", .0.len(), .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Several(Vec<ConfigError>),
+}
+
+/// The problems found while reading a configuration.
+#[derive(Default)]
+pub(crate) struct Problems(pub(crate) Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with its problem kept.
+    pub(crate) fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|problem| self.0.push(problem)).ok()
+    }
+
+    /// One problem as itself, several as [`ConfigError::Several`].
+    pub(crate) fn into_error(mut self) -> ConfigError {
+        match self.0.len() {
+            1 => self.0.remove(0),
+            _ => ConfigError::Several(self.0),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
+    }
 }
 
 impl Config {
@@ -81,56 +111,107 @@ impl Config {
                     })
             };
 
-        let source_bucket = check(SOURCE_BUCKET, required(SOURCE_BUCKET)?, bucket_name)?;
-        let source_prefix = lookup(SOURCE_PREFIX).ok_or(ConfigError::Missing {
-            variable: SOURCE_PREFIX,
-        })?;
-        let source_prefix = check(SOURCE_PREFIX, source_prefix, key_prefix)?;
-        let repository = check(REPOSITORY, required(REPOSITORY)?, repository_name)?;
-        let amd64_project = check(AMD64_PROJECT, required(AMD64_PROJECT)?, project_name)?;
-        let arm64_project = check(ARM64_PROJECT, required(ARM64_PROJECT)?, project_name)?;
-        let manifest_mode = match required(MANIFEST_MODE)?.as_str() {
-            "native" => ManifestMode::Native,
-            "codebuild" => ManifestMode::Codebuild,
-            other => {
-                return Err(ConfigError::Invalid {
-                    variable: MANIFEST_MODE,
-                    value: other.to_owned(),
-                    reason: "expected `native` or `codebuild`".to_owned(),
+        // Every problem is collected, so one start names them all.
+        let mut problems = Problems::default();
+        let source_bucket = problems
+            .take(required(SOURCE_BUCKET).and_then(|v| check(SOURCE_BUCKET, v, bucket_name)));
+        let source_prefix = problems.take(
+            lookup(SOURCE_PREFIX)
+                .ok_or(ConfigError::Missing {
+                    variable: SOURCE_PREFIX,
                 })
-            }
-        };
+                .and_then(|v| check(SOURCE_PREFIX, v, key_prefix)),
+        );
+        let repository =
+            problems.take(required(REPOSITORY).and_then(|v| check(REPOSITORY, v, repository_name)));
+        let amd64_project = problems
+            .take(required(AMD64_PROJECT).and_then(|v| check(AMD64_PROJECT, v, project_name)));
+        let arm64_project = problems
+            .take(required(ARM64_PROJECT).and_then(|v| check(ARM64_PROJECT, v, project_name)));
+        let manifest_mode =
+            problems.take(
+                required(MANIFEST_MODE).and_then(|mode| match mode.as_str() {
+                    "native" => Ok(ManifestMode::Native),
+                    "codebuild" => Ok(ManifestMode::Codebuild),
+                    _ => Err(ConfigError::Invalid {
+                        variable: MANIFEST_MODE,
+                        value: mode,
+                        reason: "expected `native` or `codebuild`".to_owned(),
+                    }),
+                }),
+            );
         let manifest_project = match (manifest_mode, required(MANIFEST_PROJECT)) {
-            (_, Ok(value)) => Some(check(MANIFEST_PROJECT, value, project_name)?),
-            (ManifestMode::Codebuild, Err(_)) => {
-                return Err(ConfigError::Missing {
-                    variable: MANIFEST_PROJECT,
-                })
-            }
-            (ManifestMode::Native, Err(_)) => None,
+            (_, Ok(value)) => problems
+                .take(check(MANIFEST_PROJECT, value, project_name))
+                .map(Some),
+            (Some(ManifestMode::Codebuild), Err(missing)) => problems.take(Err(missing)),
+            (_, Err(_)) => Some(None),
         };
-        if amd64_project == arm64_project
-            || manifest_project.as_ref() == Some(&amd64_project)
-            || manifest_project.as_ref() == Some(&arm64_project)
+        if let (Some(amd64), Some(arm64), Some(manifest)) =
+            (&amd64_project, &arm64_project, &manifest_project)
         {
-            return Err(ConfigError::Invalid {
-                variable: ARM64_PROJECT,
-                value: arm64_project,
-                reason: "the amd64, arm64 and manifest projects must be distinct".to_owned(),
-            });
+            if amd64 == arm64
+                || manifest.as_ref() == Some(amd64)
+                || manifest.as_ref() == Some(arm64)
+            {
+                problems.0.push(ConfigError::Invalid {
+                    variable: ARM64_PROJECT,
+                    value: arm64.clone(),
+                    reason: "the amd64, arm64 and manifest projects must be distinct".to_owned(),
+                });
+            }
         }
-        let ledger_table = check(LEDGER_TABLE, required(LEDGER_TABLE)?, table_name)?;
-        let event_bus = check(EVENT_BUS, required(EVENT_BUS)?, event_bus_name)?;
-        let gate = gate::policy(&lookup)?;
-        let moving_tags = moving_tags(lookup(MOVING_TAGS).unwrap_or_default())?;
-        let account_id = required(ACCOUNT_ID)
-            .ok()
-            .map(|account| check(ACCOUNT_ID, account, names::account_id))
-            .transpose()?;
-        let region = required(REGION)
-            .ok()
-            .map(|name| check(REGION, name, names::region))
-            .transpose()?;
+        let ledger_table =
+            problems.take(required(LEDGER_TABLE).and_then(|v| check(LEDGER_TABLE, v, table_name)));
+        let event_bus =
+            problems.take(required(EVENT_BUS).and_then(|v| check(EVENT_BUS, v, event_bus_name)));
+        let gate = problems.take(gate::policy(&lookup));
+        let moving_tags = problems.take(moving_tags(lookup(MOVING_TAGS).unwrap_or_default()));
+        let account_id = problems.take(
+            required(ACCOUNT_ID)
+                .ok()
+                .map(|account| check(ACCOUNT_ID, account, names::account_id))
+                .transpose(),
+        );
+        let region = problems.take(
+            required(REGION)
+                .ok()
+                .map(|name| check(REGION, name, names::region))
+                .transpose(),
+        );
+        let (
+            Some(source_bucket),
+            Some(source_prefix),
+            Some(repository),
+            Some(amd64_project),
+            Some(arm64_project),
+            Some(manifest_mode),
+            Some(manifest_project),
+            Some(ledger_table),
+            Some(event_bus),
+            Some(gate),
+            Some(moving_tags),
+            Some(account_id),
+            Some(region),
+        ) = (
+            source_bucket,
+            source_prefix,
+            repository,
+            amd64_project,
+            arm64_project,
+            manifest_mode,
+            manifest_project,
+            ledger_table,
+            event_bus,
+            gate,
+            moving_tags,
+            account_id,
+            region,
+        )
+        else {
+            return Err(problems.into_error());
+        };
+        problems.finish()?;
         Ok(Config {
             source_bucket,
             source_prefix,

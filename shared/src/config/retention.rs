@@ -1,7 +1,7 @@
 //! Retention's configuration: which repositories, how old an untagged image must be, the
 //! safety valve, how many repositories at a time.
 
-use super::{repository_name, ConfigError, EVENT_BUS, LEDGER_TABLE};
+use super::{repository_name, ConfigError, Problems, EVENT_BUS, LEDGER_TABLE};
 use crate::domain::retention::RetentionPolicy;
 use crate::domain::Millis;
 
@@ -40,62 +40,85 @@ impl RetentionConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or(ConfigError::Missing { variable })
         };
-        let list = required(RETENTION_REPOSITORIES)?;
-        let mut repositories = Vec::new();
-        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let name = entry.strip_suffix("/*").unwrap_or(entry);
-            repository_name(name)
-                .map_err(|reason| invalid(RETENTION_REPOSITORIES, entry, &reason))?;
-            repositories.push(entry.to_owned());
-        }
-        let untagged_days = match lookup(RETENTION_UNTAGGED_DAYS).map(|v| v.trim().to_owned()) {
-            None => 7,
-            Some(value) => match value.parse::<i64>() {
-                Ok(days) if days > 0 && days <= 36500 => days as u32,
-                Ok(_) => {
-                    return Err(invalid(
+        // Every problem is collected, so one start names them all.
+        let mut problems = Problems::default();
+        let repositories = problems.take(required(RETENTION_REPOSITORIES).and_then(|list| {
+            let mut repositories = Vec::new();
+            for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let name = entry.strip_suffix("/*").unwrap_or(entry);
+                repository_name(name)
+                    .map_err(|reason| invalid(RETENTION_REPOSITORIES, entry, &reason))?;
+                repositories.push(entry.to_owned());
+            }
+            Ok(repositories)
+        }));
+        let untagged_days = problems.take(
+            match lookup(RETENTION_UNTAGGED_DAYS).map(|v| v.trim().to_owned()) {
+                None => Ok(7),
+                Some(value) => match value.parse::<i64>() {
+                    Ok(days) if days > 0 && days <= 36500 => Ok(days as u32),
+                    Ok(_) => Err(invalid(
                         RETENTION_UNTAGGED_DAYS,
                         &value,
                         "the age must be at least 1 day",
-                    ))
-                }
-                Err(_) => {
-                    return Err(invalid(
+                    )),
+                    Err(_) => Err(invalid(
                         RETENTION_UNTAGGED_DAYS,
                         &value,
                         "expected a whole number of days",
-                    ))
-                }
+                    )),
+                },
             },
-        };
-        let max_delete_share = match lookup(RETENTION_MAX_DELETE_SHARE).map(|v| v.trim().to_owned())
-        {
-            None => 0.5,
-            Some(value) => match value.parse::<f64>() {
-                Ok(share) if share > 0.0 && share <= 1.0 => share,
-                _ => {
-                    return Err(invalid(
+        );
+        let max_delete_share = problems.take(
+            match lookup(RETENTION_MAX_DELETE_SHARE).map(|v| v.trim().to_owned()) {
+                None => Ok(0.5),
+                Some(value) => match value.parse::<f64>() {
+                    Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+                    _ => Err(invalid(
                         RETENTION_MAX_DELETE_SHARE,
                         &value,
                         "expected a share above 0 and at most 1, e.g. 0.5",
-                    ))
-                }
+                    )),
+                },
             },
-        };
-        let concurrency = match lookup(RETENTION_CONCURRENCY).map(|v| v.trim().to_owned()) {
-            None => 4,
-            Some(value) => match value.parse::<usize>() {
-                Ok(n) if (1..=32).contains(&n) => n,
-                _ => return Err(invalid(RETENTION_CONCURRENCY, &value, "expected 1 to 32")),
+        );
+        let concurrency = problems.take(
+            match lookup(RETENTION_CONCURRENCY).map(|v| v.trim().to_owned()) {
+                None => Ok(4),
+                Some(value) => match value.parse::<usize>() {
+                    Ok(n) if (1..=32).contains(&n) => Ok(n),
+                    _ => Err(invalid(RETENTION_CONCURRENCY, &value, "expected 1 to 32")),
+                },
             },
+        );
+        let ledger_table = problems.take(required(LEDGER_TABLE));
+        let event_bus = problems.take(required(EVENT_BUS));
+        let (
+            Some(repositories),
+            Some(untagged_days),
+            Some(max_delete_share),
+            Some(concurrency),
+            Some(ledger_table),
+            Some(event_bus),
+        ) = (
+            repositories,
+            untagged_days,
+            max_delete_share,
+            concurrency,
+            ledger_table,
+            event_bus,
+        )
+        else {
+            return Err(problems.into_error());
         };
         Ok(RetentionConfig {
             repositories,
             untagged_days,
             max_delete_share,
             concurrency,
-            ledger_table: required(LEDGER_TABLE)?,
-            event_bus: required(EVENT_BUS)?,
+            ledger_table,
+            event_bus,
         })
     }
 

@@ -154,3 +154,51 @@ fn codebuild_mode_needs_the_manifest_project() {
         Some("archgate-manifest")
     );
 }
+
+#[test]
+fn an_empty_environment_names_every_required_variable_at_once() {
+    // Given no variable at all, when the configuration is read
+    let error = Config::from_map(&HashMap::new()).unwrap_err();
+    // Then one error lists each required variable as missing
+    let ConfigError::Several(problems) = &error else {
+        panic!("expected several problems: {error}");
+    };
+    let missing: Vec<&str> = problems
+        .iter()
+        .filter_map(|p| match p {
+            ConfigError::Missing { variable } => Some(*variable),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            SOURCE_BUCKET,
+            SOURCE_PREFIX,
+            REPOSITORY,
+            AMD64_PROJECT,
+            ARM64_PROJECT,
+            MANIFEST_MODE,
+            LEDGER_TABLE,
+            EVENT_BUS
+        ]
+    );
+    assert!(
+        error.to_string().starts_with("8 configuration problems:"),
+        "{error}"
+    );
+}
+
+#[test]
+fn two_invalid_values_are_both_named() {
+    // Given a bad bucket name and a bad manifest mode
+    let mut vars = base();
+    vars.insert(SOURCE_BUCKET.into(), "Bad_Bucket".into());
+    vars.insert(MANIFEST_MODE.into(), "sometimes".into());
+    // When the configuration is read, then the message names both variables
+    let message = Config::from_map(&vars).unwrap_err().to_string();
+    assert!(
+        message.contains(SOURCE_BUCKET) && message.contains(MANIFEST_MODE),
+        "{message}"
+    );
+}
