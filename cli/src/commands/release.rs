@@ -3,15 +3,18 @@
 use super::configured;
 use crate::error::CliError;
 use crate::status::{describe_verdict, format_time, print_status};
-use archgate::aws::DynamoLedger;
+use archgate::config::{MOVING_TAGS, REPOSITORY};
 use archgate::domain::{ReleaseKey, ReleaseTag};
 use archgate::ports::Ledger;
+use archgate::Config;
 
 /// `release status <tag>`: the release as the ledger records it, with the moving tags it holds.
 pub async fn status(tag: &str, json: bool) -> Result<(), CliError> {
-    let (config, clients) = configured().await?;
-    let ledger = DynamoLedger::new(clients.dynamodb.clone(), &config.ledger_table);
-    let key = ReleaseKey::new(config.repository.clone(), ReleaseTag::parse(tag)?);
+    // The ledger, the repository and the moving tags: nothing of the builds.
+    let (ledger, _) = super::ledger().await?;
+    let repository = super::required(REPOSITORY)?;
+    let moving_tags = Config::moving_tags_from(std::env::var(MOVING_TAGS).unwrap_or_default())?;
+    let key = ReleaseKey::new(repository.clone(), ReleaseTag::parse(tag)?);
     let Some(stored) = ledger.load(&key).await? else {
         return Err(CliError::NotFound(key.to_string()));
     };
@@ -23,8 +26,8 @@ pub async fn status(tag: &str, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     let mut moving = Vec::new();
-    for tag in &config.moving_tags {
-        let holder = ledger.moving_tag(&config.repository, tag).await?;
+    for tag in &moving_tags {
+        let holder = ledger.moving_tag(&repository, tag).await?;
         if holder.is_some_and(|h| h.release == key.tag) {
             moving.push(tag.clone());
         }
@@ -35,8 +38,7 @@ pub async fn status(tag: &str, json: bool) -> Result<(), CliError> {
 
 /// `release list`: recent releases with their state.
 pub async fn list(limit: usize) -> Result<(), CliError> {
-    let (config, clients) = configured().await?;
-    let ledger = DynamoLedger::new(clients.dynamodb.clone(), &config.ledger_table);
+    let (ledger, _) = super::ledger().await?;
     let listing = ledger.list(limit).await?;
     for stored in &listing.releases {
         let r = &stored.release;

@@ -2,8 +2,8 @@
 //! breaks a multi-arch image, run from a terminal.
 
 use crate::error::CliError;
-use archgate::aws::{sdk_config, Clients, DynamoLedger, EcrRegistry, EventBridgePublisher};
-use archgate::config::{ConfigError, EVENT_BUS, LEDGER_TABLE};
+use archgate::aws::{EcrRegistry, EventBridgePublisher};
+use archgate::config::EVENT_BUS;
 use archgate::domain::retention::RetentionPolicy;
 use archgate::error::chain;
 use archgate::ports::{Clock, SystemClock};
@@ -56,11 +56,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
         ));
     }
     // Only the ledger is needed: the rest of the release configuration may be absent here.
-    let table = std::env::var(LEDGER_TABLE).map_err(|_| ConfigError::Missing {
-        variable: LEDGER_TABLE,
-    })?;
-    let clients = Clients::new(&sdk_config().await?);
-    let ledger = DynamoLedger::new(clients.dynamodb.clone(), &table);
+    let (ledger, clients) = super::ledger().await?;
     let inventory = EcrRegistry::new(clients.ecr.clone());
     let policy = RetentionPolicy {
         untagged_age_ms: options.older_than_ms,

@@ -272,6 +272,13 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The moving tags of a value of `ARCHGATE_MOVING_TAGS`, checked as [`Config`] checks them.
+    pub fn moving_tags_from(value: String) -> Result<Vec<String>, ConfigError> {
+        moving_tags(value)
+    }
+}
+
 fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
     let mut tags: Vec<String> = Vec::new();
     for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
