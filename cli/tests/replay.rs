@@ -44,24 +44,32 @@ async fn replay_routes_each_sample_to_its_handler_and_reports_what_none_takes() 
         .map(|l| serde_json::from_str(l).expect("one JSON answer per line"))
         .collect();
 
-    // Then each event got its handler's answer, in order
+    // Then the file that is not JSON is answered first, and each event got its handler's
+    // answer in the order the events happened: the upload (and its redelivery), the amd64
+    // completion, the other project's completion, then the event without a time
     assert_eq!(answers.len(), 6, "{stdout}");
-    assert_eq!(answers[0]["function"], "start-builds");
-    assert_eq!(answers[0]["status"], "applied", "{}", answers[0]);
+    assert_eq!(answers[0]["status"], "error");
+    assert_eq!(answers[0]["file"], not_json.display().to_string());
+    assert_eq!(answers[1]["function"], "start-builds");
+    assert_eq!(answers[1]["status"], "applied", "{}", answers[1]);
     assert_eq!(
-        answers[1]["status"], "ignored",
+        answers[2]["status"], "ignored",
         "a redelivery starts nothing"
     );
-    assert_eq!(answers[2]["function"], "build-completed");
-    assert_eq!(answers[2]["status"], "ignored");
     // The sample's build id is not one the emulator's CodeBuild issued for this release.
+    assert_eq!(answers[3]["function"], "build-completed");
     assert_eq!(answers[3]["status"], "ignored", "{}", answers[3]);
     assert!(answers[3]["reason"]
         .as_str()
         .unwrap()
         .contains("not the amd64 build"));
-    assert_eq!(answers[4]["status"], "unrouted");
-    assert_eq!(answers[5]["status"], "error");
+    assert_eq!(answers[4]["function"], "build-completed");
+    assert_eq!(answers[4]["status"], "ignored");
+    assert!(answers[4]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("codebuild-other-project.json"));
+    assert_eq!(answers[5]["status"], "unrouted");
     // And a file that failed makes the command fail
     assert!(!output.status.success());
     let _ = std::fs::remove_file(not_json);
