@@ -108,6 +108,17 @@ enum ReleaseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each change of a release's state until it is published, fails, is rejected or
+    /// rests blocked (exit 0 only when published).
+    Watch {
+        tag: String,
+        /// Seconds between reads of the ledger.
+        #[arg(long, default_value_t = 2)]
+        every: u64,
+        /// Give up after this many minutes (exit 1).
+        #[arg(long, default_value_t = 60)]
+        timeout_minutes: u64,
+    },
     /// Recent releases with their state.
     List {
         #[arg(long, default_value_t = 20)]
@@ -143,6 +154,18 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Release { command } => match command {
             ReleaseCommand::Status { tag, json } => release::status(&tag, json).await,
             ReleaseCommand::List { limit } => release::list(limit).await,
+            ReleaseCommand::Watch {
+                tag,
+                every,
+                timeout_minutes,
+            } => {
+                release::watch(
+                    &tag,
+                    std::time::Duration::from_secs(every.max(1)),
+                    std::time::Duration::from_secs(timeout_minutes * 60),
+                )
+                .await
+            }
             ReleaseCommand::Evaluate { tag } => release::evaluate(&tag).await,
         },
         Command::Retention { command } => {

@@ -4,9 +4,10 @@ use super::configured;
 use crate::error::CliError;
 use crate::status::{describe_verdict, format_time, print_status};
 use archgate::config::{MOVING_TAGS, REPOSITORY};
-use archgate::domain::{ReleaseKey, ReleaseTag};
+use archgate::domain::{Phase, ReleaseKey, ReleaseTag};
 use archgate::ports::Ledger;
 use archgate::Config;
+use std::time::{Duration, Instant};
 
 /// `release status <tag>`: the release as the ledger records it, with the moving tags it holds.
 pub async fn status(tag: &str, json: bool) -> Result<(), CliError> {
@@ -72,4 +73,53 @@ pub async fn evaluate(tag: &str) -> Result<(), CliError> {
     }
     println!("{} is {}", evaluation.release, evaluation.phase);
     Ok(())
+}
+
+/// `release watch <tag>`: each change of the release's state, with the time the ledger
+/// recorded it, until the release ends (published, failed, rejected) or rests blocked.
+/// Succeeds when it is published.
+pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), CliError> {
+    let (ledger, _) = super::ledger().await?;
+    let repository = super::required(REPOSITORY)?;
+    let key = ReleaseKey::new(repository, ReleaseTag::parse(tag)?);
+    let started = Instant::now();
+    let mut seen: Option<(Phase, u32)> = None;
+    let mut waiting_said = false;
+    loop {
+        match ledger.load(&key).await? {
+            None if !waiting_said => {
+                println!("{key}: not recorded yet; waiting for its upload");
+                waiting_said = true;
+            }
+            None => {}
+            Some(stored) => {
+                let release = &stored.release;
+                let now = (release.phase(), release.attempt);
+                if seen != Some(now) {
+                    println!(
+                        "{}  {key}  {}, attempt {}",
+                        format_time(release.updated_at),
+                        now.0,
+                        now.1
+                    );
+                    seen = Some(now);
+                }
+                match now.0 {
+                    Phase::Published => return Ok(()),
+                    phase if phase.is_final() || phase == Phase::Blocked => {
+                        return Err(CliError::Refused(format!("{key} is {phase}")))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if started.elapsed() >= timeout {
+            let state = seen.map_or("not recorded".to_owned(), |(phase, _)| phase.to_string());
+            return Err(CliError::Incomplete(format!(
+                "{key} is still {state} after {}s",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(every).await;
+    }
 }
