@@ -31,6 +31,19 @@ finally:
     server.stop()
 "#;
 
+/// The same server for `archgate local up`: it outlives the command and runs until it is
+/// stopped (`archgate local down` sends it SIGTERM).
+const DETACHED_SCRIPT: &str = r#"
+import sys, threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"READY http://{host}:{port}", flush=True)
+sys.stdout.close()
+threading.Event().wait()
+"#;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error(
@@ -133,6 +146,40 @@ impl Emulator {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Starts a server that outlives this process, in its own process group; returns its
+    /// process id and endpoint.
+    pub fn start_detached() -> Result<(u32, String), EmulatorError> {
+        use std::os::unix::process::CommandExt;
+        let python = Self::python()?;
+        let mut child = Command::new(&python)
+            .args(["-c", DETACHED_SCRIPT])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn {
+                python: python.display().to_string(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let limit = Duration::from_secs(60);
+        let line = rx.recv_timeout(limit).unwrap_or_default();
+        match line.trim().strip_prefix("READY ") {
+            Some(endpoint) => Ok((child.id(), endpoint.to_owned())),
+            None => {
+                let _ = child.kill();
+                Err(EmulatorError::NotReady(limit, "no READY line".to_owned()))
+            }
+        }
     }
 
     pub async fn sdk_config(&self) -> SdkConfig {

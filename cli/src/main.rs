@@ -2,6 +2,7 @@ use archgate::error::chain;
 use archgate_cli::commands::retention::{self, parse_age};
 use archgate_cli::commands::{demo, gate, local, reconcile, release, replay};
 use archgate_cli::error::{CliError, EXIT_STATUS_HELP};
+use archgate_cli::local::session;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +99,42 @@ enum GateCommand {
 enum LocalCommand {
     /// Create every resource the configuration names, idempotently.
     Provision,
+    /// Start the emulator in the background, provision everything on it and write
+    /// `.archgate/local.env`, which every archgate command run here then reads.
+    Up,
+    /// Stop the emulator `local up` started.
+    Down,
+    /// Print the local configuration for `cargo lambda watch --env-file` (dotenv) or
+    /// `sam local invoke --env-vars` (sam).
+    Env {
+        #[arg(long, value_enum, default_value = "dotenv")]
+        format: local::EnvFormat,
+    },
+    /// Zip a build context (a directory, or a zip as it is), put it in the source bucket and
+    /// deliver the S3 event to start-builds.
+    Upload {
+        path: std::path::PathBuf,
+        /// The release name (default: the directory's or file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Play the builders: push each per-arch image and deliver the completions.
+    Build {
+        tag: String,
+        /// Let this architecture's build fail.
+        #[arg(long, value_parser = ["amd64", "arm64"])]
+        fail: Option<String>,
+    },
+    /// Play the scanner: set each per-arch image's findings and deliver the scan events.
+    Scan {
+        tag: String,
+        /// Only this architecture's image.
+        #[arg(long, value_parser = ["amd64", "arm64"])]
+        arch: Option<String>,
+        /// A finding to report, as ID:SEVERITY (repeatable), e.g. CVE-2024-3094:CRITICAL.
+        #[arg(long = "finding")]
+        findings: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,11 +166,32 @@ enum ReleaseCommand {
     Evaluate { tag: String },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     archgate::telemetry::init_cli();
     let cli = Cli::parse();
-    match run(cli.command).await {
+    // A local installation's configuration, before any thread starts (`local up` writes a
+    // new one and reads none).
+    if !matches!(
+        cli.command,
+        Command::Local {
+            command: LocalCommand::Up
+        }
+    ) {
+        for (name, value) in session::missing_from_environment(&session::env_file()) {
+            std::env::set_var(name, value);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("archgate: cannot start the async runtime: {error}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if !error.is_reported() {
@@ -150,6 +208,16 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Replay { files } => replay::run(&files).await,
         Command::Local { command } => match command {
             LocalCommand::Provision => local::provision().await,
+            LocalCommand::Up => local::up().await,
+            LocalCommand::Down => local::down(),
+            LocalCommand::Env { format } => local::env(format),
+            LocalCommand::Upload { path, name } => local::upload(&path, name).await,
+            LocalCommand::Build { tag, fail } => local::build(&tag, fail.as_deref()).await,
+            LocalCommand::Scan {
+                tag,
+                arch,
+                findings,
+            } => local::scan(&tag, arch.as_deref(), &findings).await,
         },
         Command::Release { command } => match command {
             ReleaseCommand::Status { tag, json } => release::status(&tag, json).await,

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 mod scan;
+pub mod session;
 
 pub use scan::LocalFinding;
 
