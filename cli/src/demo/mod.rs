@@ -250,10 +250,15 @@ impl Demo {
                 .push("the retention cleanup reported no repository".into());
             return;
         };
+        let kept = repository
+            .kept_by_reason
+            .iter()
+            .map(|(reason, count)| format!("{count} {}", reason.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
         let outcome = format!(
-            "deleted {}, kept {:?}, failed {}, {} bytes reclaimed{}",
+            "deleted {}, kept {kept}, failed {}, {} bytes reclaimed{}",
             repository.deleted.len(),
-            repository.kept_by_reason,
             repository.failed.len(),
             repository.bytes_reclaimed,
             repository
