@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod commands;
+pub mod dead_letters;
 pub mod demo;
 pub mod emulator;
 pub mod error;

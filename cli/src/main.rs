@@ -1,6 +1,6 @@
 use archgate::error::chain;
 use archgate_cli::commands::retention::{self, parse_age};
-use archgate_cli::commands::{demo, gate, local, reconcile, release, replay};
+use archgate_cli::commands::{demo, dlq, gate, local, reconcile, release, replay};
 use archgate_cli::error::{CliError, EXIT_STATUS_HELP};
 use archgate_cli::local::session;
 use clap::{Parser, Subcommand};
@@ -38,6 +38,11 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// The dead-letter queue: what EventBridge or Lambda gave up on, and sending it back.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// The scan gate.
     Gate {
@@ -87,6 +92,22 @@ struct RetentionArgs {
     /// the first deletions).
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every message in the dead-letter queue: when, what, who gave up and why.
+    List {
+        /// The queue URL (default: ARCHGATE_DEAD_LETTER_QUEUE).
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Each message's event through its handler; handled messages are deleted.
+    Redrive {
+        /// The queue URL (default: ARCHGATE_DEAD_LETTER_QUEUE).
+        #[arg(long)]
+        queue: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,6 +271,10 @@ async fn run(command: Command) -> Result<(), CliError> {
             };
             retention::run(options, mode).await
         }
+        Command::Dlq { command } => match command {
+            DlqCommand::List { queue } => dlq::list(queue).await,
+            DlqCommand::Redrive { queue } => dlq::redrive(queue).await,
+        },
         Command::Gate { command } => match command {
             GateCommand::Check { tag } => gate::check(&tag).await,
         },

@@ -2,6 +2,7 @@
 //! library, print the answer, and say how it went. `main.rs` parses and dispatches.
 
 pub mod demo;
+pub mod dlq;
 pub mod gate;
 pub mod local;
 pub mod reconcile;

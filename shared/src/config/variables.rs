@@ -23,6 +23,8 @@ pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
 /// A PEM file of certificates to trust besides Amazon Trust Services' roots (optional;
 /// read by [`crate::aws::http_client`]).
 pub const CA_BUNDLE: &str = "ARCHGATE_CA_BUNDLE";
+/// The dead-letter queue's URL, for `archgate dlq` (the stack's `DeadLetterQueueUrl` output).
+pub const DEAD_LETTER_QUEUE: &str = "ARCHGATE_DEAD_LETTER_QUEUE";
 /// The gate's per-severity limits, one variable each.
 pub const GATE_MAX: [&str; 6] = [
     "ARCHGATE_GATE_MAX_CRITICAL",
