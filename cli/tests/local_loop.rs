@@ -9,6 +9,10 @@ const TAG: &str = "myapp-5.0.0";
 /// Runs archgate in `dir` with none of the caller's AWS or archgate settings (but the
 /// emulator's Python), as on a fresh machine.
 fn archgate(dir: &Path, args: &[&str]) -> Output {
+    archgate_with(dir, args, &[])
+}
+
+fn archgate_with(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_archgate"));
     command.args(args).current_dir(dir);
     for (name, _) in std::env::vars() {
@@ -17,6 +21,7 @@ fn archgate(dir: &Path, args: &[&str]) -> Output {
             command.env_remove(name);
         }
     }
+    command.envs(variables.iter().copied());
     command.output().expect("archgate runs")
 }
 
@@ -40,14 +45,16 @@ impl Drop for Installation {
 
 #[test]
 fn a_release_driven_by_hand_on_the_local_emulator_is_published() {
-    // Given a working directory with a build context and `archgate local up` run in it
+    // Given a working directory with a build context and `archgate local up` run in it, in
+    // eu-west-1 (the only variable set, and only for `up`)
     let dir = std::env::temp_dir().join(format!("archgate-local-loop-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("context")).unwrap();
     std::fs::write(dir.join("context/Dockerfile"), "FROM scratch\n").unwrap();
     let installation = Installation(dir.clone());
-    let up = archgate(&dir, &["local", "up"]);
+    let up = archgate_with(&dir, &["local", "up"], &[("AWS_REGION", "eu-west-1")]);
     assert!(up.status.success(), "{}", text(&up));
-    assert!(dir.join(".archgate/local.env").is_file());
+    let local_env = std::fs::read_to_string(dir.join(".archgate/local.env")).unwrap();
+    assert!(local_env.contains("AWS_REGION=eu-west-1"), "{local_env}");
     assert!(
         archgate(&dir, &["local", "up"]).status.success(),
         "a second up is a no-op"
@@ -68,6 +75,76 @@ fn a_release_driven_by_hand_on_the_local_emulator_is_published() {
     assert!(text(&status).contains("published"), "{}", text(&status));
     let list = archgate(&dir, &["release", "list"]);
     assert!(text(&list).contains(TAG), "{}", text(&list));
+    let watch = archgate(
+        &dir,
+        &[
+            "release",
+            "watch",
+            TAG,
+            "--every",
+            "1",
+            "--timeout-minutes",
+            "1",
+        ],
+    );
+    assert!(watch.status.success(), "{}", text(&watch));
+    assert!(
+        text(&watch).contains(" published, attempt 1"),
+        "{}",
+        text(&watch)
+    );
+    let plan = archgate(&dir, &["retention", "plan", "--repository", "myapp"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(text(&plan).contains("to keep"), "{}", text(&plan));
+    let reconcile = archgate(&dir, &["reconcile"]);
+    assert!(reconcile.status.success(), "{}", text(&reconcile));
+
+    // And a failing build and a blocking finding end failed and blocked, with the reasons
+    for (tag, build, scans) in [
+        ("myapp-5.1.0", vec!["--fail", "arm64"], vec![]),
+        (
+            "myapp-5.2.0",
+            vec![],
+            vec![
+                vec!["--arch", "amd64", "--finding", "CVE-2024-3094:CRITICAL"],
+                vec!["--arch", "arm64"],
+            ],
+        ),
+    ] {
+        let upload = archgate(&dir, &["local", "upload", "context", "--name", tag]);
+        assert!(upload.status.success(), "{}", text(&upload));
+        let mut args = vec!["local", "build", tag];
+        args.extend(build);
+        let build = archgate(&dir, &args);
+        assert!(build.status.success(), "{}", text(&build));
+        for scan in scans {
+            let mut args = vec!["local", "scan", tag];
+            args.extend(scan);
+            let scan = archgate(&dir, &args);
+            assert!(scan.status.success(), "{}", text(&scan));
+        }
+    }
+    let failed = archgate(&dir, &["release", "status", "myapp-5.1.0"]);
+    assert!(
+        text(&failed).contains(" failed, attempt 1"),
+        "{}",
+        text(&failed)
+    );
+    assert!(text(&failed).contains("arm64"), "{}", text(&failed));
+    let watch = archgate(&dir, &["release", "watch", "myapp-5.1.0", "--every", "1"]);
+    assert_eq!(watch.status.code(), Some(1), "{}", text(&watch));
+    assert!(text(&watch).contains("failed: "), "{}", text(&watch));
+    let blocked = archgate(&dir, &["release", "status", "myapp-5.2.0"]);
+    assert!(
+        text(&blocked).contains(" blocked, attempt 1"),
+        "{}",
+        text(&blocked)
+    );
+    assert!(text(&blocked).contains("CRITICAL"), "{}", text(&blocked));
+    let watch = archgate(&dir, &["release", "watch", "myapp-5.2.0", "--every", "1"]);
+    assert_eq!(watch.status.code(), Some(1), "{}", text(&watch));
+    assert!(text(&watch).contains("CRITICAL"), "{}", text(&watch));
+
     let sam = archgate(&dir, &["local", "env", "--format", "sam"]);
     let parameters: serde_json::Value = serde_json::from_slice(&sam.stdout).unwrap();
     assert!(parameters["Parameters"]["AWS_ENDPOINT_URL"]

@@ -102,6 +102,7 @@ pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), 
                         now.0,
                         now.1
                     );
+                    print_why(release);
                     seen = Some(now);
                 }
                 match now.0 {
@@ -121,5 +122,25 @@ pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), 
             )));
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Why a release failed or is blocked, under its state line.
+fn print_why(release: &archgate::domain::Release) {
+    if let Some(reason) = release.failure_reason() {
+        println!("    failed: {reason}");
+    }
+    if release.phase() == Phase::Blocked {
+        for child in release.candidate.iter().flat_map(|c| &c.children) {
+            let verdict = release
+                .verdict_for(child.arch, &child.digest)
+                .map(|r| &r.verdict);
+            if verdict.is_some_and(|v| !v.passes()) {
+                println!(
+                    "    {}",
+                    describe_verdict(child.arch, &child.digest, verdict)
+                );
+            }
+        }
     }
 }
