@@ -175,4 +175,29 @@ mod tests {
             assert!(err.to_string().starts_with(variable), "{err}");
         }
     }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        // Given a bad age, a bad share and no ledger table
+        let lookup = |name: &str| match name {
+            RETENTION_REPOSITORIES => Some("myapp".to_owned()),
+            RETENTION_UNTAGGED_DAYS => Some("soon".to_owned()),
+            RETENTION_MAX_DELETE_SHARE => Some("2".to_owned()),
+            EVENT_BUS => Some("archgate".to_owned()),
+            _ => None,
+        };
+        // When the configuration is read, then one error names all three
+        let error = RetentionConfig::from_lookup(lookup).unwrap_err();
+        let ConfigError::Several(problems) = &error else {
+            panic!("expected several problems: {error}");
+        };
+        assert_eq!(problems.len(), 3, "{error}");
+        for variable in [
+            RETENTION_UNTAGGED_DAYS,
+            RETENTION_MAX_DELETE_SHARE,
+            LEDGER_TABLE,
+        ] {
+            assert!(error.to_string().contains(variable), "{error}");
+        }
+    }
 }
