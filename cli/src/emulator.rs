@@ -284,3 +284,29 @@ fn has_moto(python: &std::path::Path) -> bool {
         .status()
         .is_ok_and(|status| status.success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pip_installed_moto_server_names_the_python_of_its_environment() {
+        // Given a console script as pip writes it, naming an interpreter that exists
+        let python = on_path("python3").expect("python3 is on PATH");
+        let script = std::env::temp_dir().join(format!("moto_server-{}", std::process::id()));
+        std::fs::write(
+            &script,
+            format!(
+                "#!{}\n# -*- coding: utf-8 -*-\nfrom moto.server import main\n",
+                python.display()
+            ),
+        )
+        .unwrap();
+        // When its interpreter is read, then it is that Python
+        assert_eq!(shebang_interpreter(&script), Some(python));
+        // And a script naming no interpreter gives none
+        std::fs::write(&script, "echo hello\n").unwrap();
+        assert_eq!(shebang_interpreter(&script), None);
+        let _ = std::fs::remove_file(script);
+    }
+}
