@@ -179,54 +179,31 @@ impl Config {
                 .map(|name| check(REGION, name, names::region))
                 .transpose(),
         );
-        let (
-            Some(source_bucket),
-            Some(source_prefix),
-            Some(repository),
-            Some(amd64_project),
-            Some(arm64_project),
-            Some(manifest_mode),
-            Some(manifest_project),
-            Some(ledger_table),
-            Some(event_bus),
-            Some(gate),
-            Some(moving_tags),
-            Some(account_id),
-            Some(region),
-        ) = (
-            source_bucket,
-            source_prefix,
-            repository,
-            amd64_project,
-            arm64_project,
-            manifest_mode,
-            manifest_project,
-            ledger_table,
-            event_bus,
-            gate,
-            moving_tags,
-            account_id,
-            region,
-        )
-        else {
-            return Err(problems.into_error());
-        };
-        problems.finish()?;
-        Ok(Config {
-            source_bucket,
-            source_prefix,
-            repository,
-            amd64_project,
-            arm64_project,
-            manifest_mode,
-            manifest_project,
-            ledger_table,
-            event_bus,
-            gate,
-            moving_tags,
-            account_id,
-            region,
-        })
+        // Every value is there exactly when no problem was found.
+        let built = (|| {
+            Some(Config {
+                source_bucket: source_bucket?,
+                source_prefix: source_prefix?,
+                repository: repository?,
+                amd64_project: amd64_project?,
+                arm64_project: arm64_project?,
+                manifest_mode: manifest_mode?,
+                manifest_project: manifest_project?,
+                ledger_table: ledger_table?,
+                event_bus: event_bus?,
+                gate: gate?,
+                moving_tags: moving_tags?,
+                account_id: account_id?,
+                region: region?,
+            })
+        })();
+        match built {
+            Some(config) => {
+                problems.finish()?;
+                Ok(config)
+            }
+            None => Err(problems.into_error()),
+        }
     }
 
     /// The project that builds a role, if archgate runs one for it.

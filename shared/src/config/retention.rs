@@ -94,32 +94,24 @@ impl RetentionConfig {
         );
         let ledger_table = problems.take(required(LEDGER_TABLE));
         let event_bus = problems.take(required(EVENT_BUS));
-        let (
-            Some(repositories),
-            Some(untagged_days),
-            Some(max_delete_share),
-            Some(concurrency),
-            Some(ledger_table),
-            Some(event_bus),
-        ) = (
-            repositories,
-            untagged_days,
-            max_delete_share,
-            concurrency,
-            ledger_table,
-            event_bus,
-        )
-        else {
-            return Err(problems.into_error());
-        };
-        Ok(RetentionConfig {
-            repositories,
-            untagged_days,
-            max_delete_share,
-            concurrency,
-            ledger_table,
-            event_bus,
-        })
+        // Every value is there exactly when no problem was found.
+        let built = (|| {
+            Some(RetentionConfig {
+                repositories: repositories?,
+                untagged_days: untagged_days?,
+                max_delete_share: max_delete_share?,
+                concurrency: concurrency?,
+                ledger_table: ledger_table?,
+                event_bus: event_bus?,
+            })
+        })();
+        match built {
+            Some(config) => {
+                problems.finish()?;
+                Ok(config)
+            }
+            None => Err(problems.into_error()),
+        }
     }
 
     pub fn policy(&self, force: bool) -> RetentionPolicy {
