@@ -17,6 +17,8 @@ pub const PYTHON_ENV_VAR: &str = "ARCHGATE_EMULATOR_PYTHON";
 /// another.
 pub const DEFAULT_REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
+/// The access key and secret of local installations: the emulator accepts any.
+pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 
 const SERVER_SCRIPT: &str = r#"
 import sys
@@ -215,11 +217,11 @@ pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
         .endpoint_url(endpoint)
         .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(
-            "archgate-local",
-            "archgate-local",
+            LOCAL_CREDENTIAL,
+            LOCAL_CREDENTIAL,
             None,
             None,
-            "archgate-local",
+            LOCAL_CREDENTIAL,
         ))
         .load()
         .await

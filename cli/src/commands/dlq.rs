@@ -6,7 +6,7 @@ use crate::dead_letters::DeadLetter;
 use crate::error::CliError;
 use crate::local::LocalError;
 use archgate::aws::sdk_config;
-use archgate::config::{ConfigError, DEAD_LETTER_QUEUE};
+use archgate::config::DEAD_LETTER_QUEUE;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,12 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 const ROUNDS: usize = 20;
 
 fn queue_url(queue: Option<String>) -> Result<String, CliError> {
-    queue
-        .or_else(|| std::env::var(DEAD_LETTER_QUEUE).ok())
-        .filter(|q| !q.trim().is_empty())
-        .ok_or(CliError::Config(ConfigError::Missing {
-            variable: DEAD_LETTER_QUEUE,
-        }))
+    match queue.filter(|q| !q.trim().is_empty()) {
+        Some(queue) => Ok(queue),
+        None => Ok(super::required(DEAD_LETTER_QUEUE)?),
+    }
 }
 
 /// Up to ten messages, hidden for `visibility` seconds (0: still visible to others).

@@ -19,12 +19,6 @@ pub enum EnvFormat {
     Sam,
 }
 
-/// Throwaway credentials: the emulator accepts any.
-const LOCAL_CREDENTIALS: [(&str, &str); 2] = [
-    ("AWS_ACCESS_KEY_ID", "archgate-local"),
-    ("AWS_SECRET_ACCESS_KEY", "archgate-local"),
-];
-
 /// `archgate local provision`: every resource the configuration names, one line each.
 pub async fn provision() -> Result<(), CliError> {
     let config = Config::from_env()?;
@@ -67,7 +61,9 @@ pub async fn up() -> Result<(), CliError> {
         ("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()),
         ("AWS_REGION".to_owned(), region),
     ];
-    variables.extend(LOCAL_CREDENTIALS.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    for credential in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        variables.push((credential.to_owned(), emulator::LOCAL_CREDENTIAL.to_owned()));
+    }
     variables.extend(config.to_env().into_iter().map(|(k, v)| (k.to_owned(), v)));
     variables.push((RETENTION_REPOSITORIES.to_owned(), repositories));
     let written = std::fs::create_dir_all(LOCAL_DIR)

@@ -149,11 +149,7 @@ fn print_plan(repository: &str, survey: &Survey, all: bool) {
             println!("  keep    {digest}  {reason}");
         }
     } else {
-        let mut kept: std::collections::BTreeMap<&str, usize> = Default::default();
-        for reason in plan.keep.values() {
-            *kept.entry(reason.name()).or_default() += 1;
-        }
-        for (reason, count) in kept {
+        for (reason, count) in plan.kept_by_reason() {
             println!("  keep    {count:>6}  {}", reason.replace('_', " "));
         }
     }

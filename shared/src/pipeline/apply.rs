@@ -3,6 +3,7 @@
 //! the next one reads again.
 
 use super::{EffectError, Outcome, Pipeline, PipelineError, MAX_ATTEMPTS};
+use crate::domain::release::Claim;
 use crate::domain::{
     decide, Decision, Effect, EffectResult, Fact, IgnoreReason, Millis, Release, ReleaseKey,
 };
@@ -29,11 +30,13 @@ impl Progress {
         }
     }
 
+    /// Whether this delivery wrote the claim.
+    fn wrote(&self, claim: &Claim) -> bool {
+        claim.by.as_deref() == Some(self.invocation.as_str())
+    }
+
     fn holds(&self, release: &Release) -> bool {
-        release
-            .pending
-            .iter()
-            .any(|c| c.by.as_deref() == Some(self.invocation.as_str()))
+        release.pending.iter().any(|c| self.wrote(c))
     }
 
     fn performed(&self, effect: Effect) -> bool {
@@ -148,7 +151,7 @@ where
         let ours: Vec<Effect> = stored
             .iter()
             .flat_map(|s| s.release.pending.iter())
-            .filter(|c| c.by.as_deref() == Some(progress.invocation.as_str()))
+            .filter(|c| progress.wrote(c))
             .map(|c| c.effect)
             .filter(|e| !todo.contains(e) && !progress.performed(*e))
             .collect();

@@ -205,11 +205,9 @@ pub async fn apply_plan_with_progress<I: RepositoryInventory>(
         unreadable_records: survey.unreadable_records.clone(),
         refused: plan.refused.clone(),
         aws_calls: survey.requests,
+        kept_by_reason: plan.kept_by_reason(),
         ..RepositoryReport::default()
     };
-    for reason in plan.keep.values() {
-        *report.kept_by_reason.entry(reason.name()).or_default() += 1;
-    }
     if dry_run || plan.refused.is_some() || plan.delete.is_empty() {
         report.deleted = if dry_run {
             plan.delete.iter().map(|d| d.digest.clone()).collect()

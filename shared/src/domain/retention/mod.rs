@@ -162,3 +162,14 @@ pub struct Plan {
     pub refused: Option<String>,
     pub bytes_reclaimed: u64,
 }
+
+impl Plan {
+    /// How many images each kind of reason keeps, by the reason's name.
+    pub fn kept_by_reason(&self) -> BTreeMap<&'static str, usize> {
+        let mut kept = BTreeMap::new();
+        for reason in self.keep.values() {
+            *kept.entry(reason.name()).or_default() += 1;
+        }
+        kept
+    }
+}
