@@ -334,3 +334,24 @@ pub trait RepositoryInventory: Send + Sync {
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
 }
+
+/// One place a workload names a container image, as the workload wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// The image reference (`<registry>/<repository>[:tag][@digest]`).
+    pub image: String,
+    /// The digest the service resolved the reference to, when it says (a running ECS task's
+    /// `imageDigest`, a Lambda function's `ResolvedImageUri`).
+    pub resolved: Option<Digest>,
+    /// Who uses it, for the report: `ecs task definition arn:…:web:12`, `lambda function
+    /// arn:…:function:api`.
+    pub user: String,
+}
+
+/// The account's workloads as retention sees them: read only.
+pub trait Workloads: Send + Sync {
+    /// Every image that an active ECS task definition revision, a running ECS task, the task
+    /// definitions of an ECS service's deployments, or a Lambda function packaged as an image
+    /// names. A failed read is an error: retention then expires no release (fail closed).
+    fn images_in_use(&self) -> impl Future<Output = Result<Vec<ImageUse>, AdapterError>> + Send;
+}

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod events;
 pub mod ledger;
 pub mod registry;
+pub mod workloads;
 
 pub use builds::MemoryBuilds;
 pub use chaos::{Chaos, Fault, FaultRates};
@@ -16,6 +17,7 @@ pub use clock::ManualClock;
 pub use events::MemoryEvents;
 pub use ledger::MemoryLedger;
 pub use registry::MemoryRegistry;
+pub use workloads::MemoryWorkloads;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
