@@ -38,6 +38,8 @@ pub struct Clients {
     pub codebuild: aws_sdk_codebuild::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub calls: Option<CallLog>,
 }
 
@@ -69,6 +71,8 @@ impl Clients {
             codebuild: client!(aws_sdk_codebuild, &calls, sdk),
             ecr: client!(aws_sdk_ecr, &calls, sdk),
             eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
+            ecs: client!(aws_sdk_ecs, &calls, sdk),
+            lambda: client!(aws_sdk_lambda, &calls, sdk),
             calls,
         }
     }
