@@ -7,6 +7,7 @@ mod dynamodb;
 mod ecr;
 mod eventbridge;
 mod http;
+mod workloads;
 
 pub use calls::{tally, CallLog, CallTally};
 pub use codebuild::CodeBuildBuilds;
@@ -14,6 +15,7 @@ pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
 pub use http::{http_client, http_client_trusting, AMAZON_TRUST_SERVICES};
+pub use workloads::AwsWorkloads;
 
 pub use crate::wiring::AwsPipeline;
 
