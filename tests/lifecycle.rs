@@ -629,6 +629,7 @@ fn retention_of(
     env: &local::LocalEnv,
 ) -> archgate::retention::Retention<
     archgate::aws::EcrRegistry,
+    archgate::aws::AwsWorkloads,
     archgate::aws::DynamoLedger,
     archgate::aws::EventBridgePublisher,
     archgate::ports::ShiftedClock,

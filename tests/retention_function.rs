@@ -1,14 +1,15 @@
 //! The retention-cleanup function against the emulator: schedule and payload, many
 //! repositories with one failing, reports.
 
-use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
+use archgate::aws::{AwsWorkloads, DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::ports::ShiftedClock;
 use archgate::retention::Retention;
 use archgate_integration_tests::*;
 use archgate_retention_cleanup::handler::handle;
 use serde_json::json;
 
-type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, ShiftedClock>;
+type AwsRetention =
+    Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, ShiftedClock>;
 
 async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> AwsRetention {
     let config = env.retention_config(&[

@@ -1,7 +1,9 @@
 //! The composition root the binaries share: the AWS clients, built once per process, wired
 //! into the adapters and the pipeline. Nothing else in the library constructs adapters.
 
-use crate::aws::{Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher};
+use crate::aws::{
+    AwsWorkloads, Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher,
+};
 use crate::config::{Config, RetentionConfig};
 use crate::pipeline::Pipeline;
 use crate::ports::{Clock, SystemClock};
@@ -12,7 +14,8 @@ pub type AwsPipeline =
     Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, SystemClock>;
 
 /// Retention wired to AWS.
-pub type AwsRetention = Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, SystemClock>;
+pub type AwsRetention =
+    Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, SystemClock>;
 
 impl Clients {
     /// Retention on these clients, for `config`'s repositories, ledger table and event bus.
@@ -25,9 +28,10 @@ impl Clients {
         &self,
         config: RetentionConfig,
         clock: C,
-    ) -> Retention<EcrRegistry, DynamoLedger, EventBridgePublisher, C> {
+    ) -> Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, C> {
         Retention {
             inventory: EcrRegistry::new(self.ecr.clone()),
+            workloads: AwsWorkloads::new(self.ecs.clone(), self.lambda.clone()),
             ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
             events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
             clock,

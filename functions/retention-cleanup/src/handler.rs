@@ -2,7 +2,7 @@
 //! retention run ([`archgate::retention::run`]).
 
 use archgate::error::chain;
-use archgate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory};
+use archgate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory, Workloads};
 use archgate::retention::{run, Request, Retention, RunReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +30,13 @@ pub fn request_of(event: serde_json::Value) -> Result<Request, BadRequest> {
     serde_json::from_value(event).map_err(BadRequest)
 }
 
-pub async fn handle<I, L, E, C>(
-    retention: &Retention<I, L, E, C>,
+pub async fn handle<I, W, L, E, C>(
+    retention: &Retention<I, W, L, E, C>,
     event: serde_json::Value,
 ) -> Result<RunReport, BadRequest>
 where
     I: RepositoryInventory,
+    W: Workloads,
     L: Ledger,
     E: EventPublisher,
     C: Clock,

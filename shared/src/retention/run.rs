@@ -4,15 +4,16 @@
 use super::{apply_plan, plan_repository, publish_report, resolve_repositories, RepositoryReport};
 use crate::config::RetentionConfig;
 use crate::error::chain;
-use crate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory};
+use crate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory, Workloads};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 /// Everything a run needs, built once per process: the configuration and the ports.
-pub struct Retention<I, L, E, C> {
+pub struct Retention<I, W, L, E, C> {
     pub config: RetentionConfig,
     pub inventory: I,
+    pub workloads: W,
     pub ledger: L,
     pub events: E,
     pub clock: C,
@@ -38,9 +39,10 @@ pub struct RunReport {
 }
 
 /// Plans, applies and reports every repository of the request.
-pub async fn run<I, L, E, C>(retention: &Retention<I, L, E, C>, request: Request) -> RunReport
+pub async fn run<I, W, L, E, C>(retention: &Retention<I, W, L, E, C>, request: Request) -> RunReport
 where
     I: RepositoryInventory,
+    W: Workloads,
     L: Ledger,
     E: EventPublisher,
     C: Clock,

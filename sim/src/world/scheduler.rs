@@ -3,6 +3,7 @@
 use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
 use crate::scenario::*;
 use archgate::domain::{Digest, Millis};
+use archgate::memory::MemoryWorkloads;
 use archgate::retention::{Request, Retention};
 
 impl World {
@@ -138,6 +139,7 @@ impl World {
         let retention = Retention {
             config: self.retention.clone(),
             inventory: self.svc.registry.clone(),
+            workloads: MemoryWorkloads::new(self.svc.chaos.clone()),
             ledger: self.svc.ledger.clone(),
             events: self.svc.events.clone(),
             clock: self.svc.clock.clone(),
