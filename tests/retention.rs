@@ -2,13 +2,13 @@
 //! without attestations), cosign signatures, OCI referrers, old and young orphans and an
 //! in-flight release loses exactly its unreferenced old untagged images.
 
-use archgate::aws::{DynamoLedger, EcrRegistry};
+use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::release::{Candidate, CandidateChild};
 use archgate::domain::retention::{KeepReason, RetentionPolicy};
 use archgate::domain::{Arch, Digest, ManifestMode, Release, ReleaseKey, ReleaseTag, SourceObject};
 use archgate::ports::{Clock, Ledger, SystemClock};
-use archgate::retention::{apply_plan, plan_repository};
+use archgate::retention::{apply_plan, plan_repository, Targets};
 use archgate_integration_tests::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -200,9 +200,18 @@ async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, &survey, false)
-        .await
-        .unwrap();
+    let report = apply_plan(
+        &Targets {
+            inventory: &inventory,
+            ledger: &ledger,
+            events: None::<&EventBridgePublisher>,
+        },
+        &repo.name,
+        &survey,
+        false,
+    )
+    .await
+    .unwrap();
     let (images, plan) = (&survey.images, &survey.plan);
 
     // Then exactly the orphans and the stale index with its children are deleted
@@ -290,9 +299,18 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, &survey, false)
-        .await
-        .unwrap();
+    let report = apply_plan(
+        &Targets {
+            inventory: &inventory,
+            ledger: &ledger,
+            events: None::<&EventBridgePublisher>,
+        },
+        &repo.name,
+        &survey,
+        false,
+    )
+    .await
+    .unwrap();
 
     // Then nothing is deleted and the report says why
     assert!(report.deleted.is_empty());
@@ -318,9 +336,18 @@ async fn the_safety_valve_deletes_nothing_and_says_so() {
     )
     .await
     .unwrap();
-    let report = apply_plan(&inventory, &repo.name, &survey, false)
-        .await
-        .unwrap();
+    let report = apply_plan(
+        &Targets {
+            inventory: &inventory,
+            ledger: &ledger,
+            events: None::<&EventBridgePublisher>,
+        },
+        &repo.name,
+        &survey,
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.deleted.len(), 3);
     assert_eq!(inventory_size(&env).await, 1);
 }

@@ -34,7 +34,8 @@ enum Command {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
-    /// Retention cleanup of untagged images that never breaks a multi-arch image.
+    /// Retention: expire whole releases by policy and clean up untagged images, never
+    /// breaking a multi-arch image or touching one in use.
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
@@ -64,9 +65,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RetentionCommand {
-    /// Show what a cleanup would delete, and why each kept image stays.
+    /// Show which releases expire and which stay (with the rule of each), what a cleanup
+    /// would delete, and why each kept image stays.
     Plan(RetentionArgs),
-    /// Delete what the plan allows (untagged, old, unreferenced), index before children.
+    /// Expire the releases and delete the images the plan allows, index before children.
     Apply {
         #[command(flatten)]
         args: RetentionArgs,
@@ -92,6 +94,22 @@ struct RetentionArgs {
     /// the first deletions).
     #[arg(long)]
     all: bool,
+    /// Keep the newest N published releases; the others may expire
+    /// (default: $ARCHGATE_RETENTION_KEEP_RELEASES, else no release expires by count).
+    #[arg(long, value_name = "N")]
+    keep_releases: Option<String>,
+    /// Keep published releases younger than D days
+    /// (default: $ARCHGATE_RETENTION_KEEP_DAYS).
+    #[arg(long, value_name = "D")]
+    keep_days: Option<String>,
+    /// Never expire releases whose tag matches these patterns, e.g. `v1.*,lts-*`
+    /// (default: $ARCHGATE_RETENTION_PROTECT).
+    #[arg(long, value_name = "PATTERNS")]
+    protect: Option<String>,
+    /// Expire blocked and failed attempts started more than D days ago
+    /// (default: $ARCHGATE_RETENTION_ATTEMPT_DAYS, else never).
+    #[arg(long, value_name = "D")]
+    attempt_days: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -268,6 +286,12 @@ async fn run(command: Command) -> Result<(), CliError> {
                 max_delete_share: args.max_delete_share,
                 json: args.json,
                 all: args.all,
+                releases: retention::release_rules(
+                    args.keep_releases,
+                    args.keep_days,
+                    args.protect,
+                    args.attempt_days,
+                )?,
             };
             retention::run(options, mode).await
         }

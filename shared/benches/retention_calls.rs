@@ -5,11 +5,11 @@
 //!
 //! `cargo bench -p archgate --bench retention_calls`
 
-use archgate::aws::{DynamoLedger, EcrRegistry};
+use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::retention::RetentionPolicy;
 use archgate::domain::Digest;
-use archgate::retention::{apply_plan, plan_repository};
+use archgate::retention::{apply_plan, plan_repository, Targets};
 use aws_sdk_ecr::config::retry::RetryConfig;
 use aws_sdk_ecr::types::{Image, ImageDetail, ImageIdentifier};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -177,9 +177,18 @@ async fn main() {
     let survey = plan_repository(&inventory, &ledger, "myapp", &policy, now)
         .await
         .unwrap();
-    let report = apply_plan(&inventory, "myapp", &survey, false)
-        .await
-        .unwrap();
+    let report = apply_plan(
+        &Targets {
+            inventory: &inventory,
+            ledger: &ledger,
+            events: None::<&EventBridgePublisher>,
+        },
+        "myapp",
+        &survey,
+        false,
+    )
+    .await
+    .unwrap();
     let (images, plan) = (&survey.images, &survey.plan);
     let elapsed = started.elapsed();
 

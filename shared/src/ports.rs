@@ -335,18 +335,7 @@ pub trait RepositoryInventory: Send + Sync {
     ) -> impl Future<Output = Result<Vec<String>, AdapterError>> + Send;
 }
 
-/// One place a workload names a container image, as the workload wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageUse {
-    /// The image reference (`<registry>/<repository>[:tag][@digest]`).
-    pub image: String,
-    /// The digest the service resolved the reference to, when it says (a running ECS task's
-    /// `imageDigest`, a Lambda function's `ResolvedImageUri`).
-    pub resolved: Option<Digest>,
-    /// Who uses it, for the report: `ecs task definition arn:…:web:12`, `lambda function
-    /// arn:…:function:api`.
-    pub user: String,
-}
+pub use crate::domain::retention::ImageUse;
 
 /// The account's workloads as retention sees them: read only.
 pub trait Workloads: Send + Sync {

@@ -1,13 +1,18 @@
-//! `archgate retention plan|apply`: the retention cleanup of untagged images, which never
-//! breaks a multi-arch image, run from a terminal.
+//! `archgate retention plan|apply`: release-level expiry and the cleanup of untagged
+//! images, which never breaks a multi-arch image nor touches one in use, from a terminal.
 
 use crate::error::CliError;
-use archgate::aws::{EcrRegistry, EventBridgePublisher};
-use archgate::config::EVENT_BUS;
-use archgate::domain::retention::RetentionPolicy;
+use archgate::aws::{AwsWorkloads, EcrRegistry, EventBridgePublisher};
+use archgate::config::{
+    ReleaseRules, EVENT_BUS, RETENTION_ATTEMPT_DAYS, RETENTION_KEEP_DAYS, RETENTION_KEEP_RELEASES,
+    RETENTION_PROTECT,
+};
+use archgate::domain::retention::{Fate, RetentionPolicy};
 use archgate::error::chain;
-use archgate::ports::{Clock, SystemClock};
-use archgate::retention::{apply_plan_with_progress, plan_repository, publish_report, Survey};
+use archgate::ports::{Clock, SystemClock, Workloads};
+use archgate::retention::{
+    apply_plan_with_progress, publish_report, survey_repository, Rules, Survey, Targets,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What to survey and how much of it may go.
@@ -22,6 +27,29 @@ pub struct Options {
     pub json: bool,
     /// List every image, not a summary.
     pub all: bool,
+    /// The release-level rules.
+    pub releases: ReleaseRules,
+}
+
+/// The release rules from the flags, each falling back to its environment variable (the
+/// deployed function's configuration, or the local session's).
+pub fn release_rules(
+    keep_releases: Option<String>,
+    keep_days: Option<String>,
+    protect: Option<String>,
+    attempt_days: Option<String>,
+) -> Result<ReleaseRules, CliError> {
+    ReleaseRules::from_lookup(|name| {
+        let flag = match name {
+            RETENTION_KEEP_RELEASES => &keep_releases,
+            RETENTION_KEEP_DAYS => &keep_days,
+            RETENTION_PROTECT => &protect,
+            RETENTION_ATTEMPT_DAYS => &attempt_days,
+            _ => &None,
+        };
+        flag.clone().or_else(|| std::env::var(name).ok())
+    })
+    .map_err(|e| CliError::InvalidArgument(e.to_string()))
 }
 
 /// Deletions listed by default before "… and N more".
@@ -58,24 +86,33 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
     // Only the ledger is needed: the rest of the release configuration may be absent here.
     let (ledger, clients) = super::ledger().await?;
     let inventory = EcrRegistry::new(clients.ecr.clone());
-    let policy = RetentionPolicy {
-        untagged_age_ms: options.older_than_ms,
-        max_delete_share: options.max_delete_share,
-        delete_orphan_referrers: false,
-        force: matches!(mode, Mode::Apply { force: true }),
+    let force = matches!(mode, Mode::Apply { force: true });
+    let rules = Rules {
+        images: RetentionPolicy {
+            untagged_age_ms: options.older_than_ms,
+            max_delete_share: options.max_delete_share,
+            delete_orphan_referrers: false,
+            force,
+        },
+        releases: options.releases.policy(options.max_delete_share, force),
     };
-    let survey = plan_repository(
+    let uses = AwsWorkloads::new(clients.ecs.clone(), clients.lambda.clone())
+        .images_in_use()
+        .await?;
+    let survey = survey_repository(
         &inventory,
         &ledger,
         &options.repository,
-        &policy,
+        &rules,
+        &uses,
         SystemClock.now_millis(),
     )
     .await?;
     if options.json && mode == Mode::Plan {
+        let both = serde_json::json!({"releases": &survey.releases, "images": &survey.plan});
         println!(
             "{}",
-            serde_json::to_string_pretty(&survey.plan).unwrap_or_default()
+            serde_json::to_string_pretty(&both).unwrap_or_default()
         );
         return Ok(());
     }
@@ -89,9 +126,17 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
             "the plan was refused: {refused}"
         )));
     }
-    if survey.plan.delete.is_empty() {
+    if survey.plan.delete.is_empty() && survey.releases.expiring().next().is_none() {
         return Ok(());
     }
+    let events = std::env::var(EVENT_BUS)
+        .ok()
+        .map(|bus| EventBridgePublisher::new(clients.eventbridge.clone(), &bus));
+    let targets = Targets {
+        inventory: &inventory,
+        ledger: &ledger,
+        events: events.as_ref(),
+    };
 
     let progress = ProgressBar::with_draw_target(
         Some(survey.plan.delete.len() as u64),
@@ -102,31 +147,37 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
             .expect("the template is valid")
             .progress_chars("#."),
     );
-    let report = apply_plan_with_progress(
-        &inventory,
-        &options.repository,
-        &survey,
-        false,
-        |done, _| progress.set_position(done as u64),
-    )
-    .await;
+    let report =
+        apply_plan_with_progress(&targets, &options.repository, &survey, false, |done, _| {
+            progress.set_position(done as u64)
+        })
+        .await;
     progress.finish();
     let report = report?;
     for (digest, reason) in &report.failed {
         println!("  failed  {digest}: {reason} (left for the next run)");
     }
-    if let Ok(bus) = std::env::var(EVENT_BUS) {
-        let events = EventBridgePublisher::new(clients.eventbridge.clone(), &bus);
+    for expired in &report.releases_expired {
+        println!(
+            "  expired {}  {} ({} images deleted)",
+            expired.tag, expired.reason, expired.images
+        );
+    }
+    if let Some(events) = &events {
         // The deletions are done: a report that could not be sent is worth a warning only.
-        if let Err(e) = publish_report(&events, &report).await {
+        if let Err(e) = publish_report(events, &report).await {
             eprintln!(
                 "archgate: could not publish the retention report: {}",
                 chain(&e)
             );
         }
     }
+    if events.is_none() && !report.releases_expired.is_empty() {
+        println!("  (no ARCHGATE_EVENT_BUS: the reconciler announces the Release Expired events)");
+    }
     println!(
-        "deleted {}, failed {}, reclaimed {} bytes",
+        "expired {} releases, deleted {} images, failed {}, reclaimed {} bytes",
+        report.releases_expired.len(),
         report.deleted.len(),
         report.failed.len(),
         report.bytes_reclaimed
@@ -142,6 +193,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
 /// The plan for people: the kept images counted by reason (each with `all`), the deletions
 /// (the first few without `all`), what could not be read, then the totals.
 fn print_plan(repository: &str, survey: &Survey, all: bool) {
+    print_releases(survey, all);
     let plan = &survey.plan;
     println!("repository {repository}: {} images", survey.images.len());
     if all {
@@ -186,6 +238,58 @@ fn print_plan(repository: &str, survey: &Survey, all: bool) {
         plan.keep.len(),
         plan.bytes_reclaimed
     );
+}
+
+/// The releases for people: each expiring one with its rule and what it frees; the kept ones
+/// counted by rule (each with `all`).
+fn print_releases(survey: &Survey, all: bool) {
+    let releases = &survey.releases;
+    if releases.releases.is_empty() {
+        return;
+    }
+    println!("releases: {}", releases.releases.len());
+    let deleting: std::collections::HashMap<_, _> = survey
+        .plan
+        .delete
+        .iter()
+        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
+        .collect();
+    for release in &releases.releases {
+        match &release.fate {
+            Fate::Expire { rule, already } => {
+                let freed: Vec<u64> = release
+                    .digests
+                    .iter()
+                    .filter_map(|d| deleting.get(d).copied())
+                    .collect();
+                println!(
+                    "  expire  {:<40} {}{} — frees {} images, {} bytes",
+                    release.tag,
+                    rule,
+                    if *already {
+                        " (expired earlier; images left)"
+                    } else {
+                        ""
+                    },
+                    freed.len(),
+                    freed.iter().sum::<u64>()
+                );
+            }
+            Fate::Keep(keep) if all => println!("  keep    {:<40} {keep}", release.tag),
+            Fate::Keep(_) => {}
+        }
+    }
+    if !all {
+        for (rule, count) in releases.kept_by_rule() {
+            println!("  keep    {count:>6} releases  {}", rule.replace('_', " "));
+        }
+    }
+    for (digest, user) in &survey.in_use_list() {
+        println!("  in use  {digest}  by {user}");
+    }
+    if let Some(refused) = &releases.refused {
+        println!("releases refused: {refused}");
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod sample;
 mod variables;
 
 pub use names::repository_name;
-pub use retention::RetentionConfig;
+pub use retention::{ReleaseRules, RetentionConfig};
 pub use sample::{sample_lookup, SAMPLE};
 pub use variables::*;
 

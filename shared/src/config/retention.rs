@@ -2,12 +2,12 @@
 //! safety valve, how many repositories at a time.
 
 use super::{repository_name, ConfigError, Problems, EVENT_BUS, LEDGER_TABLE};
-use crate::domain::retention::RetentionPolicy;
+use crate::domain::retention::{ReleasePolicy, RetentionPolicy, TagPattern};
 use crate::domain::Millis;
 
 use super::variables::{
-    RETENTION_CONCURRENCY, RETENTION_MAX_DELETE_SHARE, RETENTION_REPOSITORIES,
-    RETENTION_UNTAGGED_DAYS,
+    RETENTION_ATTEMPT_DAYS, RETENTION_CONCURRENCY, RETENTION_KEEP_DAYS, RETENTION_KEEP_RELEASES,
+    RETENTION_MAX_DELETE_SHARE, RETENTION_PROTECT, RETENTION_REPOSITORIES, RETENTION_UNTAGGED_DAYS,
 };
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
@@ -19,8 +19,118 @@ pub struct RetentionConfig {
     pub untagged_days: u32,
     pub max_delete_share: f64,
     pub concurrency: usize,
+    pub releases: ReleaseRules,
     pub ledger_table: String,
     pub event_bus: String,
+}
+
+/// The release-level rules; nothing set (the default) expires no release.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReleaseRules {
+    /// Keep the newest N published releases (release-level expiry by count when set).
+    pub keep_releases: Option<u32>,
+    /// Keep published releases younger than D days (release-level expiry by age when set).
+    pub keep_days: Option<u32>,
+    /// Releases whose tag matches one of these never expire.
+    pub protect: Vec<TagPattern>,
+    /// Blocked and failed attempts expire this many days after they started (when set).
+    pub attempt_days: Option<u32>,
+}
+
+impl ReleaseRules {
+    /// Reads the four variables, every problem collected.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Problems::default();
+        let rules = Self::collect(&lookup, &mut problems);
+        match rules {
+            Some(rules) => {
+                problems.finish()?;
+                Ok(rules)
+            }
+            None => Err(problems.into_error()),
+        }
+    }
+
+    fn collect(lookup: &impl Fn(&str) -> Option<String>, problems: &mut Problems) -> Option<Self> {
+        let keep_releases = problems.take(optional_count(
+            lookup,
+            RETENTION_KEEP_RELEASES,
+            100_000,
+            "releases",
+        ));
+        let keep_days = problems.take(optional_count(lookup, RETENTION_KEEP_DAYS, 36_500, "days"));
+        let attempt_days = problems.take(optional_count(
+            lookup,
+            RETENTION_ATTEMPT_DAYS,
+            36_500,
+            "days",
+        ));
+        let protect_value = lookup(RETENTION_PROTECT).unwrap_or_default();
+        let protect =
+            problems.take(
+                tag_patterns(&protect_value).map_err(|reason| ConfigError::Invalid {
+                    variable: RETENTION_PROTECT,
+                    value: protect_value.clone(),
+                    reason,
+                }),
+            );
+        Some(ReleaseRules {
+            keep_releases: keep_releases?,
+            keep_days: keep_days?,
+            protect: protect?,
+            attempt_days: attempt_days?,
+        })
+    }
+
+    /// The release-level policy with the safety valve's share.
+    pub fn policy(&self, max_expire_share: f64, force: bool) -> ReleasePolicy {
+        ReleasePolicy {
+            keep_releases: self.keep_releases,
+            keep_days: self.keep_days,
+            protect: self.protect.clone(),
+            attempt_days: self.attempt_days,
+            max_expire_share,
+            force,
+        }
+    }
+}
+
+/// An optional whole number in `1..=max`: unset or empty is `None`.
+fn optional_count(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    max: u32,
+    unit: &str,
+) -> Result<Option<u32>, ConfigError> {
+    let Some(value) = lookup(variable).map(|v| v.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ConfigError::Invalid {
+            variable,
+            value,
+            reason: format!("expected a whole number of {unit} from 1 to {max}, or nothing"),
+        }),
+    }
+}
+
+/// Comma-separated tag patterns: ECR's tag characters and `*`.
+fn tag_patterns(value: &str) -> Result<Vec<TagPattern>, String> {
+    let mut patterns = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*');
+        if entry.len() > 128 || !entry.chars().all(allowed) {
+            return Err(format!(
+                "`{entry}` is not a tag pattern (letters, digits, `.`, `_`, `-` and `*`, at most 128)"
+            ));
+        }
+        patterns.push(TagPattern::new(entry));
+    }
+    Ok(patterns)
 }
 
 impl RetentionConfig {
@@ -92,6 +202,7 @@ impl RetentionConfig {
                 },
             },
         );
+        let releases = ReleaseRules::collect(&lookup, &mut problems);
         let ledger_table = problems.take(required(LEDGER_TABLE));
         let event_bus = problems.take(required(EVENT_BUS));
         // Every value is there exactly when no problem was found.
@@ -101,6 +212,7 @@ impl RetentionConfig {
                 untagged_days: untagged_days?,
                 max_delete_share: max_delete_share?,
                 concurrency: concurrency?,
+                releases: releases?,
                 ledger_table: ledger_table?,
                 event_bus: event_bus?,
             })
@@ -121,6 +233,11 @@ impl RetentionConfig {
             delete_orphan_referrers: false,
             force,
         }
+    }
+
+    /// The release-level policy; the safety valve's share is the image plan's.
+    pub fn release_policy(&self, force: bool) -> ReleasePolicy {
+        self.releases.policy(self.max_delete_share, force)
     }
 }
 
@@ -149,6 +266,39 @@ mod tests {
         assert_eq!(config.repositories, ["myapp", "team/*"]);
         assert_eq!(config.untagged_days, 7);
         assert_eq!(config.max_delete_share, 0.5);
+        // Release-level expiry is opt-in.
+        assert!(!config.release_policy(false).expires_published());
+        assert_eq!(config.releases, ReleaseRules::default());
+    }
+
+    #[test]
+    fn release_rules_are_read_and_checked() {
+        let config = RetentionConfig::from_lookup(lookup(&[
+            (RETENTION_KEEP_RELEASES, "20"),
+            (RETENTION_KEEP_DAYS, " 90 "),
+            (RETENTION_PROTECT, "v1.*, lts-*"),
+            (RETENTION_ATTEMPT_DAYS, ""),
+        ]))
+        .unwrap();
+        let rules = &config.releases;
+        assert_eq!(
+            (rules.keep_releases, rules.keep_days, rules.attempt_days),
+            (Some(20), Some(90), None)
+        );
+        assert_eq!(rules.protect.len(), 2);
+        assert!(rules.protect[0].matches("v1.4.2") && !rules.protect[0].matches("v2.0"));
+        for (variable, value) in [
+            (RETENTION_KEEP_RELEASES, "0"),
+            (RETENTION_KEEP_RELEASES, "-1"),
+            (RETENTION_KEEP_RELEASES, "ten"),
+            (RETENTION_KEEP_DAYS, "2.5"),
+            (RETENTION_ATTEMPT_DAYS, "99999999999"),
+            (RETENTION_PROTECT, "v1 beta"),
+            (RETENTION_PROTECT, "v1/*"),
+        ] {
+            let err = RetentionConfig::from_lookup(lookup(&[(variable, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(variable), "{err}");
+        }
     }
 
     #[test]

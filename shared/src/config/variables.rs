@@ -20,6 +20,11 @@ pub const RETENTION_REPOSITORIES: &str = "ARCHGATE_RETENTION_REPOSITORIES";
 pub const RETENTION_UNTAGGED_DAYS: &str = "ARCHGATE_RETENTION_UNTAGGED_DAYS";
 pub const RETENTION_MAX_DELETE_SHARE: &str = "ARCHGATE_RETENTION_MAX_DELETE_SHARE";
 pub const RETENTION_CONCURRENCY: &str = "ARCHGATE_RETENTION_CONCURRENCY";
+/// Release-level retention (each optional; nothing set: no release expires).
+pub const RETENTION_KEEP_RELEASES: &str = "ARCHGATE_RETENTION_KEEP_RELEASES";
+pub const RETENTION_KEEP_DAYS: &str = "ARCHGATE_RETENTION_KEEP_DAYS";
+pub const RETENTION_PROTECT: &str = "ARCHGATE_RETENTION_PROTECT";
+pub const RETENTION_ATTEMPT_DAYS: &str = "ARCHGATE_RETENTION_ATTEMPT_DAYS";
 /// A PEM file of certificates to trust besides Amazon Trust Services' roots (optional;
 /// read by [`crate::aws::http_client`]).
 pub const CA_BUNDLE: &str = "ARCHGATE_CA_BUNDLE";

@@ -127,6 +127,12 @@ pub enum IgnoreReason {
     },
     #[error("release {key} failed; its scans no longer matter")]
     ReleaseFailed { key: ReleaseKey },
+    #[error("release {key} expired; its images are gone and its scans no longer matter")]
+    ReleaseExpired { key: ReleaseKey },
+    #[error("release {key} is {phase}; the rule does not expire a release in that phase")]
+    NotExpirable { key: ReleaseKey, phase: Phase },
+    #[error("release {key} still has work under way (claims, events to announce or a queued upload); it expires in a later run")]
+    ReleaseBusy { key: ReleaseKey },
     #[error("{key} is a reserved name: it has no images to scan")]
     ScanOfReservedName { key: ReleaseKey },
     #[error("{digest} is the image index of {key}; ECR scans only the per-arch images")]
@@ -172,6 +178,8 @@ pub enum IgnoreReason {
     DuplicateScan { arch: Arch, digest: Digest },
     #[error("release {key} is already abandoned")]
     AlreadyAbandoned { key: ReleaseKey },
+    #[error("release {key} has already expired")]
+    AlreadyExpired { key: ReleaseKey },
     #[error("release {key} has nothing to take over")]
     NothingToTakeOver { key: ReleaseKey },
     #[error("{effect} already recorded")]
@@ -224,6 +232,9 @@ impl IgnoreReason {
             OtherBuild { .. } => "other_build",
             BuildAlreadyEnded { .. } => "build_already_ended",
             ReleaseFailed { .. } => "release_failed",
+            ReleaseExpired { .. } => "release_expired",
+            NotExpirable { .. } => "not_expirable",
+            ReleaseBusy { .. } => "release_busy",
             ScanOfReservedName { .. } => "scan_of_reserved_name",
             IndexScanned { .. } => "index_scanned",
             NotTheCandidateImage { .. } => "not_the_candidate_image",
@@ -237,6 +248,7 @@ impl IgnoreReason {
             DuplicateBuildStatus { .. } => "duplicate_build_status",
             DuplicateScan { .. } => "duplicate_scan",
             AlreadyAbandoned { .. } => "already_abandoned",
+            AlreadyExpired { .. } => "already_expired",
             NothingToTakeOver { .. } => "nothing_to_take_over",
             AlreadyRecorded { .. } => "already_recorded",
             NothingForThisFunction { .. } => "nothing_for_this_function",
@@ -254,6 +266,7 @@ impl IgnoreReason {
                 | IgnoreReason::DuplicateBuildStatus { .. }
                 | IgnoreReason::DuplicateScan { .. }
                 | IgnoreReason::AlreadyAbandoned { .. }
+                | IgnoreReason::AlreadyExpired { .. }
                 | IgnoreReason::AlreadyRecorded { .. }
         )
     }

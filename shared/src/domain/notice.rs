@@ -28,6 +28,8 @@ pub enum RejectReason {
     Published { attempt: u32 },
     /// An attempt is still under way; only a failed or blocked release is built again.
     InFlight { attempt: u32, phase: Phase },
+    /// Retention expired the published release: its name is spent.
+    Expired { attempt: u32, at: Millis },
 }
 
 impl RejectReason {
@@ -40,6 +42,7 @@ impl RejectReason {
             RejectReason::TakenBy { .. } => "taken",
             RejectReason::Published { .. } => "published",
             RejectReason::InFlight { .. } => "in-flight",
+            RejectReason::Expired { .. } => "expired",
         }
     }
 
@@ -79,6 +82,11 @@ impl fmt::Display for RejectReason {
             RejectReason::InFlight { attempt, phase } => write!(
                 f,
                 "attempt {attempt} is still {phase}; only a failed or blocked release is built again"
+            ),
+            RejectReason::Expired { attempt, at } => write!(
+                f,
+                "the release was published by attempt {attempt} and expired by retention at {}; an expired release's name is never built again; upload under a new file name",
+                crate::domain::rfc3339(*at)
             ),
         }
     }

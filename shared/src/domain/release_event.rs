@@ -205,6 +205,7 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
     let reason = match kind {
         EventKind::Failed => release.failure_reason(),
         EventKind::Blocked => Some(release.blocked_reason()),
+        EventKind::Expired => release.expired.as_ref().map(|e| e.rule.to_string()),
         _ => None,
     };
     let scans = release

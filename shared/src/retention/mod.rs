@@ -1,22 +1,35 @@
-//! Retention: inventory a repository, plan with the pure planner, delete what the plan
-//! allows, report. [`run`] is the retention-cleanup function's whole job on the ports;
-//! `archgate retention` uses the steps one by one.
+//! Retention: survey a repository (inventory, ledger, workloads), plan releases and images
+//! with the pure planners, expire and delete what the plans allow, report. [`run`] is the
+//! retention-cleanup function's whole job on the ports; `archgate retention` uses the steps
+//! one by one.
 
+mod apply;
 mod run;
+mod survey;
 
+pub use apply::{apply_plan, apply_plan_with_progress, ExpiredRelease, Targets};
 pub use run::{run, Request, Retention, RunReport};
+pub use survey::{plan_repository, survey_repository, Survey};
 
 use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
-use crate::domain::retention::{
-    plan, read_links, ImageRecord, ManifestLinks, Plan, RetentionPolicy,
-};
-use crate::domain::{BuildRole, Digest, Millis};
+use crate::domain::retention::{ReleasePolicy, RetentionPolicy};
+use crate::domain::Digest;
 use crate::error::AdapterError;
-use crate::ports::{
-    EventPublisher, FetchedManifest, Ledger, RepositoryInventory, BATCH_LIMIT, LIST_PAGE,
-};
+use crate::ports::{EventPublisher, RepositoryInventory};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+/// BatchGetImage calls in flight at once per repository.
+pub const READ_CONCURRENCY: usize = 8;
+/// BatchDeleteImage calls in flight at once per repository (within one wave).
+pub const DELETE_CONCURRENCY: usize = 4;
+
+/// Both policies of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub images: RetentionPolicy,
+    pub releases: ReleasePolicy,
+}
 
 /// Config types of image configurations: a manifest with one of these is an image, not an
 /// artifact that could refer to another image.
@@ -45,9 +58,44 @@ pub struct RepositoryReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
     pub bytes_reclaimed: u64,
+    /// Releases this run expired, with the rule of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub releases_expired: Vec<ExpiredRelease>,
+    /// Releases expired and kept, by rule.
+    pub releases_expired_by_rule: BTreeMap<&'static str, usize>,
+    pub releases_kept_by_rule: BTreeMap<&'static str, usize>,
+    /// Why no release expired this run, when the release plan was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub releases_refused: Option<String>,
+    /// Images kept because workloads use them, with the first user of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_use: Vec<(Digest, String)>,
     pub aws_calls: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl RepositoryReport {
+    /// The report of a survey before anything is applied.
+    pub fn of(repository: &str, survey: &Survey, dry_run: bool) -> Self {
+        let plan = &survey.plan;
+        RepositoryReport {
+            repository: repository.to_owned(),
+            dry_run,
+            images: survey.images.len(),
+            unparseable: plan.unparseable.clone(),
+            unreadable: plan.unreadable.clone(),
+            unreadable_records: survey.unreadable_records.clone(),
+            refused: plan.refused.clone(),
+            aws_calls: survey.requests,
+            kept_by_reason: plan.kept_by_reason(),
+            releases_expired_by_rule: survey.releases.expired_by_rule(),
+            releases_kept_by_rule: survey.releases.kept_by_rule(),
+            releases_refused: survey.releases.refused.clone(),
+            in_use: survey.in_use_list(),
+            ..RepositoryReport::default()
+        }
+    }
 }
 
 /// Whether an image must be read: an index, or an untagged manifest that may be a referrer.
@@ -59,180 +107,6 @@ fn needs_reading(media_type: Option<&str>, artifact_type: Option<&str>, tagged: 
         }
         _ => false,
     }
-}
-
-/// What the ledger says retention must keep in `repository`: the images of releases that
-/// are not final (waiting for builds or scans, or blocked: a blocked release can still be
-/// published), and every digest that an item which does not parse mentions (fail safe).
-/// Also returns the earliest start of an attempt whose builds have not all reported the
-/// image they pushed: until they do, every image pushed since may be one of them.
-async fn in_flight<L: Ledger>(
-    ledger: &L,
-    repository: &str,
-) -> Result<(HashSet<Digest>, Option<Millis>, Vec<(String, String)>), AdapterError> {
-    let listing = ledger.list(usize::MAX).await?;
-    let mut digests = HashSet::new();
-    let mut unreported_since: Option<Millis> = None;
-    for stored in listing.releases {
-        let release = stored.release;
-        if release.key.repository != repository
-            || !(release.phase().is_in_flight() || release.phase() == crate::domain::Phase::Blocked)
-        {
-            continue;
-        }
-        if let Some(candidate) = &release.candidate {
-            digests.insert(candidate.digest.clone());
-            digests.extend(candidate.children.iter().map(|c| c.digest.clone()));
-        }
-        for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
-            digests.extend(release.build(role).image_digest.clone());
-        }
-        let unreported = release.candidate.is_none()
-            && [BuildRole::Amd64, BuildRole::Arm64]
-                .iter()
-                .any(|role| release.build(*role).image_digest.is_none());
-        if unreported {
-            let started = release.started_at();
-            unreported_since = Some(unreported_since.map_or(started, |s| s.min(started)));
-        }
-    }
-    let mut skipped = Vec::new();
-    for item in listing.unreadable {
-        tracing::error!(item = %item.id, reason = %item.reason, "ledger item does not parse; its digests are kept");
-        digests.extend(item.mentioned);
-        skipped.push((item.id, item.reason));
-    }
-    Ok((digests, unreported_since, skipped))
-}
-
-/// One repository as retention saw it: the inventory, the plan, the ledger items it could not
-/// read, and how many AWS requests the survey took.
-#[derive(Debug, Clone)]
-pub struct Survey {
-    pub images: Vec<ImageRecord>,
-    pub plan: Plan,
-    pub unreadable_records: Vec<(String, String)>,
-    pub requests: usize,
-}
-
-/// Inventories and plans one repository.
-pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
-    inventory: &I,
-    ledger: &L,
-    repository: &str,
-    policy: &RetentionPolicy,
-    now: Millis,
-) -> Result<Survey, AdapterError> {
-    let listed = inventory.list_images(repository).await?;
-    let to_read: Vec<Digest> = listed
-        .iter()
-        .filter(|i| {
-            needs_reading(
-                i.media_type.as_deref(),
-                i.artifact_media_type.as_deref(),
-                !i.tags.is_empty(),
-            )
-        })
-        .map(|i| i.digest.clone())
-        .collect();
-    let mut links: BTreeMap<Digest, ManifestLinks> = BTreeMap::new();
-    if !to_read.is_empty() {
-        for (digest, fetched) in inventory.manifests_by_digest(repository, &to_read).await? {
-            let link = match fetched {
-                FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
-                // Not readable: it may reference anything (fail closed).
-                FetchedManifest::Failed(reason) => ManifestLinks::Unreadable { reason },
-            };
-            links.insert(digest, link);
-        }
-    }
-    let records: Vec<ImageRecord> = listed
-        .into_iter()
-        .map(|i| ImageRecord {
-            links: links.remove(&i.digest).unwrap_or(ManifestLinks::NotRead),
-            digest: i.digest,
-            tags: i.tags,
-            pushed_at: i.pushed_at,
-            media_type: i.media_type,
-            size_bytes: i.size_bytes,
-        })
-        .collect();
-    let (mut flying, unreported_since, unreadable_records) = in_flight(ledger, repository).await?;
-    if let Some(since) = unreported_since {
-        flying.extend(
-            records
-                .iter()
-                .filter(|r| r.pushed_at >= since)
-                .map(|r| r.digest.clone()),
-        );
-    }
-    let plan = plan(&records, &flying, policy, now);
-    let requests =
-        records.len().div_ceil(LIST_PAGE).max(1) + to_read.len().div_ceil(BATCH_LIMIT) + 1;
-    Ok(Survey {
-        images: records,
-        plan,
-        unreadable_records,
-        requests,
-    })
-}
-
-/// Deletes what the plan allows (unless `dry_run`) and builds the report.
-pub async fn apply_plan<I: RepositoryInventory>(
-    inventory: &I,
-    repository: &str,
-    survey: &Survey,
-    dry_run: bool,
-) -> Result<RepositoryReport, AdapterError> {
-    apply_plan_with_progress(inventory, repository, survey, dry_run, |_, _| {}).await
-}
-
-/// [`apply_plan`], calling `progress(done, total)` after each BatchDeleteImage.
-pub async fn apply_plan_with_progress<I: RepositoryInventory>(
-    inventory: &I,
-    repository: &str,
-    survey: &Survey,
-    dry_run: bool,
-    mut progress: impl FnMut(usize, usize),
-) -> Result<RepositoryReport, AdapterError> {
-    let plan = &survey.plan;
-    let mut report = RepositoryReport {
-        repository: repository.to_owned(),
-        dry_run,
-        images: survey.images.len(),
-        unparseable: plan.unparseable.clone(),
-        unreadable: plan.unreadable.clone(),
-        unreadable_records: survey.unreadable_records.clone(),
-        refused: plan.refused.clone(),
-        aws_calls: survey.requests,
-        kept_by_reason: plan.kept_by_reason(),
-        ..RepositoryReport::default()
-    };
-    if dry_run || plan.refused.is_some() || plan.delete.is_empty() {
-        report.deleted = if dry_run {
-            plan.delete.iter().map(|d| d.digest.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        report.bytes_reclaimed = if dry_run { plan.bytes_reclaimed } else { 0 };
-        return Ok(report);
-    }
-    let ordered: Vec<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
-    // One batch a call, in plan order: an index's batch goes before its children's.
-    for batch in ordered.chunks(BATCH_LIMIT) {
-        report.aws_calls += 1;
-        let result = inventory.delete_images(repository, batch).await?;
-        report.deleted.extend(result.deleted);
-        report.failed.extend(result.failed);
-        progress(report.deleted.len() + report.failed.len(), ordered.len());
-    }
-    let sizes: BTreeMap<&Digest, u64> = plan
-        .delete
-        .iter()
-        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
-        .collect();
-    report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
-    Ok(report)
 }
 
 /// Publishes a repository's report as a `Retention Report` event.

@@ -1,7 +1,10 @@
 //! One retention run: every configured repository (or the ones a request names), a few at a
 //! time; one repository's failure does not stop the others.
 
-use super::{apply_plan, plan_repository, publish_report, resolve_repositories, RepositoryReport};
+use super::{
+    apply_plan, publish_report, resolve_repositories, survey_repository, RepositoryReport, Rules,
+    Targets,
+};
 use crate::config::RetentionConfig;
 use crate::error::chain;
 use crate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory, Workloads};
@@ -51,29 +54,66 @@ where
         .repositories
         .clone()
         .unwrap_or_else(|| retention.config.repositories.clone());
-    let policy = retention.config.policy(request.force);
+    let rules = Rules {
+        images: retention.config.policy(request.force),
+        releases: retention.config.release_policy(request.force),
+    };
     let now = retention.clock.now_millis();
-    let resolved = resolve_repositories(&retention.inventory, &patterns).await;
     let failed = |repository: String, error: String| RepositoryReport {
         repository,
         dry_run: request.dry_run,
         error: Some(error),
         ..RepositoryReport::default()
     };
+    // One read of the account's workloads for every repository. Unreadable, nothing is
+    // deleted anywhere: any image may be in use (fail closed).
+    let uses = match retention.workloads.images_in_use().await {
+        Ok(uses) => uses,
+        Err(error) => {
+            let reason = format!(
+                "the images workloads use could not be read ({}); nothing is deleted this run",
+                chain(&error)
+            );
+            warn!(%reason, "retention fails closed");
+            let mut reports = Vec::new();
+            for repository in patterns {
+                let report = failed(repository, reason.clone());
+                if let Err(error) = publish_report(&retention.events, &report).await {
+                    warn!(error = %chain(&error), "could not publish the retention report");
+                }
+                reports.push(report);
+            }
+            return RunReport {
+                dry_run: request.dry_run,
+                repositories: reports,
+            };
+        }
+    };
+    let resolved = resolve_repositories(&retention.inventory, &patterns).await;
+    let targets = Targets {
+        inventory: &retention.inventory,
+        ledger: &retention.ledger,
+        events: Some(&retention.events),
+    };
     let mut reports = stream::iter(resolved)
         .map(|entry| {
-            let policy = policy.clone();
+            let (rules, uses, targets) = (&rules, &uses, &targets);
             async move {
                 let repository = match entry {
                     Ok(name) => name,
                     Err((pattern, error)) => return failed(pattern, chain(&error)),
                 };
-                let inventory = &retention.inventory;
                 let result = async {
-                    let survey =
-                        plan_repository(inventory, &retention.ledger, &repository, &policy, now)
-                            .await?;
-                    apply_plan(inventory, &repository, &survey, request.dry_run).await
+                    let survey = survey_repository(
+                        &retention.inventory,
+                        &retention.ledger,
+                        &repository,
+                        rules,
+                        uses,
+                        now,
+                    )
+                    .await?;
+                    apply_plan(targets, &repository, &survey, request.dry_run).await
                 }
                 .await;
                 let report = result.unwrap_or_else(|error| {
@@ -83,7 +123,7 @@ where
                 if let Err(error) = publish_report(&retention.events, &report).await {
                     warn!(%repository, error = %chain(&error), "could not publish the retention report");
                 }
-                info!(%repository, deleted = report.deleted.len(), failed = report.failed.len(), refused = report.refused.is_some(), "retention done");
+                info!(%repository, deleted = report.deleted.len(), failed = report.failed.len(), releases_expired = report.releases_expired.len(), refused = report.refused.is_some(), "retention done");
                 report
             }
         })

@@ -57,6 +57,9 @@ pub struct Release {
     pub notices: Vec<Notice>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_notice: u32,
+    /// Set when retention expired the release (see [`Expiry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<Expiry>,
 }
 
 fn first_attempt() -> u32 {
@@ -92,6 +95,7 @@ impl Release {
             reserved: None,
             notices: Vec::new(),
             next_notice: 0,
+            expired: None,
         };
         release.note(
             now,
@@ -148,6 +152,8 @@ impl Release {
     pub fn phase(&self) -> Phase {
         if self.reserved.is_some() {
             Phase::Rejected
+        } else if self.expired.is_some() {
+            Phase::Expired
         } else if self.failure().is_some() || (self.abandoned.is_some() && self.published.is_none())
         {
             Phase::Failed
@@ -330,7 +336,7 @@ impl Release {
     pub(super) fn start_queued_attempt(&mut self, now: Millis) {
         let outcome = self.phase();
         if self.queued.is_none()
-            || !matches!(outcome, Phase::Failed | Phase::Blocked)
+            || !matches!(outcome, Phase::Failed | Phase::Blocked | Phase::Expired)
             || !self.pending.is_empty()
             || !self.required_effects().is_empty()
         {
@@ -341,6 +347,10 @@ impl Release {
         };
         let reason = match outcome {
             Phase::Failed => self.failure_reason(),
+            Phase::Expired => self
+                .expired
+                .as_ref()
+                .map(|e| format!("expired: {}", e.rule)),
             _ => Some(self.blocked_reason()),
         };
         self.history.push(PastAttempt {
@@ -364,6 +374,7 @@ impl Release {
         self.scans.clear();
         self.published = None;
         self.abandoned = None;
+        self.expired = None;
         self.emitted.clear();
         self.attempt_started_at = Some(now);
         self.note(

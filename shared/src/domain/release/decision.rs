@@ -37,6 +37,8 @@ pub enum Fact {
     ScanEvaluated(ScanRecord),
     /// The release missed its deadline: it ends Failed with this reason (unless already final).
     Abandoned { reason: String },
+    /// Retention expires the release by this rule (see [`ExpiryRule`]).
+    Expire { rule: ExpiryRule },
     /// Nothing new: only takes over effects whose claims outlived their lease.
     Nudge,
     /// An effect this invocation performed produced this result.
@@ -123,6 +125,7 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 Ok(())
             }
         }
+        Fact::Expire { rule } => release.expire(rule, now),
         Fact::Nudge => Ok(()),
         Fact::Completed(result) => {
             record_result(&mut release, result, now);
@@ -161,6 +164,7 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 digest: scan.digest.clone(),
             },
             Fact::Abandoned { .. } => IgnoreReason::AlreadyAbandoned { key },
+            Fact::Expire { .. } => IgnoreReason::AlreadyExpired { key },
             Fact::Nudge => IgnoreReason::NothingToTakeOver { key },
             Fact::Completed(result) => IgnoreReason::AlreadyRecorded {
                 effect: result.effect(),

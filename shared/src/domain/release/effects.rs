@@ -18,6 +18,8 @@ pub enum EventKind {
     Blocked,
     #[serde(rename = "Release Published")]
     Published,
+    #[serde(rename = "Release Expired")]
+    Expired,
 }
 
 impl EventKind {
@@ -28,6 +30,7 @@ impl EventKind {
             EventKind::CandidateReady => "Release Candidate Ready",
             EventKind::Blocked => "Release Blocked",
             EventKind::Published => "Release Published",
+            EventKind::Expired => "Release Expired",
         }
     }
 
@@ -38,6 +41,7 @@ impl EventKind {
             EventKind::CandidateReady => "candidate-ready",
             EventKind::Blocked => "blocked",
             EventKind::Published => "published",
+            EventKind::Expired => "expired",
         }
     }
 }

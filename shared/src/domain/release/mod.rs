@@ -32,6 +32,7 @@ pub const MAX_EARLY_SCANS: usize = 2;
 mod aggregate;
 mod decision;
 mod effects;
+mod expiry;
 mod names;
 mod parts;
 mod phase;
@@ -41,6 +42,7 @@ mod work;
 pub use aggregate::Release;
 pub use decision::{decide, Decision, Fact};
 pub use effects::{Claim, Effect, EffectResult, EventKind, Service};
+pub use expiry::{Expiry, ExpiryRule};
 pub use names::{Arch, BuildRole, BuildStatus, ManifestMode, ReleaseKey, SourceObject};
 pub use parts::{
     BuildRecord, Candidate, CandidateChild, GateState, Publication, ScanRecord, TimelineEntry,

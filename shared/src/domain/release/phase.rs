@@ -19,6 +19,8 @@ pub enum Phase {
     /// The name can never be a release (a reserved name): the record only holds the refused
     /// uploads and their announcements.
     Rejected,
+    /// Retention expired it: its images are gone (or going). The record stays as a tombstone.
+    Expired,
 }
 
 impl Phase {
@@ -31,13 +33,17 @@ impl Phase {
             Phase::Published => "published",
             Phase::Failed => "failed",
             Phase::Rejected => "rejected",
+            Phase::Expired => "expired",
         }
     }
 
-    /// Published, Failed and Rejected wait for nothing; Blocked can still be published by a
+    /// Published, Failed, Rejected and Expired wait for nothing; Blocked can still be published by a
     /// re-evaluation. (A failed or blocked release can start a new attempt.)
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Published | Phase::Failed | Phase::Rejected)
+        matches!(
+            self,
+            Phase::Published | Phase::Failed | Phase::Rejected | Phase::Expired
+        )
     }
 
     /// Waiting for builds, the index or scans: what the reconciler's deadline applies to.

@@ -84,6 +84,24 @@ pub(super) fn record_upload(
             let attempt = release.attempt;
             refuse(release, RejectReason::Published { attempt })
         }
+        Phase::Expired if release.is_tombstone() => {
+            let attempt = release.attempt;
+            let at = release.expired.as_ref().map_or(0, |e| e.at);
+            refuse(release, RejectReason::Expired { attempt, at })
+        }
+        Phase::Expired => {
+            // An expired attempt was never published: its name is free to build again.
+            release.note(
+                now,
+                format!(
+                    "upload version {} queued as attempt {}",
+                    source.revision(),
+                    release.attempt + 1
+                ),
+            );
+            release.queued = Some(source.clone());
+            Ok(())
+        }
         phase @ (Phase::Building | Phase::Assembling | Phase::CandidateReady) => {
             let attempt = release.attempt;
             refuse(release, RejectReason::InFlight { attempt, phase })
@@ -169,6 +187,7 @@ pub(super) fn record_scan(
     let key = release.key.clone();
     match release.phase() {
         Phase::Failed => return Err(IgnoreReason::ReleaseFailed { key }),
+        Phase::Expired => return Err(IgnoreReason::ReleaseExpired { key }),
         Phase::Rejected => return Err(IgnoreReason::ScanOfReservedName { key }),
         Phase::Published => return record_scan_after_publication(release, scan, now),
         _ => {}

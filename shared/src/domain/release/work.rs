@@ -46,6 +46,12 @@ impl Release {
         if phase == Phase::Rejected {
             return effects;
         }
+        if phase == Phase::Expired {
+            if !self.emitted.contains(&EventKind::Expired) {
+                effects.push(Effect::Emit(EventKind::Expired));
+            }
+            return effects;
+        }
         for arch in Arch::ALL {
             let role = BuildRole::arch(arch);
             if phase != Phase::Failed && self.build(role).build_id.is_none() {
@@ -62,7 +68,7 @@ impl Release {
         // a blocking verdict that arrives meanwhile neither cancels it nor announces a block.
         let promoting = self.pending.iter().any(|c| c.effect == Effect::Promote);
         match phase {
-            Phase::Building | Phase::Rejected => {}
+            Phase::Building | Phase::Rejected | Phase::Expired => {}
             Phase::Blocked => {
                 if promoting {
                     effects.push(Effect::Promote);

@@ -5,11 +5,17 @@
 //! index children or referrers, and it orders deletions so an index goes before its children
 //! (ECR refuses to delete a child an index still references).
 
+mod in_use;
 mod links;
 mod plan;
+mod releases;
 
+pub use in_use::{images_in_use, parse_reference, ImageRef, ImageUse};
 pub use links::{cosign_subject, mentioned_digests, read_links};
-pub use plan::plan;
+pub use plan::{plan, plan_with, Seeds};
+pub use releases::{
+    plan_releases, Fate, ReleaseKeep, ReleasePlan, ReleasePolicy, ReleaseVerdict, TagPattern,
+};
 
 use super::digest::Digest;
 use super::Millis;
@@ -63,6 +69,10 @@ pub struct RetentionPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "reason", content = "of", rename_all = "snake_case")]
 pub enum KeepReason {
+    /// A workload uses it (directly or through an index); the user is named.
+    InUse(String),
+    /// An image of this kept release (ledger record or own tags).
+    Release(String),
     Tagged,
     Young,
     InFlight,
@@ -86,6 +96,8 @@ impl KeepReason {
     /// The reason's name, as reports count kept images by it (`tagged`, `child_of`, …).
     pub fn name(&self) -> &'static str {
         match self {
+            KeepReason::InUse(_) => "in_use",
+            KeepReason::Release(_) => "release",
             KeepReason::Tagged => "tagged",
             KeepReason::Young => "young",
             KeepReason::InFlight => "in_flight",
@@ -114,6 +126,11 @@ impl KeepReason {
 impl std::fmt::Display for KeepReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = self.name().replace('_', " ");
+        match self {
+            KeepReason::InUse(user) => return write!(f, "in use by {user}"),
+            KeepReason::Release(tag) => return write!(f, "image of kept release {tag}"),
+            _ => {}
+        }
         match self.of() {
             Some(digest) => write!(f, "{name} {digest}"),
             None => f.write_str(&name),
@@ -129,6 +146,8 @@ pub enum DeleteReason {
     Untagged,
     /// A referrer whose subject is gone.
     OrphanReferrer,
+    /// Held by an expiring release, and nothing kept reaches it.
+    ReleaseExpired,
 }
 
 impl std::fmt::Display for DeleteReason {
@@ -136,6 +155,7 @@ impl std::fmt::Display for DeleteReason {
         f.write_str(match self {
             DeleteReason::Untagged => "untagged",
             DeleteReason::OrphanReferrer => "orphan referrer",
+            DeleteReason::ReleaseExpired => "release expired",
         })
     }
 }
@@ -145,6 +165,9 @@ pub struct Deletion {
     pub digest: Digest,
     pub size_bytes: Option<u64>,
     pub why: DeleteReason,
+    /// Deletions of one wave may run together; a wave starts when the one before it ended
+    /// (an index's wave comes before its children's, a referrer's before its subject's).
+    pub wave: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

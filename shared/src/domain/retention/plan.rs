@@ -9,6 +9,19 @@ use crate::domain::Millis;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
+/// What keeps images beyond the inventory itself, and what release-level retention lets go.
+#[derive(Clone, Debug, Default)]
+pub struct Seeds {
+    /// Digests of releases not yet final.
+    pub in_flight: HashSet<Digest>,
+    /// Images kept whatever else holds: in use by a workload, held by a kept release.
+    pub pinned: HashMap<Digest, KeepReason>,
+    /// Tags of expiring releases: they keep nothing.
+    pub released_tags: HashSet<String>,
+    /// Images of expiring releases: not kept for being young.
+    pub expiring: HashSet<Digest>,
+}
+
 /// Plans one repository. `in_flight` holds the digests of releases not yet final.
 ///
 /// Kept: tagged images, untagged images younger than the retention age (or pushed "in the
@@ -20,6 +33,22 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 pub fn plan(
     images: &[ImageRecord],
     in_flight: &HashSet<Digest>,
+    policy: &RetentionPolicy,
+    now: Millis,
+) -> Plan {
+    let seeds = Seeds {
+        in_flight: in_flight.clone(),
+        ..Seeds::default()
+    };
+    plan_with(images, &seeds, policy, now)
+}
+
+/// [`plan`] with every seed: images in use and of kept releases are pinned; the tags of
+/// expiring releases keep nothing and their images go whatever their age, unless something
+/// kept reaches them.
+pub fn plan_with(
+    images: &[ImageRecord],
+    seeds: &Seeds,
     policy: &RetentionPolicy,
     now: Millis,
 ) -> Plan {
@@ -39,7 +68,7 @@ pub fn plan(
         if let ManifestLinks::Unreadable { reason } = &record.links {
             unreadable.push((record.digest.clone(), reason.clone()));
         }
-        if let Some(seed) = seed_reason(record, in_flight, policy, now) {
+        if let Some(seed) = seed_reason(record, seeds, policy, now) {
             let slot = &mut reasons[node as usize];
             if slot.as_ref().is_none_or(|held| seed < *held) {
                 *slot = Some(seed);
@@ -71,7 +100,7 @@ pub fn plan(
         }
     }
     let doomed: Vec<bool> = reasons.iter().map(Option::is_none).collect();
-    let order = graph.deletion_order(&doomed);
+    let (order, waves) = graph.deletion_order(&doomed);
 
     // Written so that a share that is not a number refuses rather than allows.
     let within_share = order.len() as f64 <= policy.max_delete_share * nodes as f64;
@@ -103,6 +132,8 @@ pub fn plan(
             bytes_reclaimed = bytes_reclaimed.saturating_add(size_bytes.unwrap_or(0));
             let why = if graph.absent_subject[node as usize].is_some() {
                 DeleteReason::OrphanReferrer
+            } else if seeds.expiring.contains(&record.digest) {
+                DeleteReason::ReleaseExpired
             } else {
                 DeleteReason::Untagged
             };
@@ -110,6 +141,7 @@ pub fn plan(
                 digest: record.digest.clone(),
                 size_bytes,
                 why,
+                wave: waves[node as usize],
             });
         }
     }
@@ -142,17 +174,23 @@ pub fn plan(
 /// Why an image stays on its own merits, before any reference is followed.
 fn seed_reason(
     record: &ImageRecord,
-    in_flight: &HashSet<Digest>,
+    seeds: &Seeds,
     policy: &RetentionPolicy,
     now: Millis,
 ) -> Option<KeepReason> {
-    if !record.tags.is_empty() {
+    let tagged = record
+        .tags
+        .iter()
+        .any(|tag| !seeds.released_tags.contains(tag));
+    if let Some(pinned) = seeds.pinned.get(&record.digest) {
+        Some(pinned.clone())
+    } else if tagged {
         Some(KeepReason::Tagged)
-    } else if record.pushed_at > now
-        || now.saturating_sub(record.pushed_at) < policy.untagged_age_ms
+    } else if !seeds.expiring.contains(&record.digest)
+        && (record.pushed_at > now || now.saturating_sub(record.pushed_at) < policy.untagged_age_ms)
     {
         Some(KeepReason::Young)
-    } else if in_flight.contains(&record.digest) {
+    } else if seeds.in_flight.contains(&record.digest) {
         Some(KeepReason::InFlight)
     } else if matches!(record.links, ManifestLinks::Unparseable { .. }) {
         Some(KeepReason::Unparseable)
@@ -334,8 +372,10 @@ impl<'a> Graph<'a> {
     }
 
     /// Kahn's algorithm over the doomed nodes: an index before its children, a referrer
-    /// before its subject, the smallest digest first among those free to go.
-    fn deletion_order(&self, doomed: &[bool]) -> Vec<u32> {
+    /// before its subject, the smallest digest first among those free to go. Also each
+    /// node's wave: one more than the latest wave of the nodes that must go before it.
+    fn deletion_order(&self, doomed: &[bool]) -> (Vec<u32>, Vec<u32>) {
+        let mut waves = vec![0u32; doomed.len()];
         let mut waiting_on = vec![0u32; doomed.len()];
         let mut count = 0;
         for node in (0..doomed.len() as u32).filter(|&n| doomed[n as usize]) {
@@ -355,6 +395,7 @@ impl<'a> Graph<'a> {
             order.push(node);
             for &after in self.precedes.of(node) {
                 if doomed[after as usize] {
+                    waves[after as usize] = waves[after as usize].max(waves[node as usize] + 1);
                     waiting_on[after as usize] -= 1;
                     if waiting_on[after as usize] == 0 {
                         free.push(Reverse(after));
@@ -369,8 +410,13 @@ impl<'a> Graph<'a> {
             let rest: Vec<u32> = (0..doomed.len() as u32)
                 .filter(|&n| doomed[n as usize] && !placed.contains(&n))
                 .collect();
+            // One at a time, after everything else.
+            let last = order.iter().map(|&n| waves[n as usize]).max().unwrap_or(0);
+            for (at, &node) in rest.iter().enumerate() {
+                waves[node as usize] = last + 1 + at as u32;
+            }
             order.extend(rest);
         }
-        order
+        (order, waves)
     }
 }

@@ -1,0 +1,282 @@
+//! Applies a survey. Tombstones first: once a release's ledger record says it expired, no
+//! upload, evaluation or promotion can revive it while its images go. Then the deletions,
+//! wave by wave (an index's wave before its children's, a referrer's before its subject's),
+//! the batches of one wave concurrently. Then one `Release Expired` per release.
+
+use super::{RepositoryReport, Survey, DELETE_CONCURRENCY};
+use crate::domain::release::{EffectResult, EventKind, ExpiryRule};
+use crate::domain::release_event::release_event;
+use crate::domain::retention::Fate;
+use crate::domain::{decide, Decision, Digest, Fact, Millis, Phase, ReleaseKey};
+use crate::error::{chain, AdapterError};
+use crate::ports::{
+    DeleteResult, EventPublisher, Ledger, RepositoryInventory, SaveError, Stored, BATCH_LIMIT,
+};
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use tracing::{info, warn};
+
+/// Conflicting writes of one release's tombstone before retention leaves it for a later run.
+const WRITE_ATTEMPTS: usize = 4;
+
+/// A release this run expired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExpiredRelease {
+    pub tag: String,
+    pub rule: &'static str,
+    pub reason: String,
+    /// Its images that were deleted (shared ones stay with the releases that keep them).
+    pub images: usize,
+}
+
+/// The ports an apply writes to. Without an event bus (a CLI run without one), the `Release
+/// Expired` events stay claimed in the ledger and the reconciler announces them once the
+/// claims' lease has run out.
+pub struct Targets<'a, I, L, E> {
+    pub inventory: &'a I,
+    pub ledger: &'a L,
+    pub events: Option<&'a E>,
+}
+
+/// Deletes what the plan allows (unless `dry_run`), expires the releases it expires, and
+/// builds the report.
+pub async fn apply_plan<I, L, E>(
+    targets: &Targets<'_, I, L, E>,
+    repository: &str,
+    survey: &Survey,
+    dry_run: bool,
+) -> Result<RepositoryReport, AdapterError>
+where
+    I: RepositoryInventory,
+    L: Ledger,
+    E: EventPublisher,
+{
+    apply_plan_with_progress(targets, repository, survey, dry_run, |_, _| {}).await
+}
+
+/// [`apply_plan`], calling `progress(done, total)` after each BatchDeleteImage.
+pub async fn apply_plan_with_progress<I, L, E>(
+    targets: &Targets<'_, I, L, E>,
+    repository: &str,
+    survey: &Survey,
+    dry_run: bool,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<RepositoryReport, AdapterError>
+where
+    I: RepositoryInventory,
+    L: Ledger,
+    E: EventPublisher,
+{
+    let mut report = RepositoryReport::of(repository, survey, dry_run);
+    if dry_run || survey.plan.refused.is_some() {
+        if dry_run {
+            report.deleted = survey
+                .plan
+                .delete
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect();
+            report.bytes_reclaimed = survey.plan.bytes_reclaimed;
+            report.releases_expired = expired_releases(survey, &report.deleted);
+        }
+        return Ok(report);
+    }
+
+    // 1. Tombstones. A release whose tombstone could not be written stays this run, and the
+    //    image plan is made again without it.
+    let mut tombstoned: HashMap<String, Stored> = HashMap::new();
+    for release in survey.releases.releases.iter().filter(|r| r.expires_now()) {
+        let Fate::Expire { rule, .. } = &release.fate else {
+            continue;
+        };
+        let Some(stored) = survey.stored.get(&release.tag) else {
+            continue;
+        };
+        let (written, calls) = tombstone(targets.ledger, stored, rule, survey.now).await?;
+        report.aws_calls += calls;
+        if let Some(written) = written {
+            tombstoned.insert(release.tag.clone(), written);
+        }
+    }
+    let replanned;
+    let survey = if survey
+        .releases
+        .releases
+        .iter()
+        .any(|r| r.expires_now() && !tombstoned.contains_key(&r.tag))
+    {
+        let mut again = survey.clone();
+        again
+            .releases
+            .keep_only_expiring(|tag| tombstoned.contains_key(tag));
+        again.replan();
+        report.kept_by_reason = again.plan.kept_by_reason();
+        report.releases_kept_by_rule = again.releases.kept_by_rule();
+        report.releases_expired_by_rule = again.releases.expired_by_rule();
+        replanned = again;
+        &replanned
+    } else {
+        survey
+    };
+
+    // 2. Deletions, wave by wave.
+    let plan = &survey.plan;
+    let mut waves: BTreeMap<u32, Vec<Digest>> = BTreeMap::new();
+    for deletion in &plan.delete {
+        waves
+            .entry(deletion.wave)
+            .or_default()
+            .push(deletion.digest.clone());
+    }
+    let total = plan.delete.len();
+    for digests in waves.values() {
+        let results: Vec<Result<DeleteResult, AdapterError>> =
+            stream::iter(digests.chunks(BATCH_LIMIT))
+                .map(|batch| targets.inventory.delete_images(repository, batch))
+                .buffer_unordered(DELETE_CONCURRENCY)
+                .collect()
+                .await;
+        report.aws_calls += results.len();
+        for result in results {
+            let result = result?;
+            report.deleted.extend(result.deleted);
+            report.failed.extend(result.failed);
+        }
+        progress(report.deleted.len() + report.failed.len(), total);
+    }
+    let sizes: HashMap<&Digest, u64> = plan
+        .delete
+        .iter()
+        .map(|d| (&d.digest, d.size_bytes.unwrap_or(0)))
+        .collect();
+    report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
+    report.releases_expired = expired_releases(survey, &report.deleted);
+
+    // 3. One `Release Expired` per release, recorded so it is announced once.
+    if let Some(events) = targets.events {
+        for stored in tombstoned.into_values() {
+            match announce(targets.ledger, events, stored, survey.now).await {
+                Ok(calls) => report.aws_calls += calls,
+                Err(error) => {
+                    warn!(%repository, error = %chain(&error), "Release Expired not announced; the reconciler announces it later")
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The releases expiring in this run, with the images of each that were deleted.
+fn expired_releases(survey: &Survey, deleted: &[Digest]) -> Vec<ExpiredRelease> {
+    let deleted: std::collections::HashSet<&Digest> = deleted.iter().collect();
+    survey
+        .releases
+        .releases
+        .iter()
+        .filter_map(|release| match &release.fate {
+            Fate::Expire {
+                rule,
+                already: false,
+            } => Some(ExpiredRelease {
+                tag: release.tag.clone(),
+                rule: rule.name(),
+                reason: rule.to_string(),
+                images: release
+                    .digests
+                    .iter()
+                    .filter(|d| deleted.contains(d))
+                    .count(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes a release's tombstone: the state machine decides on the stored record (it refuses a
+/// release that is not at rest), the ledger's conditional write records it. A conflict reads
+/// the record again and decides again. Returns the record written, if any, and the calls.
+async fn tombstone<L: Ledger>(
+    ledger: &L,
+    stored: &Stored,
+    rule: &ExpiryRule,
+    now: Millis,
+) -> Result<(Option<Stored>, usize), AdapterError> {
+    let key = stored.release.key.clone();
+    let fact = Fact::Expire { rule: rule.clone() };
+    let mut current = Some(stored.clone());
+    let mut calls = 0;
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(stored) = current.take() else {
+            return Ok((None, calls));
+        };
+        let next = match decide(Some(&stored.release), &key, &fact, now) {
+            Decision::Apply { next, .. } if next.phase() == Phase::Expired => next,
+            Decision::Apply { .. } => {
+                info!(release = %key, "release has work under way; it expires in a later run");
+                return Ok((None, calls));
+            }
+            Decision::Ignore(reason) => {
+                info!(release = %key, %reason, "release not expired");
+                return Ok((None, calls));
+            }
+        };
+        calls += 1;
+        match ledger.save(&next, Some(stored.version)).await {
+            Ok(version) => {
+                info!(release = %key, rule = rule.name(), "release expired");
+                return Ok((
+                    Some(Stored {
+                        release: *next,
+                        version,
+                    }),
+                    calls,
+                ));
+            }
+            Err(SaveError::Conflict { .. }) => {
+                calls += 1;
+                current = ledger.load(&key).await?;
+            }
+            Err(SaveError::Adapter(error)) => return Err(error),
+        }
+    }
+    Ok((None, calls))
+}
+
+/// Publishes `Release Expired` and records it as emitted (its claim was written with the
+/// tombstone). Returns the calls made.
+async fn announce<L: Ledger, E: EventPublisher>(
+    ledger: &L,
+    events: &E,
+    stored: Stored,
+    now: Millis,
+) -> Result<usize, AdapterError> {
+    events
+        .publish(&release_event(&stored.release, EventKind::Expired))
+        .await?;
+    let key: ReleaseKey = stored.release.key.clone();
+    let fact = Fact::Completed(EffectResult::Emitted {
+        kind: EventKind::Expired,
+    });
+    let mut calls = 1;
+    let mut current = Some(stored);
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(stored) = current.take() else {
+            break;
+        };
+        let Decision::Apply { next, .. } = decide(Some(&stored.release), &key, &fact, now) else {
+            break;
+        };
+        calls += 1;
+        match ledger.save(&next, Some(stored.version)).await {
+            Ok(_) => break,
+            Err(SaveError::Conflict { .. }) => {
+                calls += 1;
+                current = ledger.load(&key).await?;
+            }
+            Err(SaveError::Adapter(error)) => return Err(error),
+        }
+    }
+    Ok(calls)
+}

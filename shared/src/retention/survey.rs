@@ -1,0 +1,260 @@
+//! Surveys one repository: the inventory (manifests read only where they can reference
+//! others, in concurrent batches), the ledger's releases, the images workloads use; then the
+//! release plan and the image plan.
+
+use super::{needs_reading, Rules, READ_CONCURRENCY};
+use crate::domain::retention::{
+    images_in_use, plan_releases, plan_with, read_links, Fate, ImageRecord, ImageUse, KeepReason,
+    ManifestLinks, Plan, ReleaseKeep, ReleasePlan, Seeds,
+};
+use crate::domain::{BuildRole, Digest, Millis};
+use crate::error::AdapterError;
+use crate::ports::{FetchedManifest, Ledger, RepositoryInventory, Stored, BATCH_LIMIT, LIST_PAGE};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// One repository as retention saw it, and what it plans to do.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub images: Vec<ImageRecord>,
+    /// Every release of the repository with its fate.
+    pub releases: ReleasePlan,
+    pub plan: Plan,
+    pub unreadable_records: Vec<(String, String)>,
+    /// AWS requests the survey took.
+    pub requests: usize,
+    /// The ledger records of the releases, by tag (for the tombstones).
+    pub(super) stored: HashMap<String, Stored>,
+    pub(super) in_flight: HashSet<Digest>,
+    pub(super) in_use: BTreeMap<Digest, String>,
+    pub(super) rules: Rules,
+    pub(super) now: Millis,
+}
+
+impl Survey {
+    /// The images kept because workloads use them, with the first user of each.
+    pub fn in_use_list(&self) -> Vec<(Digest, String)> {
+        self.in_use
+            .iter()
+            .map(|(d, u)| (d.clone(), u.clone()))
+            .collect()
+    }
+
+    /// The image plan for the release plan as it stands (after tombstones that could not be
+    /// written turned releases back into kept ones).
+    pub(super) fn replan(&mut self) {
+        let seeds = seeds(&self.releases, &self.in_flight, &self.in_use);
+        self.plan = plan_with(&self.images, &seeds, &self.rules.images, self.now);
+    }
+}
+
+/// Inventories and plans one repository with the untagged cleanup alone: no release expires
+/// and no workload is consulted.
+pub async fn plan_repository<I: RepositoryInventory, L: Ledger>(
+    inventory: &I,
+    ledger: &L,
+    repository: &str,
+    policy: &crate::domain::retention::RetentionPolicy,
+    now: Millis,
+) -> Result<Survey, AdapterError> {
+    let rules = Rules {
+        images: policy.clone(),
+        releases: Default::default(),
+    };
+    survey_repository(inventory, ledger, repository, &rules, &[], now).await
+}
+
+/// Inventories and plans one repository: releases by `rules.releases`, images by
+/// `rules.images`, never an image that `uses` name.
+pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
+    inventory: &I,
+    ledger: &L,
+    repository: &str,
+    rules: &Rules,
+    uses: &[ImageUse],
+    now: Millis,
+) -> Result<Survey, AdapterError> {
+    let listed = inventory.list_images(repository).await?;
+    let to_read: Vec<Digest> = listed
+        .iter()
+        .filter(|i| {
+            needs_reading(
+                i.media_type.as_deref(),
+                i.artifact_media_type.as_deref(),
+                !i.tags.is_empty(),
+            )
+        })
+        .map(|i| i.digest.clone())
+        .collect();
+    // Batches read concurrently, a few at a time: well inside ECR's request rate, and the
+    // SDK's standard retry absorbs a throttled batch.
+    let fetched: Vec<Vec<(Digest, FetchedManifest)>> = stream::iter(to_read.chunks(BATCH_LIMIT))
+        .map(|batch| inventory.manifests_by_digest(repository, batch))
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut links: HashMap<Digest, ManifestLinks> = HashMap::with_capacity(to_read.len());
+    for (digest, fetched) in fetched.into_iter().flatten() {
+        let link = match fetched {
+            FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
+            // Not readable: it may reference anything (fail closed).
+            FetchedManifest::Failed(reason) => ManifestLinks::Unreadable { reason },
+        };
+        links.insert(digest, link);
+    }
+    let images: Vec<ImageRecord> = listed
+        .into_iter()
+        .map(|i| ImageRecord {
+            links: links.remove(&i.digest).unwrap_or(ManifestLinks::NotRead),
+            digest: i.digest,
+            tags: i.tags,
+            pushed_at: i.pushed_at,
+            media_type: i.media_type,
+            size_bytes: i.size_bytes,
+        })
+        .collect();
+
+    let view = LedgerView::read(ledger, repository).await?;
+    let mut in_flight = view.in_flight();
+    if let Some(since) = view.unreported_since() {
+        // A build that has not said which image it pushed may have pushed any image since its
+        // attempt started.
+        in_flight.extend(
+            images
+                .iter()
+                .filter(|r| r.pushed_at >= since)
+                .map(|r| r.digest.clone()),
+        );
+    }
+    let in_use = images_in_use(repository, uses, &images);
+    let releases: Vec<&crate::domain::Release> = view.releases.iter().map(|s| &s.release).collect();
+    let mut release_plan = plan_releases(&releases, &images, &in_use, &rules.releases, now);
+    let seeds = seeds(&release_plan, &in_flight, &in_use);
+    let plan = plan_with(&images, &seeds, &rules.images, now);
+    if plan.refused.is_some() {
+        // The image plan deletes nothing: no release expires either (a tombstone without its
+        // deletions would be a lie until the next run).
+        for release in release_plan.releases.iter_mut().filter(|r| r.expires_now()) {
+            release.fate = Fate::Keep(ReleaseKeep::Refused);
+        }
+    }
+    let requests =
+        images.len().div_ceil(LIST_PAGE).max(1) + to_read.len().div_ceil(BATCH_LIMIT) + 1;
+    Ok(Survey {
+        images,
+        releases: release_plan,
+        plan,
+        unreadable_records: view.unreadable,
+        requests,
+        stored: view
+            .releases
+            .into_iter()
+            .map(|s| (s.release.key.tag.as_str().to_owned(), s))
+            .collect(),
+        in_flight,
+        in_use,
+        rules: rules.clone(),
+        now,
+    })
+}
+
+/// What the image planner must keep and may let go, from the release plan: images in use and
+/// of kept releases are pinned, the tags and images of expiring releases let go.
+fn seeds(
+    releases: &ReleasePlan,
+    in_flight: &HashSet<Digest>,
+    in_use: &BTreeMap<Digest, String>,
+) -> Seeds {
+    let mut seeds = Seeds {
+        in_flight: in_flight.clone(),
+        ..Seeds::default()
+    };
+    for (digest, user) in in_use {
+        seeds
+            .pinned
+            .insert(digest.clone(), KeepReason::InUse(user.clone()));
+    }
+    for release in &releases.releases {
+        if release.expires() {
+            seeds.released_tags.extend(release.tags.iter().cloned());
+            seeds.expiring.extend(release.digests.iter().cloned());
+        } else {
+            for digest in &release.digests {
+                seeds
+                    .pinned
+                    .entry(digest.clone())
+                    .or_insert_with(|| KeepReason::Release(release.tag.clone()));
+            }
+        }
+    }
+    // An image of an expiring release that a kept one also holds stays (shared children).
+    seeds.expiring.retain(|d| !seeds.pinned.contains_key(d));
+    seeds
+}
+
+/// The ledger's releases of one repository, and the items that did not parse.
+struct LedgerView {
+    releases: Vec<Stored>,
+    unreadable: Vec<(String, String)>,
+    /// Digests mentioned by items that do not parse (fail safe: kept).
+    mentioned: Vec<Digest>,
+}
+
+impl LedgerView {
+    async fn read<L: Ledger>(ledger: &L, repository: &str) -> Result<Self, AdapterError> {
+        let listing = ledger.list(usize::MAX).await?;
+        let mut mentioned = Vec::new();
+        let mut unreadable = Vec::new();
+        for item in listing.unreadable {
+            tracing::error!(item = %item.id, reason = %item.reason, "ledger item does not parse; its digests are kept");
+            mentioned.extend(item.mentioned);
+            unreadable.push((item.id, item.reason));
+        }
+        Ok(LedgerView {
+            releases: listing
+                .releases
+                .into_iter()
+                .filter(|s| s.release.key.repository == repository)
+                .collect(),
+            unreadable,
+            mentioned,
+        })
+    }
+
+    /// The images of releases waiting for builds, the index or scans, and every digest an
+    /// unparseable item mentions.
+    fn in_flight(&self) -> HashSet<Digest> {
+        let mut digests: HashSet<Digest> = self.mentioned.iter().cloned().collect();
+        for stored in &self.releases {
+            let release = &stored.release;
+            if !release.phase().is_in_flight() {
+                continue;
+            }
+            if let Some(candidate) = &release.candidate {
+                digests.insert(candidate.digest.clone());
+                digests.extend(candidate.children.iter().map(|c| c.digest.clone()));
+            }
+            for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+                digests.extend(release.build(role).image_digest.clone());
+            }
+        }
+        digests
+    }
+
+    /// The earliest start of an attempt whose builds have not all reported the image they
+    /// pushed: until they do, every image pushed since may be one of them.
+    fn unreported_since(&self) -> Option<Millis> {
+        self.releases
+            .iter()
+            .map(|s| &s.release)
+            .filter(|r| r.phase().is_in_flight())
+            .filter(|r| {
+                r.candidate.is_none()
+                    && [BuildRole::Amd64, BuildRole::Arm64]
+                        .iter()
+                        .any(|role| r.build(*role).image_digest.is_none())
+            })
+            .map(|r| r.started_at())
+            .min()
+    }
+}
