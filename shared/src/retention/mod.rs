@@ -9,7 +9,7 @@ mod survey;
 
 pub use apply::{apply_plan, apply_plan_with_progress, ExpiredRelease, Targets};
 pub use run::{run, Request, Retention, RunReport};
-pub use survey::{plan_repository, survey_repository, Survey};
+pub use survey::{plan_repository, plan_survey, survey_repository, Planned, Survey};
 
 use crate::domain::oci::{DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::domain::retention::{ReleasePolicy, RetentionPolicy};

@@ -7,7 +7,7 @@ use crate::domain::retention::{
     images_in_use, plan_releases, plan_with, read_links, Fate, ImageRecord, ImageUse, KeepReason,
     ManifestLinks, Plan, ReleaseKeep, ReleasePlan, Seeds,
 };
-use crate::domain::{BuildRole, Digest, Millis};
+use crate::domain::{BuildRole, Digest, Millis, Release};
 use crate::error::AdapterError;
 use crate::ports::{FetchedManifest, Ledger, RepositoryInventory, Stored, BATCH_LIMIT, LIST_PAGE};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -126,24 +126,14 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
                 .map(|r| r.digest.clone()),
         );
     }
-    let in_use = images_in_use(repository, uses, &images);
-    let releases: Vec<&crate::domain::Release> = view.releases.iter().map(|s| &s.release).collect();
-    let mut release_plan = plan_releases(&releases, &images, &in_use, &rules.releases, now);
-    let seeds = seeds(&release_plan, &in_flight, &in_use);
-    let plan = plan_with(&images, &seeds, &rules.images, now);
-    if plan.refused.is_some() {
-        // The image plan deletes nothing: no release expires either (a tombstone without its
-        // deletions would be a lie until the next run).
-        for release in release_plan.releases.iter_mut().filter(|r| r.expires_now()) {
-            release.fate = Fate::Keep(ReleaseKeep::Refused);
-        }
-    }
+    let releases: Vec<&Release> = view.releases.iter().map(|s| &s.release).collect();
+    let planned = plan_survey(repository, &images, &releases, &in_flight, uses, rules, now);
     let requests =
         images.len().div_ceil(LIST_PAGE).max(1) + to_read.len().div_ceil(BATCH_LIMIT) + 1;
     Ok(Survey {
         images,
-        releases: release_plan,
-        plan,
+        releases: planned.releases,
+        plan: planned.images,
         unreadable_records: view.unreadable,
         requests,
         stored: view
@@ -152,10 +142,48 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
             .map(|s| (s.release.key.tag.as_str().to_owned(), s))
             .collect(),
         in_flight,
-        in_use,
+        in_use: planned.in_use,
         rules: rules.clone(),
         now,
     })
+}
+
+/// Both plans of one repository and the images in use, as [`plan_survey`] makes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub releases: ReleasePlan,
+    pub images: Plan,
+    /// Images workloads use (through indexes too), with the first user of each.
+    pub in_use: BTreeMap<Digest, String>,
+}
+
+/// The pure part of a survey: the release plan, then the image plan that removes what the
+/// expiring releases alone hold and keeps what kept releases and workloads use. A refused
+/// image plan expires no release either (a tombstone without its deletions would be a lie
+/// until the next run).
+pub fn plan_survey(
+    repository: &str,
+    images: &[ImageRecord],
+    releases: &[&Release],
+    in_flight: &HashSet<Digest>,
+    uses: &[ImageUse],
+    rules: &Rules,
+    now: Millis,
+) -> Planned {
+    let in_use = images_in_use(repository, uses, images);
+    let mut release_plan = plan_releases(releases, images, &in_use, &rules.releases, now);
+    let seeds = seeds(&release_plan, in_flight, &in_use);
+    let plan = plan_with(images, &seeds, &rules.images, now);
+    if plan.refused.is_some() {
+        for release in release_plan.releases.iter_mut().filter(|r| r.expires_now()) {
+            release.fate = Fate::Keep(ReleaseKeep::Refused);
+        }
+    }
+    Planned {
+        releases: release_plan,
+        images: plan,
+        in_use,
+    }
 }
 
 /// What the image planner must keep and may let go, from the release plan: images in use and

@@ -419,6 +419,8 @@ struct Inventory<'a> {
     children: HashMap<&'a Digest, &'a [Digest]>,
     /// Subject → the cosign-style tags naming it, with the image each tags.
     cosign: HashMap<Digest, Vec<(&'a String, &'a Digest)>>,
+    /// Subject → its OCI 1.1 referrers (signatures, SBOMs, attestations).
+    referrers: HashMap<&'a Digest, Vec<&'a Digest>>,
     all: HashSet<&'a Digest>,
 }
 
@@ -429,6 +431,7 @@ impl<'a> Inventory<'a> {
             tags: HashMap::new(),
             children: HashMap::new(),
             cosign: HashMap::new(),
+            referrers: HashMap::new(),
             all: HashSet::new(),
         };
         for image in images {
@@ -444,8 +447,18 @@ impl<'a> Inventory<'a> {
                         .push((tag, &image.digest));
                 }
             }
-            if let ManifestLinks::Index { children } = &image.links {
-                inventory.children.insert(&image.digest, children);
+            match &image.links {
+                ManifestLinks::Index { children } => {
+                    inventory.children.insert(&image.digest, children);
+                }
+                ManifestLinks::Manifest {
+                    subject: Some(subject),
+                } => inventory
+                    .referrers
+                    .entry(subject)
+                    .or_default()
+                    .push(&image.digest),
+                _ => {}
             }
         }
         inventory
@@ -457,8 +470,9 @@ impl<'a> Inventory<'a> {
 
     /// What a release holds in the repository: the images its ledger record names (index,
     /// children, the images its builds pushed) and those under its own tags, with the
-    /// children of any index among them; and its tags (release tag, internal tags, and the
-    /// cosign-style tags of its images). Only what the inventory holds is listed.
+    /// children of any index among them and the referrers of all of them; and its tags
+    /// (release tag, internal tags, and the cosign-style tags of its images). Only what the
+    /// inventory holds is listed.
     fn holdings(&self, release: &Release) -> (BTreeSet<Digest>, BTreeSet<String>) {
         let tag = &release.key.tag;
         let mut own_tags: Vec<String> = vec![tag.as_str().to_owned()];
@@ -487,11 +501,19 @@ impl<'a> Inventory<'a> {
             digests.extend(self.children[&index].iter().cloned());
         }
         digests.retain(|d| self.all.contains(d));
-        let signed: Vec<Digest> = digests.iter().cloned().collect();
-        for subject in &signed {
-            for (tag, digest) in self.cosign.get(subject).into_iter().flatten() {
+        // The referrers of its images, and theirs in turn (a signature of an SBOM).
+        let mut worklist: Vec<Digest> = digests.iter().cloned().collect();
+        while let Some(subject) = worklist.pop() {
+            for (tag, digest) in self.cosign.get(&subject).into_iter().flatten() {
                 tags.insert((*tag).to_owned());
-                digests.insert((*digest).clone());
+                if digests.insert((*digest).clone()) {
+                    worklist.push((*digest).clone());
+                }
+            }
+            for referrer in self.referrers.get(&subject).into_iter().flatten() {
+                if digests.insert((*referrer).clone()) {
+                    worklist.push((*referrer).clone());
+                }
             }
         }
         (digests, tags)
