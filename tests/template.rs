@@ -642,15 +642,69 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .chain([RECONCILE_STALE_MINUTES, RECONCILE_DEADLINE_HOURS])
                 .collect(),
         ),
-        "retention-cleanup" => Some(vec![
-            RETENTION_REPOSITORIES,
-            RETENTION_UNTAGGED_DAYS,
-            RETENTION_MAX_DELETE_SHARE,
-            LEDGER_TABLE,
-            EVENT_BUS,
-        ]),
+        "retention-cleanup" => Some(
+            [
+                RETENTION_REPOSITORIES,
+                RETENTION_UNTAGGED_DAYS,
+                RETENTION_MAX_DELETE_SHARE,
+                LEDGER_TABLE,
+                EVENT_BUS,
+            ]
+            .into_iter()
+            .chain(RELEASE_EXPIRY.map(|(_, variable)| variable))
+            .collect(),
+        ),
         _ => None,
     }
+}
+
+/// Release-level expiry's parameters and the variables of retention's configuration they set.
+const RELEASE_EXPIRY: [(&str, &str); 4] = [
+    ("RetentionKeepReleases", "ARCHGATE_RETENTION_KEEP_RELEASES"),
+    ("RetentionKeepDays", "ARCHGATE_RETENTION_KEEP_DAYS"),
+    ("RetentionProtect", "ARCHGATE_RETENTION_PROTECT"),
+    ("RetentionAttemptDays", "ARCHGATE_RETENTION_ATTEMPT_DAYS"),
+];
+
+#[test]
+fn each_release_expiry_parameter_reaches_retention_constrained_and_off_by_default() {
+    // Given the template's parameters and the retention function's environment
+    let template = template();
+    let function = &template["Resources"]["RetentionCleanupFunction"];
+    let environment = environment(&template, function);
+    let mut problems = Vec::new();
+
+    for (parameter, variable) in RELEASE_EXPIRY {
+        // When a release-level parameter is read
+        let declared = &template["Parameters"][parameter];
+        if declared.is_null() {
+            problems.push(format!("parameter {parameter} is not declared"));
+            continue;
+        }
+        // Then a pattern constrains it before anything is deployed
+        if declared["AllowedPattern"]
+            .as_str()
+            .is_none_or(|p| p.trim().is_empty())
+        {
+            problems.push(format!("{parameter} has no AllowedPattern"));
+        }
+        // And it defaults to empty: release-level expiry is opt-in
+        if declared["Default"].as_str() != Some("") {
+            problems.push(format!(
+                "{parameter} defaults to {:?}, not empty",
+                declared["Default"]
+            ));
+        }
+        // And it is the retention function's variable, unchanged
+        let reference = environment.get(variable).and_then(|v| intrinsic(v));
+        match reference {
+            Some((function, name)) if function == "Ref" && name.as_str() == Some(parameter) => {}
+            _ => problems.push(format!(
+                "RetentionCleanupFunction: {variable} is not !Ref {parameter}"
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
 /// Every `ARCHGATE_*` variable some configuration reads (`Config` or `RetentionConfig`).
