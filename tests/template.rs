@@ -964,6 +964,28 @@ fn entries(value: &Yaml) -> Vec<&Yaml> {
         .collect()
 }
 
+/// Actions IAM authorises against no resource type: Resource "*" is the only one that allows
+/// them.
+const UNSCOPED_ACTIONS: [&str; 5] = [
+    "ecr:GetAuthorizationToken",
+    "ecs:ListClusters",
+    "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",
+    "lambda:ListFunctions",
+];
+
+/// Actions scoped by the cluster they list (condition key `ecs:cluster`), not by a resource.
+const CLUSTER_SCOPED_ACTIONS: [&str; 2] = ["ecs:ListServices", "ecs:ListTasks"];
+
+/// Whether a statement's Condition holds `key` under some operator.
+fn conditions_on(statement: &Yaml, key: &str) -> bool {
+    statement["Condition"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|operators| operators.values())
+        .any(|keys| keys.get(key).is_some())
+}
+
 /// Whether a Resource entry is `*` (also through `!Sub "*"`).
 fn is_any_resource(entry: &Yaml) -> bool {
     match intrinsic(entry) {
@@ -1020,16 +1042,23 @@ fn every_iam_policy_grants_named_actions_on_named_resources() {
                     problems.push(format!("{at}: wildcard action {action:?}"));
                 }
             }
-            // And no resource is "*", except for ecr:GetAuthorizationToken alone, which
-            // cannot be scoped to a resource
+            // And no resource is "*", except in a statement of actions that take no resource
+            // at all, or of actions scoped by the cluster they name instead
             let any_resource = entries(&statement["Resource"])
                 .into_iter()
                 .any(is_any_resource);
-            let token_only = actions.len() == 1 && actions.contains("ecr:GetAuthorizationToken");
-            if any_resource && !token_only {
+            let unscoped = actions
+                .iter()
+                .all(|a| UNSCOPED_ACTIONS.contains(&a.as_str()));
+            let cluster_scoped = actions
+                .iter()
+                .all(|a| CLUSTER_SCOPED_ACTIONS.contains(&a.as_str()))
+                && conditions_on(statement, "ecs:cluster");
+            if any_resource && !unscoped && !cluster_scoped {
                 problems.push(format!(
-                    "{at}: Resource \"*\" for {actions:?} (only ecr:GetAuthorizationToken on \
-                     its own may use it)"
+                    "{at}: Resource \"*\" for {actions:?} (only {UNSCOPED_ACTIONS:?} on their \
+                     own, or {CLUSTER_SCOPED_ACTIONS:?} under an ecs:cluster condition, may use \
+                     it)"
                 ));
             }
         }
@@ -1081,6 +1110,29 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 archgate_scan_gate::PERFORMS,
                 &["ecr:DescribeImageScanFindings"],
             ),
+        ),
+        (
+            "RetentionCleanupFunction",
+            BTreeSet::from([
+                // the inventory, its deletions, and the repositories prefix/* patterns name
+                "ecr:BatchGetImage",
+                "ecr:BatchDeleteImage",
+                "ecr:DescribeRepositories",
+                // releases in flight keep their images; an expired release is marked
+                "dynamodb:Scan",
+                "dynamodb:PutItem",
+                "events:PutEvents",
+                // the images workloads name (AwsWorkloads)
+                "ecs:ListTaskDefinitions",
+                "ecs:DescribeTaskDefinition",
+                "ecs:ListClusters",
+                "ecs:ListServices",
+                "ecs:DescribeServices",
+                "ecs:ListTasks",
+                "ecs:DescribeTasks",
+                "lambda:ListFunctions",
+                "lambda:GetFunction",
+            ]),
         ),
         (
             "ReconcilerFunction",
