@@ -642,15 +642,69 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .chain([RECONCILE_STALE_MINUTES, RECONCILE_DEADLINE_HOURS])
                 .collect(),
         ),
-        "retention-cleanup" => Some(vec![
-            RETENTION_REPOSITORIES,
-            RETENTION_UNTAGGED_DAYS,
-            RETENTION_MAX_DELETE_SHARE,
-            LEDGER_TABLE,
-            EVENT_BUS,
-        ]),
+        "retention-cleanup" => Some(
+            [
+                RETENTION_REPOSITORIES,
+                RETENTION_UNTAGGED_DAYS,
+                RETENTION_MAX_DELETE_SHARE,
+                LEDGER_TABLE,
+                EVENT_BUS,
+            ]
+            .into_iter()
+            .chain(RELEASE_EXPIRY.map(|(_, variable)| variable))
+            .collect(),
+        ),
         _ => None,
     }
+}
+
+/// Release-level expiry's parameters and the variables of retention's configuration they set.
+const RELEASE_EXPIRY: [(&str, &str); 4] = [
+    ("RetentionKeepReleases", "ARCHGATE_RETENTION_KEEP_RELEASES"),
+    ("RetentionKeepDays", "ARCHGATE_RETENTION_KEEP_DAYS"),
+    ("RetentionProtect", "ARCHGATE_RETENTION_PROTECT"),
+    ("RetentionAttemptDays", "ARCHGATE_RETENTION_ATTEMPT_DAYS"),
+];
+
+#[test]
+fn each_release_expiry_parameter_reaches_retention_constrained_and_off_by_default() {
+    // Given the template's parameters and the retention function's environment
+    let template = template();
+    let function = &template["Resources"]["RetentionCleanupFunction"];
+    let environment = environment(&template, function);
+    let mut problems = Vec::new();
+
+    for (parameter, variable) in RELEASE_EXPIRY {
+        // When a release-level parameter is read
+        let declared = &template["Parameters"][parameter];
+        if declared.is_null() {
+            problems.push(format!("parameter {parameter} is not declared"));
+            continue;
+        }
+        // Then a pattern constrains it before anything is deployed
+        if declared["AllowedPattern"]
+            .as_str()
+            .is_none_or(|p| p.trim().is_empty())
+        {
+            problems.push(format!("{parameter} has no AllowedPattern"));
+        }
+        // And it defaults to empty: release-level expiry is opt-in
+        if declared["Default"].as_str() != Some("") {
+            problems.push(format!(
+                "{parameter} defaults to {:?}, not empty",
+                declared["Default"]
+            ));
+        }
+        // And it is the retention function's variable, unchanged
+        let reference = environment.get(variable).and_then(|v| intrinsic(v));
+        match reference {
+            Some((function, name)) if function == "Ref" && name.as_str() == Some(parameter) => {}
+            _ => problems.push(format!(
+                "RetentionCleanupFunction: {variable} is not !Ref {parameter}"
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
 /// Every `ARCHGATE_*` variable some configuration reads (`Config` or `RetentionConfig`).
@@ -910,6 +964,28 @@ fn entries(value: &Yaml) -> Vec<&Yaml> {
         .collect()
 }
 
+/// Actions IAM authorises against no resource type: Resource "*" is the only one that allows
+/// them.
+const UNSCOPED_ACTIONS: [&str; 5] = [
+    "ecr:GetAuthorizationToken",
+    "ecs:ListClusters",
+    "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",
+    "lambda:ListFunctions",
+];
+
+/// Actions scoped by the cluster they list (condition key `ecs:cluster`), not by a resource.
+const CLUSTER_SCOPED_ACTIONS: [&str; 2] = ["ecs:ListServices", "ecs:ListTasks"];
+
+/// Whether a statement's Condition holds `key` under some operator.
+fn conditions_on(statement: &Yaml, key: &str) -> bool {
+    statement["Condition"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|operators| operators.values())
+        .any(|keys| keys.get(key).is_some())
+}
+
 /// Whether a Resource entry is `*` (also through `!Sub "*"`).
 fn is_any_resource(entry: &Yaml) -> bool {
     match intrinsic(entry) {
@@ -966,16 +1042,23 @@ fn every_iam_policy_grants_named_actions_on_named_resources() {
                     problems.push(format!("{at}: wildcard action {action:?}"));
                 }
             }
-            // And no resource is "*", except for ecr:GetAuthorizationToken alone, which
-            // cannot be scoped to a resource
+            // And no resource is "*", except in a statement of actions that take no resource
+            // at all, or of actions scoped by the cluster they name instead
             let any_resource = entries(&statement["Resource"])
                 .into_iter()
                 .any(is_any_resource);
-            let token_only = actions.len() == 1 && actions.contains("ecr:GetAuthorizationToken");
-            if any_resource && !token_only {
+            let unscoped = actions
+                .iter()
+                .all(|a| UNSCOPED_ACTIONS.contains(&a.as_str()));
+            let cluster_scoped = actions
+                .iter()
+                .all(|a| CLUSTER_SCOPED_ACTIONS.contains(&a.as_str()))
+                && conditions_on(statement, "ecs:cluster");
+            if any_resource && !unscoped && !cluster_scoped {
                 problems.push(format!(
-                    "{at}: Resource \"*\" for {actions:?} (only ecr:GetAuthorizationToken on \
-                     its own may use it)"
+                    "{at}: Resource \"*\" for {actions:?} (only {UNSCOPED_ACTIONS:?} on their \
+                     own, or {CLUSTER_SCOPED_ACTIONS:?} under an ecs:cluster condition, may use \
+                     it)"
                 ));
             }
         }
@@ -1027,6 +1110,29 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 archgate_scan_gate::PERFORMS,
                 &["ecr:DescribeImageScanFindings"],
             ),
+        ),
+        (
+            "RetentionCleanupFunction",
+            BTreeSet::from([
+                // the inventory, its deletions, and the repositories prefix/* patterns name
+                "ecr:BatchGetImage",
+                "ecr:BatchDeleteImage",
+                "ecr:DescribeRepositories",
+                // releases in flight keep their images; an expired release is marked
+                "dynamodb:Scan",
+                "dynamodb:PutItem",
+                "events:PutEvents",
+                // the images workloads name (AwsWorkloads)
+                "ecs:ListTaskDefinitions",
+                "ecs:DescribeTaskDefinition",
+                "ecs:ListClusters",
+                "ecs:ListServices",
+                "ecs:DescribeServices",
+                "ecs:ListTasks",
+                "ecs:DescribeTasks",
+                "lambda:ListFunctions",
+                "lambda:GetFunction",
+            ]),
         ),
         (
             "ReconcilerFunction",
