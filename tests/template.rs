@@ -660,10 +660,10 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
 
 /// Release-level expiry's parameters and the variables of retention's configuration they set.
 const RELEASE_EXPIRY: [(&str, &str); 4] = [
-    ("RetentionKeepReleases", "ARCHGATE_RETENTION_KEEP_RELEASES"),
-    ("RetentionKeepDays", "ARCHGATE_RETENTION_KEEP_DAYS"),
-    ("RetentionProtect", "ARCHGATE_RETENTION_PROTECT"),
-    ("RetentionAttemptDays", "ARCHGATE_RETENTION_ATTEMPT_DAYS"),
+    ("RetentionKeepReleases", archgate::config::RETENTION_KEEP_RELEASES),
+    ("RetentionKeepDays", archgate::config::RETENTION_KEEP_DAYS),
+    ("RetentionProtect", archgate::config::RETENTION_PROTECT),
+    ("RetentionAttemptDays", archgate::config::RETENTION_ATTEMPT_DAYS),
 ];
 
 #[test]
@@ -1118,8 +1118,10 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "ecr:BatchGetImage",
                 "ecr:BatchDeleteImage",
                 "ecr:DescribeRepositories",
-                // releases in flight keep their images; an expired release is marked
+                // releases in flight keep their images; an expired release is marked (read
+                // again when another writer got there first)
                 "dynamodb:Scan",
+                "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "events:PutEvents",
                 // the images workloads name (AwsWorkloads)

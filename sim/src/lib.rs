@@ -44,6 +44,8 @@ pub struct Summary {
     pub uploads: usize,
     pub releases: usize,
     pub published: usize,
+    /// Releases retention expired (published ones and stale attempts).
+    pub expired: usize,
     pub events: usize,
     pub aws_calls: u64,
     pub faults: u64,
@@ -170,6 +172,10 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
         published: releases
             .iter()
             .filter(|r| r.phase() == archgate::domain::Phase::Published)
+            .count(),
+        expired: releases
+            .iter()
+            .filter(|r| r.phase() == archgate::domain::Phase::Expired)
             .count(),
         events: world.svc.events.len(),
         aws_calls: world.svc.chaos.calls(),

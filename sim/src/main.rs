@@ -40,8 +40,8 @@ fn main() -> ExitCode {
                     println!("{line}");
                 }
                 println!(
-                    "seed {seed}: every rule held after each of {} steps ({} uploads, {} releases, {} published, {} events, {} AWS calls, {} faults injected, largest ledger item {} bytes)",
-                    summary.steps, summary.uploads, summary.releases, summary.published, summary.events, summary.aws_calls, summary.faults, summary.largest_item
+                    "seed {seed}: every rule held after each of {} steps ({} uploads, {} releases, {} published, {} expired, {} events, {} AWS calls, {} faults injected, largest ledger item {} bytes)",
+                    summary.steps, summary.uploads, summary.releases, summary.published, summary.expired, summary.events, summary.aws_calls, summary.faults, summary.largest_item
                 );
                 ExitCode::SUCCESS
             }
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
                 totals.uploads += summary.uploads;
                 totals.releases += summary.releases;
                 totals.published += summary.published;
+                totals.expired += summary.expired;
                 totals.events += summary.events;
                 totals.aws_calls += summary.aws_calls;
                 totals.faults += summary.faults;
@@ -73,12 +74,13 @@ fn main() -> ExitCode {
     }
     let elapsed = started.elapsed();
     println!(
-        "{} schedules, every rule held after every step: {} steps, {} uploads, {} releases ({} published), {} events, {} AWS calls ({} faults injected); largest ledger item {} bytes; {:.1} s, {:.0} schedules/s",
+        "{} schedules, every rule held after every step: {} steps, {} uploads, {} releases ({} published, {} expired), {} events, {} AWS calls ({} faults injected); largest ledger item {} bytes; {:.1} s, {:.0} schedules/s",
         args.seeds,
         totals.steps,
         totals.uploads,
         totals.releases,
         totals.published,
+        totals.expired,
         totals.events,
         totals.aws_calls,
         totals.faults,

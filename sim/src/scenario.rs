@@ -4,7 +4,9 @@
 //! (fails on an arch, carries a critical finding), and which trouble the world adds.
 
 use crate::rng::Rng;
+use archgate::config::ReleaseRules;
 use archgate::domain::oci::{RawManifest, OCI_MANIFEST};
+use archgate::domain::retention::TagPattern;
 use archgate::domain::{Arch, Millis};
 use archgate::memory::FaultRates;
 
@@ -137,6 +139,10 @@ pub struct Scenario {
     pub duplicate_percent: u64,
     /// Long gaps (days) the clock jumps after the uploads.
     pub months: Vec<Millis>,
+    /// Release-level retention (nothing set in about half the schedules: today's default).
+    pub release_rules: ReleaseRules,
+    /// Workloads start using published releases now and then.
+    pub workloads: bool,
 }
 
 impl Scenario {
@@ -190,6 +196,21 @@ impl Scenario {
             months: (0..rng.below(4))
                 .map(|_| rng.between(DAY, 120 * DAY))
                 .collect(),
+            release_rules: if rng.chance(50) {
+                ReleaseRules {
+                    keep_releases: rng.chance(70).then(|| rng.between(1, 3) as u32),
+                    keep_days: rng.chance(50).then(|| rng.between(1, 30) as u32),
+                    protect: if rng.chance(30) {
+                        vec![TagPattern::new("app-1.*")]
+                    } else {
+                        Vec::new()
+                    },
+                    attempt_days: rng.chance(50).then(|| rng.between(1, 10) as u32),
+                }
+            } else {
+                ReleaseRules::default()
+            },
+            workloads: rng.chance(50),
         }
     }
 }

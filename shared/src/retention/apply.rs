@@ -14,7 +14,7 @@ use crate::ports::{
 };
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tracing::{info, warn};
 
 /// Conflicting writes of one release's tombstone before retention leaves it for a later run.
@@ -85,32 +85,51 @@ where
     }
 
     // 1. Tombstones. A release whose tombstone could not be written stays this run, and the
-    //    image plan is made again without it.
+    //    image plan is made again without it. A release expired by an earlier run whose
+    //    images are still there is read again: if a new attempt was queued or started since
+    //    the survey (an expired attempt may be built again), nothing of it goes this run.
     let mut tombstoned: HashMap<String, Stored> = HashMap::new();
-    for release in survey.releases.releases.iter().filter(|r| r.expires_now()) {
-        let Fate::Expire { rule, .. } = &release.fate else {
+    let mut confirmed: HashSet<String> = HashSet::new();
+    for release in survey.releases.expiring() {
+        let Fate::Expire { rule, already } = &release.fate else {
             continue;
         };
         let Some(stored) = survey.stored.get(&release.tag) else {
             continue;
         };
+        if *already {
+            let still = if release.digests.is_empty() {
+                true
+            } else {
+                report.aws_calls += 1;
+                targets
+                    .ledger
+                    .load(&stored.release.key)
+                    .await?
+                    .is_some_and(|now| {
+                        now.release.phase() == Phase::Expired && now.release.queued.is_none()
+                    })
+            };
+            if still {
+                confirmed.insert(release.tag.clone());
+            }
+            continue;
+        }
         let (written, calls) = tombstone(targets.ledger, stored, rule, survey.now).await?;
         report.aws_calls += calls;
         if let Some(written) = written {
+            confirmed.insert(release.tag.clone());
             tombstoned.insert(release.tag.clone(), written);
         }
     }
     let replanned;
     let survey = if survey
         .releases
-        .releases
-        .iter()
-        .any(|r| r.expires_now() && !tombstoned.contains_key(&r.tag))
+        .expiring()
+        .any(|r| !confirmed.contains(&r.tag))
     {
         let mut again = survey.clone();
-        again
-            .releases
-            .keep_only_expiring(|tag| tombstoned.contains_key(tag));
+        again.releases.expire_only(|tag| confirmed.contains(tag));
         again.replan();
         report.kept_by_reason = again.plan.kept_by_reason();
         report.releases_kept_by_rule = again.releases.kept_by_rule();

@@ -8,6 +8,17 @@ use archgate::domain::Release;
 use archgate::memory::registry::RegistryEvent;
 use std::rc::Rc;
 
+/// Whether the current attempt of `release` holds `digest` (its builds' images, its index).
+fn holds(release: &Release, digest: &archgate::domain::Digest) -> bool {
+    use archgate::domain::BuildRole;
+    [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest]
+        .iter()
+        .any(|role| release.build(*role).image_digest.as_ref() == Some(digest))
+        || release.candidate.as_ref().is_some_and(|c| {
+            &c.digest == digest || c.children.iter().any(|ch| &ch.digest == digest)
+        })
+}
+
 impl Checker {
     pub(super) fn check_registry_log(
         &mut self,
@@ -73,7 +84,33 @@ impl Checker {
                     )?;
                 }
                 RegistryEvent::Deleted { digest, tags, .. } => {
-                    if !tags.is_empty() {
+                    // Only the tags of releases retention expired may go with an image.
+                    // (or of an expired attempt the release has since replaced: the image is
+                    // not the new attempt's).
+                    let expired: Vec<&Rc<Release>> = releases
+                        .iter()
+                        .filter(|r| {
+                            r.phase() == archgate::domain::Phase::Expired
+                                || (r.history.last().is_some_and(|h| {
+                                    h.outcome == archgate::domain::Phase::Expired
+                                }) && !holds(r, &digest))
+                        })
+                        .collect();
+                    let owned = |tag: &String| {
+                        expired.iter().any(|r| {
+                            r.key.tag.as_str() == tag
+                                || r.key.tag.internal_tags().contains(tag)
+                                || archgate::domain::retention::cosign_subject(tag).is_some_and(
+                                    |subject| {
+                                        r.candidate.as_ref().is_some_and(|c| {
+                                            c.digest == subject
+                                                || c.children.iter().any(|ch| ch.digest == subject)
+                                        })
+                                    },
+                                )
+                        })
+                    };
+                    if !tags.iter().all(owned) {
                         violation(
                             "8 retention-fails-closed",
                             format!(

@@ -63,6 +63,10 @@ pub struct Checker {
     forgotten_at: BTreeMap<String, Millis>,
     /// Items written since the last check.
     changed: BTreeSet<String>,
+    /// Release tag → the step its tombstone (an expired published release) was first seen.
+    tombstones: BTreeMap<String, usize>,
+    /// Retention reports already checked.
+    retention_reports_seen: usize,
 }
 
 impl Checker {

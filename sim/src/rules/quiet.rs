@@ -39,8 +39,12 @@ impl Checker {
             .registry
             .inspect(REPOSITORY, |repo| repo.tags.keys().cloned().collect());
         for release in &releases {
-            if !matches!(release.phase(), Phase::Published | Phase::Rejected)
-                && tagged.iter().any(|t| t == release.key.tag.as_str())
+            // An expired release's tag goes with the retention run that expired it, or the
+            // next one (per-run check in `releases.rs`); the world may rest between the two.
+            if !matches!(
+                release.phase(),
+                Phase::Published | Phase::Rejected | Phase::Expired
+            ) && tagged.iter().any(|t| t == release.key.tag.as_str())
             {
                 violation(
                     "1 published-immutable",
@@ -154,6 +158,14 @@ impl Checker {
         }
         // 7: findings after publication were announced.
         for (tag, digest) in &world.vulnerable_delivered {
+            // Retention expired the release since (it expires only a release with nothing
+            // left to announce); a finding delivered after that concerns images it removed.
+            if releases
+                .iter()
+                .any(|r| r.key.tag.as_str() == tag && r.is_tombstone())
+            {
+                continue;
+            }
             let announced = events.iter().any(|e| {
                 e.detail_type == "Release Vulnerable"
                     && e.detail["tag"] == tag.as_str()
@@ -182,10 +194,9 @@ impl Checker {
         // 5: a blocked release that was fixed and re-evaluated got published.
         for label in &world.fixed {
             let tag = label.rsplit(' ').next().unwrap_or_default();
-            if !releases
-                .iter()
-                .any(|r| r.key.tag.as_str() == tag && r.phase() == Phase::Published)
-            {
+            if !releases.iter().any(|r| {
+                r.key.tag.as_str() == tag && (r.phase() == Phase::Published || r.is_tombstone())
+            }) {
                 violation(
                     "5 blocked-rests",
                     format!("{tag} was re-evaluated to published and is not"),

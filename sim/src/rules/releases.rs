@@ -107,8 +107,27 @@ impl Checker {
                     ),
                 )?;
             }
+            // 1: an expired published release stays expired: its name is never built again,
+            // and its record never expires.
+            if release.is_tombstone() {
+                self.tombstones.entry(tag.clone()).or_insert(world.step);
+                if expiry.get(&release.key.id()).copied().flatten().is_some() {
+                    violation(
+                        "1 published-immutable",
+                        format!("the tombstone of expired {tag} carries a TTL"),
+                    )?;
+                }
+            } else if self.tombstones.contains_key(&tag) {
+                violation(
+                    "1 published-immutable",
+                    format!(
+                        "{tag} expired after publication and is now {phase} (attempt {})",
+                        release.attempt
+                    ),
+                )?;
+            }
             // 8: nothing a release that is not over needs is gone.
-            if !matches!(phase, Phase::Failed | Phase::Rejected) {
+            if !matches!(phase, Phase::Failed | Phase::Rejected | Phase::Expired) {
                 if let Some(candidate) = &release.candidate {
                     for digest in std::iter::once(&candidate.digest)
                         .chain(candidate.children.iter().map(|c| &c.digest))
@@ -178,11 +197,21 @@ impl Checker {
                 }
             }
         }
-        // 1: every release ever published still is, with its tag on its index.
+        // 1: every release ever published still is, with its tag on its index; or retention
+        // expired it, and its tag names nothing else.
         for (tag, index) in &self.published {
             let id = format!("{REPOSITORY}#{tag}");
             match self.parsed.get(&id) {
                 Some((_, Some(r))) if r.phase() == Phase::Published => {}
+                Some((_, Some(r))) if r.is_tombstone() => {
+                    if repo.tags.get(tag).is_some_and(|named| named != index) {
+                        violation(
+                            "1 published-immutable",
+                            format!("the tag of expired {tag} names another index"),
+                        )?;
+                    }
+                    continue;
+                }
                 Some((_, other)) => violation(
                     "1 published-immutable",
                     format!(
@@ -204,6 +233,58 @@ impl Checker {
                         short(index)
                     ),
                 )?;
+            }
+        }
+        // 8: an image a workload uses is never deleted (uses start while no retention run is
+        // under way, so every run that could delete it saw the use).
+        for (user, digest) in &world.uses {
+            if !repo.images.contains_key(digest) {
+                violation(
+                    "8 retention-fails-closed",
+                    format!("{} is gone while {user} uses it", short(digest)),
+                )?;
+            }
+        }
+        // 8: a clean retention run leaves nothing of a release expired before it started:
+        // its tag, its candidate tag and its index are gone (shared children stay with the
+        // releases that keep them).
+        let runs = &world.retention_reports[self.retention_reports_seen..];
+        self.retention_reports_seen = world.retention_reports.len();
+        for (started, report) in runs {
+            let clean = report.repositories.iter().all(|r| {
+                r.error.is_none()
+                    && r.refused.is_none()
+                    && r.failed.is_empty()
+                    && r.unreadable.is_empty()
+            });
+            if !clean {
+                continue;
+            }
+            for (tag, seen) in &self.tombstones {
+                if seen >= started {
+                    continue;
+                }
+                let Some(index) = self.published.get(tag) else {
+                    continue;
+                };
+                // A ledger item that does not parse mentions it: kept, fail safe (rule 9).
+                if world.damaged_mentions.as_ref() == Some(index) {
+                    continue;
+                }
+                let candidate_tag = format!("{tag}-candidate");
+                if repo.tags.contains_key(tag)
+                    || repo.tags.contains_key(&candidate_tag)
+                    || repo.images.contains_key(index)
+                {
+                    violation(
+                        "8 retention-fails-closed",
+                        format!(
+                            "{tag} expired before the retention run of step {started}, which \
+                             left its tag, candidate tag or index {}",
+                            short(index)
+                        ),
+                    )?;
+                }
             }
         }
         // 8: a kept index never loses a child.

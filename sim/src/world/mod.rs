@@ -15,7 +15,7 @@ use crate::scenario::*;
 use archgate::config::sample_lookup;
 use archgate::config::RetentionConfig;
 use archgate::domain::{Arch, Digest, Millis};
-use archgate::memory::{Chaos, ManualClock, MemoryServices};
+use archgate::memory::{Chaos, ManualClock, MemoryServices, MemoryWorkloads};
 use archgate::ports::Clock;
 use archgate::reconcile::{ReconcilePolicy, ReconcileReport};
 use archgate::retention::RunReport;
@@ -126,6 +126,9 @@ pub struct World {
     pub config: Config,
     pub retention: RetentionConfig,
     pub policy: ReconcilePolicy,
+    /// The account's ECS and Lambda workloads, and the images they use (user, digest).
+    pub workloads: MemoryWorkloads,
+    pub uses: Vec<(String, Digest)>,
     jobs: Vec<Scheduled>,
     tasks: Vec<Task>,
     pub uploads: Vec<Upload>,
@@ -145,6 +148,8 @@ pub struct World {
     pub broken: Vec<String>,
     /// The step a damaged item was written at.
     pub damaged: Option<usize>,
+    /// The image the damaged item mentions (retention keeps it, fail safe).
+    pub damaged_mentions: Option<Digest>,
     next_reconcile: Millis,
     next_day: Millis,
     pub trace: Vec<String>,
@@ -186,8 +191,10 @@ impl World {
         let svc = MemoryServices::new(chaos, clock);
         svc.registry.create_repository(REPOSITORY, false);
         let config = config();
-        let retention = RetentionConfig::from_lookup(sample_lookup(&OVERRIDES))
+        let mut retention = RetentionConfig::from_lookup(sample_lookup(&OVERRIDES))
             .expect("the simulation's retention configuration is valid");
+        retention.releases = scenario.release_rules.clone();
+        let workloads = MemoryWorkloads::new(svc.chaos.clone());
         let policy = ReconcilePolicy {
             stale_after_ms: 15 * MINUTE,
             deadline_ms: 6 * HOUR,
@@ -199,6 +206,8 @@ impl World {
             config,
             retention,
             policy,
+            workloads,
+            uses: Vec::new(),
             jobs: Vec::new(),
             tasks: Vec::new(),
             uploads: Vec::new(),
@@ -212,6 +221,7 @@ impl World {
             dead_lettered: 0,
             broken: Vec::new(),
             damaged: None,
+            damaged_mentions: None,
             next_reconcile: T0 + RECONCILE_EVERY,
             next_day: T0 + DAY,
             trace: Vec::new(),
@@ -294,7 +304,15 @@ impl World {
     pub fn in_flight(&self) -> usize {
         self.tasks.len()
     }
+
+    /// Whether a retention run is under way.
+    pub fn retention_running(&self) -> bool {
+        self.tasks.iter().any(|t| t.label == RETENTION_TASK)
+    }
 }
+
+/// The label of retention runs.
+pub const RETENTION_TASK: &str = "retention-cleanup";
 
 /// Jobs that are the world's trouble rather than consequences of what happened: the drain
 /// at the end stops them.

@@ -3,7 +3,6 @@
 use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
 use crate::scenario::*;
 use archgate::domain::{Digest, Millis};
-use archgate::memory::MemoryWorkloads;
 use archgate::retention::{Request, Retention};
 
 impl World {
@@ -139,14 +138,14 @@ impl World {
         let retention = Retention {
             config: self.retention.clone(),
             inventory: self.svc.registry.clone(),
-            workloads: MemoryWorkloads::new(self.svc.chaos.clone()),
+            workloads: self.workloads.clone(),
             ledger: self.svc.ledger.clone(),
             events: self.svc.events.clone(),
             clock: self.svc.clock.clone(),
         };
         let step = self.step;
         self.spawn(
-            "retention-cleanup".to_owned(),
+            super::RETENTION_TASK.to_owned(),
             None,
             Box::pin(async move {
                 Done::Retained(

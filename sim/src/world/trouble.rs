@@ -79,6 +79,7 @@ impl World {
             ),
         );
         self.damaged = Some(self.step);
+        self.damaged_mentions = Some(mention.clone());
         self.note("a newer version wrote app#app-9.9 in a shape this one cannot read".to_owned());
     }
 
@@ -86,6 +87,45 @@ impl World {
     /// entry) and an operator re-evaluates them; published ones get rescanned.
     pub(super) fn trouble(&mut self) {
         let releases = self.checker.releases();
+        // A workload starts using a published release only while no retention run is under
+        // way, so every run that could delete the image saw the use: the rule is then that
+        // an image in use is never deleted.
+        let retaining = self.retention_running();
+        for release in &releases {
+            if !self.scenario.workloads || retaining {
+                break;
+            }
+            if release.phase() != archgate::domain::Phase::Published || !self.rng.chance(3) {
+                continue;
+            }
+            let Some(candidate) = &release.candidate else {
+                continue;
+            };
+            let n = self.uses.len();
+            let (image, digest) = if self.rng.chance(50) {
+                (
+                    format!("{REPOSITORY}:{}", release.key.tag),
+                    candidate.digest.clone(),
+                )
+            } else {
+                let child = self.rng.pick(&candidate.children).digest.clone();
+                (format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{REPOSITORY}@{child}"), child)
+            };
+            let user = format!("ecs task definition web:{n}");
+            self.note(format!("{user} starts using {image}"));
+            self.workloads.start_using(archgate::ports::ImageUse {
+                image,
+                resolved: None,
+                user: user.clone(),
+            });
+            self.uses.push((user, digest));
+        }
+        if !self.uses.is_empty() && self.rng.chance(20) {
+            let at = self.rng.below(self.uses.len() as u64) as usize;
+            let (user, _) = self.uses.remove(at);
+            self.note(format!("{user} stops"));
+            self.workloads.stop(&user);
+        }
         for release in releases {
             let tag = release.key.tag.to_string();
             match release.phase() {

@@ -222,10 +222,11 @@ impl ReleasePlan {
         counts
     }
 
-    /// Drops the releases whose tombstone could not be written this run: they stay.
-    pub fn keep_only_expiring(&mut self, tombstoned: impl Fn(&str) -> bool) {
+    /// Keeps, this run, the expiring releases `confirmed` does not confirm (a tombstone that
+    /// could not be written, a release that changed since the survey).
+    pub fn expire_only(&mut self, confirmed: impl Fn(&str) -> bool) {
         for release in &mut self.releases {
-            if release.expires_now() && !tombstoned(&release.tag) {
+            if release.expires() && !confirmed(&release.tag) {
                 release.fate = Fate::Keep(ReleaseKeep::Busy);
             }
         }
@@ -331,6 +332,12 @@ fn fate(
 ) -> Fate {
     let phase = release.phase();
     if let Some(expiry) = &release.expired {
+        if release.queued.is_some() {
+            // An expired attempt about to be built again: its new builds may push
+            // byte-identical images, so nothing of it goes until the new attempt is under way
+            // (its old images are then orphans for the untagged cleanup).
+            return Fate::Keep(ReleaseKeep::Busy);
+        }
         return Fate::Expire {
             rule: expiry.rule.clone(),
             already: true,
