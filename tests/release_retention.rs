@@ -738,6 +738,111 @@ async fn a_release_expired_while_another_builds_keeps_its_images_until_the_build
     assert!(of_type(&release_events(&env).await, "Release Expired").is_empty());
 }
 
+// BUG (shared/src/domain/retention/releases.rs, `Inventory::holdings`): an expiring
+// release's images include cosign-tagged artifacts but not its OCI referrers (untagged
+// manifests whose `subject` is one of its images). An SBOM attached less than the untagged
+// age ago is kept as `young`, outlives its subject and is then kept for good as an orphan
+// referrer (`delete_orphan_referrers` is never set). Expected: it goes with the release.
+#[tokio::test]
+async fn an_expired_releases_recent_sbom_goes_with_it() {
+    // Given an old release with an SBOM attached moments ago, and a newer release
+    let env = installation_in("native", REGION).await;
+    let old = publish(&env, "myapp-1.01").await;
+    let (index, _) = index_of(&old);
+    let sbom = attach_sbom(&env, &index).await;
+    publish(&env, "myapp-1.02").await;
+
+    // When retention keeps only the newest release, now
+    let report = apply_now(
+        &env,
+        &ReleasePolicy {
+            keep_releases: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Then the old release and its SBOM are gone
+    assert_eq!(report.releases_expired.len(), 1, "{report:?}");
+    let left = Inventory::read(&env).await;
+    assert!(!left.holds(&index));
+    assert!(
+        !left.holds(&sbom),
+        "the SBOM of the expired release is still there, kept as {:?}",
+        report.kept_by_reason
+    );
+}
+
+// BUG (shared/src/retention/apply.rs, `apply_plan`): deletions are by digest only. When an
+// expired release shares a child with a kept release, the child stays (rightly) and so
+// does the expired release's internal tag on it: `<tag>-amd64` of a release whose name is
+// spent still pulls, and no later run removes it. Expected: the tag is removed (an untag
+// of `<tag>-amd64`), the shared image stays under the kept release's tags.
+#[tokio::test]
+async fn an_expired_release_leaves_no_tag_on_a_child_it_shared() {
+    // Given an old release and a newer one whose amd64 image is byte-identical
+    let env = installation_in("native", REGION).await;
+    let old = publish(&env, "myapp-1.01").await;
+    let (_, children) = index_of(&old);
+    let shared = children[&Arch::Amd64].clone();
+    let (_, bytes) = manifest(&env, &shared).await.unwrap();
+    publish_with_amd64(&env, "myapp-1.02", &bytes).await;
+
+    // When retention keeps only the newest release
+    let report = apply_now(
+        &env,
+        &ReleasePolicy {
+            keep_releases: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Then the shared image stays under the newer release's tag only
+    assert_eq!(report.releases_expired.len(), 1, "{report:?}");
+    let left = Inventory::read(&env).await;
+    assert_eq!(left.tags.get("myapp-1.02-amd64"), Some(&shared));
+    assert_eq!(
+        left.tags_of("myapp-1.01"),
+        Vec::<&str>::new(),
+        "tags of the expired release still resolve"
+    );
+}
+
+// BUG (cli/src/evaluate.rs, `evaluate`, through `Pipeline::rejudge` in
+// shared/src/pipeline/scans.rs): re-evaluating an expired release reads the scan findings
+// of its deleted images and fails with ECR's ImageNotFoundException, as if the registry
+// were at fault. Expected: the tombstone answers, unchanged, and nothing is announced.
+#[tokio::test]
+async fn evaluating_an_expired_release_answers_with_the_tombstone() {
+    // Given a release expired by retention, its images deleted
+    let env = installation_in("native", REGION).await;
+    publish(&env, "myapp-1.01").await;
+    publish(&env, "myapp-1.02").await;
+    let report = apply_now(
+        &env,
+        &ReleasePolicy {
+            keep_releases: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(report.releases_expired.len(), 1, "{report:?}");
+    let tombstone = record(&env, "myapp-1.01").await;
+    drain(&env).await;
+
+    // When an operator re-evaluates it
+    let evaluation = archgate_cli::evaluate::evaluate(&env.pipeline, &env.key("myapp-1.01")).await;
+
+    // Then it is still expired, unchanged, and nothing is announced
+    match evaluation {
+        Ok(evaluation) => assert_eq!(evaluation.phase, Phase::Expired),
+        Err(error) => panic!("the evaluation failed: {}", archgate::error::chain(&error)),
+    }
+    assert_eq!(record(&env, "myapp-1.01").await, tombstone);
+    assert!(release_events(&env).await.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 
 /// The repository most tests start from; see the constants at the top.
