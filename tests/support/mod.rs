@@ -96,3 +96,5 @@ pub async fn candidate_ready(env: &LocalEnv, tag: &str) {
 pub async fn resolve(env: &LocalEnv, tag: &str) -> Option<String> {
     archgate_cli::report::resolve(&env.clients.ecr, &env.config.repository, tag).await
 }
+
+pub mod releases;
