@@ -738,11 +738,8 @@ async fn a_release_expired_while_another_builds_keeps_its_images_until_the_build
     assert!(of_type(&release_events(&env).await, "Release Expired").is_empty());
 }
 
-// BUG (shared/src/domain/retention/releases.rs, `Inventory::holdings`): an expiring
-// release's images include cosign-tagged artifacts but not its OCI referrers (untagged
-// manifests whose `subject` is one of its images). An SBOM attached less than the untagged
-// age ago is kept as `young`, outlives its subject and is then kept for good as an orphan
-// referrer (`delete_orphan_referrers` is never set). Expected: it goes with the release.
+// An SBOM attached less than the untagged age ago is still the release's: it is not kept for
+// being young, or it would outlive its subject as an orphan referrer.
 #[tokio::test]
 async fn an_expired_releases_recent_sbom_goes_with_it() {
     // Given an old release with an SBOM attached moments ago, and a newer release
@@ -773,11 +770,8 @@ async fn an_expired_releases_recent_sbom_goes_with_it() {
     );
 }
 
-// BUG (shared/src/retention/apply.rs, `apply_plan`): deletions are by digest only. When an
-// expired release shares a child with a kept release, the child stays (rightly) and so
-// does the expired release's internal tag on it: `<tag>-amd64` of a release whose name is
-// spent still pulls, and no later run removes it. Expected: the tag is removed (an untag
-// of `<tag>-amd64`), the shared image stays under the kept release's tags.
+// A child shared with a kept release stays, and the expired release's internal tag on it
+// goes: a spent name resolves to nothing.
 #[tokio::test]
 async fn an_expired_release_leaves_no_tag_on_a_child_it_shared() {
     // Given an old release and a newer one whose amd64 image is byte-identical
@@ -809,10 +803,8 @@ async fn an_expired_release_leaves_no_tag_on_a_child_it_shared() {
     );
 }
 
-// BUG (cli/src/evaluate.rs, `evaluate`, through `Pipeline::rejudge` in
-// shared/src/pipeline/scans.rs): re-evaluating an expired release reads the scan findings
-// of its deleted images and fails with ECR's ImageNotFoundException, as if the registry
-// were at fault. Expected: the tombstone answers, unchanged, and nothing is announced.
+// Re-evaluating an expired release reads no findings of its deleted images: the tombstone
+// answers, unchanged, and nothing is announced.
 #[tokio::test]
 async fn evaluating_an_expired_release_answers_with_the_tombstone() {
     // Given a release expired by retention, its images deleted

@@ -660,10 +660,16 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
 
 /// Release-level expiry's parameters and the variables of retention's configuration they set.
 const RELEASE_EXPIRY: [(&str, &str); 4] = [
-    ("RetentionKeepReleases", archgate::config::RETENTION_KEEP_RELEASES),
+    (
+        "RetentionKeepReleases",
+        archgate::config::RETENTION_KEEP_RELEASES,
+    ),
     ("RetentionKeepDays", archgate::config::RETENTION_KEEP_DAYS),
     ("RetentionProtect", archgate::config::RETENTION_PROTECT),
-    ("RetentionAttemptDays", archgate::config::RETENTION_ATTEMPT_DAYS),
+    (
+        "RetentionAttemptDays",
+        archgate::config::RETENTION_ATTEMPT_DAYS,
+    ),
 ];
 
 #[test]

@@ -328,6 +328,15 @@ pub trait RepositoryInventory: Send + Sync {
         digests: &[Digest],
     ) -> impl Future<Output = Result<DeleteResult, AdapterError>> + Send;
 
+    /// Removes tags, one BatchDeleteImage by tag per [`BATCH_LIMIT`]. Removing an image's last
+    /// tag deletes the image, so callers untag only images that keep another tag. Returns the
+    /// tags that could not be removed, with the reason.
+    fn untag(
+        &self,
+        repository: &str,
+        tags: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AdapterError>> + Send;
+
     /// Repository names starting with `prefix` (DescribeRepositories, all pages).
     fn repositories(
         &self,

@@ -134,6 +134,10 @@ where
         release: &Release,
         which: Rejudge,
     ) -> Result<Vec<Rejudged>, AdapterError> {
+        if release.phase() == crate::domain::Phase::Expired {
+            // Its images are gone: nothing to judge, and the tombstone is the answer.
+            return Ok(Vec::new());
+        }
         let now = self.clock.now_millis();
         let judged =
             current_verdicts(&self.config.gate, &self.registry, release, &date_of(now)).await?;

@@ -80,6 +80,7 @@ where
                 .collect();
             report.bytes_reclaimed = survey.plan.bytes_reclaimed;
             report.releases_expired = expired_releases(survey, &report.deleted);
+            report.untagged = survey.tags_to_remove();
         }
         return Ok(report);
     }
@@ -172,6 +173,18 @@ where
         .collect();
     report.bytes_reclaimed = report.deleted.iter().filter_map(|d| sizes.get(d)).sum();
     report.releases_expired = expired_releases(survey, &report.deleted);
+
+    // The spent names left on images that stay.
+    let untag = survey.tags_to_remove();
+    if !untag.is_empty() {
+        report.aws_calls += untag.len().div_ceil(BATCH_LIMIT);
+        let failed = targets.inventory.untag(repository, &untag).await?;
+        report.untagged = untag
+            .into_iter()
+            .filter(|t| !failed.iter().any(|(f, _)| f == t))
+            .collect();
+        report.untag_failed = failed;
+    }
 
     // 3. One `Release Expired` per release, recorded so it is announced once.
     if let Some(events) = targets.events {

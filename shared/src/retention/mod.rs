@@ -70,6 +70,11 @@ pub struct RepositoryReport {
     /// Images kept because workloads use them, with the first user of each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub in_use: Vec<(Digest, String)>,
+    /// Tags of expired releases removed from images that stay (shared with kept releases).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untagged: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untag_failed: Vec<(String, String)>,
     pub aws_calls: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -32,6 +32,29 @@ pub struct Survey {
 }
 
 impl Survey {
+    /// Tags of expiring releases on images that stay and keep another tag (a child shared
+    /// with a kept release): removed, so a spent name resolves to nothing. A tag that is its
+    /// image's last stays: removing it would delete an image that is still needed.
+    pub fn tags_to_remove(&self) -> Vec<String> {
+        let released: HashSet<&String> = self
+            .releases
+            .expiring()
+            .flat_map(|r| r.tags.iter())
+            .collect();
+        let deleted: HashSet<&Digest> = self.plan.delete.iter().map(|d| &d.digest).collect();
+        let mut tags: Vec<String> = Vec::new();
+        for image in self.images.iter().filter(|i| !deleted.contains(&i.digest)) {
+            let (spent, others): (Vec<&String>, Vec<&String>) =
+                image.tags.iter().partition(|t| released.contains(t));
+            if !spent.is_empty() && !others.is_empty() {
+                tags.extend(spent.into_iter().cloned());
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
     /// The images kept because workloads use them, with the first user of each.
     pub fn in_use_list(&self) -> Vec<(Digest, String)> {
         self.in_use
@@ -207,11 +230,15 @@ fn seeds(
             seeds.released_tags.extend(release.tags.iter().cloned());
             seeds.expiring.extend(release.digests.iter().cloned());
         } else {
+            let reason = match &release.fate {
+                Fate::Keep(ReleaseKeep::InFlight) => KeepReason::InFlight,
+                _ => KeepReason::Release(release.tag.clone()),
+            };
             for digest in &release.digests {
                 seeds
                     .pinned
                     .entry(digest.clone())
-                    .or_insert_with(|| KeepReason::Release(release.tag.clone()));
+                    .or_insert_with(|| reason.clone());
             }
         }
     }

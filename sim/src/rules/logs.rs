@@ -74,6 +74,21 @@ impl Checker {
                         self.latest = Some(order);
                     }
                 }
+                RegistryEvent::Untagged { tag, digest, .. } => {
+                    // Only a spent name leaves an image that stays.
+                    let spent = releases.iter().any(|r| {
+                        r.phase() == archgate::domain::Phase::Expired
+                            && (r.key.tag.as_str() == tag
+                                || r.key.tag.internal_tags().contains(&tag)
+                                || archgate::domain::retention::cosign_subject(&tag).is_some())
+                    });
+                    if !spent {
+                        violation(
+                            "8 retention-fails-closed",
+                            format!("retention removed the tag {tag} from {}", short(&digest)),
+                        )?;
+                    }
+                }
                 RegistryEvent::DeleteRefused { digest, reason, .. } => {
                     violation(
                         "8 retention-fails-closed",
@@ -87,15 +102,16 @@ impl Checker {
                     // Only the tags of releases retention expired may go with an image.
                     // (or of an expired attempt the release has since replaced: the image is
                     // not the new attempt's).
-                    let expired: Vec<&Rc<Release>> = releases
-                        .iter()
-                        .filter(|r| {
-                            r.phase() == archgate::domain::Phase::Expired
-                                || (r.history.last().is_some_and(|h| {
-                                    h.outcome == archgate::domain::Phase::Expired
-                                }) && !holds(r, &digest))
-                        })
-                        .collect();
+                    let expired: Vec<&Rc<Release>> =
+                        releases
+                            .iter()
+                            .filter(|r| {
+                                r.phase() == archgate::domain::Phase::Expired
+                                    || (r.history.last().is_some_and(|h| {
+                                        h.outcome == archgate::domain::Phase::Expired
+                                    }) && !holds(r, &digest))
+                            })
+                            .collect();
                     let owned = |tag: &String| {
                         expired.iter().any(|r| {
                             r.key.tag.as_str() == tag

@@ -109,7 +109,10 @@ impl World {
                 )
             } else {
                 let child = self.rng.pick(&candidate.children).digest.clone();
-                (format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{REPOSITORY}@{child}"), child)
+                (
+                    format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{REPOSITORY}@{child}"),
+                    child,
+                )
             };
             let user = format!("ecs task definition web:{n}");
             self.note(format!("{user} starts using {image}"));

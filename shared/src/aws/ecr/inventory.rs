@@ -141,6 +141,44 @@ impl RepositoryInventory for EcrRegistry {
         Ok(result)
     }
 
+    async fn untag(
+        &self,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<Vec<(String, String)>, AdapterError> {
+        let mut failed = Vec::new();
+        for batch in tags.chunks(BATCH_LIMIT) {
+            let output = self
+                .client
+                .batch_delete_image()
+                .repository_name(repository)
+                .set_image_ids(Some(
+                    batch
+                        .iter()
+                        .map(|t| ImageIdentifier::builder().image_tag(t).build())
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| classify("ECR", "BatchDeleteImage", e))?;
+            for failure in output.failures() {
+                let tag = failure.image_id().and_then(|id| id.image_tag());
+                failed.push((
+                    tag.unwrap_or("?").to_owned(),
+                    format!(
+                        "{}: {}",
+                        failure
+                            .failure_code()
+                            .map(|c| c.as_str())
+                            .unwrap_or("Unknown"),
+                        failure.failure_reason().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(failed)
+    }
+
     async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
         let mut names = Vec::new();
         let mut pages = self

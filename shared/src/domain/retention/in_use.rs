@@ -83,6 +83,7 @@ pub fn images_in_use(
             _ => None,
         })
         .collect();
+    let present: std::collections::HashSet<&Digest> = images.iter().map(|i| &i.digest).collect();
     let mut used: BTreeMap<Digest, String> = BTreeMap::new();
     let mut worklist: Vec<(Digest, &str)> = Vec::new();
     for use_ in uses {
@@ -102,7 +103,12 @@ pub fn images_in_use(
                     .and_then(|t| by_tag.get(t))
                     .map(|d| (*d).clone()),
             );
-        worklist.extend(named.map(|d| (d, use_.user.as_str())));
+        // Only what this repository holds: a digest of elsewhere keeps nothing here.
+        worklist.extend(
+            named
+                .filter(|d| present.contains(d))
+                .map(|d| (d, use_.user.as_str())),
+        );
     }
     // Breadth over index children, iterative (nesting depth is not bounded by anything).
     let mut at = 0;

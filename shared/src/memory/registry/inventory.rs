@@ -112,6 +112,70 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         Ok(result)
     }
 
+    async fn untag(
+        &self,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<Vec<(String, String)>, AdapterError> {
+        let mut failed = Vec::new();
+        for batch in tags.chunks(crate::ports::BATCH_LIMIT) {
+            let fault = self
+                .chaos
+                .enter("ECR", "BatchDeleteImage", "ECR.BatchDeleteImage")
+                .await?;
+            let mut answer = Vec::new();
+            {
+                let mut state = self.lock();
+                let State {
+                    repositories, log, ..
+                } = &mut *state;
+                let repo = repositories
+                    .get_mut(repository)
+                    .ok_or_else(|| not_found("BatchDeleteImage", repository))?;
+                for tag in batch {
+                    let Some(digest) = repo.tags.get(tag).cloned() else {
+                        answer.push((
+                            tag.clone(),
+                            "ImageNotFound: Requested image not found".to_owned(),
+                        ));
+                        continue;
+                    };
+                    if repo.tags_of(&digest).len() > 1 {
+                        repo.tags.remove(tag);
+                        log.push(RegistryEvent::Untagged {
+                            repository: repository.to_owned(),
+                            tag: tag.clone(),
+                            digest,
+                        });
+                    } else if repo.referenced_by_an_index(&digest) {
+                        // The last tag: ECR deletes the image, which an index still lists.
+                        let reason = "ImageReferencedByManifestList: the image is referenced by an image index".to_owned();
+                        log.push(RegistryEvent::DeleteRefused {
+                            repository: repository.to_owned(),
+                            digest: digest.clone(),
+                            reason: reason.clone(),
+                        });
+                        answer.push((tag.clone(), reason));
+                    } else {
+                        repo.tags.remove(tag);
+                        repo.remove(&digest);
+                        log.push(RegistryEvent::Deleted {
+                            repository: repository.to_owned(),
+                            digest,
+                            tags: vec![tag.clone()],
+                        });
+                    }
+                }
+            }
+            let answer = self
+                .chaos
+                .leave(fault, "ECR", "BatchDeleteImage", answer)
+                .await?;
+            failed.extend(answer);
+        }
+        Ok(failed)
+    }
+
     async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
         let fault = self
             .chaos

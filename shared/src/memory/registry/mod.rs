@@ -99,6 +99,12 @@ pub enum RegistryEvent {
         digest: Digest,
         reason: String,
     },
+    /// A tag removed from an image that keeps other tags.
+    Untagged {
+        repository: String,
+        tag: String,
+        digest: Digest,
+    },
 }
 
 #[derive(Debug, Default)]
