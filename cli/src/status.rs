@@ -129,6 +129,19 @@ pub fn print_status(release: &Release, version: u64, moving: &[String]) {
     if !moving.is_empty() {
         println!("moving   {} (now)", moving.join(", "));
     }
+    if let Some(expiry) = &release.expired {
+        println!(
+            "expired  {} by retention ({}): {}; {}",
+            format_time(expiry.at),
+            expiry.rule.name(),
+            expiry.rule,
+            if release.is_tombstone() {
+                "its images are removed and the name is never built again"
+            } else {
+                "its images are removed; a new upload of the key starts the next attempt"
+            }
+        );
+    }
     if let Some(queued) = &release.queued {
         println!(
             "queued   upload version {} starts attempt {} once attempt {} has finished its effects",

@@ -516,7 +516,12 @@ fn assert_release_images(repo: &Repo, planned: &Planned) {
     // being young or in flight.
     for verdict in planned.releases.expiring() {
         for image in &verdict.digests {
-            if let Some(reason) = planned.images.keep.get(image) {
+            if let Some(reason) = planned
+                .images
+                .keep
+                .get(image)
+                .filter(|_| !kept_images.contains(image))
+            {
                 assert!(
                     !matches!(reason, KeepReason::Young | KeepReason::InFlight),
                     "expired release {} keeps {image}: {reason:?}",
@@ -915,4 +920,57 @@ impl Repo {
             .filter(|i| &i.digest == image)
             .any(|i| i.tags.iter().any(|t| !own.contains(t)))
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fail closed on workloads
+// ---------------------------------------------------------------------------------------
+
+/// Workloads that cannot be read (ECS answers with an error).
+struct Unreadable;
+
+impl archgate::ports::Workloads for Unreadable {
+    async fn images_in_use(&self) -> Result<Vec<ImageUse>, archgate::error::AdapterError> {
+        Err(archgate::error::AdapterError::Unexpected {
+            service: "ECS",
+            operation: "DescribeTaskDefinition",
+            reason: "access denied".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn when_workloads_cannot_be_read_nothing_is_deleted_and_the_report_says_why() {
+    use archgate::memory::{Chaos, ManualClock, MemoryServices};
+    use archgate::retention::{run, Request, Retention};
+    // Given a repository with an old untagged image and a retention policy that expires
+    let services = MemoryServices::new(Chaos::default(), ManualClock::at(NOW - 30 * DAY));
+    services.registry.create_repository(REPO, false);
+    let stray = archgate::domain::oci::RawManifest {
+        media_type: Some(archgate::domain::oci::OCI_MANIFEST.to_owned()),
+        bytes: br#"{"schemaVersion":2,"layers":[]}"#.to_vec(),
+    };
+    services.registry.push(REPO, None, stray);
+    services.clock.set(NOW);
+    let mut config = archgate::config::RetentionConfig::from_lookup(
+        archgate::config::sample_lookup(&[(archgate::config::RETENTION_REPOSITORIES, REPO)]),
+    )
+    .expect("valid");
+    config.releases.keep_releases = Some(1);
+    let retention = Retention {
+        config,
+        inventory: services.registry.clone(),
+        workloads: Unreadable,
+        ledger: services.ledger.clone(),
+        events: services.events.clone(),
+        clock: services.clock.clone(),
+    };
+    // When retention runs
+    let report = run(&retention, Request::default()).await;
+    // Then nothing is deleted, and the repository's report says why
+    let repository = &report.repositories[0];
+    assert!(repository.deleted.is_empty());
+    let error = repository.error.as_deref().unwrap_or_default();
+    assert!(error.contains("workloads use could not be read"), "{error}");
+    assert_eq!(services.registry.repository(REPO).images.len(), 1);
 }
