@@ -1,7 +1,8 @@
 //! Retention's untagged cleanup on the emulator against a naive baseline, in the same run, on
-//! two identical 8,000-image repositories: 1,500 releases (a tagged index and two untagged
-//! children each: 4,500 images that must stay), 500 stale untagged indexes with two children
-//! each and 2,000 stale untagged images (3,500 that may go).
+//! two identical 8,000-image repositories: 1,500 published releases in the ledger (a tagged
+//! index and two children pushed by digest, untagged: 4,500 images that must stay), 500
+//! stale untagged indexes with two children each and 2,000 stale untagged images (3,500
+//! that may go).
 //!
 //! - naive: DescribeImages, then BatchDeleteImage of every untagged image, 100 at a time, one
 //!   call after the other; it reads no manifest, so it also destroys the releases' children.
@@ -12,8 +13,12 @@
 
 use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::domain::oci::{DOCKER_MANIFEST, OCI_INDEX};
+use archgate::domain::release::{Candidate, CandidateChild, EventKind, Publication};
 use archgate::domain::retention::{ReleasePolicy, RetentionPolicy};
-use archgate::domain::{Digest, Millis};
+use archgate::domain::{
+    Arch, BuildStatus, Digest, ManifestMode, Millis, Release, ReleaseKey, ReleaseTag, SourceObject,
+};
+use archgate::ports::Ledger;
 use archgate::ports::{Clock, SystemClock};
 use archgate::retention::{apply_plan, survey_repository, Rules, Targets};
 use archgate_cli::local::{default_config, LocalEnv};
@@ -29,6 +34,8 @@ const DAY: Millis = 86_400_000;
 
 struct Image {
     tag: Option<String>,
+    /// The children of an index.
+    children: Vec<Digest>,
     media_type: &'static str,
     body: String,
 }
@@ -45,6 +52,7 @@ fn child(name: &str) -> Image {
     .to_string();
     Image {
         tag: None,
+        children: Vec::new(),
         media_type: DOCKER_MANIFEST,
         body,
     }
@@ -64,9 +72,67 @@ fn index(children: &[&Image], tag: Option<String>) -> Image {
             .to_string();
     Image {
         tag,
+        children: children
+            .iter()
+            .map(|c| Digest::of(c.body.as_bytes()))
+            .collect(),
         media_type: OCI_INDEX,
         body,
     }
+}
+
+/// The ledger record of a published release whose index is `index`.
+fn published(repository: &str, index: &Image, now: Millis) -> Release {
+    let tag = ReleaseTag::parse(index.tag.as_deref().expect("a release index is tagged"))
+        .expect("a valid tag");
+    let source = SourceObject {
+        bucket: "sources".into(),
+        key: format!("releases/{tag}.zip"),
+        version_id: Some("1".into()),
+        etag: None,
+        size: None,
+        uploaded_at: Some(now),
+        sequencer: None,
+    };
+    let mut release = Release::new(
+        ReleaseKey::new(repository, tag.clone()),
+        source,
+        ManifestMode::Native,
+        now,
+    );
+    for (arch, child) in Arch::ALL.iter().zip(&index.children) {
+        let build = match arch {
+            Arch::Amd64 => &mut release.amd64,
+            Arch::Arm64 => &mut release.arm64,
+        };
+        build.build_id = Some(format!("{tag}-{arch}:1"));
+        build.status = Some(BuildStatus::Succeeded);
+        build.image_digest = Some(child.clone());
+    }
+    release.candidate = Some(Candidate {
+        tag: tag.candidate_tag(),
+        digest: Digest::of(index.body.as_bytes()),
+        children: Arch::ALL
+            .iter()
+            .zip(&index.children)
+            .map(|(arch, digest)| CandidateChild {
+                arch: *arch,
+                digest: digest.clone(),
+            })
+            .collect(),
+        manifest: Some(index.body.clone()),
+        media_type: Some(OCI_INDEX.to_owned()),
+    });
+    release.published = Some(Publication {
+        tags: vec![tag.to_string()],
+        at: now,
+    });
+    release.emitted = vec![
+        EventKind::Started,
+        EventKind::CandidateReady,
+        EventKind::Published,
+    ];
+    release
 }
 
 /// The repository's images, children before their index; and the digests that must stay.
@@ -113,8 +179,27 @@ async fn fill(ecr: &aws_sdk_ecr::Client, name: &str, images: &[Image]) {
     }
 }
 
+/// Every image digest of a repository.
+async fn digests(ecr: &aws_sdk_ecr::Client, name: &str) -> HashSet<String> {
+    let mut all = HashSet::new();
+    let mut pages = ecr
+        .describe_images()
+        .repository_name(name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("DescribeImages answers");
+        all.extend(
+            page.image_details()
+                .iter()
+                .filter_map(|d| d.image_digest().map(str::to_owned)),
+        );
+    }
+    all
+}
+
 /// DescribeImages then BatchDeleteImage of every untagged image, sequentially.
-async fn naive(ecr: &aws_sdk_ecr::Client, name: &str) -> (Duration, Vec<String>, usize) {
+async fn naive(ecr: &aws_sdk_ecr::Client, name: &str) -> (Duration, usize) {
     let started = Instant::now();
     let mut untagged = Vec::new();
     let mut calls = 0;
@@ -133,28 +218,20 @@ async fn naive(ecr: &aws_sdk_ecr::Client, name: &str) -> (Duration, Vec<String>,
             }
         }
     }
-    let mut deleted = Vec::new();
     for batch in untagged.chunks(100) {
         calls += 1;
         let ids = batch
             .iter()
             .map(|d| ImageIdentifier::builder().image_digest(d).build())
             .collect();
-        let output = ecr
-            .batch_delete_image()
+        ecr.batch_delete_image()
             .repository_name(name)
             .set_image_ids(Some(ids))
             .send()
             .await
             .expect("BatchDeleteImage answers");
-        deleted.extend(
-            output
-                .image_ids()
-                .iter()
-                .filter_map(|id| id.image_digest().map(str::to_owned)),
-        );
     }
-    (started.elapsed(), deleted, calls)
+    (started.elapsed(), calls)
 }
 
 #[tokio::main]
@@ -167,10 +244,20 @@ async fn main() {
     let filling = Instant::now();
     fill(ecr, "bench-naive", &images).await;
     fill(ecr, "bench-archgate", &images).await;
+    let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.config.ledger_table);
+    let pushed = SystemClock.now_millis();
+    for index in images.iter().filter(|i| i.tag.is_some()) {
+        ledger
+            .save(&published("bench-archgate", index, pushed), None)
+            .await
+            .expect("the release is recorded");
+    }
     let filled = filling.elapsed();
 
-    let (naive_time, naive_deleted, naive_calls) = naive(ecr, "bench-naive").await;
-    let destroyed = naive_deleted.iter().filter(|d| needed.contains(*d)).count();
+    let (naive_time, naive_calls) = naive(ecr, "bench-naive").await;
+    let left = digests(ecr, "bench-naive").await;
+    let naive_deleted = images.len() - left.len();
+    let destroyed = needed.iter().filter(|d| !left.contains(*d)).count();
 
     // Everything was pushed moments ago: plan a month later so all of it is old.
     let now = SystemClock.now_millis() + 30 * DAY;
@@ -184,7 +271,6 @@ async fn main() {
         releases: ReleasePolicy::default(),
     };
     let inventory = EcrRegistry::new(ecr.clone());
-    let ledger = DynamoLedger::new(env.clients.dynamodb.clone(), &env.config.ledger_table);
     let started = Instant::now();
     let survey = survey_repository(&inventory, &ledger, "bench-archgate", &rules, &[], now)
         .await
@@ -203,16 +289,9 @@ async fn main() {
     .await
     .expect("the cleanup runs");
     let archgate_time = started.elapsed();
-    let lost = report
-        .deleted
-        .iter()
-        .filter(|d| needed.contains(d.as_str()))
-        .count();
-    let read = survey
-        .images
-        .iter()
-        .filter(|i| !matches!(i.links, archgate::domain::retention::ManifestLinks::NotRead))
-        .count();
+    let left = digests(ecr, "bench-archgate").await;
+    let lost = needed.iter().filter(|d| !left.contains(*d)).count();
+    let read = survey.manifests_read;
 
     let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
     println!(
@@ -229,12 +308,11 @@ async fn main() {
         s(surveyed)
     );
     println!(
-        "| manifests read | 0 | {read} (the indexes; images that cannot reference others are not read) |"
+        "| manifests read | 0 | {read} (indexes the ledger does not hold; images that cannot reference others are not read) |"
     );
     println!(
-        "| images deleted | {} | {} |",
-        naive_deleted.len(),
-        report.deleted.len()
+        "| images deleted | {naive_deleted} | {} |",
+        images.len() - left.len()
     );
     println!("| images releases needed, deleted | {destroyed} | {lost} |");
     println!("| AWS calls | {naive_calls} | {} |", report.aws_calls);

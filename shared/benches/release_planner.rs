@@ -44,7 +44,7 @@ fn image(name: &str, tags: Vec<String>, age_days: i64, links: ManifestLinks) -> 
 
 /// Release `n`: published (most), blocked, failed or expired earlier; one a few hours apart.
 fn release(n: usize, images: &mut Vec<ImageRecord>) -> Release {
-    let tag = if n % 50 == 0 {
+    let tag = if n.is_multiple_of(50) {
         format!("v1.{n}")
     } else {
         format!("v2.{n}")
@@ -166,7 +166,7 @@ fn release(n: usize, images: &mut Vec<ImageRecord>) -> Release {
             age_days,
             ManifestLinks::Index { children },
         ));
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             let sig = format!("sha256-{}.sig", &index.as_str()["sha256:".len()..]);
             images.push(image(
                 &format!("{tag}-sig"),
@@ -175,7 +175,7 @@ fn release(n: usize, images: &mut Vec<ImageRecord>) -> Release {
                 ManifestLinks::NotRead,
             ));
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             images.push(image(
                 &format!("{tag}-sbom"),
                 vec![],

@@ -76,6 +76,8 @@ pub struct RepositoryReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub untag_failed: Vec<(String, String)>,
     pub aws_calls: usize,
+    /// Manifests read from the registry (those of archgate's releases come from the ledger).
+    pub manifests_read: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -93,6 +95,7 @@ impl RepositoryReport {
             unreadable_records: survey.unreadable_records.clone(),
             refused: plan.refused.clone(),
             aws_calls: survey.requests,
+            manifests_read: survey.manifests_read,
             kept_by_reason: plan.kept_by_reason(),
             releases_expired_by_rule: survey.releases.expired_by_rule(),
             releases_kept_by_rule: survey.releases.kept_by_rule(),

@@ -23,6 +23,8 @@ pub struct Survey {
     pub unreadable_records: Vec<(String, String)>,
     /// AWS requests the survey took.
     pub requests: usize,
+    /// Manifests read with BatchGetImage (the ledger holds its releases' indexes).
+    pub manifests_read: usize,
     /// The ledger records of the releases, by tag (for the tombstones).
     pub(super) stored: HashMap<String, Stored>,
     pub(super) in_flight: HashSet<Digest>,
@@ -98,6 +100,11 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
     now: Millis,
 ) -> Result<Survey, AdapterError> {
     let listed = inventory.list_images(repository).await?;
+    // The ledger after the listing: every release started before it was listed is known.
+    let view = LedgerView::read(ledger, repository).await?;
+    // The indexes of archgate's releases need no read: the ledger holds each exactly as
+    // pushed, and bytes that hash to the digest are that image.
+    let mut links: HashMap<Digest, ManifestLinks> = view.known_indexes();
     let to_read: Vec<Digest> = listed
         .iter()
         .filter(|i| {
@@ -105,7 +112,7 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
                 i.media_type.as_deref(),
                 i.artifact_media_type.as_deref(),
                 !i.tags.is_empty(),
-            )
+            ) && !links.contains_key(&i.digest)
         })
         .map(|i| i.digest.clone())
         .collect();
@@ -116,7 +123,6 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
         .buffer_unordered(READ_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut links: HashMap<Digest, ManifestLinks> = HashMap::with_capacity(to_read.len());
     for (digest, fetched) in fetched.into_iter().flatten() {
         let link = match fetched {
             FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
@@ -136,8 +142,6 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
             size_bytes: i.size_bytes,
         })
         .collect();
-
-    let view = LedgerView::read(ledger, repository).await?;
     let mut in_flight = view.in_flight();
     if let Some(since) = view.unreported_since() {
         // A build that has not said which image it pushed may have pushed any image since its
@@ -157,6 +161,7 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
         images,
         releases: planned.releases,
         plan: planned.images,
+        manifests_read: to_read.len(),
         unreadable_records: view.unreadable,
         requests,
         stored: view
@@ -274,6 +279,24 @@ impl LedgerView {
             unreadable,
             mentioned,
         })
+    }
+
+    /// What the indexes of the ledger's releases link to, from the manifests recorded with
+    /// them (only where the recorded bytes hash to the recorded digest).
+    fn known_indexes(&self) -> HashMap<Digest, ManifestLinks> {
+        self.releases
+            .iter()
+            .filter_map(|s| s.release.candidate.as_ref())
+            .filter_map(|candidate| {
+                let manifest = candidate.manifest.as_ref()?;
+                (Digest::of(manifest.as_bytes()) == candidate.digest).then(|| {
+                    (
+                        candidate.digest.clone(),
+                        read_links(candidate.media_type.as_deref(), manifest.as_bytes()),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The images of releases waiting for builds, the index or scans, and every digest an
