@@ -271,6 +271,29 @@ async fn main() {
         releases: ReleasePolicy::default(),
     };
     let inventory = EcrRegistry::new(ecr.clone());
+    // Where a run's time goes on the emulator: each read alone, once, before the run.
+    let part = Instant::now();
+    let listed = archgate::ports::RepositoryInventory::list_images(&inventory, "bench-archgate")
+        .await
+        .expect("DescribeImages answers");
+    let describe = part.elapsed();
+    let part = Instant::now();
+    ledger.list(usize::MAX).await.expect("the ledger answers");
+    let scan = part.elapsed();
+    let stale: Vec<Digest> = listed
+        .iter()
+        .filter(|i| i.tags.is_empty() && i.media_type.as_deref() == Some(OCI_INDEX))
+        .map(|i| i.digest.clone())
+        .collect();
+    let part = Instant::now();
+    archgate::ports::RepositoryInventory::manifests_by_digest(
+        &inventory,
+        "bench-archgate",
+        &stale[..100],
+    )
+    .await
+    .expect("BatchGetImage answers");
+    let one_read = part.elapsed();
     let started = Instant::now();
     let survey = survey_repository(&inventory, &ledger, "bench-archgate", &rules, &[], now)
         .await
@@ -306,6 +329,12 @@ async fn main() {
     println!(
         "| of which survey (inventory, manifest reads, ledger, plan) | – | {} |",
         s(surveyed)
+    );
+    println!(
+        "| parts, each alone: DescribeImages (all pages) / ledger Scan / one BatchGetImage of 100 | – | {} / {} / {} |",
+        s(describe),
+        s(scan),
+        s(one_read)
     );
     println!(
         "| manifests read | 0 | {read} (indexes the ledger does not hold; images that cannot reference others are not read) |"

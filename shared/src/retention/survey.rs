@@ -9,7 +9,10 @@ use crate::domain::retention::{
 };
 use crate::domain::{BuildRole, Digest, Millis, Release};
 use crate::error::AdapterError;
-use crate::ports::{FetchedManifest, Ledger, RepositoryInventory, Stored, BATCH_LIMIT, LIST_PAGE};
+use crate::ports::{
+    FetchedManifest, ImageSummary, Ledger, RepositoryInventory, Stored, BATCH_LIMIT, LIST_PAGE,
+};
+use futures_util::future;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -101,29 +104,36 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
 ) -> Result<Survey, AdapterError> {
     let listed = inventory.list_images(repository).await?;
     // The ledger after the listing: every release started before it was listed is known.
-    let view = LedgerView::read(ledger, repository).await?;
-    // The indexes of archgate's releases need no read: the ledger holds each exactly as
-    // pushed, and bytes that hash to the digest are that image.
-    let mut links: HashMap<Digest, ManifestLinks> = view.known_indexes();
-    let to_read: Vec<Digest> = listed
+    // Meanwhile the untagged manifests that may reference others are read; the tagged
+    // indexes wait for the ledger, which holds its releases' indexes exactly as pushed
+    // (bytes that hash to the digest are that image: no read needed).
+    let (untagged, tagged): (Vec<&ImageSummary>, Vec<&ImageSummary>) = listed
         .iter()
         .filter(|i| {
             needs_reading(
                 i.media_type.as_deref(),
                 i.artifact_media_type.as_deref(),
                 !i.tags.is_empty(),
-            ) && !links.contains_key(&i.digest)
+            )
         })
+        .partition(|i| i.tags.is_empty());
+    let untagged: Vec<Digest> = untagged.iter().map(|i| i.digest.clone()).collect();
+    let (view, fetched) = future::join(
+        LedgerView::read(ledger, repository),
+        read_manifests(inventory, repository, &untagged),
+    )
+    .await;
+    let view = view?;
+    let mut fetched = fetched?;
+    let mut links: HashMap<Digest, ManifestLinks> = view.known_indexes();
+    let tagged: Vec<Digest> = tagged
+        .iter()
+        .filter(|i| !links.contains_key(&i.digest))
         .map(|i| i.digest.clone())
         .collect();
-    // Batches read concurrently, a few at a time: well inside ECR's request rate, and the
-    // SDK's standard retry absorbs a throttled batch.
-    let fetched: Vec<Vec<(Digest, FetchedManifest)>> = stream::iter(to_read.chunks(BATCH_LIMIT))
-        .map(|batch| inventory.manifests_by_digest(repository, batch))
-        .buffer_unordered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
-    for (digest, fetched) in fetched.into_iter().flatten() {
+    fetched.extend(read_manifests(inventory, repository, &tagged).await?);
+    let to_read = untagged.len() + tagged.len();
+    for (digest, fetched) in fetched {
         let link = match fetched {
             FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
             // Not readable: it may reference anything (fail closed).
@@ -155,13 +165,15 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
     }
     let releases: Vec<&Release> = view.releases.iter().map(|s| &s.release).collect();
     let planned = plan_survey(repository, &images, &releases, &in_flight, uses, rules, now);
-    let requests =
-        images.len().div_ceil(LIST_PAGE).max(1) + to_read.len().div_ceil(BATCH_LIMIT) + 1;
+    let requests = images.len().div_ceil(LIST_PAGE).max(1)
+        + untagged.len().div_ceil(BATCH_LIMIT)
+        + tagged.len().div_ceil(BATCH_LIMIT)
+        + 1;
     Ok(Survey {
         images,
         releases: planned.releases,
         plan: planned.images,
-        manifests_read: to_read.len(),
+        manifests_read: to_read,
         unreadable_records: view.unreadable,
         requests,
         stored: view
@@ -174,6 +186,21 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
         rules: rules.clone(),
         now,
     })
+}
+
+/// Reads manifests in batches, a few batches at a time: well inside ECR's request rate, and
+/// the SDK's standard retry absorbs a throttled batch.
+async fn read_manifests<I: RepositoryInventory>(
+    inventory: &I,
+    repository: &str,
+    digests: &[Digest],
+) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
+    let batches: Vec<Vec<(Digest, FetchedManifest)>> = stream::iter(digests.chunks(BATCH_LIMIT))
+        .map(|batch| inventory.manifests_by_digest(repository, batch))
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(batches.into_iter().flatten().collect())
 }
 
 /// Both plans of one repository and the images in use, as [`plan_survey`] makes them.
