@@ -760,11 +760,37 @@ async fn retention_deletes_nothing_while_an_index_that_may_reference_images_cann
         .await
         .unwrap();
 
-    // When retention runs a week later and the release's index cannot be read
+    // and a hand-made index listing the same images, which the ledger does not hold (the
+    // release's own index needs no read: the ledger holds it exactly as pushed)
+    let children = release.candidate.clone().unwrap().children;
+    let bundle = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": archgate::domain::oci::OCI_INDEX,
+        "manifests": children.iter().map(|c| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": c.digest.to_string(), "size": 2})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    env.clients
+        .ecr
+        .put_image()
+        .repository_name(&env.config.repository)
+        .image_tag("bundle")
+        .image_manifest(String::from_utf8(bundle.clone()).unwrap())
+        .image_manifest_media_type(archgate::domain::oci::OCI_INDEX)
+        .image_digest(archgate::domain::Digest::of(&bundle).as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(archgate::domain::Digest::of(&bundle), index);
+
+    // When retention runs a week later and that index cannot be read
     let mut retention = retention_of(&env);
     retention.inventory = archgate::aws::EcrRegistry::new(aws_sdk_ecr::Client::from_conf(
         aws_sdk_ecr::config::Builder::from(&env.sdk)
-            .interceptor(UnreadableImage(index.to_string()))
+            .interceptor(UnreadableImage(
+                archgate::domain::Digest::of(&bundle).to_string(),
+            ))
             .build(),
     ));
     let run = archgate::retention::run(&retention, Default::default()).await;

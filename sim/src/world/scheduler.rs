@@ -116,21 +116,42 @@ impl World {
 
     fn spawn_retention(&mut self) {
         if self.scenario.unreadable_reads && self.rng.chance(50) {
-            // A per-image read failure on a release's index for this run.
+            // Someone pushes an index of their own (tag `bundle`) listing untagged images of
+            // the repository, and its reads fail during this run: only failing closed keeps
+            // what it lists. (archgate's own indexes are not read: the ledger holds them.)
             let repo = self.svc.registry.repository(REPOSITORY);
-            let indexes: Vec<Digest> = repo
+            let listed: Vec<Digest> = repo
                 .images
                 .iter()
-                .filter(|(_, i)| {
-                    i.manifest.media_type.as_deref() == Some(archgate::domain::oci::OCI_INDEX)
+                .filter(|(d, i)| {
+                    repo.tags_of(d).is_empty()
+                        && i.manifest.media_type.as_deref()
+                            != Some(archgate::domain::oci::OCI_INDEX)
                 })
                 .map(|(d, _)| d.clone())
+                .take(2)
                 .collect();
-            if !indexes.is_empty() {
-                let digest = self.rng.pick(&indexes).clone();
+            if !listed.is_empty() {
+                let bytes = serde_json::to_vec(&serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": archgate::domain::oci::OCI_INDEX,
+                    "manifests": listed.iter().map(|d| serde_json::json!({
+                        "mediaType": archgate::domain::oci::OCI_MANIFEST,
+                        "digest": d.to_string(), "size": 2})).collect::<Vec<_>>(),
+                }))
+                .expect("an index serialises");
+                let digest = self.svc.registry.push(
+                    REPOSITORY,
+                    Some("bundle"),
+                    archgate::domain::oci::RawManifest {
+                        media_type: Some(archgate::domain::oci::OCI_INDEX.to_owned()),
+                        bytes,
+                    },
+                );
                 self.note(format!(
-                    "reads of {} fail during this retention run",
-                    short(&digest)
+                    "someone pushes bundle {} listing {}; its reads fail during this retention run",
+                    short(&digest),
+                    listed.iter().map(short).collect::<Vec<_>>().join(", ")
                 ));
                 self.svc.registry.break_reads(&digest);
             }
