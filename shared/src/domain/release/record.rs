@@ -60,7 +60,13 @@ pub(super) fn record_upload(
         });
     }
     match release.phase() {
-        Phase::Failed | Phase::Blocked => {
+        Phase::Expired if release.is_tombstone() => {
+            let attempt = release.attempt;
+            let at = release.expired.as_ref().map_or(0, |e| e.at);
+            refuse(release, RejectReason::Expired { attempt, at })
+        }
+        // An expired attempt was never published: its name is free to build again.
+        Phase::Failed | Phase::Blocked | Phase::Expired => {
             if let Some(queued) = &release.queued {
                 if source.is_later_than(queued) != Some(true) {
                     return Err(IgnoreReason::LaterUploadQueued {
@@ -83,24 +89,6 @@ pub(super) fn record_upload(
         Phase::Published => {
             let attempt = release.attempt;
             refuse(release, RejectReason::Published { attempt })
-        }
-        Phase::Expired if release.is_tombstone() => {
-            let attempt = release.attempt;
-            let at = release.expired.as_ref().map_or(0, |e| e.at);
-            refuse(release, RejectReason::Expired { attempt, at })
-        }
-        Phase::Expired => {
-            // An expired attempt was never published: its name is free to build again.
-            release.note(
-                now,
-                format!(
-                    "upload version {} queued as attempt {}",
-                    source.revision(),
-                    release.attempt + 1
-                ),
-            );
-            release.queued = Some(source.clone());
-            Ok(())
         }
         phase @ (Phase::Building | Phase::Assembling | Phase::CandidateReady) => {
             let attempt = release.attempt;
