@@ -1088,10 +1088,17 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 Service::Registry => &[
                     "ecr:BatchGetImage",
                     "ecr:PutImage",
+                    // the attestations' blobs, before their referrer manifests
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:UploadLayerPart",
+                    "ecr:CompleteLayerUpload",
                     // digest pointers and the moving tags' locks
                     "dynamodb:UpdateItem",
                 ][..],
                 Service::Events => &["events:PutEvents"][..],
+                // on the signing key alone, and only when one is configured
+                Service::Signing => &["kms:Sign"][..],
             });
         }
         actions.extend(extra);

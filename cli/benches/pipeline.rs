@@ -226,6 +226,7 @@ async fn main() {
         build_id: "p:amd64".into(),
         status: BuildStatus::Succeeded,
         image_digest: None,
+        builder_image: None,
     };
     let iterations = 200_000;
     let started = Instant::now();

@@ -6,7 +6,7 @@ use archgate::domain::gate::Verdict;
 use archgate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
 use archgate::error::AdapterError;
 use archgate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -32,8 +32,8 @@ pub struct Evaluation {
     pub phase: Phase,
 }
 
-pub async fn evaluate<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn evaluate<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     key: &ReleaseKey,
 ) -> Result<Evaluation, EvaluateError>
 where
@@ -42,6 +42,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let read = |source| EvaluateError::Read {
         release: key.to_string(),

@@ -1,7 +1,7 @@
 //! `archgate reconcile`: one pass of the reconciler, run from a terminal.
 
 use archgate::pipeline::{Pipeline, PipelineError};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use archgate::reconcile::{reconcile_all, ReconcilePolicy, ReconcileReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,8 @@ pub enum ReconcileError {
 
 /// Runs one pass (changing nothing with `dry_run`), prints it and returns it: the releases
 /// that could not be reconciled are in its `failed`.
-pub async fn run<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn run<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     dry_run: bool,
     json: bool,
 ) -> Result<ReconcileReport, ReconcileError>
@@ -25,6 +25,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let policy = ReconcilePolicy::from_lookup(|name| std::env::var(name).ok())?;
     let report = reconcile_all(pipeline, policy, pipeline.now(), dry_run).await?;

@@ -7,7 +7,7 @@ use archgate::inbound::{
     INSPECTOR_SCAN, INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
 };
 use archgate::pipeline::Pipeline;
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +51,17 @@ pub fn route(event: &Value) -> Option<Route> {
 
 /// Runs one event through its handler; the result is the handler's JSON answer, or its
 /// error as Lambda would report it (with `retryable`).
-pub async fn dispatch<L, B, R, E, C>(pipeline: &Pipeline<L, B, R, E, C>, event: Value) -> Value
+pub async fn dispatch<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
+    event: Value,
+) -> Value
 where
     L: Ledger + Clone,
     B: Builds + Clone,
     R: Registry + Clone,
     E: EventPublisher + Clone,
     C: Clock + Clone,
+    S: Signer + Clone,
 {
     let Some(route) = route(&event) else {
         let field = |name| {

@@ -119,6 +119,7 @@ fn release(n: usize, images: &mut Vec<ImageRecord>) -> Release {
             verdict: verdict(kind != 1),
             scanned_at: started,
             evaluated_at: started,
+            scanner: None,
         });
     }
     let mut index_tags = vec![release_tag.candidate_tag()];

@@ -1,6 +1,7 @@
 //! The ports the pipeline needs from the outside world. Adapters in [`crate::aws`] implement
 //! them with the AWS SDK; the domain and the pipeline see only these library types.
 
+use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::release_event::ReleaseEvent;
@@ -170,6 +171,8 @@ pub struct BuildDetails {
     pub environment: Vec<(String, String)>,
     /// The buildspec's `exported-variables` (`IMAGE_DIGEST`), once the build ended.
     pub exported: Vec<(String, String)>,
+    /// The image the build runs on.
+    pub image: Option<String>,
 }
 
 pub trait Builds: Send + Sync {
@@ -226,6 +229,47 @@ pub trait Registry: Send + Sync {
         manifest: &RawManifest,
         digest: &Digest,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// Uploads the blobs the repository lacks: one BatchCheckLayerAvailability, then per
+    /// missing blob InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload.
+    /// Content-addressed: a repeat is harmless.
+    fn upload_blobs(
+        &self,
+        repository: &str,
+        blobs: &[Blob],
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// PutImage by digest with no tag (an OCI referrer); its blobs must be uploaded first.
+    /// A repeat of identical content is as good as a first write.
+    fn put_untagged(
+        &self,
+        repository: &str,
+        manifest: &RawManifest,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+}
+
+/// Signs release attestations (the DSSE pre-auth encoding), or leaves them unsigned.
+pub trait Signer: Send + Sync {
+    /// The key named in each signature (`keyid`); `None`: envelopes are left unsigned.
+    fn key_id(&self) -> Option<&str>;
+
+    /// An ECDSA P-256 SHA-256 signature of `message`, ASN.1 DER encoded.
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Vec<u8>, AdapterError>> + Send;
+}
+
+/// No signing key configured: attestations are made, but unsigned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unsigned;
+
+impl Signer for Unsigned {
+    fn key_id(&self) -> Option<&str> {
+        None
+    }
+
+    async fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, AdapterError> {
+        Ok(Vec::new())
+    }
 }
 
 pub trait EventPublisher: Send + Sync {

@@ -9,7 +9,7 @@ use crate::domain::release::GateState;
 use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Phase, Release};
 use crate::inbound::exported_digest;
 use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use serde::Serialize;
 
 pub const RECONCILE_STALE_MINUTES: &str = "ARCHGATE_RECONCILE_STALE_MINUTES";
@@ -90,8 +90,8 @@ pub struct ReconcileReport {
 
 /// The facts the truth holds about one release that its record lacks, read from CodeBuild and
 /// the registry. Empty when there is nothing to do; `None` when the release needs no look.
-pub async fn observe<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn observe<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     release: &Release,
     policy: ReconcilePolicy,
     now: Millis,
@@ -102,6 +102,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let phase = release.phase();
     let stale =
@@ -139,6 +140,7 @@ where
                         build_id: build_id.clone(),
                         status,
                         image_digest: exported_digest(build_id, &details.exported),
+                        builder_image: details.image.clone(),
                     });
                 }
             }
@@ -177,8 +179,8 @@ where
 
 /// Re-reads one release's truth and applies what it finds (or, in a dry run, only says what
 /// it would apply). `None` when the release needs nothing.
-pub async fn reconcile_release<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn reconcile_release<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     release: &Release,
     policy: ReconcilePolicy,
     now: Millis,
@@ -190,6 +192,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let Some(facts) = observe(pipeline, release, policy, now).await? else {
         return Ok(None);
@@ -257,8 +260,8 @@ fn describe(fact: &Fact) -> String {
 
 /// One pass over every release of the pipeline's repository: what changed, what was skipped.
 /// One release's trouble (or one unreadable item) does not stop the others.
-pub async fn reconcile_all<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn reconcile_all<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     policy: ReconcilePolicy,
     now: Millis,
     dry_run: bool,
@@ -269,6 +272,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let listing =
         pipeline

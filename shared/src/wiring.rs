@@ -3,6 +3,7 @@
 
 use crate::aws::{
     AwsWorkloads, Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher,
+    KmsSigner,
 };
 use crate::config::{Config, RetentionConfig};
 use crate::pipeline::Pipeline;
@@ -10,8 +11,14 @@ use crate::ports::{Clock, SystemClock};
 use crate::retention::Retention;
 
 /// The pipeline wired to AWS.
-pub type AwsPipeline =
-    Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, SystemClock>;
+pub type AwsPipeline = Pipeline<
+    DynamoLedger,
+    CodeBuildBuilds,
+    EcrRegistry,
+    EventBridgePublisher,
+    SystemClock,
+    KmsSigner,
+>;
 
 /// Retention wired to AWS.
 pub type AwsRetention =
@@ -49,5 +56,6 @@ impl Clients {
             EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
             SystemClock,
         )
+        .signing_with(KmsSigner::new(self.kms.clone(), config.signing_key.clone()))
     }
 }

@@ -220,6 +220,7 @@ mod codebuild_details {
                         ("IMAGE_ARCH".to_owned(), "amd64".to_owned()),
                     ],
                     exported: Vec::new(),
+                    image: details.as_ref().and_then(|d| d.image.clone()),
                 }),
                 "status {status:?}"
             );

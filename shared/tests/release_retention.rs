@@ -125,6 +125,7 @@ fn an_expired_attempt_can_be_built_again_and_its_scans_no_longer_count() {
         verdict: pass(),
         scanned_at: NOW,
         evaluated_at: NOW,
+        scanner: None,
     });
     match decide(Some(&expired), &expired.key, &scan, NOW) {
         Decision::Ignore(reason) => assert_eq!(reason.kind(), "release_expired"),
@@ -690,6 +691,7 @@ fn published(tag: &str, order: u32, age_days: i64) -> Release {
             verdict: pass(),
             scanned_at: NOW - age_days * DAY,
             evaluated_at: NOW - age_days * DAY,
+            scanner: None,
         });
     }
     release.published = Some(Publication {
@@ -711,6 +713,7 @@ fn blocked(tag: &str, order: u32, age_days: i64) -> Release {
         },
         scanned_at: NOW - age_days * DAY,
         evaluated_at: NOW - age_days * DAY,
+        scanner: None,
     });
     let release = settle(release);
     assert_eq!(release.phase(), Phase::Blocked);
@@ -837,6 +840,7 @@ impl Repo {
                 verdict: pass(),
                 scanned_at: NOW,
                 evaluated_at: NOW,
+                scanner: None,
             });
         }
         self.push_release(settle(release), true, age_days);

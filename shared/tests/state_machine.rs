@@ -80,6 +80,7 @@ fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
         build_id: build_id(role),
         status,
         image_digest: None,
+        builder_image: None,
     }
 }
 
@@ -177,6 +178,7 @@ impl ScanEvent {
             verdict: self.judgement.verdict(),
             scanned_at: self.scanned_at,
             evaluated_at: self.evaluated_at,
+            scanner: None,
         }
     }
 
@@ -193,6 +195,7 @@ fn scan_of(arch: Arch, digest: Digest, judgement: Judgement, scanned_at: Millis)
         verdict: judgement.verdict(),
         scanned_at,
         evaluated_at: scanned_at,
+        scanner: None,
     })
 }
 
@@ -340,6 +343,9 @@ impl Simulation {
                     candidate: candidate(),
                 }
             }
+            Effect::Attest => EffectResult::Attested {
+                attestations: attestations(),
+            },
             Effect::Promote => {
                 let release = self.release();
                 assert_eq!(
@@ -356,6 +362,19 @@ impl Simulation {
             Effect::Announce(seq) => EffectResult::Announced { seq },
         }
     }
+}
+
+/// What a signing would record: one envelope of each kind.
+fn attestations() -> Vec<archgate::domain::attestation::Attestation> {
+    use archgate::domain::attestation::{Attestation, AttestationKind, Envelope};
+    AttestationKind::ALL
+        .into_iter()
+        .map(|kind| Attestation {
+            kind,
+            envelope: String::from_utf8(Envelope::unsigned(kind.to_string().as_bytes()).to_bytes())
+                .unwrap(),
+        })
+        .collect()
 }
 
 /// What one delivery carries.
@@ -679,6 +698,7 @@ impl Scenario {
             Phase::Failed => effects.push(Effect::Emit(EventKind::Failed)),
             Phase::Published => effects.extend([
                 Effect::Emit(EventKind::CandidateReady),
+                Effect::Attest,
                 Effect::Promote,
                 Effect::Emit(EventKind::Published),
             ]),
@@ -1359,6 +1379,7 @@ fn early_scans_are_bounded_and_only_the_pushed_images_scans_stay() {
         build_id: build_id(BuildRole::Amd64),
         status: BuildStatus::Succeeded,
         image_digest: Some(child_digest(Arch::Amd64)),
+        builder_image: None,
     });
     assert!(sim.release().scans.is_empty());
     let reason = sim
@@ -1490,13 +1511,13 @@ fn scans_before_the_candidate_are_judged_once_it_exists() {
 #[test]
 fn a_promotion_claim_that_was_never_performed_is_taken_over_after_the_lease() {
     // Given amd64 passed, and the invocation judging arm64's passing scan claimed the
-    // promotion and died.
+    // attestation that precedes the promotion and died.
     let mut sim = candidate_ready();
     sim.deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN));
     let last = scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN);
     let claimed_at = sim.tick();
     let (next, effects) = applied(decide(sim.stored.as_ref(), &sim.key, &last, claimed_at));
-    assert_eq!(effects, vec![Effect::Promote]);
+    assert_eq!(effects, vec![Effect::Attest]);
     sim.store(next);
     sim.count(&effects);
 
@@ -1509,8 +1530,9 @@ fn a_promotion_claim_that_was_never_performed_is_taken_over_after_the_lease() {
     sim.now = claimed_at + CLAIM_LEASE_MS - TICK;
     assert!(sim.deliver(&last).is_none());
 
-    // Then the new invocation promotes and announces the release.
-    assert_eq!(sim.requested(Effect::Promote), 2);
+    // Then the new invocation signs again, promotes and announces the release.
+    assert_eq!(sim.requested(Effect::Attest), 2);
+    assert_eq!(sim.requested(Effect::Promote), 1);
     assert_eq!(sim.requested(Effect::Emit(EventKind::Published)), 1);
     assert_eq!(sim.release().phase(), Phase::Published);
     assert!(sim.release().pending.is_empty());
@@ -1829,8 +1851,9 @@ fn concurrent_passing_scans_of_both_arches_promote_once() {
     let (stored, version) = sim.read();
     let (arm64_next, arm64_effects) = applied(decide(stored.as_ref(), &sim.key, &arm64, now));
 
-    // Then the retry sees both passing verdicts and claims the promotion, exactly once.
-    assert_eq!(arm64_effects, vec![Effect::Promote]);
+    // Then the retry sees both passing verdicts and claims the attestation, then the
+    // promotion, exactly once.
+    assert_eq!(arm64_effects, vec![Effect::Attest]);
     assert_eq!(sim.write_if(arm64_next, version), Ok(()));
     sim.perform(arm64_effects);
     assert_eq!(sim.requested(Effect::Promote), 1);
@@ -1932,6 +1955,7 @@ fn a_build_that_is_not_the_recorded_one_is_ignored() {
         build_id: "build-someone-else".to_owned(),
         status: BuildStatus::Succeeded,
         image_digest: None,
+        builder_image: None,
     };
     let reason = ignored(decide(Some(&release), &key(), &stranger, T0 + 10));
 
@@ -2110,14 +2134,22 @@ fn a_blocking_scan_during_a_promotion_neither_cancels_it_nor_announces_a_block()
         },
         scanned_at: at,
         evaluated_at: at,
+        scanner: None,
     };
     (release, _) = applied(step(
         Some(&release),
         Fact::ScanEvaluated(pass(Arch::Amd64, 10)),
     ));
-    let (claimed, effects) = applied(step(
+    let (attesting, effects) = applied(step(
         Some(&release),
         Fact::ScanEvaluated(pass(Arch::Arm64, 10)),
+    ));
+    assert!(effects.contains(&Effect::Attest), "{effects:?}");
+    let (claimed, effects) = applied(step(
+        Some(&attesting),
+        Fact::Completed(EffectResult::Attested {
+            attestations: attestations(),
+        }),
     ));
     assert!(effects.contains(&Effect::Promote), "{effects:?}");
 

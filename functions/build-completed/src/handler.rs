@@ -5,11 +5,11 @@ use archgate::domain::IgnoreReason;
 use archgate::handler_error::HandlerError;
 use archgate::inbound::{build_change, build_fact, parse_codebuild_event};
 use archgate::pipeline::{Outcome, Pipeline};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use tracing::info;
 
-pub async fn handle<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn handle<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     event: serde_json::Value,
 ) -> Result<Outcome, HandlerError>
 where
@@ -18,6 +18,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let event = parse_codebuild_event(event)?;
     let event_id = event.id.clone().unwrap_or_default();

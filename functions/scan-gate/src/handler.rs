@@ -8,11 +8,11 @@ use archgate::inbound::{
     INSPECTOR_FINDING,
 };
 use archgate::pipeline::{Outcome, Pipeline};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use tracing::info;
 
-pub async fn handle<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn handle<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     event: serde_json::Value,
 ) -> Result<Outcome, HandlerError>
 where
@@ -21,6 +21,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     // Inspector's continuous rescans report each finding as it appears, changes or closes.
     let observed = if event.get("detail-type").and_then(|t| t.as_str()) == Some(INSPECTOR_FINDING) {

@@ -3,11 +3,11 @@
 use archgate::handler_error::HandlerError;
 use archgate::inbound::{parse_s3_event, upload_fact};
 use archgate::pipeline::{Outcome, Pipeline};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use tracing::info;
 
-pub async fn handle<L, B, R, E, C>(
-    pipeline: &Pipeline<L, B, R, E, C>,
+pub async fn handle<L, B, R, E, C, S>(
+    pipeline: &Pipeline<L, B, R, E, C, S>,
     event: serde_json::Value,
 ) -> Result<Outcome, HandlerError>
 where
@@ -16,6 +16,7 @@ where
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     let event = parse_s3_event(event)?;
     let (key, fact) = match upload_fact(&event, pipeline.config()) {

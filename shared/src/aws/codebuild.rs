@@ -95,6 +95,10 @@ impl Builds for CodeBuildBuilds {
                 .iter()
                 .filter_map(|v| Some((v.name()?.to_owned(), v.value()?.to_owned())))
                 .collect(),
+            image: build
+                .environment()
+                .map(|env| env.image().to_owned())
+                .filter(|image| !image.is_empty()),
         }))
     }
 }

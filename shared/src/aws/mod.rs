@@ -7,6 +7,7 @@ mod dynamodb;
 mod ecr;
 mod eventbridge;
 mod http;
+mod kms;
 mod workloads;
 
 pub use calls::{tally, CallLog, CallTally};
@@ -15,6 +16,7 @@ pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
 pub use http::{http_client, http_client_trusting, AMAZON_TRUST_SERVICES};
+pub use kms::{public_key, KmsSigner};
 pub use workloads::AwsWorkloads;
 
 pub use crate::wiring::AwsPipeline;
@@ -42,6 +44,7 @@ pub struct Clients {
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub kms: aws_sdk_kms::Client,
     pub calls: Option<CallLog>,
 }
 
@@ -75,6 +78,7 @@ impl Clients {
             eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
             ecs: client!(aws_sdk_ecs, &calls, sdk),
             lambda: client!(aws_sdk_lambda, &calls, sdk),
+            kms: client!(aws_sdk_kms, &calls, sdk),
             calls,
         }
     }

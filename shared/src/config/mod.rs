@@ -40,6 +40,9 @@ pub struct Config {
     pub account_id: Option<String>,
     /// When set, events of other regions are ignored.
     pub region: Option<String>,
+    /// The KMS key that signs release attestations (`ARCHGATE_SIGNING_KEY`); unsigned when
+    /// `None`.
+    pub signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +182,12 @@ impl Config {
                 .map(|name| check(REGION, name, names::region))
                 .transpose(),
         );
+        let signing_key = problems.take(
+            required(SIGNING_KEY)
+                .ok()
+                .map(|key| check(SIGNING_KEY, key, names::kms_key))
+                .transpose(),
+        );
         // Every value is there exactly when no problem was found.
         let built = (|| {
             Some(Config {
@@ -195,6 +204,7 @@ impl Config {
                 moving_tags: moving_tags?,
                 account_id: account_id?,
                 region: region?,
+                signing_key: signing_key?,
             })
         })();
         match built {

@@ -95,6 +95,23 @@ pub(super) fn account_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// A KMS key as Sign takes it: a key id, a key ARN, an alias name or an alias ARN.
+pub(super) fn kms_key(value: &str) -> Result<(), String> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_/:".contains(&b))
+    };
+    let shaped = value.starts_with("alias/")
+        || (value.starts_with("arn:aws") && value.contains(":kms:"))
+        || value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if value.len() <= 2048 && plain(value) && shaped {
+        Ok(())
+    } else {
+        Err("a KMS key is a key id, a key ARN (arn:aws:kms:<region>:<account>:key/<id>) or an alias (alias/<name>)".into())
+    }
+}
+
 pub(super) fn region(value: &str) -> Result<(), String> {
     if !value.is_empty()
         && value

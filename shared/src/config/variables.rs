@@ -25,6 +25,8 @@ pub const RETENTION_KEEP_RELEASES: &str = "ARCHGATE_RETENTION_KEEP_RELEASES";
 pub const RETENTION_KEEP_DAYS: &str = "ARCHGATE_RETENTION_KEEP_DAYS";
 pub const RETENTION_PROTECT: &str = "ARCHGATE_RETENTION_PROTECT";
 pub const RETENTION_ATTEMPT_DAYS: &str = "ARCHGATE_RETENTION_ATTEMPT_DAYS";
+/// The KMS key (ECDSA P-256) that signs release attestations; unsigned when unset.
+pub const SIGNING_KEY: &str = "ARCHGATE_SIGNING_KEY";
 /// A PEM file of certificates to trust besides Amazon Trust Services' roots (optional;
 /// read by [`crate::aws::http_client`]).
 pub const CA_BUNDLE: &str = "ARCHGATE_CA_BUNDLE";

@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no SDK types. Everything here is deterministic given its inputs.
 
+pub mod attestation;
 pub mod digest;
 pub mod gate;
 pub mod ignore;

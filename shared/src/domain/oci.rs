@@ -174,14 +174,30 @@ struct Index<'a> {
     schema_version: u8,
     media_type: &'static str,
     manifests: Vec<Value>,
-    annotations: IndexAnnotations<'a>,
+    annotations: &'a IndexAnnotations,
 }
 
-#[derive(Serialize)]
-struct IndexAnnotations<'a> {
-    #[serde(rename = "org.opencontainers.image.ref.name")]
-    ref_name: &'a str,
+/// What the index says about itself: true of the published index under every tag that
+/// names it (no tag name: `org.opencontainers.image.ref.name` belongs to an image layout's
+/// `index.json`, and the index is published under several tags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexAnnotations {
+    /// When the source was uploaded (RFC 3339).
+    #[serde(rename = "org.opencontainers.image.created")]
+    pub created: String,
+    /// The uploaded source object (`s3://bucket/key`).
+    #[serde(rename = "org.opencontainers.image.source")]
+    pub source: String,
+    /// The source object's version id (or ETag in an unversioned bucket).
+    #[serde(rename = "org.opencontainers.image.revision")]
+    pub revision: String,
+    /// The release tag.
+    #[serde(rename = "org.opencontainers.image.version")]
+    pub version: String,
 }
+
+/// The annotation naming the release an index was assembled for.
+pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 
 /// The candidate index: platform entries in arch order, then their attestations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +206,7 @@ pub struct BuiltIndex {
     pub digest: Digest,
 }
 
-pub fn build_index(ref_name: &str, images: &[PlatformImage]) -> BuiltIndex {
+pub fn build_index(annotations: &IndexAnnotations, images: &[PlatformImage]) -> BuiltIndex {
     let mut sorted: Vec<&PlatformImage> = images.iter().collect();
     sorted.sort_by_key(|image| image.arch);
     let mut manifests: Vec<Value> = sorted
@@ -219,7 +235,7 @@ pub fn build_index(ref_name: &str, images: &[PlatformImage]) -> BuiltIndex {
         schema_version: 2,
         media_type: OCI_INDEX,
         manifests,
-        annotations: IndexAnnotations { ref_name },
+        annotations,
     };
     let bytes = serde_json::to_vec(&index).expect("index serialises");
     BuiltIndex {
@@ -259,10 +275,20 @@ mod tests {
     fn index_is_deterministic_and_declares_both_platforms() {
         let amd = platform_image(Arch::Amd64, &manifest("amd64")).unwrap();
         let arm = platform_image(Arch::Arm64, &manifest("arm64")).unwrap();
-        let one = build_index("app-1-candidate", &[arm.clone(), amd.clone()]);
-        let two = build_index("app-1-candidate", &[amd, arm]);
+        let annotations = IndexAnnotations {
+            created: "2026-12-01T10:00:00Z".into(),
+            source: "s3://sources/releases/app-1.zip".into(),
+            revision: "v1".into(),
+            version: "app-1".into(),
+        };
+        let one = build_index(&annotations, &[arm.clone(), amd.clone()]);
+        let two = build_index(&annotations, &[amd, arm]);
         assert_eq!(one, two);
         let doc: Value = serde_json::from_slice(&one.bytes).unwrap();
+        assert_eq!(doc["annotations"][VERSION_ANNOTATION], "app-1");
+        assert!(doc["annotations"]
+            .get("org.opencontainers.image.ref.name")
+            .is_none());
         assert_eq!(
             doc["manifests"][0]["platform"],
             json!({"architecture": "amd64", "os": "linux"})

@@ -41,6 +41,9 @@ pub struct AdditionalInformation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct BuildEnvironment {
+    /// The build image (`aws/codebuild/amazonlinux2-aarch64-standard:3.0`).
+    #[serde(default)]
+    pub image: Option<String>,
     #[serde(default)]
     pub environment_variables: Option<Vec<EnvironmentVariable>>,
 }
@@ -70,6 +73,8 @@ pub struct BuildChange {
     pub environment: Vec<(String, String)>,
     /// Exported variables from the event; empty when the event carried none.
     pub exported: Vec<(String, String)>,
+    /// The image the build ran on, when the event said.
+    pub builder_image: Option<String>,
 }
 
 pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChange, IgnoreReason> {
@@ -130,6 +135,10 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
                 .and_then(|e| e.environment_variables.as_ref()),
         ),
         exported: plain(information.and_then(|a| a.exported_environment_variables.as_ref())),
+        builder_image: information
+            .and_then(|a| a.environment.as_ref())
+            .and_then(|e| e.image.as_deref())
+            .map(truncate_for_message),
     })
 }
 
@@ -198,6 +207,7 @@ pub fn build_fact(
             build_id: change.build_id.clone(),
             status: change.status,
             image_digest: exported_digest(&change.build_id, exported),
+            builder_image: change.builder_image.clone(),
         },
     ))
 }

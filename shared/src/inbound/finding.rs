@@ -6,6 +6,7 @@ use super::scan::{
 use super::{foreign, other_event, parse, required, MalformedEvent};
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
+use crate::domain::release::Scanner;
 use crate::domain::{Digest, IgnoreReason};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
@@ -99,5 +100,6 @@ pub fn finding_observation(
         digest,
         result: ScanResult::FindingChanged,
         scanned_at: event.time.map(|t| t.timestamp_millis()).unwrap_or_default(),
+        scanner: Scanner::Inspector,
     })
 }

@@ -4,6 +4,7 @@ use super::{foreign, other_event, parse, required, MalformedEvent};
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
 use crate::domain::gate::{ScanStatus, Severity, SeverityCounts};
+use crate::domain::release::Scanner;
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Arch, Digest, IgnoreReason, ReleaseKey};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -80,6 +81,8 @@ pub struct ScanObservation {
     pub result: ScanResult,
     /// The event's time, in milliseconds since the epoch.
     pub scanned_at: i64,
+    /// ECR basic scanning or Amazon Inspector, by the event's source.
+    pub scanner: Scanner,
 }
 
 /// What a scan event says about the image.
@@ -165,6 +168,11 @@ pub fn scan_observation(
         digest,
         result: ScanResult::Reported { status, counts },
         scanned_at,
+        scanner: if inspector {
+            Scanner::Inspector
+        } else {
+            Scanner::Basic
+        },
     })
 }
 

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// How long CodeBuild honours an idempotency token.
+/// The image every in-memory build runs on.
+pub const MEMORY_BUILD_IMAGE: &str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0";
+
 pub const TOKEN_WINDOW_MS: Millis = 5 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +177,7 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
             status: Some(b.status.as_str().to_owned()),
             environment: b.request.environment.clone(),
             exported: b.exported.clone(),
+            image: Some(MEMORY_BUILD_IMAGE.to_owned()),
         });
         self.chaos
             .leave(fault, "CodeBuild", "BatchGetBuilds", details)

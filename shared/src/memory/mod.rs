@@ -9,6 +9,7 @@ pub mod clock;
 pub mod events;
 pub mod ledger;
 pub mod registry;
+pub mod signer;
 pub mod workloads;
 
 pub use builds::MemoryBuilds;
@@ -17,6 +18,7 @@ pub use clock::ManualClock;
 pub use events::MemoryEvents;
 pub use ledger::MemoryLedger;
 pub use registry::MemoryRegistry;
+pub use signer::MemorySigner;
 pub use workloads::MemoryWorkloads;
 
 use crate::config::Config;
@@ -29,7 +31,11 @@ pub type MemoryPipeline = Pipeline<
     MemoryRegistry<ManualClock>,
     MemoryEvents,
     ManualClock,
+    MemorySigner,
 >;
+
+/// The key the in-memory signer names in its signatures.
+pub const MEMORY_SIGNING_KEY: &str = "alias/archgate-releases";
 
 /// A whole set of in-memory services, cheap to clone (every clone shares the same state).
 #[derive(Clone)]
@@ -40,6 +46,7 @@ pub struct MemoryServices {
     pub builds: MemoryBuilds<ManualClock>,
     pub registry: MemoryRegistry<ManualClock>,
     pub events: MemoryEvents,
+    pub signer: MemorySigner,
 }
 
 impl MemoryServices {
@@ -49,6 +56,7 @@ impl MemoryServices {
             builds: MemoryBuilds::new(chaos.clone(), clock.clone()),
             registry: MemoryRegistry::new(chaos.clone(), clock.clone()),
             events: MemoryEvents::new(chaos.clone()),
+            signer: MemorySigner::new(chaos.clone(), MEMORY_SIGNING_KEY),
             chaos,
             clock,
         }
@@ -63,5 +71,6 @@ impl MemoryServices {
             self.events.clone(),
             self.clock.clone(),
         )
+        .signing_with(self.signer.clone())
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::release::Claim;
 use crate::domain::{
     decide, Decision, Effect, EffectResult, Fact, IgnoreReason, Millis, Release, ReleaseKey,
 };
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, SaveError, Stored};
+use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, SaveError, Signer, Stored};
 use std::collections::VecDeque;
 use tracing::{info, warn};
 
@@ -70,13 +70,14 @@ enum Attempt {
     Conflict,
 }
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
 where
     L: Ledger,
     B: Builds,
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     pub async fn apply(&self, key: &ReleaseKey, fact: Fact) -> Result<Outcome, PipelineError> {
         self.apply_read(key, fact, None).await

@@ -7,16 +7,17 @@ use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::{Candidate, CandidateChild};
 use crate::domain::release_event::{notice_event, release_event};
 use crate::domain::{Arch, BuildRole, Digest, Effect, EffectResult, Release};
-use crate::ports::{BuildRequest, Builds, Clock, EventPublisher, Ledger, Registry};
+use crate::ports::{BuildRequest, Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use sha2::{Digest as _, Sha256};
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
 where
     L: Ledger,
     B: Builds,
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     pub(super) async fn perform(
         &self,
@@ -40,6 +41,7 @@ where
             }
             Effect::AssembleCandidate => self.assemble_candidate(release).await,
             Effect::ResolveCandidate => self.resolve_candidate(release).await,
+            Effect::Attest => self.attest(release).await,
             Effect::Promote => self.promote(release).await,
             Effect::Emit(kind) => {
                 self.events.publish(&release_event(release, kind)).await?;
@@ -91,7 +93,14 @@ where
             images.push(oci::platform_image(*arch, &raw)?);
         }
         let candidate_tag = release.key.tag.candidate_tag();
-        let index = oci::build_index(&candidate_tag, &images);
+        let source = &release.source;
+        let annotations = oci::IndexAnnotations {
+            created: crate::domain::rfc3339(source.uploaded_at.unwrap_or(release.created_at)),
+            source: format!("s3://{}/{}", source.bucket, source.key),
+            revision: source.revision().to_owned(),
+            version: release.key.tag.to_string(),
+        };
+        let index = oci::build_index(&annotations, &images);
         let raw = RawManifest {
             media_type: Some(oci::OCI_INDEX.to_owned()),
             bytes: index.bytes,

@@ -11,6 +11,8 @@ pub enum EffectError {
     Adapter(#[from] AdapterError),
     #[error(transparent)]
     Oci(#[from] oci::OciError),
+    #[error("cannot attest the release: {0}")]
+    Statement(#[from] crate::domain::attestation::StatementError),
     #[error("image {repository}:{tag} is not in the registry")]
     ImageMissing { repository: String, tag: String },
     #[error("no CodeBuild project is configured for the {0} build")]
@@ -53,6 +55,7 @@ impl EffectError {
         match self {
             EffectError::Adapter(e) => e.error_type(),
             EffectError::Oci(_) => "Archgate.InvalidImage",
+            EffectError::Statement(_) => "Archgate.NotAttestable",
             EffectError::ImageMissing { .. } => "Archgate.ImageMissing",
             EffectError::ImmutableMovingTag { .. } => "Archgate.ImmutableMovingTag",
             EffectError::ReleaseTagTaken { .. } => "Archgate.ReleaseTagTaken",

@@ -6,6 +6,7 @@
 //! decide again, and re-apply the results already obtained (they are facts like any other).
 
 mod apply;
+mod attest;
 mod effects;
 mod error;
 mod gate;
@@ -25,7 +26,8 @@ use crate::domain::release::Service;
 use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
 use crate::ports::{
-    BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Registry, Stored,
+    BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Registry, Signer, Stored,
+    Unsigned,
 };
 use std::collections::VecDeque;
 
@@ -34,23 +36,31 @@ const MAX_ATTEMPTS: usize = 8;
 
 /// The pipeline with its ports. One instance per process, built outside the handler.
 #[derive(Clone)]
-pub struct Pipeline<L, B, R, E, C> {
+pub struct Pipeline<L, B, R, E, C, S = Unsigned> {
     pub(crate) config: Config,
     pub(crate) ledger: L,
     pub(crate) builds: B,
     pub(crate) registry: R,
     pub(crate) events: E,
     pub(crate) clock: C,
+    /// Signs the release attestations (or leaves them unsigned).
+    pub(crate) signer: S,
     /// The services this function's role may use: effects on others are left to the
     /// functions that can (or the reconciler), never claimed here.
     performs: &'static [Service],
 }
 
 /// Every service: build-completed, the reconciler, the CLI and tests.
-pub const EVERY_SERVICE: &[Service] = &[Service::CodeBuild, Service::Registry, Service::Events];
+pub const EVERY_SERVICE: &[Service] = &[
+    Service::CodeBuild,
+    Service::Registry,
+    Service::Events,
+    Service::Signing,
+];
 
 impl<L, B, R, E, C> Pipeline<L, B, R, E, C> {
-    /// The pipeline on its ports, performing effects on every service.
+    /// The pipeline on its ports, performing effects on every service; attestations unsigned
+    /// until [`Pipeline::signing_with`].
     pub fn new(config: Config, ledger: L, builds: B, registry: R, events: E, clock: C) -> Self {
         Pipeline {
             config,
@@ -59,7 +69,24 @@ impl<L, B, R, E, C> Pipeline<L, B, R, E, C> {
             registry,
             events,
             clock,
+            signer: Unsigned,
             performs: EVERY_SERVICE,
+        }
+    }
+}
+
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S> {
+    /// The same pipeline signing its attestations with `signer`.
+    pub fn signing_with<T>(self, signer: T) -> Pipeline<L, B, R, E, C, T> {
+        Pipeline {
+            config: self.config,
+            ledger: self.ledger,
+            builds: self.builds,
+            registry: self.registry,
+            events: self.events,
+            clock: self.clock,
+            signer,
+            performs: self.performs,
         }
     }
 
@@ -101,13 +128,14 @@ impl<L, B, R, E, C> Pipeline<L, B, R, E, C> {
     }
 }
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
 where
     L: Ledger,
     B: Builds,
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     /// The time by the pipeline's clock.
     pub fn now(&self) -> Millis {

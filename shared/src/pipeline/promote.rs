@@ -1,22 +1,24 @@
 //! Promotion: the release tag on the candidate index, then the moving tags, forward only.
 
 use super::{invocation_id, EffectError, Pipeline};
-use crate::domain::oci::RawManifest;
+use crate::domain::attestation::{Blob, Descriptor};
+use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::CLAIM_LEASE_MS;
 use crate::domain::{Digest, EffectResult, Release};
 use crate::error::AdapterError;
 use crate::ports::{
-    Builds, Clock, EventPublisher, Ledger, MovingTagHolder, MovingTagLock, Registry,
+    Builds, Clock, EventPublisher, Ledger, MovingTagHolder, MovingTagLock, Registry, Signer,
 };
 use tracing::warn;
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
 where
     L: Ledger,
     B: Builds,
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     /// PutImage of the candidate index under the release tag, then each moving tag. Identical
     /// content under a tag it already has is success, so a repeat is harmless.
@@ -46,6 +48,7 @@ where
                 found,
             });
         }
+        self.attach(release, &raw).await?;
         let release_tag = release.key.tag.to_string();
         match self
             .registry
@@ -185,6 +188,52 @@ where
                 repository: repository.to_owned(),
                 tag: tag.to_owned(),
             });
+        }
+        Ok(())
+    }
+}
+
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+    S: Signer,
+{
+    /// The recorded attestations as referrers of the index, before any tag names it: a
+    /// published tag always has them. The bytes are the recorded ones, so a repeat pushes
+    /// the same images.
+    async fn attach(&self, release: &Release, index: &RawManifest) -> Result<(), EffectError> {
+        if release.attestations.is_empty() {
+            return Ok(());
+        }
+        let repository = &release.key.repository;
+        let subject = Descriptor::of(
+            index.media_type.as_deref().unwrap_or(oci::OCI_INDEX),
+            &index.bytes,
+        );
+        let referrers: Vec<_> = release
+            .attestations
+            .iter()
+            .map(|a| a.referrer(subject.clone()))
+            .collect();
+        let mut blobs: Vec<Blob> = Vec::new();
+        for blob in referrers.iter().flat_map(|r| r.blobs.iter()) {
+            if !blobs.iter().any(|b| b.digest == blob.digest) {
+                blobs.push(blob.clone());
+            }
+        }
+        self.registry.upload_blobs(repository, &blobs).await?;
+        for referrer in referrers {
+            let manifest = RawManifest {
+                media_type: Some(oci::OCI_MANIFEST.to_owned()),
+                bytes: referrer.manifest,
+            };
+            self.registry
+                .put_untagged(repository, &manifest, &referrer.digest)
+                .await?;
         }
         Ok(())
     }

@@ -9,16 +9,17 @@ use crate::domain::release::ScanRecord;
 use crate::domain::{Arch, Digest, Fact, IgnoreReason, Release};
 use crate::error::AdapterError;
 use crate::inbound::{ScanObservation, ScanResult};
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry};
+use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use tracing::info;
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C>
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
 where
     L: Ledger,
     B: Builds,
     R: Registry,
     E: EventPublisher,
     C: Clock,
+    S: Signer,
 {
     /// Judges the scanned image for each release its tags name and each release whose
     /// builds or candidate hold it.
@@ -118,6 +119,7 @@ where
                 verdict: judged.clone(),
                 scanned_at: scan.scanned_at,
                 evaluated_at: now,
+                scanner: Some(scan.scanner),
             };
             outcomes.push(self.apply_to(known, Fact::ScanEvaluated(record)).await?);
         }
@@ -158,6 +160,7 @@ where
                             .unwrap_or(if which == Rejudge::All { 0 } else { now })
                             .max(recorded.unwrap_or(0)),
                         evaluated_at: now,
+                        scanner: release.verdict_for(arch, &digest).and_then(|r| r.scanner),
                     }),
                 };
                 Rejudged {

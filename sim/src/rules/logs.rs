@@ -41,15 +41,14 @@ impl Checker {
                         }
                     }
                     if tag == MOVING_TAG {
-                        // The index names its release (its ref.name annotation is the candidate
+                        // The index names its release (its version annotation is the release
                         // tag); the ledger may not have recorded the candidate yet.
                         let named = world.svc.registry.inspect(REPOSITORY, |repo| {
                             let image = repo.images.get(&to)?;
                             let doc: serde_json::Value =
                                 serde_json::from_slice(&image.manifest.bytes).ok()?;
-                            doc["annotations"]["org.opencontainers.image.ref.name"]
+                            doc["annotations"][archgate::domain::oci::VERSION_ANNOTATION]
                                 .as_str()
-                                .and_then(|n| n.strip_suffix("-candidate"))
                                 .map(str::to_owned)
                         });
                         let holder = releases

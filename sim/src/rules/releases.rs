@@ -3,6 +3,7 @@
 use super::{violation, Checker, Violation, ITEM_BUDGET};
 use crate::scenario::REPOSITORY;
 use crate::world::{short, World};
+use archgate::domain::attestation::{referrer, Descriptor, ReferrerManifest};
 use archgate::domain::release_event::event_key;
 use archgate::domain::{Arch, BuildRole, Digest, Phase, Release};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,9 +17,73 @@ impl Checker {
         releases: &[Rc<Release>],
         expiry: &BTreeMap<String, Option<i64>>,
     ) -> Result<(), Violation> {
+        // The attestations in the registry, by the index they refer to.
+        let mut referrers: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
+        for (digest, image) in &repo.images {
+            if image.artifact_media_type.as_deref() != Some(referrer::DSSE_ENVELOPE) {
+                continue;
+            }
+            if let Some(subject) =
+                ReferrerManifest::parse(&image.manifest.bytes).and_then(|m| m.subject)
+            {
+                referrers
+                    .entry(subject.digest)
+                    .or_default()
+                    .insert(digest.clone());
+            }
+        }
         for release in releases {
             let tag = release.key.tag.to_string();
             let phase = release.phase();
+            // 2: an index carries only its release's recorded attestations (a repeated or
+            // racing promotion pushes the recorded bytes, never a second signature), and a
+            // published tag names an index that carries both.
+            if let Some(index) = release
+                .candidate
+                .as_ref()
+                .and_then(|c| repo.images.get(&c.digest).map(|i| (&c.digest, i)))
+            {
+                let subject = Descriptor::of(
+                    index
+                        .1
+                        .manifest
+                        .media_type
+                        .as_deref()
+                        .unwrap_or(archgate::domain::oci::OCI_INDEX),
+                    &index.1.manifest.bytes,
+                );
+                let recorded: BTreeSet<Digest> = release
+                    .attestations
+                    .iter()
+                    .map(|a| a.referrer(subject.clone()).digest)
+                    .collect();
+                let attached = referrers.get(index.0).cloned().unwrap_or_default();
+                if !attached.is_subset(&recorded) {
+                    violation(
+                        "2 own-images",
+                        format!(
+                            "{tag}'s index {} carries attestations {:?}; the release recorded {:?}",
+                            short(index.0),
+                            attached.iter().map(short).collect::<Vec<_>>(),
+                            recorded.iter().map(short).collect::<Vec<_>>()
+                        ),
+                    )?;
+                }
+                let kinds: BTreeSet<_> = release.attestations.iter().map(|a| a.kind).collect();
+                if phase == Phase::Published
+                    && repo.tags.get(&tag) == Some(index.0)
+                    && (attached != recorded || kinds.len() != 2)
+                {
+                    violation(
+                        "2 own-images",
+                        format!(
+                            "published {tag} names {} with attestations {:?} (recorded {kinds:?})",
+                            short(index.0),
+                            attached.iter().map(short).collect::<Vec<_>>(),
+                        ),
+                    )?;
+                }
+            }
             // 3: a reserved name never becomes a release.
             if release.reserved.is_none()
                 && release

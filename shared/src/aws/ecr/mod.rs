@@ -4,6 +4,7 @@
 mod inventory;
 
 use super::classify;
+use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
@@ -11,8 +12,10 @@ use crate::error::AdapterError;
 use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::complete_layer_upload::CompleteLayerUploadError;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
+use aws_sdk_ecr::types::LayerAvailability;
 use aws_sdk_ecr::types::ScanStatus as EcrScanStatus;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 
@@ -310,6 +313,110 @@ impl Registry for EcrRegistry {
                 }
             }
             Err(e) => Err(classify("ECR", "PutImage", e)),
+        }
+    }
+
+    async fn upload_blobs(&self, repository: &str, blobs: &[Blob]) -> Result<(), AdapterError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let checked = self
+            .client
+            .batch_check_layer_availability()
+            .repository_name(repository)
+            .set_layer_digests(Some(blobs.iter().map(|b| b.digest.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| classify("ECR", "BatchCheckLayerAvailability", e))?;
+        let available: Vec<&str> = checked
+            .layers()
+            .iter()
+            .filter(|l| l.layer_availability() == Some(&LayerAvailability::Available))
+            .filter_map(|l| l.layer_digest())
+            .collect();
+        for blob in blobs
+            .iter()
+            .filter(|b| !available.contains(&b.digest.as_str()))
+        {
+            self.upload_blob(repository, blob).await?;
+        }
+        Ok(())
+    }
+
+    async fn put_untagged(
+        &self,
+        repository: &str,
+        manifest: &RawManifest,
+        digest: &Digest,
+    ) -> Result<(), AdapterError> {
+        let body = std::str::from_utf8(&manifest.bytes)
+            .map_err(|e| unexpected("PutImage", format!("manifest is not UTF-8: {e}")))?;
+        let result = self
+            .client
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(body)
+            .set_image_manifest_media_type(manifest.media_type.clone())
+            .image_digest(digest.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Content-addressed: the same digest is already there.
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutImageError::ImageAlreadyExistsException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("ECR", "PutImage", e)),
+        }
+    }
+}
+
+impl EcrRegistry {
+    /// One blob in one part (attestations are a few kilobytes; ECR's parts go to 20 MiB).
+    /// A blob that arrived meanwhile is as good as uploaded.
+    async fn upload_blob(&self, repository: &str, blob: &Blob) -> Result<(), AdapterError> {
+        let upload = self
+            .client
+            .initiate_layer_upload()
+            .repository_name(repository)
+            .send()
+            .await
+            .map_err(|e| classify("ECR", "InitiateLayerUpload", e))?;
+        let upload_id = upload
+            .upload_id()
+            .ok_or_else(|| unexpected("InitiateLayerUpload", "no upload id".to_owned()))?;
+        let last = (blob.bytes.len() as i64 - 1).max(0);
+        self.client
+            .upload_layer_part()
+            .repository_name(repository)
+            .upload_id(upload_id)
+            .part_first_byte(0)
+            .part_last_byte(last)
+            .layer_part_blob(aws_smithy_types::Blob::new(blob.bytes.clone()))
+            .send()
+            .await
+            .map_err(|e| classify("ECR", "UploadLayerPart", e))?;
+        match self
+            .client
+            .complete_layer_upload()
+            .repository_name(repository)
+            .upload_id(upload_id)
+            .layer_digests(blob.digest.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    CompleteLayerUploadError::LayerAlreadyExistsException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("ECR", "CompleteLayerUpload", e)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The release as the ledger records it, and what can be read off it.
 
 use super::*;
+use crate::domain::attestation::Attestation;
 use crate::domain::digest::Digest;
 use crate::domain::gate::Verdict;
 use crate::domain::notice::{
@@ -60,6 +61,10 @@ pub struct Release {
     /// Set when retention expired the release (see [`Expiry`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired: Option<Expiry>,
+    /// The provenance and the gate's verdict, signed before promotion; the promotion pushes
+    /// exactly these envelopes as referrers of the index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
 }
 
 fn first_attempt() -> u32 {
@@ -96,6 +101,7 @@ impl Release {
             notices: Vec::new(),
             next_notice: 0,
             expired: None,
+            attestations: Vec::new(),
         };
         release.note(
             now,
@@ -375,6 +381,7 @@ impl Release {
         self.published = None;
         self.abandoned = None;
         self.expired = None;
+        self.attestations.clear();
         self.emitted.clear();
         self.attempt_started_at = Some(now);
         self.note(

@@ -32,6 +32,9 @@ pub enum Fact {
         /// The image the build pushed (`IMAGE_DIGEST`), when it reported one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_digest: Option<Digest>,
+        /// The CodeBuild image the build ran on, when the event said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        builder_image: Option<String>,
     },
     /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
     ScanEvaluated(ScanRecord),
@@ -96,6 +99,7 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             build_id,
             status,
             image_digest,
+            builder_image,
         } => record_build_status(
             &mut release,
             *role,
@@ -103,7 +107,13 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             *status,
             image_digest.as_ref(),
             now,
-        ),
+        )
+        .map(|()| {
+            let build = release.build_mut(*role);
+            if build.builder_image.is_none() && build.build_id.as_deref() == Some(build_id) {
+                build.builder_image.clone_from(builder_image);
+            }
+        }),
         Fact::ScanEvaluated(scan) => record_scan(&mut release, scan, now),
         Fact::Abandoned { reason } => {
             if !release.phase().is_in_flight() {

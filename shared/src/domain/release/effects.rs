@@ -1,6 +1,7 @@
 //! The effects a release asks for, their claims and their results.
 
 use super::{BuildRole, Candidate};
+use crate::domain::attestation::Attestation;
 use crate::domain::Millis;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,7 +59,10 @@ pub enum Effect {
     AssembleCandidate,
     /// Codebuild mode: the manifest build pushed the candidate; read its digest.
     ResolveCandidate,
-    /// PutImage of the candidate index under the release tag and the moving tags.
+    /// The provenance and verdict Statements, signed (KMS Sign) and recorded before promotion.
+    Attest,
+    /// The recorded attestations as referrers of the index (layer upload, PutImage by
+    /// digest), then PutImage of the index under the release tag and the moving tags.
     Promote,
     /// PutEvents of a release event.
     Emit(EventKind),
@@ -74,6 +78,7 @@ impl fmt::Display for Effect {
             Effect::StopBuild(role) => write!(f, "stop {role} build"),
             Effect::AssembleCandidate => f.write_str("assemble candidate index"),
             Effect::ResolveCandidate => f.write_str("resolve candidate index"),
+            Effect::Attest => f.write_str("sign the provenance and the verdict"),
             Effect::Promote => f.write_str("promote the index to its release tags"),
             Effect::Emit(kind) => write!(f, "emit {}", kind.detail_type()),
             Effect::Announce(seq) => write!(f, "announce notice {seq}"),
@@ -91,6 +96,8 @@ pub enum Service {
     Registry,
     /// PutEvents on the release event bus.
     Events,
+    /// KMS Sign with the release signing key (unsigned envelopes without a key).
+    Signing,
 }
 
 impl Effect {
@@ -101,6 +108,7 @@ impl Effect {
                 Service::Registry
             }
             Effect::Emit(_) | Effect::Announce(_) => Service::Events,
+            Effect::Attest => Service::Signing,
         }
     }
 }
@@ -123,6 +131,7 @@ pub enum EffectResult {
     BuildStarted { role: BuildRole, build_id: String },
     BuildStopped { role: BuildRole },
     CandidatePublished { candidate: Candidate },
+    Attested { attestations: Vec<Attestation> },
     Promoted { tags: Vec<String> },
     Emitted { kind: EventKind },
     Announced { seq: u32 },
@@ -134,6 +143,7 @@ impl EffectResult {
             EffectResult::BuildStarted { role, .. } => Effect::StartBuild(*role),
             EffectResult::BuildStopped { role } => Effect::StopBuild(*role),
             EffectResult::CandidatePublished { .. } => Effect::AssembleCandidate,
+            EffectResult::Attested { .. } => Effect::Attest,
             EffectResult::Promoted { .. } => Effect::Promote,
             EffectResult::Emitted { kind } => Effect::Emit(*kind),
             EffectResult::Announced { seq } => Effect::Announce(*seq),

@@ -45,6 +45,7 @@ pub use effects::{Claim, Effect, EffectResult, EventKind, Service};
 pub use expiry::{Expiry, ExpiryRule};
 pub use names::{Arch, BuildRole, BuildStatus, ManifestMode, ReleaseKey, SourceObject};
 pub use parts::{
-    BuildRecord, Candidate, CandidateChild, GateState, Publication, ScanRecord, TimelineEntry,
+    BuildRecord, Candidate, CandidateChild, GateState, Publication, ScanRecord, Scanner,
+    TimelineEntry,
 };
 pub use phase::Phase;

@@ -20,6 +20,12 @@ pub struct BuildRecord {
     /// release is assembled from exactly this image, whatever its tag names by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<Digest>,
+    /// When archgate started the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    /// The CodeBuild image the build ran on, as its completion event said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder_image: Option<String>,
 }
 
 impl BuildRecord {
@@ -57,6 +63,26 @@ pub struct ScanRecord {
     pub scanned_at: Millis,
     /// When the policy judged it; a re-evaluation of the same scan is newer.
     pub evaluated_at: Millis,
+    /// Which scanner reported the scan, when the event said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner: Option<Scanner>,
+}
+
+/// The scanner behind a scan: ECR's basic scanning or Amazon Inspector (enhanced scanning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scanner {
+    Basic,
+    Inspector,
+}
+
+impl Scanner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scanner::Basic => "basic",
+            Scanner::Inspector => "inspector",
+        }
+    }
 }
 
 impl ScanRecord {

@@ -224,6 +224,11 @@ pub(super) fn record_scan(
     release
         .scans
         .sort_by(|a, b| a.arch.cmp(&b.arch).then(a.digest.cmp(&b.digest)));
+    // A verdict signed on other scans no longer tells the truth; once a promotion is
+    // claimed, it pushes what it recorded whatever arrives.
+    if !release.pending.iter().any(|c| c.effect == Effect::Promote) {
+        release.attestations.clear();
+    }
     release.keep_scans_of_pushed_images();
     let verdict = if scan.verdict.passes() {
         "passes"

@@ -75,8 +75,14 @@ impl Release {
                 }
             }
             Phase::CandidateReady => {
+                // Signed first, and recorded: the promotion pushes what was recorded, so a
+                // repeated promotion attaches the same envelopes (ECDSA is randomised).
                 if self.gate() == GateState::Passed {
-                    effects.push(Effect::Promote);
+                    if self.attestations.is_empty() && !promoting {
+                        effects.push(Effect::Attest);
+                    } else {
+                        effects.push(Effect::Promote);
+                    }
                 }
             }
             Phase::Published => effects.push(Effect::Emit(EventKind::Published)),
@@ -123,6 +129,7 @@ pub(super) fn record_result(release: &mut Release, result: &EffectResult, now: M
             let build = release.build_mut(*role);
             if build.build_id.is_none() {
                 build.build_id = Some(build_id.clone());
+                build.started_at = Some(now);
                 release.note(now, format!("{role} build started: {build_id}"));
             }
         }
@@ -140,6 +147,20 @@ pub(super) fn record_result(release: &mut Release, result: &EffectResult, now: M
                     format!("candidate {} is {}", candidate.tag, candidate.digest),
                 );
                 release.candidate = Some(candidate.clone());
+            }
+        }
+        EffectResult::Attested { attestations } => {
+            // Made on scans that a newer verdict has since replaced (or blocked): not kept.
+            if release.attestations.is_empty() && release.gate() == GateState::Passed {
+                let signed = attestations.iter().any(|a| a.signed_by().is_some());
+                release.note(
+                    now,
+                    format!(
+                        "provenance and verdict {}",
+                        if signed { "signed" } else { "made (unsigned)" }
+                    ),
+                );
+                release.attestations = attestations.clone();
             }
         }
         EffectResult::Promoted { tags } => {

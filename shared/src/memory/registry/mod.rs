@@ -8,6 +8,7 @@
 mod inventory;
 
 use super::chaos::Chaos;
+use crate::domain::attestation::{Blob, ReferrerManifest};
 use crate::domain::oci::RawManifest;
 use crate::domain::retention::{read_links, ManifestLinks};
 use crate::domain::{Digest, Millis};
@@ -33,6 +34,8 @@ pub struct Repository {
     pub scans: BTreeMap<Digest, ScanFindings>,
     /// The images each index lists, read once when the index arrives.
     children: BTreeMap<Digest, Vec<Digest>>,
+    /// Uploaded blobs (layers, configs). ECR keeps them apart from the images naming them.
+    pub blobs: BTreeSet<Digest>,
 }
 
 impl Repository {
@@ -397,6 +400,110 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                     });
                 }
             }
+        }
+        self.chaos.leave(fault, "ECR", "PutImage", ()).await
+    }
+
+    async fn upload_blobs(&self, repository: &str, blobs: &[Blob]) -> Result<(), AdapterError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let fault = self
+            .chaos
+            .enter(
+                "ECR",
+                "BatchCheckLayerAvailability",
+                "ECR.BatchCheckLayerAvailability",
+            )
+            .await?;
+        let missing: Vec<&Blob> = {
+            let state = self.lock();
+            let repo = state
+                .repositories
+                .get(repository)
+                .ok_or_else(|| not_found("BatchCheckLayerAvailability", repository))?;
+            blobs
+                .iter()
+                .filter(|b| !repo.blobs.contains(&b.digest))
+                .collect()
+        };
+        let missing = self
+            .chaos
+            .leave(fault, "ECR", "BatchCheckLayerAvailability", missing)
+            .await?;
+        for blob in missing {
+            for (operation, name) in [
+                ("InitiateLayerUpload", "ECR.InitiateLayerUpload"),
+                ("UploadLayerPart", "ECR.UploadLayerPart"),
+            ] {
+                let fault = self.chaos.enter("ECR", operation, name).await?;
+                self.chaos.leave(fault, "ECR", operation, ()).await?;
+            }
+            let fault = self
+                .chaos
+                .enter("ECR", "CompleteLayerUpload", "ECR.CompleteLayerUpload")
+                .await?;
+            if Digest::of(&blob.bytes) != blob.digest {
+                return Err(AdapterError::Rejected {
+                    service: "ECR",
+                    operation: "CompleteLayerUpload",
+                    code: "InvalidLayerException".to_owned(),
+                    source: format!("the upload does not hash to {}", blob.digest).into(),
+                });
+            }
+            if let Some(repo) = self.lock().repositories.get_mut(repository) {
+                repo.blobs.insert(blob.digest.clone());
+            }
+            self.chaos
+                .leave(fault, "ECR", "CompleteLayerUpload", ())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn put_untagged(
+        &self,
+        repository: &str,
+        manifest: &RawManifest,
+        digest: &Digest,
+    ) -> Result<(), AdapterError> {
+        let fault = self.chaos.enter("ECR", "PutImage", "ECR.PutImage").await?;
+        if Digest::of(&manifest.bytes) != *digest {
+            return Err(AdapterError::Rejected {
+                service: "ECR",
+                operation: "PutImage",
+                code: "ImageDigestDoesNotMatchException".to_owned(),
+                source: format!("the manifest does not hash to {digest}").into(),
+            });
+        }
+        let now = self.clock.now_millis();
+        {
+            let mut state = self.lock();
+            let repo = state
+                .repositories
+                .get_mut(repository)
+                .ok_or_else(|| not_found("PutImage", repository))?;
+            // An image manifest's config and layers must be in the repository first.
+            let parsed = ReferrerManifest::parse(&manifest.bytes);
+            let named = parsed
+                .iter()
+                .flat_map(|m| std::iter::once(&m.config).chain(m.layers.iter()));
+            if let Some(missing) = named.map(|d| &d.digest).find(|d| !repo.blobs.contains(*d)) {
+                return Err(AdapterError::Rejected {
+                    service: "ECR",
+                    operation: "PutImage",
+                    code: "LayersNotFoundException".to_owned(),
+                    source: format!("blob {missing} was never uploaded").into(),
+                });
+            }
+            repo.insert(
+                digest,
+                StoredImage {
+                    manifest: manifest.clone(),
+                    pushed_at: now,
+                    artifact_media_type: parsed.and_then(|m| m.artifact_type),
+                },
+            );
         }
         self.chaos.leave(fault, "ECR", "PutImage", ()).await
     }

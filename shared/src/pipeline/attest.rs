@@ -1,0 +1,44 @@
+//! Attestation: the release's provenance and the gate's verdict, each an in-toto Statement
+//! in a DSSE envelope, signed once and recorded; the promotion pushes what was recorded.
+
+use super::{EffectError, Pipeline};
+use crate::domain::attestation::{self, Attestation, Context, Envelope};
+use crate::domain::{EffectResult, Release};
+use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+
+impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
+where
+    L: Ledger,
+    B: Builds,
+    R: Registry,
+    E: EventPublisher,
+    C: Clock,
+    S: Signer,
+{
+    /// One KMS Sign per Statement (none without a key).
+    pub(super) async fn attest(&self, release: &Release) -> Result<EffectResult, EffectError> {
+        let config = &self.config;
+        let context = Context {
+            policy: &config.gate,
+            amd64_project: &config.amd64_project,
+            arm64_project: &config.arm64_project,
+            manifest_project: config.manifest_project.as_deref(),
+            region: config.region.as_deref(),
+            account_id: config.account_id.as_deref(),
+        };
+        let mut attestations = Vec::new();
+        for (kind, statement) in attestation::statements(release, &context)? {
+            let mut envelope = Envelope::unsigned(&statement);
+            if let Some(key) = self.signer.key_id() {
+                let message = attestation::dsse::pae(&envelope.payload_type, &statement);
+                let signature = self.signer.sign(&message).await?;
+                envelope.add_signature(key, &signature);
+            }
+            attestations.push(Attestation {
+                kind,
+                envelope: String::from_utf8(envelope.to_bytes()).expect("JSON is UTF-8"),
+            });
+        }
+        Ok(EffectResult::Attested { attestations })
+    }
+}
