@@ -100,6 +100,7 @@ echo
   --env ARCHGATE_EVENT_BUS=archgate \
   --env ARCHGATE_MOVING_TAGS=latest \
   --env ARCHGATE_RETENTION_REPOSITORIES=myapp \
+  --env ARCHGATE_SIGNING_KEY=alias/archgate-releases \
   "${zips[@]}"
 
 # The same bootstraps through the shared start-time probe, when this checkout has it.

@@ -178,6 +178,14 @@ enum LocalCommand {
 
 #[derive(Subcommand)]
 enum ReleaseCommand {
+    /// Checks the provenance and gate verdict attached to the index a tag names: signatures
+    /// (the key of ARCHGATE_SIGNING_KEY by KMS GetPublicKey, or --key), subjects, verdict.
+    Verify {
+        tag: String,
+        /// A PEM public key (SubjectPublicKeyInfo) to verify with instead of asking KMS.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+    },
     /// State, builds, digests and timeline of one release.
     Status {
         tag: String,
@@ -274,6 +282,7 @@ async fn run(command: Command) -> Result<(), CliError> {
                 .await
             }
             ReleaseCommand::Evaluate { tag } => release::evaluate(&tag).await,
+            ReleaseCommand::Verify { tag, key } => release::verify(&tag, key.as_deref()).await,
         },
         Command::Retention { command } => {
             let (args, mode) = match command {

@@ -82,6 +82,43 @@ where
     })
 }
 
+/// The attestations' signing key: an alias is created with a new ECDSA P-256 key behind it
+/// unless it exists; a key id or ARN must exist.
+async fn signing_key(sdk: &SdkConfig, key: &str) -> Result<ProvisionedResource, ProvisionError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let kind = "kms signing key";
+    let existing = kms.describe_key().key_id(key).send().await;
+    match existing {
+        Ok(_) => Ok(ProvisionedResource {
+            kind,
+            name: key.to_owned(),
+            state: Provisioned::Existed,
+        }),
+        Err(_) if key.starts_with("alias/") => {
+            let created = kms
+                .create_key()
+                .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+                .description("archgate release attestations")
+                .send()
+                .await
+                .map_err(failed(kind, key))?;
+            let id = created
+                .key_metadata()
+                .map(|m| m.key_id().to_owned())
+                .unwrap_or_default();
+            let aliased = kms
+                .create_alias()
+                .alias_name(key)
+                .target_key_id(id)
+                .send()
+                .await;
+            outcome(kind, key, aliased, &["AlreadyExistsException"])
+        }
+        Err(e) => Err(failed(kind, key)(e)),
+    }
+}
+
 fn failed<E: std::error::Error + Send + Sync + 'static>(
     kind: &'static str,
     name: &str,
@@ -268,6 +305,9 @@ pub async fn provision(
             created,
             &["ResourceAlreadyExistsException"],
         )?);
+    }
+    if let Some(key) = &config.signing_key {
+        done.push(signing_key(sdk, key).await?);
     }
     Ok(done)
 }

@@ -2,6 +2,7 @@
 
 use archgate::domain::gate::Verdict;
 use archgate::domain::notice::NoticeKind;
+use archgate::domain::release::GateState;
 use archgate::domain::{Arch, BuildRole, Digest, Release};
 
 pub fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
@@ -72,15 +73,27 @@ pub fn format_time(millis: i64) -> String {
 /// The release, its current attempt, the earlier ones, the uploads it refused, findings after
 /// publication and the moving tags it holds now.
 pub fn print_status(release: &Release, version: u64, moving: &[String]) {
+    for line in status_lines(release, version, moving) {
+        println!("{line}");
+    }
+}
+
+/// [`print_status`]'s lines.
+pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    macro_rules! out {
+        ($($t:tt)*) => { lines.push(format!($($t)*)) };
+    }
     let phase = release.phase();
-    println!(
+    out!(
         "release  {}  {phase}, attempt {} (ledger version {version})",
-        release.key, release.attempt
+        release.key,
+        release.attempt
     );
     if let Some(reason) = &release.reserved {
-        println!("reserved {reason}");
+        out!("reserved {reason}");
     } else {
-        println!(
+        out!(
             "source   s3://{}/{} version {}",
             release.source.bucket,
             release.source.key,
@@ -96,41 +109,54 @@ pub fn print_status(release: &Release, version: u64, moving: &[String]) {
                 .as_ref()
                 .map(|d| format!("  pushed {d}"))
                 .unwrap_or_default();
-            println!("build    {role:<9} {id}  {status}{image}");
+            out!("build    {role:<9} {id}  {status}{image}");
         }
     }
     if let Some(candidate) = &release.candidate {
-        println!("index    {} {}", candidate.tag, candidate.digest);
+        out!("index    {} {}", candidate.tag, candidate.digest);
         for child in &candidate.children {
-            println!("         linux/{:<6} {}", child.arch.as_str(), child.digest);
+            out!("         linux/{:<6} {}", child.arch.as_str(), child.digest);
         }
     }
     if let Some(reason) = release.failure_reason() {
-        println!("failed   {reason}");
+        out!("failed   {reason}");
     }
     if let Some(candidate) = &release.candidate {
         for child in &candidate.children {
             let verdict = release
                 .verdict_for(child.arch, &child.digest)
                 .map(|r| &r.verdict);
-            println!(
+            out!(
                 "scan     {}",
                 describe_verdict(child.arch, &child.digest, verdict)
             );
         }
     }
+    if release.candidate.is_some() {
+        match release.gate() {
+            GateState::Passed => out!("verdict  PASSED: every platform's scan passes"),
+            GateState::Blocked => out!("verdict  FAILED: {}", release.blocked_reason()),
+            GateState::Waiting => out!("verdict  waiting for the scans"),
+        }
+    }
+    for attestation in &release.attestations {
+        let signed = attestation
+            .signed_by()
+            .map_or("unsigned".to_owned(), |key| format!("signed by {key}"));
+        out!("attested {} ({signed})", attestation.kind);
+    }
     if let Some(published) = &release.published {
-        println!(
+        out!(
             "tags     {} (at publication, {})",
             published.tags.join(", "),
             format_time(published.at)
         );
     }
     if !moving.is_empty() {
-        println!("moving   {} (now)", moving.join(", "));
+        out!("moving   {} (now)", moving.join(", "));
     }
     if let Some(expiry) = &release.expired {
-        println!(
+        out!(
             "expired  {} by retention ({}): {}; {}",
             format_time(expiry.at),
             expiry.rule.name(),
@@ -143,7 +169,7 @@ pub fn print_status(release: &Release, version: u64, moving: &[String]) {
         );
     }
     if let Some(queued) = &release.queued {
-        println!(
+        out!(
             "queued   upload version {} starts attempt {} once attempt {} has finished its effects",
             queued.revision(),
             release.attempt + 1,
@@ -151,7 +177,7 @@ pub fn print_status(release: &Release, version: u64, moving: &[String]) {
         );
     }
     for past in &release.history {
-        println!(
+        out!(
             "attempt  {}  {}  version {}  {} → {}{}",
             past.attempt,
             past.outcome,
@@ -171,22 +197,23 @@ pub fn print_status(release: &Release, version: u64, moving: &[String]) {
             "not yet announced"
         };
         match &notice.kind {
-            NoticeKind::Rejected { source, reason } => println!(
+            NoticeKind::Rejected { source, reason } => out!(
                 "refused  {}  s3://{}/{} version {}: {reason} ({announced})",
                 format_time(notice.at),
                 source.bucket,
                 source.key,
                 source.revision()
             ),
-            NoticeKind::Vulnerable { scan } => println!(
+            NoticeKind::Vulnerable { scan } => out!(
                 "vulnerable {}  {} ({announced})",
                 format_time(notice.at),
                 describe_verdict(scan.arch, &scan.digest, Some(&scan.verdict))
             ),
         }
     }
-    println!("timeline");
+    out!("timeline");
     for entry in &release.timeline {
-        println!("  {}  {}", format_time(entry.at), entry.what);
+        out!("  {}  {}", format_time(entry.at), entry.what);
     }
+    lines
 }

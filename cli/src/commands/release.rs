@@ -3,7 +3,8 @@
 use super::configured;
 use crate::error::CliError;
 use crate::status::{describe_verdict, format_time, print_status};
-use archgate::config::{MOVING_TAGS, REPOSITORY};
+use crate::verify::{Key, VerifyError};
+use archgate::config::{MOVING_TAGS, REPOSITORY, SIGNING_KEY};
 use archgate::domain::{Phase, ReleaseKey, ReleaseTag};
 use archgate::ports::Ledger;
 use archgate::Config;
@@ -142,5 +143,50 @@ fn print_why(release: &archgate::domain::Release) {
                 );
             }
         }
+    }
+}
+
+/// `release verify <tag>`: the attestations of the index `<tag>` names, checked against the
+/// registry as it is now. Exit 1, with the reason, on any mismatch.
+pub async fn verify(tag: &str, key_file: Option<&std::path::Path>) -> Result<(), CliError> {
+    let repository = super::required(REPOSITORY)?;
+    let moving = Config::moving_tags_from(std::env::var(MOVING_TAGS).unwrap_or_default())?;
+    let clients = archgate::aws::Clients::new(&archgate::aws::sdk_config().await?);
+    let key = match (key_file, super::required(SIGNING_KEY).ok()) {
+        (Some(path), _) => {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                CliError::InvalidArgument(format!("cannot read {}: {e}", path.display()))
+            })?;
+            Some(Key::from_pem(&pem, Some(path.display().to_string())).map_err(refused(tag))?)
+        }
+        (None, Some(name)) => {
+            let der = archgate::aws::public_key(&clients.kms, &name).await?;
+            Some(Key::from_der(&der, Some(name)).map_err(refused(tag))?)
+        }
+        (None, None) => {
+            println!("no key (ARCHGATE_SIGNING_KEY or --key): signatures are not checked");
+            None
+        }
+    };
+    let inventory = archgate::aws::EcrRegistry::new(clients.ecr.clone());
+    match crate::verify::verify(&inventory, &repository, tag, &moving, key.as_ref()).await {
+        Ok(verification) => {
+            for line in crate::verify::describe(&verification) {
+                println!("{line}");
+            }
+            println!("{tag}: verified");
+            Ok(())
+        }
+        Err(VerifyError::Aws(e)) => Err(e.into()),
+        Err(e) => Err(refused(tag)(e)),
+    }
+}
+
+/// A verification that failed: said on standard output, exit 1.
+fn refused(tag: &str) -> impl Fn(VerifyError) -> CliError + '_ {
+    move |error| {
+        let message = format!("{tag} does not verify: {error}");
+        println!("{message}");
+        CliError::Refused(message)
     }
 }

@@ -1,6 +1,6 @@
 //! KMS: Sign of release attestations with an ECDSA P-256 key, GetPublicKey to verify them.
-//! The private key never leaves KMS; archgate sends the SHA-256 digest of what it signs, so
-//! any statement size fits (KMS takes at most 4 KiB of raw message).
+//! The private key never leaves KMS. Messages up to KMS's 4 KiB are sent as they are (RAW);
+//! a larger one as its SHA-256 digest (DIGEST), which gives the same signature.
 
 use super::classify;
 use crate::error::AdapterError;
@@ -8,6 +8,9 @@ use crate::ports::Signer;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use sha2::{Digest as _, Sha256};
+
+/// The largest message KMS Sign takes as it is.
+const MAX_RAW_MESSAGE: usize = 4096;
 
 /// Signs with `key` when one is configured; leaves envelopes unsigned otherwise.
 #[derive(Clone, Debug)]
@@ -31,12 +34,17 @@ impl Signer for KmsSigner {
         let Some(key) = &self.key else {
             return Ok(Vec::new());
         };
+        let (message, message_type) = if message.len() <= MAX_RAW_MESSAGE {
+            (message.to_vec(), MessageType::Raw)
+        } else {
+            (Sha256::digest(message).to_vec(), MessageType::Digest)
+        };
         let output = self
             .client
             .sign()
             .key_id(key)
-            .message(Blob::new(Sha256::digest(message).to_vec()))
-            .message_type(MessageType::Digest)
+            .message(Blob::new(message))
+            .message_type(message_type)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await

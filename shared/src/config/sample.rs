@@ -5,7 +5,7 @@
 use super::variables::*;
 
 /// Every variable of the sample configuration, with its value.
-pub const SAMPLE: [(&str, &str); 11] = [
+pub const SAMPLE: [(&str, &str); 12] = [
     (SOURCE_BUCKET, "archgate-source-123456789012"),
     (SOURCE_PREFIX, "releases/"),
     (REPOSITORY, "myapp"),
@@ -17,6 +17,7 @@ pub const SAMPLE: [(&str, &str); 11] = [
     (EVENT_BUS, "archgate"),
     (MOVING_TAGS, "latest"),
     (RETENTION_REPOSITORIES, "myapp"),
+    (SIGNING_KEY, "alias/archgate-releases"),
 ];
 
 /// A lookup for `Config::from_lookup` / `RetentionConfig::from_lookup`: `overrides` first

@@ -3,6 +3,8 @@
 
 use crate::domain::digest::Digest;
 use crate::domain::oci::OCI_MANIFEST;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// The media type of a DSSE envelope: the referrer's `artifactType` and its layer's type.
@@ -90,6 +92,9 @@ pub fn referrer(envelope: &[u8], predicate_type: &str, subject: Descriptor) -> R
     config.data = Some("e30=".to_owned());
     let mut layer = Descriptor::of(DSSE_ENVELOPE, envelope);
     layer.annotations = Some(annotations.clone());
+    // The envelope embedded too (the descriptor's `data`, for small content): a verifier
+    // reads it with the manifest, without a blob download.
+    layer.data = Some(STANDARD.encode(envelope));
     let manifest = ReferrerManifest {
         schema_version: 2,
         media_type: OCI_MANIFEST.to_owned(),
@@ -113,6 +118,25 @@ impl ReferrerManifest {
         let manifest: ReferrerManifest = serde_json::from_slice(bytes).ok()?;
         (manifest.artifact_type.as_deref() == Some(DSSE_ENVELOPE) && manifest.layers.len() == 1)
             .then_some(manifest)
+    }
+
+    /// The envelope embedded in the layer descriptor, when it hashes to the layer's digest.
+    pub fn embedded_envelope(&self) -> Result<Vec<u8>, String> {
+        let layer = &self.layers[0];
+        let data = layer
+            .data
+            .as_deref()
+            .ok_or("the layer descriptor embeds no envelope")?;
+        let bytes = STANDARD
+            .decode(data)
+            .map_err(|e| format!("the embedded envelope is not base64: {e}"))?;
+        if Digest::of(&bytes) != layer.digest {
+            return Err(format!(
+                "the embedded envelope does not hash to the layer digest {}",
+                layer.digest
+            ));
+        }
+        Ok(bytes)
     }
 
     pub fn predicate_type(&self) -> Option<&str> {
@@ -163,5 +187,6 @@ mod tests {
             Some("https://slsa.dev/provenance/v1")
         );
         assert_eq!(one.blobs[0].bytes, EMPTY_CONFIG);
+        assert_eq!(parsed.embedded_envelope().unwrap(), b"envelope");
     }
 }
