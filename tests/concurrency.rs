@@ -105,9 +105,11 @@ async fn fifty_releases_with_duplicated_shuffled_events_each_happen_once() {
         2 * RELEASES,
         "{tally:?}"
     );
-    // one candidate index and the release tag per release, and `latest` moved only forward:
-    // at most once per release, ending on the newest upload (the last one)
-    let latest_moves = count(&tally, "ECR.PutImage") - 2 * RELEASES;
+    // one candidate index, two attestation referrers (signed once each) and the release tag
+    // per release, and `latest` moved only forward: at most once per release, ending on the
+    // newest upload (the last one)
+    assert_eq!(count(&tally, "KMS.Sign"), 2 * RELEASES, "{tally:?}");
+    let latest_moves = count(&tally, "ECR.PutImage") - 4 * RELEASES;
     assert!((1..=RELEASES).contains(&latest_moves), "{tally:?}");
     assert_eq!(
         resolve(&env, "latest").await,

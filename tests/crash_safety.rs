@@ -2,9 +2,9 @@
 //! a dying process would leave it) and the event is delivered again after the claim lease.
 //! Every release still ends published, the ledger never claims an effect that did not
 //! happen, and repeated effects are the same effect: one idempotency token per build, one
-//! index digest, one event key per release event.
+//! index digest, two attestation referrers per index, one event key per release event.
 
-use archgate::aws::{CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher};
+use archgate::aws::{CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher, KmsSigner};
 use archgate::domain::release::CLAIM_LEASE_MS;
 use archgate::domain::{Arch, Phase};
 use archgate::pipeline::Pipeline;
@@ -73,7 +73,8 @@ impl Clock for Later {
     }
 }
 
-type Crashing = Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, Later>;
+type Crashing =
+    Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, Later, KmsSigner>;
 
 /// The pipeline on the emulator with `interceptor` on every client (and, when given, the
 /// SDK retry policy).
@@ -94,10 +95,12 @@ where
     let mut ecr = aws_sdk_ecr::config::Builder::from(sdk).interceptor(interceptor.clone());
     let mut eventbridge =
         aws_sdk_eventbridge::config::Builder::from(sdk).interceptor(interceptor.clone());
+    let mut kms = aws_sdk_kms::config::Builder::from(sdk).interceptor(interceptor.clone());
     if let Some(retry) = retry {
         dynamodb = dynamodb.retry_config(retry.clone());
         codebuild = codebuild.retry_config(retry.clone());
         ecr = ecr.retry_config(retry.clone());
+        kms = kms.retry_config(retry.clone());
         eventbridge = eventbridge.retry_config(retry);
     }
     Pipeline::new(
@@ -114,6 +117,10 @@ where
         ),
         clock.clone(),
     )
+    .signing_with(KmsSigner::new(
+        aws_sdk_kms::Client::from_conf(kms.build()),
+        env.config.signing_key.clone(),
+    ))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -160,7 +167,9 @@ async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
         (Step::Complete(Arch::Amd64), 2),
         (Step::Complete(Arch::Arm64), 7),
         (Step::Scan(Arch::Amd64), 2),
-        (Step::Scan(Arch::Arm64), 6),
+        // (the promotion: its attestations signed and recorded, their blobs and referrers
+        // pushed, then the tags)
+        (Step::Scan(Arch::Arm64), 22),
     ];
     let mut releases = Vec::new();
     for (crashing_step, calls) in steps {
@@ -332,6 +341,8 @@ async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
         "CodeBuild.StartBuild",
         "ECR.BatchGetImage",
         "ECR.PutImage",
+        "ECR.CompleteLayerUpload",
+        "KMS.Sign",
         "EventBridge.PutEvents",
     ];
     let kinds = [
@@ -402,6 +413,7 @@ async fn assert_no_second_effect(
 ) {
     let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut digests: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut referrers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (operation, body) in calls {
         let Ok(request) = serde_json::from_str::<Value>(body) else {
             continue;
@@ -417,6 +429,22 @@ async fn assert_no_second_effect(
                 .as_str()
                 .expect("StartBuild carries a token");
             tokens.entry(tag).or_default().insert(token.to_owned());
+        }
+        if operation == "ECR.PutImage" && request.get("imageTag").is_none() {
+            // A referrer: put by digest, no tag. Its subject must get the same two.
+            let manifest: Value =
+                serde_json::from_str(request["imageManifest"].as_str().unwrap_or("{}"))
+                    .unwrap_or_default();
+            let subject = manifest["subject"]["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let digest = request["imageDigest"].as_str().unwrap_or_default();
+            referrers
+                .entry(subject)
+                .or_default()
+                .insert(digest.to_owned());
+            continue;
         }
         if operation == "ECR.PutImage" {
             let tag = request["imageTag"].as_str().unwrap_or_default().to_owned();
@@ -438,6 +466,12 @@ async fn assert_no_second_effect(
             .filter(|(tag, _)| tag.as_str() != "latest")
             .all(|(_, d)| d.len() == 1),
         "one digest per tag: {digests:?}"
+    );
+    // One provenance and one verdict per published index, however often they were pushed
+    assert_eq!(referrers.len(), releases, "every release was attested");
+    assert!(
+        referrers.values().all(|r| r.len() == 2),
+        "two referrers per index: {referrers:?}"
     );
     let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for event in env.release_events().await.unwrap() {

@@ -233,6 +233,56 @@ impl Demo {
         Ok(orphans)
     }
 
+    /// `archgate release verify <tag>` with the key's public key from KMS.
+    async fn verify(&mut self, tag: &str) {
+        let started = Instant::now();
+        let key = match &self.env.config.signing_key {
+            Some(name) => archgate::aws::public_key(&self.env.clients.kms, name)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|der| {
+                    crate::verify::Key::from_der(&der, Some(name.clone()))
+                        .map_err(|e| e.to_string())
+                })
+                .map(Some),
+            None => Ok(None),
+        };
+        let inventory = archgate::aws::EcrRegistry::new(self.env.clients.ecr.clone());
+        let verified = match key {
+            Ok(key) => crate::verify::verify(
+                &inventory,
+                &self.env.config.repository,
+                tag,
+                &self.env.config.moving_tags,
+                key.as_ref(),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let (outcome, ok) = match &verified {
+            Ok(v) => (
+                format!(
+                    "provenance + verdict {}",
+                    v.attestations[0]
+                        .signed_by
+                        .as_deref()
+                        .map_or("unsigned".to_owned(), |k| format!("signed by {k}"))
+                ),
+                true,
+            ),
+            Err(reason) => (format!("does not verify: {reason}"), false),
+        };
+        progress(&format!("{tag}: release verify: {outcome}"));
+        self.report.steps.push(Step {
+            name: format!("{tag}: release verify"),
+            duration: started.elapsed(),
+            calls: None,
+            outcome,
+            ok,
+        });
+    }
+
     /// The scheduled retention cleanup, run as if a week and a day had passed.
     async fn cleanup(&mut self, orphans: &[archgate::domain::Digest]) {
         use archgate::retention::{run, Request};
@@ -312,6 +362,7 @@ pub async fn run() -> Result<DemoReport, LocalError> {
     let orphans = demo.push_orphans().await?;
     demo.release(DEMO_TAG, CLEAN_AMD64, true).await?;
     demo.release(BLOCKED_TAG, CRITICAL_AMD64, false).await?;
+    demo.verify(DEMO_TAG).await;
     demo.cleanup(&orphans).await;
 
     let Demo { env, mut report } = demo;

@@ -416,8 +416,28 @@ impl EcrRegistry {
             {
                 Ok(())
             }
-            Err(e) => Err(classify("ECR", "CompleteLayerUpload", e)),
+            // The upload may have completed with its answer lost (a retry then finds no
+            // upload): the blob is what counts.
+            Err(e) => match self.available(repository, &blob.digest).await {
+                Ok(true) => Ok(()),
+                _ => Err(classify("ECR", "CompleteLayerUpload", e)),
+            },
         }
+    }
+
+    async fn available(&self, repository: &str, digest: &Digest) -> Result<bool, AdapterError> {
+        let checked = self
+            .client
+            .batch_check_layer_availability()
+            .repository_name(repository)
+            .layer_digests(digest.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("ECR", "BatchCheckLayerAvailability", e))?;
+        Ok(checked
+            .layers()
+            .iter()
+            .any(|l| l.layer_availability() == Some(&LayerAvailability::Available)))
     }
 }
 
