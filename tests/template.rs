@@ -75,10 +75,13 @@ fn code_uri(template: &Yaml, function: &Yaml) -> Option<String> {
         })
 }
 
-/// The crate directory under `functions/` a function is built from.
+/// The crate directory under `functions/` a function is built from: its CodeUri is the
+/// package `./dev package` makes of the binary of the same name,
+/// `dist/lambda/<binary>/bootstrap.zip` (tests/package.rs).
 fn crate_dir(template: &Yaml, function: &Yaml) -> Option<String> {
     code_uri(template, function)?
-        .strip_prefix("functions/")
+        .strip_prefix("dist/lambda/")?
+        .strip_suffix("/bootstrap.zip")
         .map(str::to_owned)
 }
 
@@ -555,7 +558,7 @@ fn every_function_crate_is_deployed_by_exactly_one_function_that_builds_its_bina
         std::fs::read_to_string(workspace().join("Cargo.toml")).expect("workspace Cargo.toml");
     let mut problems = Vec::new();
 
-    // When each crate is looked up by CodeUri
+    // When each crate is looked up by the CodeUri of its package
     for (dir, binaries) in &crates {
         let Some(binaries) = binaries else {
             problems.push(format!("functions/{dir} has no Cargo.toml"));
@@ -571,29 +574,16 @@ fn every_function_crate_is_deployed_by_exactly_one_function_that_builds_its_bina
             .collect();
         let [logical] = deploying.as_slice() else {
             problems.push(format!(
-                "functions/{dir} should be the CodeUri of exactly one AWS::Serverless::Function, \
-                 it is of {deploying:?}"
+                "functions/{dir}'s package dist/lambda/{dir}/bootstrap.zip should be the CodeUri \
+                 of exactly one AWS::Serverless::Function, it is of {deploying:?}"
             ));
             continue;
         };
-        let metadata = &template["Resources"][*logical]["Metadata"];
-        if metadata["BuildMethod"].as_str() != Some("rust-cargolambda") {
+        if !binaries.iter().any(|b| b == dir) {
             problems.push(format!(
-                "{logical}: Metadata.BuildMethod is {:?}, not rust-cargolambda",
-                metadata["BuildMethod"]
+                "{logical}: its package is of the binary {dir:?}, which functions/{dir} does \
+                 not have (it has {binaries:?})"
             ));
-        }
-        match metadata["BuildProperties"]["Binary"].as_str() {
-            Some(binary) if binaries.iter().any(|b| b == binary) => {}
-            Some(binary) => problems.push(format!(
-                "{logical}: Metadata.BuildProperties.Binary {binary:?} is not a binary of \
-                 functions/{dir} (it has {binaries:?})"
-            )),
-            None if binaries.len() == 1 => {}
-            None => problems.push(format!(
-                "{logical}: no Metadata.BuildProperties.Binary, and functions/{dir} has \
-                 {binaries:?}"
-            )),
         }
     }
     // And each function resource is looked up among the crates
@@ -601,7 +591,8 @@ fn every_function_crate_is_deployed_by_exactly_one_function_that_builds_its_bina
         match crate_dir(&template, function) {
             Some(dir) if matches!(crates.get(&dir), Some(Some(_))) => {}
             _ => problems.push(format!(
-                "{logical}: CodeUri {:?} is no crate directory under functions/",
+                "{logical}: CodeUri {:?} is not dist/lambda/<binary>/bootstrap.zip of a crate \
+                 directory functions/<binary>",
                 code_uri(&template, function)
             )),
         }

@@ -12,8 +12,9 @@
 #
 # Packaging is `cargo lambda build --release --output-format zip` (cargo-lambda and zig come
 # pinned from tools/requirements.txt into ./.venv); the zips land in
-# target/lambda/<function>/bootstrap.zip. Graviton packages are the same command with
-# `--arm64`; they are not built here, where only the x86_64 Rust target is installed.
+# target/lambda/<function>/bootstrap.zip whatever CARGO_TARGET_DIR is. The deployable
+# packages, arm64 or x86_64, are `./dev package`'s (tools/package.sh); this machine cannot
+# start an arm64 bootstrap, so starts are measured on x86_64 only.
 # Should cargo-lambda fail, the script says so and packages `cargo build --release` output
 # with Python's zipfile instead (deflate, level 9) into target/lambda-budgets/.
 set -euo pipefail
@@ -50,7 +51,8 @@ echo
 package_with_cargo_lambda() {
   local marker="$OUT/.package-start" f
   touch "$marker"
-  cargo lambda build --release --locked --output-format zip "${packages[@]}" </dev/null >"$LOG" 2>&1 || return 1
+  cargo lambda build --release --locked --output-format zip --lambda-dir "$PWD/target/lambda" \
+    "${packages[@]}" </dev/null >"$LOG" 2>&1 || return 1
   for f in "${MEASURED[@]}"; do
     [[ -n "$(find "target/lambda/$f/bootstrap.zip" -newer "$marker" 2>/dev/null)" ]] || {
       echo "target/lambda/$f/bootstrap.zip was not written" >>"$LOG"
