@@ -169,7 +169,7 @@ async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
         (Step::Scan(Arch::Amd64), 2),
         // (the promotion: its attestations signed and recorded, their blobs and referrers
         // pushed, then the tags)
-        (Step::Scan(Arch::Arm64), 22),
+        (Step::Scan(Arch::Arm64), 21),
     ];
     let mut releases = Vec::new();
     for (crashing_step, calls) in steps {

@@ -475,7 +475,7 @@ async fn releases_that_workloads_run_are_kept_and_the_report_names_the_users() {
     let function = create_image_function(&env, "api", &pinned).await;
 
     // When retention keeps only the newest release
-    let workloads = AwsWorkloads::new(env.clients.ecs.clone(), env.clients.lambda.clone());
+    let workloads = AwsWorkloads::new(env.clients.ecs(), env.clients.lambda());
     let uses = workloads.images_in_use().await.unwrap();
     let Outcome { survey, report } = Adapters::of(&env)
         .run(
@@ -966,7 +966,7 @@ impl Fixture {
 
     async fn run(&self, rules: Rules, now: Millis, dry_run: bool) -> Outcome {
         let env = &self.env;
-        let uses = AwsWorkloads::new(env.clients.ecs.clone(), env.clients.lambda.clone())
+        let uses = AwsWorkloads::new(env.clients.ecs(), env.clients.lambda())
             .images_in_use()
             .await
             .unwrap();
@@ -994,6 +994,24 @@ impl Fixture {
         }
         for artifact in self.artifacts.get(tag).into_iter().flatten() {
             digests.insert(artifact.digest.clone());
+        }
+        // Its provenance and verdict, attached as referrers of its index
+        if let Some(candidate) = &release.candidate {
+            if let Some(manifest) = &candidate.manifest {
+                let subject = archgate::domain::attestation::Descriptor::of(
+                    candidate
+                        .media_type
+                        .as_deref()
+                        .unwrap_or(archgate::domain::oci::OCI_INDEX),
+                    manifest.as_bytes(),
+                );
+                digests.extend(
+                    release
+                        .attestations
+                        .iter()
+                        .map(|a| a.referrer(subject.clone()).digest),
+                );
+            }
         }
         digests
     }

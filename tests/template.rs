@@ -616,6 +616,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                     MOVING_TAGS,
                     ACCOUNT_ID,
                     archgate::config::REGION,
+                    archgate::config::SIGNING_KEY,
                 ])
                 .collect(),
         ),
@@ -629,6 +630,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                     MOVING_TAGS,
                     ACCOUNT_ID,
                     archgate::config::REGION,
+                    archgate::config::SIGNING_KEY,
                 ])
                 .chain([RECONCILE_STALE_MINUTES, RECONCILE_DEADLINE_HOURS])
                 .collect(),

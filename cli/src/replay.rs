@@ -75,10 +75,15 @@ where
     };
     // Each function acts with what its role allows, as deployed.
     let pipeline = pipeline.clone().performing(route.performs());
+    // On the heap: a handler's future is large, and callers (the demo, tests) hold many.
     let result = match route {
-        Route::StartBuilds => archgate_start_builds::handler::handle(&pipeline, event).await,
-        Route::BuildCompleted => archgate_build_completed::handler::handle(&pipeline, event).await,
-        Route::ScanGate => archgate_scan_gate::handler::handle(&pipeline, event).await,
+        Route::StartBuilds => {
+            Box::pin(archgate_start_builds::handler::handle(&pipeline, event)).await
+        }
+        Route::BuildCompleted => {
+            Box::pin(archgate_build_completed::handler::handle(&pipeline, event)).await
+        }
+        Route::ScanGate => Box::pin(archgate_scan_gate::handler::handle(&pipeline, event)).await,
     };
     let mut answer = match result {
         Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),

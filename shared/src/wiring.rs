@@ -38,7 +38,7 @@ impl Clients {
     ) -> Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, C> {
         Retention {
             inventory: EcrRegistry::new(self.ecr.clone()),
-            workloads: AwsWorkloads::new(self.ecs.clone(), self.lambda.clone()),
+            workloads: AwsWorkloads::new(self.ecs(), self.lambda()),
             ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
             events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
             clock,

@@ -184,7 +184,7 @@ async fn register(clients: &Clients, family: &str, images: &[String]) -> String 
         })
         .collect();
     clients
-        .ecs
+        .ecs()
         .register_task_definition()
         .family(family)
         .set_container_definitions(Some(containers))
@@ -213,14 +213,14 @@ async fn every_workload_names_its_images_with_its_user() {
     let new = format!("{REGISTRY}/web:new");
     let web_1 = register(&clients, "web", std::slice::from_ref(&old)).await;
     clients
-        .ecs
+        .ecs()
         .create_cluster()
         .cluster_name("prod")
         .send()
         .await
         .unwrap();
     let service = clients
-        .ecs
+        .ecs()
         .create_service()
         .cluster("prod")
         .service_name("web")
@@ -235,7 +235,7 @@ async fn every_workload_names_its_images_with_its_user() {
         .to_owned();
     let web_2 = register(&clients, "web", std::slice::from_ref(&new)).await;
     clients
-        .ecs
+        .ecs()
         .deregister_task_definition()
         .task_definition(&web_1)
         .send()
@@ -243,7 +243,7 @@ async fn every_workload_names_its_images_with_its_user() {
         .unwrap();
     // And a running task
     let task = clients
-        .ecs
+        .ecs()
         .run_task()
         .cluster("prod")
         .task_definition(&api)
@@ -279,7 +279,7 @@ async fn every_workload_names_its_images_with_its_user() {
     let role = moto.create_role("archgate-workload");
     let function = format!("{REGISTRY}/fn:v1");
     clients
-        .lambda
+        .lambda()
         .create_function()
         .function_name("api-handler")
         .role(&role)
@@ -294,7 +294,7 @@ async fn every_workload_names_its_images_with_its_user() {
         .await
         .unwrap();
     clients
-        .lambda
+        .lambda()
         .create_function()
         .function_name("zipped")
         .role(&role)
@@ -315,7 +315,7 @@ async fn every_workload_names_its_images_with_its_user() {
     calls.take();
 
     // When the workloads are read
-    let workloads = AwsWorkloads::new(clients.ecs.clone(), clients.lambda.clone());
+    let workloads = AwsWorkloads::new(clients.ecs(), clients.lambda());
     let uses = workloads.images_in_use().await.unwrap();
 
     // Then each names its images, once, in order; the deregistered revision only through the

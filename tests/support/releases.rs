@@ -365,7 +365,7 @@ pub fn image_reference(env: &LocalEnv) -> String {
 /// Registers an ECS task definition whose one container runs `image`; returns its ARN.
 pub async fn register_task_definition(env: &LocalEnv, family: &str, image: &str) -> String {
     env.clients
-        .ecs
+        .ecs()
         .register_task_definition()
         .family(family)
         .container_definitions(
@@ -388,7 +388,7 @@ pub async fn register_task_definition(env: &LocalEnv, family: &str, image: &str)
 pub async fn create_image_function(env: &LocalEnv, name: &str, image: &str) -> String {
     let role = create_lambda_role(env, &format!("{name}-role"));
     env.clients
-        .lambda
+        .lambda()
         .create_function()
         .function_name(name)
         .role(role)

@@ -96,7 +96,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
         },
         releases: options.releases.policy(options.max_delete_share, force),
     };
-    let uses = AwsWorkloads::new(clients.ecs.clone(), clients.lambda.clone())
+    let uses = AwsWorkloads::new(clients.ecs(), clients.lambda())
         .images_in_use()
         .await?;
     let survey = survey_repository(

@@ -42,10 +42,11 @@ pub struct Clients {
     pub codebuild: aws_sdk_codebuild::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
-    pub ecs: aws_sdk_ecs::Client,
-    pub lambda: aws_sdk_lambda::Client,
     pub kms: aws_sdk_kms::Client,
     pub calls: Option<CallLog>,
+    /// For the clients only retention needs (ECS, Lambda), built when it asks: the other
+    /// functions neither build nor link them.
+    sdk: aws_config::SdkConfig,
 }
 
 /// Builds a client from the shared configuration, with the call log when there is one.
@@ -70,16 +71,25 @@ impl Clients {
         Self::build(sdk, Some(calls))
     }
 
+    /// ECS, read only (the images workloads use).
+    pub fn ecs(&self) -> aws_sdk_ecs::Client {
+        client!(aws_sdk_ecs, &self.calls, &self.sdk)
+    }
+
+    /// Lambda, read only (the images functions use).
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        client!(aws_sdk_lambda, &self.calls, &self.sdk)
+    }
+
     fn build(sdk: &aws_config::SdkConfig, calls: Option<CallLog>) -> Self {
         Clients {
             dynamodb: client!(aws_sdk_dynamodb, &calls, sdk),
             codebuild: client!(aws_sdk_codebuild, &calls, sdk),
             ecr: client!(aws_sdk_ecr, &calls, sdk),
             eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
-            ecs: client!(aws_sdk_ecs, &calls, sdk),
-            lambda: client!(aws_sdk_lambda, &calls, sdk),
             kms: client!(aws_sdk_kms, &calls, sdk),
             calls,
+            sdk: sdk.clone(),
         }
     }
 }

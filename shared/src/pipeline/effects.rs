@@ -39,10 +39,12 @@ where
                 self.builds.stop(build_id).await?;
                 Ok(EffectResult::BuildStopped { role })
             }
-            Effect::AssembleCandidate => self.assemble_candidate(release).await,
-            Effect::ResolveCandidate => self.resolve_candidate(release).await,
-            Effect::Attest => self.attest(release).await,
-            Effect::Promote => self.promote(release).await,
+            // The registry effects' futures are large; on the heap they keep every caller's
+            // future (and the stack of the thread polling it) small.
+            Effect::AssembleCandidate => Box::pin(self.assemble_candidate(release)).await,
+            Effect::ResolveCandidate => Box::pin(self.resolve_candidate(release)).await,
+            Effect::Attest => Box::pin(self.attest(release)).await,
+            Effect::Promote => Box::pin(self.promote(release)).await,
             Effect::Emit(kind) => {
                 self.events.publish(&release_event(release, kind)).await?;
                 Ok(EffectResult::Emitted { kind })

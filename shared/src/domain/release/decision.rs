@@ -123,9 +123,13 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                     key: key.clone(),
                     phase: release.phase(),
                 })
-            } else if release.required_effects().contains(&Effect::Promote) {
-                // The gate passed: the promotion runs to the end (its PutImage may already
-                // have happened), whatever the clock says.
+            } else if release
+                .required_effects()
+                .iter()
+                .any(|e| matches!(e, Effect::Promote | Effect::Attest))
+            {
+                // The gate passed: the signing and the promotion run to the end (its PutImage
+                // may already have happened), whatever the clock says.
                 Err(IgnoreReason::PromotionUnderWay { key: key.clone() })
             } else {
                 if release.abandoned.is_none() {
