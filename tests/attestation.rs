@@ -364,6 +364,26 @@ async fn another_key_does_not_verify_and_the_signature_is_standard_ecdsa() {
     for (n, (_, manifest)) in referrers_of(&env, &index).await.into_iter().enumerate() {
         let envelope = Envelope::parse(&manifest.embedded_envelope().unwrap()).unwrap();
         let message = pae(&envelope.payload_type, &envelope.payload_bytes().unwrap());
+        // KMS Verify agrees (the emulator's KMS, the signing key)
+        let signature =
+            archgate::domain::attestation::dsse::decode_signature(&envelope.signatures[0].sig)
+                .unwrap();
+        let checked = env
+            .clients
+            .kms
+            .verify()
+            .key_id(env.config.signing_key.as_deref().unwrap())
+            .message(aws_sdk_kms::primitives::Blob::new(message.clone()))
+            .message_type(aws_sdk_kms::types::MessageType::Raw)
+            .signature(aws_sdk_kms::primitives::Blob::new(signature))
+            .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            checked.signature_valid(),
+            "KMS Verify rejected the signature"
+        );
         let envelope_path = dir.join(format!("envelope-{n}.json"));
         std::fs::write(&envelope_path, envelope.to_bytes()).unwrap();
         let python = Emulator::python().expect("the emulator's Python (it has cryptography)");
