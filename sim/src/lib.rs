@@ -136,8 +136,7 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
     }
     // The world stops making trouble; what is under way finishes, time passes, the
     // reconciler and retention run until everything rests.
-    world.drop_trouble();
-    world.svc.chaos.set_rates(Default::default());
+    world.close_faults();
     let deadline = world.step + SETTLE_STEPS;
     let mut quiet_since = None;
     while world.step < deadline {
@@ -149,7 +148,7 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
         }
         // Quiet: nothing delivered or built any more and every release rests. It must stay
         // so past the stale threshold, the claim lease and the deadline.
-        if world.pending_work() == 0 && settled(&world) {
+        if world.pending_work() == 0 && !world.unsettled() {
             let since = *quiet_since.get_or_insert(world.now());
             if world.in_flight() == 0 && world.now() - since > 7 * scenario::HOUR {
                 break;
@@ -190,16 +189,6 @@ fn check(world: &mut World) -> Result<(), Violation> {
     let result = checker.check(world);
     world.checker = checker;
     result
-}
-
-/// Every release rests and owes nothing.
-fn settled(world: &World) -> bool {
-    world.checker.releases().iter().all(|r| {
-        !r.phase().is_in_flight()
-            && r.pending.is_empty()
-            && r.required_effects().is_empty()
-            && r.queued.is_none()
-    })
 }
 
 /// Runs a schedule and, when it fails, the smallest one (fewer uploads, fewer steps) from

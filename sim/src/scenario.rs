@@ -122,6 +122,35 @@ pub struct PlannedUpload {
     pub content: Content,
 }
 
+/// A lasting fault: from `from` to `until` every try of one thing fails, whatever retries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    pub kind: OutageKind,
+    pub from: Millis,
+    pub until: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageKind {
+    /// CodeBuild throttles StartBuild (an account at its concurrent-build limit).
+    StartBuildThrottled,
+    /// StartBuild is refused (a permission removed from the role, a project deleted).
+    StartBuildDenied,
+    /// The signing key cannot sign (disabled, pending deletion, a grant revoked).
+    SigningKeyUnusable,
+    /// ECR refuses PutImage (a repository policy that denies archgate's role).
+    PutImageDenied,
+}
+
+impl OutageKind {
+    pub const ALL: [OutageKind; 4] = [
+        OutageKind::StartBuildThrottled,
+        OutageKind::StartBuildDenied,
+        OutageKind::SigningKeyUnusable,
+        OutageKind::PutImageDenied,
+    ];
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub uploads: Vec<PlannedUpload>,
@@ -143,6 +172,14 @@ pub struct Scenario {
     pub release_rules: ReleaseRules,
     /// Workloads start using published releases now and then.
     pub workloads: bool,
+    /// Lasting faults, each over a window of minutes to hours.
+    pub outages: Vec<Outage>,
+    /// Someone deletes a per-arch image by hand now and then, before its index exists.
+    pub vanishing_images: bool,
+    /// StopBuild takes effect late: a stopped build may still report SUCCEEDED.
+    pub late_stops: bool,
+    /// EventBridge delivers build events of earlier attempts again, hours late.
+    pub echoes: bool,
 }
 
 impl Scenario {
@@ -165,7 +202,14 @@ impl Scenario {
                 content: *rng.pick(&CONTENTS),
             });
             at += if rng.chance(10) {
-                rng.between(DAY, 20 * DAY)
+                let gap = rng.between(DAY, 20 * DAY);
+                // Now and then right as the daily retention run starts, which may expire the
+                // attempt this upload builds again.
+                if rng.chance(30) {
+                    gap - (at + gap - T0) % DAY + rng.between(0, MINUTE)
+                } else {
+                    gap
+                }
             } else {
                 rng.between(MINUTE, 6 * HOUR)
             };
@@ -182,6 +226,38 @@ impl Scenario {
             }
         };
         let end = at;
+        let outages = if rng.chance(40) {
+            (0..rng.between(1, 2))
+                .map(|_| {
+                    let kind = *rng.pick(&OutageKind::ALL);
+                    // Around an upload, a new version of a key when there is one: where a
+                    // fault at an attempt's start hurts.
+                    let again: Vec<Millis> = uploads
+                        .iter()
+                        .enumerate()
+                        .filter(|(n, u)| uploads[..*n].iter().any(|e| e.key == u.key))
+                        .map(|(_, u)| u.at)
+                        .collect();
+                    let around = if again.is_empty() {
+                        rng.pick(&uploads).at
+                    } else {
+                        *rng.pick(&again)
+                    };
+                    let from = around + rng.between(-30 * MINUTE, 30 * MINUTE);
+                    let length = match kind {
+                        OutageKind::StartBuildThrottled => rng.between(MINUTE, 2 * HOUR),
+                        _ => rng.between(HOUR, 12 * HOUR),
+                    };
+                    Outage {
+                        kind,
+                        from,
+                        until: from + length,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Scenario {
             uploads,
             faults,
@@ -211,6 +287,10 @@ impl Scenario {
                 ReleaseRules::default()
             },
             workloads: rng.chance(50),
+            outages,
+            vanishing_images: rng.chance(10),
+            late_stops: rng.chance(30),
+            echoes: rng.chance(40),
         }
     }
 }

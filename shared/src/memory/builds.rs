@@ -34,6 +34,9 @@ struct State {
     next: u64,
     /// Every StartBuild that reached the service, with its token.
     start_calls: Vec<String>,
+    /// StopBuild only asks: the build ends when its runner notices (the caller finishes it,
+    /// STOPPED, or SUCCEEDED when it was already past its push), as CodeBuild's do.
+    late_stops: bool,
 }
 
 #[derive(Clone)]
@@ -87,6 +90,11 @@ impl<C: Clock> MemoryBuilds<C> {
             }
             _ => false,
         }
+    }
+
+    /// Whether StopBuild ends a build at once (the default) or only asks it to stop.
+    pub fn set_late_stops(&self, late: bool) {
+        self.lock().late_stops = late;
     }
 
     pub fn start_calls(&self) -> Vec<String> {
@@ -150,6 +158,7 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
             .await?;
         {
             let mut state = self.lock();
+            let late_stops = state.late_stops;
             let Some(build) = state.builds.get_mut(build_id) else {
                 return Err(AdapterError::Rejected {
                     service: "CodeBuild",
@@ -159,7 +168,7 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
                 });
             };
             build.stop_requested = true;
-            if !build.status.is_final() {
+            if !build.status.is_final() && !late_stops {
                 build.status = BuildStatus::Stopped;
             }
         }

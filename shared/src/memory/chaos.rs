@@ -22,6 +22,9 @@ pub enum Fault {
     CrashBefore,
     /// The process died after the call took effect, before it saw the answer.
     CrashAfter,
+    /// The caller may not do this (a permission missing, a key that cannot be used): nothing
+    /// happened, and trying again changes nothing until someone fixes it.
+    Denied,
 }
 
 /// How often each fault strikes, out of 10,000 calls.
@@ -44,6 +47,8 @@ struct State {
     /// Calls by `Service.Operation`, for the figures.
     by_operation: std::collections::BTreeMap<&'static str, u64>,
     injected: u64,
+    /// Operations that fail on every call until the outage ends (`Service.Operation` → fault).
+    outages: std::collections::BTreeMap<&'static str, Fault>,
 }
 
 /// The shared fault plan and scheduling points of a set of in-memory services. The default
@@ -88,10 +93,28 @@ impl Chaos {
         self.lock().by_operation.clone()
     }
 
+    /// From now on every call of `operation` (`Service.Operation`) meets `fault`, until
+    /// [`Chaos::end_outage`]: a lasting fault, not a random one.
+    pub fn start_outage(&self, operation: &'static str, fault: Fault) {
+        self.lock().outages.insert(operation, fault);
+    }
+
+    pub fn end_outage(&self, operation: &'static str) {
+        self.lock().outages.remove(operation);
+    }
+
+    pub fn end_outages(&self) {
+        self.lock().outages.clear();
+    }
+
     fn draw(&self, operation: &'static str) -> Option<Fault> {
         let mut state = self.lock();
         state.calls += 1;
         *state.by_operation.entry(operation).or_default() += 1;
+        if let Some(fault) = state.outages.get(operation).copied() {
+            state.injected += 1;
+            return Some(fault);
+        }
         let rates = state.rates;
         if rates == FaultRates::default() {
             return None;
@@ -139,6 +162,12 @@ impl Chaos {
                 service,
                 operation,
                 source: "injected: 500".into(),
+            }),
+            Some(Fault::Denied) => Err(AdapterError::Rejected {
+                service,
+                operation,
+                code: "AccessDeniedException".to_owned(),
+                source: "injected: access denied".into(),
             }),
             Some(Fault::CrashBefore) => {
                 self.lock().crashed = true;

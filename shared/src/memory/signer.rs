@@ -6,13 +6,15 @@ use crate::error::AdapterError;
 use crate::ports::Signer;
 use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct MemorySigner {
     key: String,
     chaos: Chaos,
     signed: Arc<AtomicU64>,
+    /// Why the key cannot sign right now (disabled, pending deletion, the wrong kind).
+    unusable: Arc<Mutex<Option<String>>>,
 }
 
 impl MemorySigner {
@@ -21,7 +23,20 @@ impl MemorySigner {
             key: key.to_owned(),
             chaos,
             signed: Arc::default(),
+            unusable: Arc::default(),
         }
+    }
+
+    /// From now on the key cannot sign, for this reason (`None`: it can again).
+    pub fn set_unusable(&self, reason: Option<&str>) {
+        *self.unusable.lock().unwrap_or_else(|p| p.into_inner()) = reason.map(str::to_owned);
+    }
+
+    fn unusable(&self) -> Option<String> {
+        self.unusable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Signatures made so far.
@@ -37,6 +52,14 @@ impl Signer for MemorySigner {
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AdapterError> {
         let fault = self.chaos.enter("KMS", "Sign", "KMS.Sign").await?;
+        if let Some(reason) = self.unusable() {
+            return Err(AdapterError::Rejected {
+                service: "KMS",
+                operation: "Sign",
+                code: "KMSInvalidStateException".to_owned(),
+                source: format!("injected: {reason}").into(),
+            });
+        }
         let nonce = self.signed.fetch_add(1, Ordering::SeqCst);
         let mut hasher = Sha256::new();
         hasher.update(self.key.as_bytes());

@@ -6,6 +6,7 @@
 mod logs;
 mod quiet;
 mod releases;
+mod rest;
 
 use crate::scenario::REPOSITORY;
 use crate::world::World;
@@ -20,7 +21,7 @@ pub struct Violation {
     pub message: String,
 }
 
-pub const RULES: [&str; 12] = [
+pub const RULES: [&str; 14] = [
     "1 published-immutable",
     "2 own-images",
     "3 reserved-names",
@@ -31,6 +32,8 @@ pub const RULES: [&str; 12] = [
     "8 retention-fails-closed",
     "9 one-bad-record",
     "10 bounded-records",
+    "11 own-builds",
+    "12 comes-to-rest",
     "effects-once",
     "liveness",
 ];
@@ -67,6 +70,12 @@ pub struct Checker {
     tombstones: BTreeMap<String, usize>,
     /// Retention reports already checked.
     retention_reports_seen: usize,
+    /// A claim written since the last check by a function whose role cannot perform it.
+    misclaimed: Option<String>,
+    /// (tag, attempt) → since when its gate passed and it has owed its signing or promotion.
+    owed_since: BTreeMap<(String, u32), Millis>,
+    /// Release id → since when it has not been at rest.
+    unsettled_since: BTreeMap<String, Millis>,
 }
 
 impl Checker {
@@ -106,6 +115,22 @@ impl Checker {
                 .is_none_or(|(seen, _)| *seen != version);
             if stale {
                 let release = world.svc.ledger.peek(&id).map(Rc::new);
+                if let (Some(after), Some((function, performs))) = (&release, &world.polled) {
+                    let before = self.parsed.get(&id).and_then(|(_, r)| r.clone());
+                    for claim in &after.pending {
+                        let old = before.as_ref().is_some_and(|b| {
+                            b.pending.iter().any(|c| {
+                                c.effect == claim.effect && c.claimed_at == claim.claimed_at
+                            })
+                        });
+                        if !old && !performs.contains(&claim.effect.service()) {
+                            self.misclaimed.get_or_insert(format!(
+                                "{function} claimed `{}` of {}, which its role cannot perform",
+                                claim.effect, after.key
+                            ));
+                        }
+                    }
+                }
                 self.changed.insert(id.clone());
                 if let Some(release) = &release {
                     self.ever.insert(release.key.tag.to_string());
@@ -119,12 +144,16 @@ impl Checker {
     /// The rules that hold after every step.
     pub fn check(&mut self, world: &World) -> Result<(), Violation> {
         let expiry = self.refresh(world);
+        if let Some(message) = self.misclaimed.take() {
+            violation("12 comes-to-rest", message)?;
+        }
         self.check_events(world)?;
         let releases = self.releases();
         world.svc.registry.inspect(REPOSITORY, |repo| {
             self.check_releases(world, repo, &releases, &expiry)
         })?;
         self.check_registry_log(world, &releases)?;
-        self.check_builds(world)
+        self.check_builds(world)?;
+        self.check_rest(world, &releases)
     }
 }

@@ -51,6 +51,39 @@ impl World {
             planned.key, planned.content.id
         );
         self.note(label.clone());
+        // EventBridge delivers at least once, and late: the earlier attempts' build events
+        // come again while this upload is taken up (its StartBuild may be throttled).
+        if self.scenario.echoes {
+            let tag = archgate::domain::ReleaseTag::from_object_key(&planned.key, PREFIX)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let earlier: Vec<(Value, String)> = self
+                .build_events
+                .iter()
+                .filter(|(t, v, _, _)| *t == tag && *v != version)
+                .map(|(_, _, event, label)| (event.clone(), label.clone()))
+                .collect();
+            for (event, label) in earlier {
+                if self.rng.chance(50) {
+                    // Often while the upload is being taken up, sometimes hours later.
+                    let at = now
+                        + if self.rng.chance(50) {
+                            self.rng.between(0, 5 * MINUTE)
+                        } else {
+                            self.rng.between(0, 3 * HOUR)
+                        };
+                    self.schedule(
+                        at,
+                        Job::Deliver {
+                            event,
+                            label: format!("{label} (late, again)"),
+                            tries: 0,
+                            note: Note::None,
+                        },
+                    );
+                }
+            }
+        }
         // S3 → EventBridge → Lambda is retried, not lost: at least once.
         self.deliver(
             event,
@@ -128,6 +161,10 @@ impl World {
             if let Some(r) = self.builds.get_mut(id) {
                 r.pushed = Some(digest.clone());
             }
+            if self.scenario.vanishing_images && self.rng.chance(20) {
+                let at = self.now() + self.rng.between(5_000, 2 * MINUTE);
+                self.schedule(at, Job::Vanish(digest.clone()));
+            }
             let at = self.now() + self.rng.between(30_000, 20 * MINUTE);
             self.schedule(
                 at,
@@ -145,8 +182,16 @@ impl World {
         let Some(run) = self.builds.get(id).cloned() else {
             return;
         };
-        let status = match (&run.pushed, self.svc.builds.get(id).map(|b| b.status)) {
+        let recorded = self.svc.builds.get(id);
+        let status = match (&run.pushed, recorded.as_ref().map(|b| b.status)) {
             (_, Some(BuildStatus::Stopped)) => BuildStatus::Stopped,
+            // Asked to stop late: a build already past its push may still succeed.
+            (pushed, _)
+                if recorded.as_ref().is_some_and(|b| b.stop_requested)
+                    && !(pushed.is_some() && self.rng.chance(50)) =>
+            {
+                BuildStatus::Stopped
+            }
             (Some(_), _) => BuildStatus::Succeeded,
             (None, _) => BuildStatus::Failed,
         };
@@ -180,6 +225,9 @@ impl World {
             run.tag,
             build.status.as_str()
         );
+        let version = build.request.source_version.clone().unwrap_or_default();
+        self.build_events
+            .push((run.tag.clone(), version, event.clone(), label.clone()));
         self.deliver(event, label, true, Note::None);
     }
 }

@@ -14,6 +14,7 @@ use crate::rules::Checker;
 use crate::scenario::*;
 use archgate::config::sample_lookup;
 use archgate::config::RetentionConfig;
+use archgate::domain::release::Service;
 use archgate::domain::{Arch, Digest, Millis};
 use archgate::memory::{Chaos, ManualClock, MemoryServices, MemoryWorkloads};
 use archgate::ports::Clock;
@@ -25,7 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
-const RECONCILE_EVERY: Millis = 10 * MINUTE;
+/// The reconciler's schedule in the template.
+pub const RECONCILE_EVERY: Millis = 10 * MINUTE;
 
 /// Something the outside world does at a time.
 #[derive(Debug, Clone)]
@@ -59,6 +61,13 @@ pub enum Job {
     /// The findings of a blocked release are fixed (a rescan, an allowlist change) and an
     /// operator runs `archgate release evaluate`.
     Fix(String),
+    /// A lasting fault begins (or, `on: false`, is fixed).
+    Outage {
+        kind: OutageKind,
+        on: bool,
+    },
+    /// Someone deletes a per-arch image by hand.
+    Vanish(Digest),
 }
 
 /// What a delivery stands for in the ground truth.
@@ -91,6 +100,8 @@ type TaskFuture = Pin<Box<dyn Future<Output = Done>>>;
 
 struct Task {
     label: String,
+    /// What the function's role may do (its `PERFORMS`).
+    performs: &'static [Service],
     started: Millis,
     /// The delivery to retry if the invocation dies or fails retryably.
     retry: Option<(Value, String, u32, Note)>,
@@ -156,6 +167,14 @@ pub struct World {
     pub step: usize,
     pub checker: Checker,
     foreign: u64,
+    /// Images someone deleted by hand (not retention's doing).
+    pub vanished: BTreeSet<Digest>,
+    /// Build events delivered so far: (release tag, source version, event, label).
+    build_events: Vec<(String, String, Value, String)>,
+    /// The task polled in this step, and what its role may do: it wrote whatever changed.
+    pub polled: Option<(String, &'static [Service])>,
+    /// When the world stopped making trouble (the fault window closed).
+    pub faults_closed_at: Option<Millis>,
 }
 
 /// The sample configuration, on the simulation's bucket and repository.
@@ -228,7 +247,28 @@ impl World {
             step: 0,
             checker: Checker::default(),
             foreign: 0,
+            vanished: BTreeSet::new(),
+            build_events: Vec::new(),
+            polled: None,
+            faults_closed_at: None,
         };
+        world.svc.builds.set_late_stops(world.scenario.late_stops);
+        for outage in world.scenario.outages.clone() {
+            world.schedule(
+                outage.from,
+                Job::Outage {
+                    kind: outage.kind,
+                    on: true,
+                },
+            );
+            world.schedule(
+                outage.until,
+                Job::Outage {
+                    kind: outage.kind,
+                    on: false,
+                },
+            );
+        }
         for (n, upload) in world.scenario.uploads.clone().iter().enumerate() {
             world.schedule(upload.at, Job::Upload(n));
         }
@@ -243,6 +283,10 @@ impl World {
         let mut at = last;
         for gap in world.scenario.months.clone() {
             at += gap;
+            if world.rng.chance(30) {
+                // Right as a daily retention run starts (it may expire what this rebuilds).
+                at = at - (at - T0) % DAY + DAY + world.rng.between(0, MINUTE);
+            }
             let key = world.rng.pick(&ORDINARY).to_string();
             let content = *world.rng.pick(&CONTENTS);
             let n = world.scenario.uploads.len();
@@ -297,8 +341,20 @@ impl World {
             + self.tasks.iter().filter(|t| t.retry.is_some()).count()
     }
 
-    pub fn drop_trouble(&mut self) {
+    /// The fault window closes: no more trouble, no random faults, every outage fixed.
+    pub fn close_faults(&mut self) {
         self.jobs.retain(|j| !is_trouble(&j.job));
+        self.svc.chaos.set_rates(Default::default());
+        self.svc.chaos.end_outages();
+        self.svc.signer.set_unusable(None);
+        self.faults_closed_at = Some(self.now());
+        self.note("the fault window closes".to_owned());
+    }
+
+    /// Whether some release is not at rest: in flight, owing an effect or with an upload
+    /// queued (the reconciler has work on its schedule).
+    pub fn unsettled(&self) -> bool {
+        self.checker.releases().iter().any(|r| !at_rest(r))
     }
 
     pub fn in_flight(&self) -> usize {
@@ -325,7 +381,18 @@ fn is_trouble(job: &Job) -> bool {
             | Job::Damage
             | Job::Fix(_)
             | Job::Scan { rescan: true, .. }
+            | Job::Outage { .. }
+            | Job::Vanish(_)
     )
+}
+
+/// A release at rest: published, blocked, failed, expired or refused, owing nothing, nothing
+/// queued.
+pub fn at_rest(release: &archgate::domain::Release) -> bool {
+    !release.phase().is_in_flight()
+        && release.pending.is_empty()
+        && release.required_effects().is_empty()
+        && release.queued.is_none()
 }
 
 pub fn short(digest: &Digest) -> String {

@@ -2,8 +2,12 @@
 
 use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
 use crate::scenario::*;
+use archgate::domain::release::Service;
 use archgate::domain::{Digest, Millis};
 use archgate::retention::{Request, Retention};
+
+/// What retention-cleanup's role allows of a release's effects: its announcements.
+const RETENTION_PERFORMS: &[Service] = &[Service::Events];
 
 impl World {
     /// One step of the schedule: poll an invocation, fire a due job, or move the clock.
@@ -24,19 +28,26 @@ impl World {
             // Due jobs run in any order: this is where deliveries are reordered.
             let pick = due[self.rng.below(due.len() as u64) as usize];
             let job = self.jobs.swap_remove(pick).job;
+            self.polled = None;
             self.run_job(job);
-        } else if let Some(next) = self
-            .jobs
-            .iter()
-            .filter(|j| trouble || !is_trouble(&j.job))
-            .map(|j| j.at)
-            .min()
-        {
-            self.advance_to(next.max(now));
         } else {
-            // Nothing left: time passes, the schedules run (an hour at a time: the reconciler
-            // has nothing to do that waiting less would change).
-            self.advance_to(now + if trouble { RECONCILE_EVERY } else { HOUR });
+            // Time passes to the next job. The reconciler runs on the template's schedule
+            // whenever a release is not at rest (its passes are what ends a stuck one); with
+            // every release at rest it has nothing to do, and the clock may jump.
+            let next = self
+                .jobs
+                .iter()
+                .filter(|j| trouble || !is_trouble(&j.job))
+                .map(|j| j.at)
+                .min();
+            let to = match next {
+                Some(next) if self.unsettled() => next.min(self.next_reconcile),
+                Some(next) => next,
+                None if self.unsettled() => self.next_reconcile,
+                None => now + HOUR,
+            };
+            self.polled = None;
+            self.advance_to(to.max(now));
         }
     }
 
@@ -92,6 +103,8 @@ impl World {
             Job::ForeignPush { tag, left } => self.foreign_push(tag, left),
             Job::Damage => self.damage(),
             Job::Fix(tag) => self.fix(&tag),
+            Job::Outage { kind, on } => self.outage(kind, on),
+            Job::Vanish(digest) => self.vanish(&digest),
         }
     }
 
@@ -102,6 +115,7 @@ impl World {
         let step = self.step;
         self.spawn(
             "reconciler".to_owned(),
+            archgate::pipeline::EVERY_SERVICE,
             None,
             Box::pin(async move {
                 Done::Reconciled(
@@ -167,6 +181,7 @@ impl World {
         let step = self.step;
         self.spawn(
             super::RETENTION_TASK.to_owned(),
+            RETENTION_PERFORMS,
             None,
             Box::pin(async move {
                 Done::Retained(

@@ -1,6 +1,6 @@
 //! The executor: invocations run as tasks, polled, retried or dead-lettered, results recorded.
 
-use super::{Done, Job, Note, Task, TaskFuture, World};
+use super::{Done, Job, Note, Service, Task, TaskFuture, World};
 use crate::scenario::MINUTE;
 use archgate::domain::Millis;
 use serde_json::{json, Value};
@@ -43,6 +43,7 @@ impl World {
     pub(super) fn spawn(
         &mut self,
         label: String,
+        performs: &'static [Service],
         retry: Option<(Value, String, u32, Note)>,
         future: TaskFuture,
     ) {
@@ -50,6 +51,7 @@ impl World {
         let started = self.now();
         self.tasks.push(Task {
             label,
+            performs,
             started,
             retry,
             future,
@@ -66,15 +68,22 @@ impl World {
             Note::None => {}
         }
         let pipeline = self.svc.pipeline(&self.config);
+        let performs = archgate_cli::replay::route(&event).map_or(&[][..], |r| r.performs());
         let future = Box::pin({
             let event = event.clone();
             async move { Done::Answer(archgate_cli::replay::dispatch(&pipeline, event).await) }
         });
-        self.spawn(label.clone(), Some((event, label, tries, note)), future);
+        self.spawn(
+            label.clone(),
+            performs,
+            Some((event, label, tries, note)),
+            future,
+        );
     }
 
     pub(super) fn poll(&mut self, at: usize) {
         let mut cx = Context::from_waker(Waker::noop());
+        self.polled = Some((self.tasks[at].label.clone(), self.tasks[at].performs));
         let poll = self.tasks[at].future.as_mut().poll(&mut cx);
         let crashed = self.svc.chaos.take_crash();
         let timed_out = self.now() - self.tasks[at].started > TIMEOUT;
@@ -125,12 +134,15 @@ impl World {
                     .unwrap_or_else(|| answer["phase"].as_str().unwrap_or_default().to_owned());
                 self.note(format!("{} → {status} {detail}", task.label));
                 if status == "error" {
-                    if answer["retryable"] == json!(true) {
-                        if let Some((event, label, tries, note)) = task.retry {
-                            self.retry(event, label, tries, note);
-                        }
-                    } else {
+                    // Lambda retries every failed invocation; a failure that retrying cannot
+                    // mend and that no fault of the world explains is a defect.
+                    let injected = answer["error_message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("injected"));
+                    if answer["retryable"] != json!(true) && !injected {
                         self.broken.push(format!("{}: {answer}", task.label));
+                    } else if let Some((event, label, tries, note)) = task.retry {
+                        self.retry(event, label, tries, note);
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! The world's trouble: floods of foreign pushes, a damaged item, rescans, fixes re-evaluated.
 
-use super::{Done, Job, World};
+use super::{short, Done, Job, World};
 use crate::scenario::*;
 use archgate::domain::gate::{ScanStatus, SeverityCounts};
 use archgate::domain::{Digest, ReleaseKey, ReleaseTag};
@@ -183,6 +183,7 @@ impl World {
         let key = release.key.clone();
         self.spawn(
             format!("archgate release evaluate {tag}"),
+            archgate::pipeline::EVERY_SERVICE,
             None,
             Box::pin(async move {
                 Done::Evaluated(
@@ -193,5 +194,39 @@ impl World {
                 )
             }),
         );
+    }
+}
+
+impl World {
+    /// A lasting fault begins or is fixed.
+    pub(super) fn outage(&mut self, kind: OutageKind, on: bool) {
+        use archgate::memory::Fault;
+        let chaos = &self.svc.chaos;
+        match (kind, on) {
+            (OutageKind::StartBuildThrottled, true) => {
+                chaos.start_outage("CodeBuild.StartBuild", Fault::Throttle)
+            }
+            (OutageKind::StartBuildDenied, true) => {
+                chaos.start_outage("CodeBuild.StartBuild", Fault::Denied)
+            }
+            (OutageKind::StartBuildThrottled | OutageKind::StartBuildDenied, false) => {
+                chaos.end_outage("CodeBuild.StartBuild")
+            }
+            (OutageKind::SigningKeyUnusable, true) => {
+                self.svc.signer.set_unusable(Some("the key is disabled"))
+            }
+            (OutageKind::SigningKeyUnusable, false) => self.svc.signer.set_unusable(None),
+            (OutageKind::PutImageDenied, true) => chaos.start_outage("ECR.PutImage", Fault::Denied),
+            (OutageKind::PutImageDenied, false) => chaos.end_outage("ECR.PutImage"),
+        }
+        self.note(format!("{kind:?} {}", if on { "begins" } else { "ends" }));
+    }
+
+    /// Someone deletes a per-arch image by hand (refused while an index lists it).
+    pub(super) fn vanish(&mut self, digest: &Digest) {
+        if self.svc.registry.delete_by_hand(REPOSITORY, digest) {
+            self.vanished.insert(digest.clone());
+            self.note(format!("someone deletes {} by hand", short(digest)));
+        }
     }
 }

@@ -216,6 +216,21 @@ impl<C: Clock> MemoryRegistry<C> {
         digest
     }
 
+    /// Someone deletes an image by hand (the console, `aws ecr batch-delete-image`): refused,
+    /// as ECR refuses it, while an index lists it. Whether it went.
+    pub fn delete_by_hand(&self, repository: &str, digest: &Digest) -> bool {
+        let mut state = self.lock();
+        let Some(repo) = state.repositories.get_mut(repository) else {
+            return false;
+        };
+        if !repo.images.contains_key(digest) || repo.referenced_by_an_index(digest) {
+            return false;
+        }
+        repo.remove(digest);
+        repo.tags.retain(|_, d| d != digest);
+        true
+    }
+
     /// What the next DescribeImageScanFindings of an image reports.
     pub fn set_scan(&self, repository: &str, digest: &Digest, findings: ScanFindings) {
         self.lock()
@@ -334,11 +349,23 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 "ECR.DescribeImageScanFindings",
             )
             .await?;
-        let found = self
-            .lock()
-            .repositories
-            .get(repository)
-            .and_then(|r| r.scans.get(digest).cloned());
+        let found = {
+            let state = self.lock();
+            let repo = state
+                .repositories
+                .get(repository)
+                .ok_or_else(|| not_found("DescribeImageScanFindings", repository))?;
+            // ECR answers for images it has; a deleted image's findings went with it.
+            if !repo.images.contains_key(digest) {
+                return Err(AdapterError::Rejected {
+                    service: "ECR",
+                    operation: "DescribeImageScanFindings",
+                    code: "ImageNotFoundException".to_owned(),
+                    source: format!("no image {digest} in repository {repository}").into(),
+                });
+            }
+            repo.scans.get(digest).cloned()
+        };
         self.chaos
             .leave(fault, "ECR", "DescribeImageScanFindings", found)
             .await

@@ -1,0 +1,111 @@
+//! Rules 11 and 12: an attempt's builds are its own; every release comes to rest.
+
+use super::{violation, Checker, Violation};
+use crate::scenario::MINUTE;
+use crate::world::{at_rest, World, RECONCILE_EVERY};
+use archgate::domain::release::{GateState, CLAIM_LEASE_MS};
+use archgate::domain::{BuildRole, Effect, Millis, Phase, Release};
+use std::rc::Rc;
+
+/// What a pass may take beyond its schedule: the event it runs on, its own calls.
+const SLACK: Millis = 5 * MINUTE;
+/// While the world still makes trouble, reconciler passes may fail at random too.
+const SLACK_IN_TROUBLE: Millis = 60 * MINUTE;
+
+impl Checker {
+    pub(super) fn check_rest(
+        &mut self,
+        world: &World,
+        releases: &[Rc<Release>],
+    ) -> Result<(), Violation> {
+        let now = world.now();
+        let deadline = world.policy.deadline_ms;
+        for release in releases {
+            let tag = release.key.tag.to_string();
+            // 11: every build the release records was started for its current attempt (from
+            // the upload that started it), never an earlier attempt's.
+            for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
+                let Some(id) = &release.build(role).build_id else {
+                    continue;
+                };
+                let Some(build) = world.svc.builds.get(id) else {
+                    continue;
+                };
+                if build.request.source_version != release.source.version_id {
+                    violation(
+                        "11 own-builds",
+                        format!(
+                            "{tag} attempt {} (upload {}) records {role} build {id}, started for upload {}",
+                            release.attempt,
+                            release.source.revision(),
+                            build.request.source_version.as_deref().unwrap_or("?")
+                        ),
+                    )?;
+                }
+            }
+            // 12: a release whose gate passed and whose signing or promotion keeps failing
+            // past its deadline is announced (`Release Stalled`), never left silent.
+            let owes_promotion = release.phase() == Phase::CandidateReady
+                && release.gate() == GateState::Passed
+                && release
+                    .required_effects()
+                    .iter()
+                    .any(|e| matches!(e, Effect::Attest | Effect::Promote));
+            let key = (tag.clone(), release.attempt);
+            if !owes_promotion {
+                self.owed_since.remove(&key);
+            } else {
+                let since = *self.owed_since.entry(key.clone()).or_insert(now);
+                let slack = if world.faults_closed_at.is_some() {
+                    SLACK
+                } else {
+                    SLACK_IN_TROUBLE
+                };
+                let announced = self.keys_by_kind.contains_key(&(
+                    tag.clone(),
+                    release.attempt,
+                    "Release Stalled".to_owned(),
+                ));
+                if now - since > deadline + RECONCILE_EVERY + slack && !announced {
+                    violation(
+                        "12 comes-to-rest",
+                        format!(
+                            "{tag} attempt {} passed its gate and has owed its signing or promotion for {} minutes without a Release Stalled",
+                            release.attempt,
+                            (now - since) / MINUTE
+                        ),
+                    )?;
+                }
+            }
+            // 12: once the faults stop, every release rests by its deadline plus one
+            // reconciler pass (a claim a crash left runs out first).
+            let id = release.key.id();
+            if at_rest(release) {
+                self.unsettled_since.remove(&id);
+                continue;
+            }
+            let unsettled_since = *self.unsettled_since.entry(id).or_insert(now);
+            if let Some(closed) = world.faults_closed_at {
+                let bound = (closed.max(unsettled_since) + CLAIM_LEASE_MS + RECONCILE_EVERY)
+                    .max(release.started_at() + deadline + RECONCILE_EVERY)
+                    + SLACK;
+                if now > bound {
+                    violation(
+                        "12 comes-to-rest",
+                        format!(
+                            "{tag} attempt {} is {} {} minutes past its bound (faults stopped {} minutes ago), claims {:?}, owing {:?}, queued {:?}",
+                            release.attempt,
+                            release.phase(),
+                            (now - bound) / MINUTE,
+                            (now - closed) / MINUTE,
+                            release.pending.iter().map(|c| c.effect).collect::<Vec<_>>(),
+                            release.required_effects(),
+                            release.queued.as_ref().map(|q| q.revision())
+                        ),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
