@@ -227,6 +227,7 @@ async fn main() {
         status: BuildStatus::Succeeded,
         image_digest: None,
         builder_image: None,
+        origin: None,
     };
     let iterations = 200_000;
     let started = Instant::now();

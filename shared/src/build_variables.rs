@@ -9,6 +9,14 @@ pub const IMAGE_REPO_NAME: &str = "IMAGE_REPO_NAME";
 /// The release the build belongs to; with [`IMAGE_REPO_NAME`], how a build is recognised as
 /// archgate's.
 pub const RELEASE_TAG: &str = "ARCHGATE_RELEASE_TAG";
+/// The release attempt that started the build. It comes back in the build's state-change
+/// event (which lists the build's environment), so a build of an earlier attempt is never
+/// taken as a later attempt's.
+pub const RELEASE_ATTEMPT: &str = "ARCHGATE_RELEASE_ATTEMPT";
+/// The upload (S3 version id, or ETag) whose attempt started the build: with
+/// [`RELEASE_ATTEMPT`], tells attempts apart even after the ledger forgot a release and its
+/// name started over.
+pub const RELEASE_UPLOAD: &str = "ARCHGATE_RELEASE_UPLOAD";
 /// The tag the build pushes (`<tag>-<arch>`, or the candidate tag for the manifest build).
 pub const IMAGE_TAG: &str = "IMAGE_TAG";
 /// The architecture of an arch build.

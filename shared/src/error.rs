@@ -42,6 +42,18 @@ pub enum AdapterError {
         #[source]
         source: BoxError,
     },
+    /// What was asked about is not there (an image deleted since its event was sent): not
+    /// retryable, and for a caller that only wanted to read it, nothing to do.
+    #[error("{service} {operation}: {what} does not exist")]
+    NotFound {
+        service: &'static str,
+        operation: &'static str,
+        what: String,
+    },
+    /// The signing key cannot make signatures archgate's verifiers check (not there, not an
+    /// enabled ECC_NIST_P256 SIGN_VERIFY key): not retryable until someone fixes the key.
+    #[error("the signing key {key} cannot sign releases: {reason}")]
+    KeyUnusable { key: String, reason: String },
     /// The service answered with something archgate cannot use.
     #[error("{service} {operation} answered unexpectedly: {reason}")]
     Unexpected {
@@ -65,6 +77,8 @@ impl AdapterError {
             AdapterError::Transient { .. } => "Archgate.Transient",
             AdapterError::Rejected { .. } => "Archgate.Rejected",
             AdapterError::TagTaken { .. } => "Archgate.TagTaken",
+            AdapterError::NotFound { .. } => "Archgate.NotFound",
+            AdapterError::KeyUnusable { .. } => "Archgate.SigningKeyUnusable",
             AdapterError::Unexpected { .. } => "Archgate.UnexpectedResponse",
         }
     }

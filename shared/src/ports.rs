@@ -254,6 +254,11 @@ pub trait Signer: Send + Sync {
     /// The key named in each signature (`keyid`); `None`: envelopes are left unsigned.
     fn key_id(&self) -> Option<&str>;
 
+    /// Whether the key can make signatures `archgate release verify` checks: an enabled
+    /// ECC_NIST_P256 key for SIGN_VERIFY. Anything else is [`AdapterError::KeyUnusable`] with
+    /// the reason, never a signature nobody can verify.
+    fn check(&self) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
     /// An ECDSA P-256 SHA-256 signature of `message`, ASN.1 DER encoded.
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Vec<u8>, AdapterError>> + Send;
 }
@@ -265,6 +270,10 @@ pub struct Unsigned;
 impl Signer for Unsigned {
     fn key_id(&self) -> Option<&str> {
         None
+    }
+
+    async fn check(&self) -> Result<(), AdapterError> {
+        Ok(())
     }
 
     async fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, AdapterError> {

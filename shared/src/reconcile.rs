@@ -5,8 +5,8 @@
 //! fail. Any release with an effect nobody holds (a crash, a lost answer) is nudged, final or
 //! not. Blocked releases rest: the deadline never fails them.
 
-use crate::domain::release::GateState;
-use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Phase, Release};
+use crate::domain::release::{BuildOrigin, GateState};
+use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Release};
 use crate::inbound::exported_digest;
 use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
@@ -108,7 +108,10 @@ where
     let stale =
         phase.is_in_flight() && now.saturating_sub(release.updated_at) >= policy.stale_after_ms;
     let stranded = release.has_unclaimed_work(now);
-    if !stale && !stranded {
+    // The deadline is checked whether or not the release moved lately: a failed retry of
+    // an owed effect updates the record every time.
+    let overdue = release.overdue(now, policy.deadline_ms);
+    if !stale && !stranded && overdue.is_none() {
         return Ok(None);
     }
     let key = &release.key;
@@ -141,6 +144,11 @@ where
                         status,
                         image_digest: exported_digest(build_id, &details.exported),
                         builder_image: details.image.clone(),
+                        // The build is the one the release recorded: its own attempt's.
+                        origin: Some(BuildOrigin {
+                            attempt: release.attempt,
+                            upload: Some(release.source.revision().to_owned()),
+                        }),
                     });
                 }
             }
@@ -158,21 +166,13 @@ where
                     .map(Fact::ScanEvaluated),
             );
         }
-        if facts.len() == 1 && now.saturating_sub(release.started_at()) > policy.deadline_ms {
-            let waiting = match (phase, release.gate()) {
-                (Phase::Building, _) => "its builds never finished",
-                (Phase::Assembling, _) => "its image index was never assembled",
-                (_, GateState::Waiting) => "its per-arch images were never scanned",
-                _ => "it never reached a final state",
-            };
-            facts.push(Fact::Abandoned {
-                reason: format!(
-                    "no final state {} hours after attempt {} started: {waiting}",
-                    policy.deadline_ms / 3_600_000,
-                    release.attempt
-                ),
-            });
-        }
+    }
+    // Last, after what the truth says: a release the news did not bring to rest ends Failed
+    // (or, its gate passed, is announced as stalled) once past its deadline.
+    if let Some(overdue) = overdue {
+        facts.push(Fact::Abandoned {
+            reason: overdue.reason,
+        });
     }
     Ok(Some(facts))
 }
@@ -252,7 +252,7 @@ fn describe(fact: &Fact) -> String {
                 "blocks"
             }
         ),
-        Fact::Abandoned { reason } => format!("abandoned: {reason}"),
+        Fact::Abandoned { reason } => format!("past the deadline: {reason}"),
         Fact::Nudge => "take over effects nobody holds".to_owned(),
         _ => "other".to_owned(),
     }

@@ -126,6 +126,7 @@ fn candidate_ready() -> Release {
                 status: BuildStatus::Succeeded,
                 image_digest: Some(child(arch)),
                 builder_image: Some(format!("aws/codebuild/{arch}-standard:5.0")),
+                origin: None,
             },
             T0 + 300_000,
         );

@@ -20,8 +20,8 @@ use archgate::domain::release::{
     Candidate, CandidateChild, EventKind, GateState, ScanRecord, CLAIM_LEASE_MS,
 };
 use archgate::domain::{
-    decide, Arch, BuildRole, BuildStatus, Decision, Digest, Effect, EffectResult, Fact,
-    IgnoreReason, ManifestMode, Millis, Phase, Release, ReleaseKey, ReleaseTag, SourceObject,
+    decide, Arch, BuildOrigin, BuildRole, BuildStatus, Decision, Digest, Effect, EffectResult,
+    Fact, IgnoreReason, ManifestMode, Millis, Phase, Release, ReleaseKey, ReleaseTag, SourceObject,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -74,6 +74,8 @@ fn build_id(role: BuildRole) -> String {
     format!("build-{role}")
 }
 
+/// A build's state change that does not say which attempt started it (as builds did before
+/// they carried it): taken only by a release that recorded the build.
 fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
     Fact::BuildChanged {
         role,
@@ -81,6 +83,22 @@ fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
         status,
         image_digest: None,
         builder_image: None,
+        origin: None,
+    }
+}
+
+/// A build's state change that names the attempt (and upload) that started it.
+fn build_of_attempt(role: BuildRole, status: BuildStatus, attempt: u32, upload: &str) -> Fact {
+    Fact::BuildChanged {
+        role,
+        build_id: format!("{}-{attempt}", build_id(role)),
+        status,
+        image_digest: None,
+        builder_image: None,
+        origin: Some(BuildOrigin {
+            attempt,
+            upload: Some(upload.to_owned()),
+        }),
     }
 }
 
@@ -1380,6 +1398,7 @@ fn early_scans_are_bounded_and_only_the_pushed_images_scans_stay() {
         status: BuildStatus::Succeeded,
         image_digest: Some(child_digest(Arch::Amd64)),
         builder_image: None,
+        origin: None,
     });
     assert!(sim.release().scans.is_empty());
     let reason = sim
@@ -1591,7 +1610,7 @@ fn a_takeover_does_not_restart_a_build_that_reported_in() {
     let (stored, effects) = applied(decide(
         Some(&stored),
         &key,
-        &build_changed(BuildRole::Amd64, BuildStatus::Succeeded),
+        &build_of_attempt(BuildRole::Amd64, BuildStatus::Succeeded, 1, "v1"),
         T0 + 1,
     ));
     assert!(effects.is_empty());
@@ -1956,6 +1975,10 @@ fn a_build_that_is_not_the_recorded_one_is_ignored() {
         status: BuildStatus::Succeeded,
         image_digest: None,
         builder_image: None,
+        origin: Some(BuildOrigin {
+            attempt: 1,
+            upload: None,
+        }),
     };
     let reason = ignored(decide(Some(&release), &key(), &stranger, T0 + 10));
 

@@ -30,12 +30,16 @@ pub const ORDINARY: [&str; 4] = [
     "releases/app-2.0.zip",
     "releases/svc.zip",
 ];
-pub const RESERVED: [&str; 4] = [
+pub const RESERVED: [&str; 5] = [
     "releases/app-1.0-amd64.zip",
     "releases/latest.zip",
     "releases/buildcache.zip",
     "releases/app-2.0-candidate.zip",
+    SIGNATURE_OF_AN_INDEX,
 ];
+/// A name shaped like the signature tag of another release's index (`sha256-<hex>.sig`): the
+/// world fills in the digest of an index in the registry when it uploads it.
+pub const SIGNATURE_OF_AN_INDEX: &str = "releases/{index}.sig.zip";
 pub const TAKEN: [&str; 1] = ["releases/team/app-1.1.zip"];
 
 /// A build context: its images are a function of it, so equal contents give byte-identical

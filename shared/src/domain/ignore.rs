@@ -88,8 +88,6 @@ pub enum IgnoreReason {
     },
     #[error("release {key} is {phase}, not waiting for builds or scans")]
     NotInFlight { key: ReleaseKey, phase: Phase },
-    #[error("release {key} passed the gate; its promotion is under way")]
-    PromotionUnderWay { key: ReleaseKey },
     #[error("upload version {revision} of {key} started attempt {attempt}, which has ended")]
     AttemptEnded {
         key: ReleaseKey,
@@ -117,6 +115,28 @@ pub enum IgnoreReason {
         role: BuildRole,
         build_id: String,
         recorded: String,
+    },
+    #[error("{role} build {build_id} was started by attempt {attempt} (upload {upload}) of {key}, which is now at attempt {current} (upload {current_upload})")]
+    BuildOfOtherAttempt {
+        key: ReleaseKey,
+        role: BuildRole,
+        build_id: String,
+        attempt: u32,
+        upload: String,
+        current: u32,
+        current_upload: String,
+    },
+    #[error("{role} build {build_id} names no attempt and is not the build recorded for {key}: a build without an attempt is taken only by the release that recorded it")]
+    UnattributedBuild {
+        key: ReleaseKey,
+        role: BuildRole,
+        build_id: String,
+    },
+    #[error("build {build_id} says {variable}={value}, not an attempt number")]
+    BadBuildAttempt {
+        build_id: String,
+        variable: &'static str,
+        value: String,
     },
     #[error("{role} build {build_id} already ended {}; ignoring a later {}", recorded.as_str(), status.as_str())]
     BuildAlreadyEnded {
@@ -162,6 +182,8 @@ pub enum IgnoreReason {
     OlderScan { arch: Arch, digest: Digest },
     #[error("image {digest} has no finished scan to judge again")]
     NoFinishedScan { digest: Digest },
+    #[error("image {digest} is no longer in the registry: nothing to judge")]
+    ImageGone { digest: Digest },
 
     // A repeated delivery.
     #[error("duplicate delivery: release {key} was already started from this upload")]
@@ -223,13 +245,15 @@ impl IgnoreReason {
             UnknownRelease { .. } => "unknown_release",
             NotFinal { .. } => "not_final",
             NotInFlight { .. } => "not_in_flight",
-            PromotionUnderWay { .. } => "promotion_under_way",
             AttemptEnded { .. } => "attempt_ended",
             LateUpload { .. } => "late_upload",
             LaterUploadQueued { .. } => "later_upload_queued",
             BuildOfReservedName { .. } => "build_of_reserved_name",
             NativeManifestBuild { .. } => "native_manifest_build",
             OtherBuild { .. } => "other_build",
+            BuildOfOtherAttempt { .. } => "build_of_other_attempt",
+            UnattributedBuild { .. } => "unattributed_build",
+            BadBuildAttempt { .. } => "bad_build_attempt",
             BuildAlreadyEnded { .. } => "build_already_ended",
             ReleaseFailed { .. } => "release_failed",
             ReleaseExpired { .. } => "release_expired",
@@ -243,6 +267,7 @@ impl IgnoreReason {
             PassingScanAfterPublication { .. } => "passing_scan_after_publication",
             OlderScan { .. } => "older_scan",
             NoFinishedScan { .. } => "no_finished_scan",
+            ImageGone { .. } => "image_gone",
             DuplicateUpload { .. } => "duplicate_upload",
             DuplicateRefusal { .. } => "duplicate_refusal",
             DuplicateBuildStatus { .. } => "duplicate_build_status",

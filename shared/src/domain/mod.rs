@@ -14,8 +14,8 @@ pub mod tag;
 pub use digest::Digest;
 pub use ignore::IgnoreReason;
 pub use release::{
-    decide, Arch, BuildRole, BuildStatus, Decision, Effect, EffectResult, Fact, ManifestMode,
-    Phase, Release, ReleaseKey, SourceObject,
+    decide, Arch, BuildOrigin, BuildRole, BuildStatus, Decision, Effect, EffectResult, Fact,
+    ManifestMode, Phase, Release, ReleaseKey, SourceObject,
 };
 pub use tag::ReleaseTag;
 

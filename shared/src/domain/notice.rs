@@ -22,6 +22,10 @@ pub enum RejectReason {
     MovingTag { tag: String },
     /// The tag, or one of its internal tags, is a build-cache ref.
     CacheRef { reference: String },
+    /// The tag is shaped like the tag of an image's signature, attestation or SBOM, or like
+    /// the OCI referrers fallback tag (`sha256-<hex>` with or without `.sig`, `.att`,
+    /// `.sbom`): retention and OCI tools read such a tag as belonging to another image.
+    ReferrerTag { shape: String },
     /// Another source key already holds this tag.
     TakenBy { key: String },
     /// The release is published: a published release is final.
@@ -39,6 +43,7 @@ impl RejectReason {
             RejectReason::InternalSuffix { .. } => "internal-suffix",
             RejectReason::MovingTag { .. } => "moving-tag",
             RejectReason::CacheRef { .. } => "cache-ref",
+            RejectReason::ReferrerTag { .. } => "referrer-tag",
             RejectReason::TakenBy { .. } => "taken",
             RejectReason::Published { .. } => "published",
             RejectReason::InFlight { .. } => "in-flight",
@@ -70,6 +75,10 @@ impl fmt::Display for RejectReason {
             RejectReason::CacheRef { reference } => write!(
                 f,
                 "the tag would collide with the build-cache ref `{reference}`"
+            ),
+            RejectReason::ReferrerTag { shape } => write!(
+                f,
+                "the tag has the shape `{shape}`, which registries and signing tools read as the tag of another image's signature, attestation or referrers"
             ),
             RejectReason::TakenBy { key } => write!(
                 f,

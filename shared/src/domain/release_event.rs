@@ -41,6 +41,23 @@ pub struct ReleaseEventDetail {
     /// `Release Rejected`: the rule that refused the upload (`reason` says it in words).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'static str>,
+    /// `Release Failed` by the deadline and `Release Stalled`: the last error of the owed
+    /// effect that kept failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+}
+
+/// The last error of an owed effect that kept failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LastError {
+    /// What was owed, in words (`sign the provenance and the verdict`).
+    pub effect: String,
+    pub error_type: String,
+    pub error: String,
+    /// When it first failed (RFC 3339), and how often it was tried since.
+    pub since: String,
+    pub tries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +223,17 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
         EventKind::Failed => release.failure_reason(),
         EventKind::Blocked => Some(release.blocked_reason()),
         EventKind::Expired => release.expired.as_ref().map(|e| e.rule.to_string()),
+        EventKind::Stalled => release.stalled.as_ref().map(|s| s.reason.clone()),
+        _ => None,
+    };
+    let last_error = match kind {
+        EventKind::Failed | EventKind::Stalled => release.worst_trouble().map(|t| LastError {
+            effect: t.effect.to_string(),
+            error_type: t.error_type.clone(),
+            error: t.error.clone(),
+            since: super::rfc3339(t.since),
+            tries: t.tries,
+        }),
         _ => None,
     };
     let scans = release
@@ -240,6 +268,7 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
                 .map(|p| p.tags.clone())
                 .unwrap_or_default(),
             rule: None,
+            last_error,
         },
     }
 }

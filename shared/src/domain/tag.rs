@@ -135,6 +135,11 @@ impl ReleaseTag {
                 tag: self.0.clone(),
             });
         }
+        if names_another_image(&self.0) {
+            return Some(RejectReason::ReferrerTag {
+                shape: "sha256-<hex>".to_owned(),
+            });
+        }
         let own = self.internal_tags();
         CACHE_REFS
             .iter()
@@ -143,6 +148,19 @@ impl ReleaseTag {
                 reference: (*r).to_owned(),
             })
     }
+}
+
+/// Whether a tag names another image by its digest, as signing tools (`sha256-<hex>.sig`,
+/// `.att`, `.sbom`) and the OCI referrers fallback (`sha256-<hex>`) do, whatever follows the
+/// digest. (A sha512 digest does not fit in a release tag.)
+pub fn names_another_image(tag: &str) -> bool {
+    const PREFIX: &str = "sha256-";
+    let bytes = tag.as_bytes();
+    bytes.len() >= PREFIX.len() + 64
+        && bytes[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+        && bytes[PREFIX.len()..PREFIX.len() + 64]
+            .iter()
+            .all(u8::is_ascii_hexdigit)
 }
 
 fn is_tag_char(c: char) -> bool {
@@ -261,6 +279,29 @@ mod tests {
         assert_eq!(reserved("app"), None);
         assert_eq!(reserved("app-amd64-1"), None);
         assert_eq!(reserved("latest-1.0"), None);
+    }
+
+    #[test]
+    fn tags_that_name_another_image_by_digest_are_reserved() {
+        let hex = "a".repeat(64);
+        let reserved = |tag: &str| ReleaseTag::parse(tag).unwrap().reserved(&[]);
+        for tag in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}.sbom"),
+            format!("sha256-{hex}.whatever"),
+            format!("SHA256-{}", "A".repeat(64)),
+        ] {
+            assert!(
+                matches!(reserved(&tag), Some(RejectReason::ReferrerTag { .. })),
+                "{tag}"
+            );
+        }
+        // Too short to be a digest, or not hexadecimal: an ordinary name.
+        assert_eq!(reserved("sha256-abc"), None);
+        assert_eq!(reserved(&format!("sha256-{}", "g".repeat(64))), None);
+        assert_eq!(reserved("sha256"), None);
     }
 
     proptest! {

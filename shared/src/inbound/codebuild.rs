@@ -1,10 +1,12 @@
 //! CodeBuild "Build State Change": a final status of one of archgate's builds.
 
 use super::{foreign, other_event, parse, required, MalformedEvent};
-use crate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, RELEASE_TAG};
+use crate::build_variables::{
+    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, RELEASE_ATTEMPT, RELEASE_TAG, RELEASE_UPLOAD,
+};
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
-use crate::domain::release::{BuildRole, BuildStatus, ManifestMode};
+use crate::domain::release::{BuildOrigin, BuildRole, BuildStatus, ManifestMode};
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Arch, Digest, Fact, IgnoreReason, ReleaseKey};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -200,6 +202,7 @@ pub fn build_fact(
             });
         }
     }
+    let origin = build_origin(&change.build_id, environment)?;
     Ok((
         ReleaseKey::new(repository, tag),
         Fact::BuildChanged {
@@ -208,10 +211,39 @@ pub fn build_fact(
             status: change.status,
             image_digest: exported_digest(&change.build_id, exported),
             builder_image: change.builder_image.clone(),
+            origin,
         },
     ))
 }
 
+/// The release attempt a build's environment names (`ARCHGATE_RELEASE_ATTEMPT`, with the
+/// upload in `ARCHGATE_RELEASE_UPLOAD`): `None` when it names none (a build started before
+/// builds carried it); a value that is not an attempt number is not trusted at all.
+pub fn build_origin(
+    build_id: &str,
+    environment: &[(String, String)],
+) -> Result<Option<BuildOrigin>, IgnoreReason> {
+    let var = |name: &str| {
+        environment
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(value) = var(RELEASE_ATTEMPT) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(attempt) if attempt > 0 => Ok(Some(BuildOrigin {
+            attempt,
+            upload: var(RELEASE_UPLOAD).map(truncate_for_message),
+        })),
+        _ => Err(IgnoreReason::BadBuildAttempt {
+            build_id: truncate_for_message(build_id),
+            variable: RELEASE_ATTEMPT,
+            value: truncate_for_message(value),
+        }),
+    }
+}
 /// Events carry the build ARN (`arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`);
 /// StartBuild and BatchGetBuilds speak of the id (`<project>:<uuid>`). archgate records ids.
 pub fn build_id_of(value: &str) -> &str {

@@ -8,7 +8,7 @@ mod s3;
 mod scan;
 
 pub use codebuild::{
-    build_change, build_fact, build_id_of, exported_digest, parse_codebuild_event,
+    build_change, build_fact, build_id_of, build_origin, exported_digest, parse_codebuild_event,
     AdditionalInformation, BuildChange, BuildEnvironment, CodeBuildEvent, CodeBuildStateChange,
     EnvironmentVariable, CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE,
 };

@@ -50,6 +50,20 @@ impl Signer for MemorySigner {
         Some(&self.key)
     }
 
+    async fn check(&self) -> Result<(), AdapterError> {
+        let fault = self
+            .chaos
+            .enter("KMS", "DescribeKey", "KMS.DescribeKey")
+            .await?;
+        if let Some(reason) = self.unusable() {
+            return Err(AdapterError::KeyUnusable {
+                key: self.key.clone(),
+                reason: format!("injected: {reason}"),
+            });
+        }
+        self.chaos.leave(fault, "KMS", "DescribeKey", ()).await
+    }
+
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AdapterError> {
         let fault = self.chaos.enter("KMS", "Sign", "KMS.Sign").await?;
         if let Some(reason) = self.unusable() {

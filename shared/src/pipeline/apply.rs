@@ -235,6 +235,16 @@ where
             // lapse with their lease.
             let unclaimed: Vec<Effect> = failed.iter().map(|(e, _)| *e).collect();
             work.state.release_claims(&unclaimed);
+            // What keeps failing is on record: status shows it, and the deadline's event
+            // carries it.
+            for (effect, error) in &failed {
+                work.state.record_failure(
+                    *effect,
+                    error.error_type(),
+                    &crate::error::chain(error),
+                    now,
+                );
+            }
             if let Err(save) = self.ledger.save(&work.state, work.version).await {
                 warn!(release = %key, error = %save, "could not release claims after a failed effect");
             }

@@ -15,7 +15,7 @@ where
     C: Clock,
     S: Signer,
 {
-    /// One KMS Sign per Statement (none without a key).
+    /// One DescribeKey, then one KMS Sign per Statement (none without a key).
     pub(super) async fn attest(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let config = &self.config;
         let context = Context {
@@ -26,6 +26,10 @@ where
             region: config.region.as_deref(),
             account_id: config.account_id.as_deref(),
         };
+        if self.signer.key_id().is_some() {
+            // A key that cannot sign verifiably says why before anything is signed.
+            self.signer.check().await?;
+        }
         let mut attestations = Vec::new();
         for (kind, statement) in attestation::statements(release, &context)? {
             let mut envelope = Envelope::unsigned(&statement);

@@ -1,7 +1,10 @@
 //! Performing the effects a decision claimed: builds, the candidate index, announcements.
 
 use super::{EffectError, Pipeline};
-use crate::build_variables::{arch_digest, IMAGE_ARCH, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG};
+use crate::build_variables::{
+    arch_digest, IMAGE_ARCH, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_ATTEMPT, RELEASE_TAG,
+    RELEASE_UPLOAD,
+};
 use crate::config::Config;
 use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::{Candidate, CandidateChild};
@@ -195,6 +198,11 @@ pub fn build_request(
     let mut environment = vec![
         (IMAGE_REPO_NAME.to_owned(), release.key.repository.clone()),
         (RELEASE_TAG.to_owned(), tag.to_string()),
+        (RELEASE_ATTEMPT.to_owned(), release.attempt.to_string()),
+        (
+            RELEASE_UPLOAD.to_owned(),
+            release.source.revision().to_owned(),
+        ),
     ];
     match role {
         BuildRole::Amd64 | BuildRole::Arm64 => {

@@ -77,14 +77,19 @@ pub async fn current_verdicts<R: Registry>(
     };
     let mut verdicts = Vec::new();
     for child in &candidate.children {
-        let verdict = judge_current(
+        // An image that is gone has no findings left to judge.
+        let verdict = match judge_current(
             policy,
             registry,
             &release.key.repository,
             &child.digest,
             today,
         )
-        .await?;
+        .await
+        {
+            Err(AdapterError::NotFound { .. }) => None,
+            verdict => verdict?,
+        };
         verdicts.push((child.arch, child.digest.clone(), verdict));
     }
     Ok(verdicts)

@@ -118,11 +118,7 @@ impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S> {
             if self.performs.contains(&effect.service()) {
                 return true;
             }
-            state.pending.retain(|c| c.effect != *effect);
-            if let Some(claim) = before.and_then(|b| b.pending.iter().find(|c| c.effect == *effect))
-            {
-                state.pending.push(claim.clone());
-            }
+            state.leave_to_others(before, *effect);
             false
         });
     }

@@ -68,6 +68,12 @@ where
                 outcomes.push(Outcome::ignored(IgnoreReason::UnknownRelease { key }));
                 continue;
             };
+            // Not its business (failed, expired, another attempt's image): no findings read.
+            if let Err(reason) = known.release.takes_scan(arch, &scan.digest) {
+                info!(release = %key, %reason, "ignored");
+                outcomes.push(Outcome::ignored(reason));
+                continue;
+            }
             let judged = match &verdict {
                 Some(judged) => judged,
                 None => {
@@ -75,8 +81,17 @@ where
                         digest: scan.digest.to_string(),
                         source,
                     };
+                    // The image went since its event was sent (retention, a person): there
+                    // is nothing left to judge.
+                    let gone = || {
+                        let reason = IgnoreReason::ImageGone {
+                            digest: scan.digest.clone(),
+                        };
+                        info!(%reason, "ignored");
+                        Outcome::ignored(reason)
+                    };
                     let judged = match &scan.result {
-                        ScanResult::Reported { status, counts } => judge(
+                        ScanResult::Reported { status, counts } => match judge(
                             &self.config.gate,
                             &self.registry,
                             &scan.repository,
@@ -86,7 +101,10 @@ where
                             &date_of(now),
                         )
                         .await
-                        .map_err(findings_error)?,
+                        {
+                            Err(AdapterError::NotFound { .. }) => return Ok(gone()),
+                            judged => judged.map_err(findings_error)?,
+                        },
                         ScanResult::FindingChanged => {
                             match judge_current(
                                 &self.config.gate,
@@ -96,10 +114,11 @@ where
                                 &date_of(now),
                             )
                             .await
-                            .map_err(findings_error)?
                             {
-                                Some((judged, _)) => judged,
-                                None => {
+                                Err(AdapterError::NotFound { .. }) => return Ok(gone()),
+                                Err(error) => return Err(findings_error(error)),
+                                Ok(Some((judged, _))) => judged,
+                                Ok(None) => {
                                     let reason = IgnoreReason::NoFinishedScan {
                                         digest: scan.digest.clone(),
                                     };

@@ -7,7 +7,7 @@ use super::{RepositoryReport, Survey, DELETE_CONCURRENCY};
 use crate::domain::release::{EffectResult, EventKind, ExpiryRule};
 use crate::domain::release_event::release_event;
 use crate::domain::retention::Fate;
-use crate::domain::{decide, Decision, Digest, Fact, Millis, Phase, ReleaseKey};
+use crate::domain::{decide, Decision, Digest, Effect, Fact, Millis, Phase, ReleaseKey};
 use crate::error::{chain, AdapterError};
 use crate::ports::{
     DeleteResult, EventPublisher, Ledger, RepositoryInventory, SaveError, Stored, BATCH_LIMIT,
@@ -244,7 +244,15 @@ async fn tombstone<L: Ledger>(
             return Ok((None, calls));
         };
         let next = match decide(Some(&stored.release), &key, &fact, now) {
-            Decision::Apply { next, .. } if next.phase() == Phase::Expired => next,
+            Decision::Apply { mut next, effects } if next.phase() == Phase::Expired => {
+                // Retention announces the expiry itself; anything else is not its role's.
+                for effect in effects {
+                    if effect != Effect::Emit(EventKind::Expired) {
+                        next.leave_to_others(Some(&stored.release), effect);
+                    }
+                }
+                next
+            }
             Decision::Apply { .. } => {
                 info!(release = %key, "release has work under way; it expires in a later run");
                 return Ok((None, calls));
@@ -297,9 +305,16 @@ async fn announce<L: Ledger, E: EventPublisher>(
         let Some(stored) = current.take() else {
             break;
         };
-        let Decision::Apply { next, .. } = decide(Some(&stored.release), &key, &fact, now) else {
+        let Decision::Apply { mut next, effects } = decide(Some(&stored.release), &key, &fact, now)
+        else {
             break;
         };
+        // Recording the announcement may start a queued attempt: its builds are for the
+        // functions whose roles start builds (or the reconciler's next pass), never claimed
+        // here, where nothing would perform them until the claims' lease ran out.
+        for effect in effects {
+            next.leave_to_others(Some(&stored.release), effect);
+        }
         calls += 1;
         match ledger.save(&next, Some(stored.version)).await {
             Ok(_) => break,

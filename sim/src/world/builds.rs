@@ -11,7 +11,24 @@ const S3_TEMPLATE: &str = include_str!("../../../events/s3-object-created.json")
 impl World {
     /// S3: a new version of the object, and its "Object Created" event.
     pub(super) fn upload(&mut self, n: usize) {
-        let planned = self.scenario.uploads[n].clone();
+        let mut planned = self.scenario.uploads[n].clone();
+        if planned.key == SIGNATURE_OF_AN_INDEX {
+            // Named after an index archgate pushed, when there is one.
+            let indexes: Vec<String> = self
+                .checker
+                .releases()
+                .iter()
+                .filter_map(|r| r.candidate.as_ref().map(|c| c.digest.hex().to_owned()))
+                .collect();
+            let hex = if indexes.is_empty() {
+                archgate::domain::Digest::of(b"no index yet")
+                    .hex()
+                    .to_owned()
+            } else {
+                self.rng.pick(&indexes).clone()
+            };
+            planned.key = SIGNATURE_OF_AN_INDEX.replace("{index}", &format!("sha256-{hex}"));
+        }
         let now = self.now();
         let sequencer = {
             let s = self.sequencers.entry(planned.key.clone()).or_insert(0);

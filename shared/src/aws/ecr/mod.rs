@@ -201,6 +201,18 @@ impl Registry for EcrRegistry {
                 {
                     return Ok(None)
                 }
+                Err(SdkError::ServiceError(e))
+                    if matches!(
+                        e.err(),
+                        DescribeImageScanFindingsError::ImageNotFoundException(_)
+                    ) =>
+                {
+                    return Err(AdapterError::NotFound {
+                        service: "ECR",
+                        operation: "DescribeImageScanFindings",
+                        what: format!("image {digest} in repository {repository}"),
+                    })
+                }
                 Err(e) => return Err(classify("ECR", "DescribeImageScanFindings", e)),
             };
             result.status =

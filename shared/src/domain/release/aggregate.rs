@@ -65,6 +65,13 @@ pub struct Release {
     /// exactly these envelopes as referrers of the index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<Attestation>,
+    /// The owed effects that keep failing, each with its last error (rule 12: nothing waits
+    /// without a word).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub troubles: Vec<Trouble>,
+    /// Set when the gate passed and the signing or promotion kept failing past the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<Stall>,
 }
 
 fn first_attempt() -> u32 {
@@ -102,6 +109,8 @@ impl Release {
             next_notice: 0,
             expired: None,
             attestations: Vec::new(),
+            troubles: Vec::new(),
+            stalled: None,
         };
         release.note(
             now,
@@ -382,6 +391,8 @@ impl Release {
         self.abandoned = None;
         self.expired = None;
         self.attestations.clear();
+        self.troubles.clear();
+        self.stalled = None;
         self.emitted.clear();
         self.attempt_started_at = Some(now);
         self.note(

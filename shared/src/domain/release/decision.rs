@@ -1,6 +1,6 @@
 //! The decision: one incoming fact on the recorded release.
 
-use super::record::{record_build_status, record_scan, record_upload};
+use super::record::{record_build_status, record_scan, record_upload, BuildReport};
 use super::work::{claim_effects, record_result};
 use super::*;
 use crate::domain::digest::Digest;
@@ -35,6 +35,10 @@ pub enum Fact {
         /// The CodeBuild image the build ran on, when the event said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         builder_image: Option<String>,
+        /// The release attempt that started the build; `None` for a build that does not say
+        /// (one started before builds carried it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<BuildOrigin>,
     },
     /// The gate judged a scan of one per-arch image (ECR / Inspector scan, or a re-evaluation).
     ScanEvaluated(ScanRecord),
@@ -100,12 +104,16 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             status,
             image_digest,
             builder_image,
+            origin,
         } => record_build_status(
             &mut release,
-            *role,
-            build_id,
-            *status,
-            image_digest.as_ref(),
+            BuildReport {
+                role: *role,
+                build_id,
+                status: *status,
+                image_digest: image_digest.as_ref(),
+                origin: origin.as_ref(),
+            },
             now,
         )
         .map(|()| {
@@ -123,14 +131,18 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                     key: key.clone(),
                     phase: release.phase(),
                 })
-            } else if release
-                .required_effects()
-                .iter()
-                .any(|e| matches!(e, Effect::Promote | Effect::Attest))
-            {
+            } else if release.owes_promotion() {
                 // The gate passed: the signing and the promotion run to the end (its PutImage
-                // may already have happened), whatever the clock says.
-                Err(IgnoreReason::PromotionUnderWay { key: key.clone() })
+                // may already have happened), whatever the clock says. Past the deadline the
+                // release is announced as stalled, once, and published when the fault clears.
+                if release.stalled.is_none() {
+                    release.note(now, format!("stalled: {reason}"));
+                    release.stalled = Some(Stall {
+                        at: now,
+                        reason: reason.clone(),
+                    });
+                }
+                Ok(())
             } else {
                 if release.abandoned.is_none() {
                     release.note(now, format!("abandoned: {reason}"));

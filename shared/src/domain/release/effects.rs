@@ -21,6 +21,8 @@ pub enum EventKind {
     Published,
     #[serde(rename = "Release Expired")]
     Expired,
+    #[serde(rename = "Release Stalled")]
+    Stalled,
 }
 
 impl EventKind {
@@ -32,6 +34,7 @@ impl EventKind {
             EventKind::Blocked => "Release Blocked",
             EventKind::Published => "Release Published",
             EventKind::Expired => "Release Expired",
+            EventKind::Stalled => "Release Stalled",
         }
     }
 
@@ -43,6 +46,7 @@ impl EventKind {
             EventKind::Blocked => "blocked",
             EventKind::Published => "published",
             EventKind::Expired => "expired",
+            EventKind::Stalled => "stalled",
         }
     }
 }

@@ -37,15 +37,19 @@ mod names;
 mod parts;
 mod phase;
 mod record;
+mod trouble;
 mod work;
 
 pub use aggregate::Release;
 pub use decision::{decide, Decision, Fact};
 pub use effects::{Claim, Effect, EffectResult, EventKind, Service};
 pub use expiry::{Expiry, ExpiryRule};
-pub use names::{Arch, BuildRole, BuildStatus, ManifestMode, ReleaseKey, SourceObject};
+pub use names::{
+    Arch, BuildOrigin, BuildRole, BuildStatus, ManifestMode, ReleaseKey, SourceObject,
+};
 pub use parts::{
     BuildRecord, Candidate, CandidateChild, GateState, Publication, ScanRecord, Scanner,
     TimelineEntry,
 };
 pub use phase::Phase;
+pub use trouble::{describe as describe_trouble, Overdue, Stall, Trouble};

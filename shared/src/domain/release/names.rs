@@ -146,6 +146,29 @@ impl BuildStatus {
     }
 }
 
+/// The attempt that started a build, as the build's environment says (it reaches the build
+/// with StartBuild and comes back in its state-change event): the attempt number and the
+/// upload that started it, which tells attempts apart even after the ledger forgot a release
+/// and its name started over at attempt 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildOrigin {
+    pub attempt: u32,
+    /// The upload's revision (version id or ETag); `None` when the build does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+}
+
+impl BuildOrigin {
+    /// Whether the build was started by the release's current attempt.
+    pub fn is_current(&self, attempt: u32, source: &SourceObject) -> bool {
+        self.attempt == attempt
+            && self
+                .upload
+                .as_deref()
+                .is_none_or(|u| u == source.revision())
+    }
+}
+
 /// The S3 object a release is built from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceObject {

@@ -98,14 +98,28 @@ pub(super) fn record_upload(
     }
 }
 
+/// What a build's state change says about it.
+pub(super) struct BuildReport<'a> {
+    pub role: BuildRole,
+    pub build_id: &'a str,
+    pub status: BuildStatus,
+    pub image_digest: Option<&'a Digest>,
+    /// The attempt that started it, when the build says.
+    pub origin: Option<&'a BuildOrigin>,
+}
+
 pub(super) fn record_build_status(
     release: &mut Release,
-    role: BuildRole,
-    build_id: &str,
-    status: BuildStatus,
-    image_digest: Option<&Digest>,
+    report: BuildReport<'_>,
     now: Millis,
 ) -> Result<(), IgnoreReason> {
+    let BuildReport {
+        role,
+        build_id,
+        status,
+        image_digest,
+        origin,
+    } = report;
     let key = release.key.clone();
     if release.phase() == Phase::Rejected {
         return Err(IgnoreReason::BuildOfReservedName {
@@ -118,6 +132,31 @@ pub(super) fn record_build_status(
             key,
             build_id: build_id.to_owned(),
         });
+    }
+    // Rule 11: a build is taken only by the attempt that started it. One that does not say
+    // which (started before builds carried their attempt) is taken only by the release that
+    // recorded its id, never to fill an empty slot: an earlier attempt's late or duplicate
+    // build must not enter a later attempt whose own start is not recorded yet.
+    match origin {
+        Some(origin) if !origin.is_current(release.attempt, &release.source) => {
+            return Err(IgnoreReason::BuildOfOtherAttempt {
+                key,
+                role,
+                build_id: build_id.to_owned(),
+                attempt: origin.attempt,
+                upload: origin.upload.clone().unwrap_or_else(|| "?".to_owned()),
+                current: release.attempt,
+                current_upload: release.source.revision().to_owned(),
+            })
+        }
+        None if release.build(role).build_id.as_deref() != Some(build_id) => {
+            return Err(IgnoreReason::UnattributedBuild {
+                key,
+                role,
+                build_id: build_id.to_owned(),
+            })
+        }
+        _ => {}
     }
     let build = release.build_mut(role);
     match &build.build_id {
@@ -167,43 +206,71 @@ pub(super) fn record_build_status(
     Ok(())
 }
 
+impl Release {
+    /// Whether a scan of `digest` as this release's `arch` image is its business: the image
+    /// of its current attempt (or, published, of its index), and a release that still judges
+    /// scans. Known before the findings are read, so scans of images no live release holds
+    /// (a failed or expired release, another attempt's image) cost no read and fail nothing.
+    pub fn takes_scan(&self, arch: Arch, digest: &Digest) -> Result<(), IgnoreReason> {
+        let key = self.key.clone();
+        match self.phase() {
+            Phase::Failed => return Err(IgnoreReason::ReleaseFailed { key }),
+            Phase::Expired => return Err(IgnoreReason::ReleaseExpired { key }),
+            Phase::Rejected => return Err(IgnoreReason::ScanOfReservedName { key }),
+            Phase::Published => {
+                let is_child = self.candidate.as_ref().is_some_and(|c| {
+                    c.children
+                        .iter()
+                        .any(|child| child.arch == arch && child.digest == *digest)
+                });
+                if !is_child {
+                    return Err(IgnoreReason::NotThePublishedImage {
+                        key,
+                        arch,
+                        digest: digest.clone(),
+                    });
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        if let Some(candidate) = &self.candidate {
+            if *digest == candidate.digest {
+                return Err(IgnoreReason::IndexScanned {
+                    key,
+                    digest: digest.clone(),
+                });
+            }
+            let child = candidate.children.iter().find(|c| c.arch == arch);
+            if child.is_some_and(|c| c.digest != *digest) {
+                return Err(IgnoreReason::NotTheCandidateImage {
+                    key,
+                    arch,
+                    digest: digest.clone(),
+                });
+            }
+        } else if let Some(pushed) = &self.build(BuildRole::arch(arch)).image_digest {
+            if pushed != digest {
+                return Err(IgnoreReason::NotThePushedImage {
+                    key,
+                    arch,
+                    digest: digest.clone(),
+                    pushed: pushed.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn record_scan(
     release: &mut Release,
     scan: &ScanRecord,
     now: Millis,
 ) -> Result<(), IgnoreReason> {
-    let key = release.key.clone();
-    match release.phase() {
-        Phase::Failed => return Err(IgnoreReason::ReleaseFailed { key }),
-        Phase::Expired => return Err(IgnoreReason::ReleaseExpired { key }),
-        Phase::Rejected => return Err(IgnoreReason::ScanOfReservedName { key }),
-        Phase::Published => return record_scan_after_publication(release, scan, now),
-        _ => {}
-    }
-    if let Some(candidate) = &release.candidate {
-        if scan.digest == candidate.digest {
-            return Err(IgnoreReason::IndexScanned {
-                key,
-                digest: scan.digest.clone(),
-            });
-        }
-        let child = candidate.children.iter().find(|c| c.arch == scan.arch);
-        if child.is_some_and(|c| c.digest != scan.digest) {
-            return Err(IgnoreReason::NotTheCandidateImage {
-                key,
-                arch: scan.arch,
-                digest: scan.digest.clone(),
-            });
-        }
-    } else if let Some(pushed) = &release.build(BuildRole::arch(scan.arch)).image_digest {
-        if *pushed != scan.digest {
-            return Err(IgnoreReason::NotThePushedImage {
-                key,
-                arch: scan.arch,
-                digest: scan.digest.clone(),
-                pushed: pushed.clone(),
-            });
-        }
+    release.takes_scan(scan.arch, &scan.digest)?;
+    if release.phase() == Phase::Published {
+        return record_scan_after_publication(release, scan, now);
     }
     if let Some(existing) = release.verdict_for(scan.arch, &scan.digest) {
         // The same scan delivered again judges the same: nothing to record.
@@ -250,18 +317,6 @@ fn record_scan_after_publication(
     now: Millis,
 ) -> Result<(), IgnoreReason> {
     let key = release.key.clone();
-    let is_child = release.candidate.as_ref().is_some_and(|c| {
-        c.children
-            .iter()
-            .any(|child| child.arch == scan.arch && child.digest == scan.digest)
-    });
-    if !is_child {
-        return Err(IgnoreReason::NotThePublishedImage {
-            key,
-            arch: scan.arch,
-            digest: scan.digest.clone(),
-        });
-    }
     if scan.verdict.passes() {
         return Err(IgnoreReason::PassingScanAfterPublication {
             key,

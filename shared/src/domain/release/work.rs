@@ -34,6 +34,15 @@ impl Release {
         });
     }
 
+    /// Leaves `effect` to others: its claim goes back to what `before` recorded (none, or
+    /// another invocation's), so a function never claims work its role cannot perform.
+    pub fn leave_to_others(&mut self, before: Option<&Release>, effect: Effect) {
+        self.pending.retain(|c| c.effect != effect);
+        if let Some(claim) = before.and_then(|b| b.pending.iter().find(|c| c.effect == effect)) {
+            self.pending.push(claim.clone());
+        }
+    }
+
     /// Effects the recorded state still calls for and that no recorded result has satisfied.
     pub fn required_effects(&self) -> Vec<Effect> {
         let mut effects: Vec<Effect> = self
@@ -112,6 +121,9 @@ impl Release {
         if self.candidate.is_some() && phase != Phase::Failed {
             effects.push(Effect::Emit(EventKind::CandidateReady));
         }
+        if self.stalled.is_some() {
+            effects.push(Effect::Emit(EventKind::Stalled));
+        }
         if phase == Phase::Blocked && !promoting {
             effects.push(Effect::Emit(EventKind::Blocked));
         }
@@ -188,6 +200,9 @@ pub(super) fn record_result(release: &mut Release, result: &EffectResult, now: M
     release
         .pending
         .retain(|claim| !result.satisfies(claim.effect));
+    release
+        .troubles
+        .retain(|trouble| !result.satisfies(trouble.effect));
 }
 
 /// Brings `pending` in line with what the state requires and returns the effects this
@@ -197,6 +212,13 @@ pub(super) fn claim_effects(release: &mut Release, now: Millis) -> Vec<Effect> {
     release
         .pending
         .retain(|claim| required.contains(&claim.effect));
+    // The last error of an effect no longer owed is no longer news, unless the deadline
+    // ended the release over it (its `Release Failed` says what kept failing).
+    if release.abandoned.is_none() {
+        release
+            .troubles
+            .retain(|trouble| required.contains(&trouble.effect));
+    }
     let mut claimed = Vec::new();
     for effect in required {
         match release.pending.iter_mut().find(|c| c.effect == effect) {

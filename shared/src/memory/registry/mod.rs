@@ -357,11 +357,10 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 .ok_or_else(|| not_found("DescribeImageScanFindings", repository))?;
             // ECR answers for images it has; a deleted image's findings went with it.
             if !repo.images.contains_key(digest) {
-                return Err(AdapterError::Rejected {
+                return Err(AdapterError::NotFound {
                     service: "ECR",
                     operation: "DescribeImageScanFindings",
-                    code: "ImageNotFoundException".to_owned(),
-                    source: format!("no image {digest} in repository {repository}").into(),
+                    what: format!("image {digest} in repository {repository}"),
                 });
             }
             repo.scans.get(digest).cloned()
