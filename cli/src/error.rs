@@ -15,7 +15,7 @@ pub const EXIT_UNSUCCESSFUL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// An AWS service or the emulator failed, or the ledger kept changing under an update.
 pub const EXIT_AWS: u8 = 3;
-/// The release is not in the ledger.
+/// The release is not in the ledger, or retention expired it.
 pub const EXIT_NOT_FOUND: u8 = 4;
 
 /// The exit statuses, as `archgate --help` lists them.
@@ -27,7 +27,7 @@ Exit status:
      a release to reconcile or an image to delete failed, the demo found a problem
   2  bad arguments or configuration (a missing or invalid ARCHGATE_* variable, an invalid tag)
   3  an AWS service or the emulator failed
-  4  the release is not in the ledger";
+  4  the release is not in the ledger, or expired (retention removed its images)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -42,6 +42,9 @@ pub enum CliError {
     InvalidArgument(String),
     #[error("no release {0} in the ledger")]
     NotFound(String),
+    /// Retention expired the release: its images are gone, nothing is left to judge.
+    #[error("{0}")]
+    Expired(String),
     #[error(transparent)]
     Aws(#[from] AdapterError),
     /// The emulator, or an AWS call the local installation makes.
@@ -66,10 +69,11 @@ impl CliError {
     pub fn exit_status(&self) -> u8 {
         match self {
             CliError::Config(_) | CliError::Tag(_) | CliError::InvalidArgument(_) => EXIT_USAGE,
-            CliError::NotFound(_) | CliError::Evaluate(EvaluateError::NotFound(_)) => {
-                EXIT_NOT_FOUND
-            }
+            CliError::NotFound(_)
+            | CliError::Expired(_)
+            | CliError::Evaluate(EvaluateError::NotFound(_)) => EXIT_NOT_FOUND,
             CliError::Reconcile(ReconcileError::Config(_)) => EXIT_USAGE,
+            CliError::Provision(e) if e.unfit => EXIT_USAGE,
             CliError::Aws(_)
             | CliError::Local(_)
             | CliError::Provision(_)
@@ -103,6 +107,7 @@ mod tests {
         let tag = archgate::domain::ReleaseTag::parse("").unwrap_err();
         assert_eq!(CliError::from(tag).exit_status(), 2);
         assert_eq!(CliError::NotFound("myapp:x".into()).exit_status(), 4);
+        assert_eq!(CliError::Expired("myapp:x expired".into()).exit_status(), 4);
         assert_eq!(
             CliError::Evaluate(EvaluateError::NotFound("myapp:x".into())).exit_status(),
             4

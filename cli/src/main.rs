@@ -192,8 +192,9 @@ enum ReleaseCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Each change of a release's state until it is published, fails, is rejected or
-    /// rests blocked (exit 0 only when published).
+    /// Each change of a release's state, and the last error of what it is owed while that
+    /// keeps failing, until it is published, fails, is rejected, rests blocked or is
+    /// announced stalled (exit 0 only when published).
     Watch {
         tag: String,
         /// Seconds between reads of the ledger.

@@ -50,6 +50,9 @@ pub struct ProvisionError {
     pub name: String,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+    /// The resource exists but does not fit archgate (the configuration names the wrong
+    /// thing), as opposed to AWS failing.
+    pub unfit: bool,
 }
 
 /// The service role local projects name; CodeBuild requires one.
@@ -72,6 +75,7 @@ where
                 kind,
                 name: name.to_owned(),
                 source: Box::new(e),
+                unfit: false,
             })
         }
     };
@@ -83,17 +87,32 @@ where
 }
 
 /// The attestations' signing key: an alias is created with a new ECDSA P-256 key behind it
-/// unless it exists; a key id or ARN must exist.
+/// unless it exists; a key id or ARN must exist. An existing key must be one the functions
+/// sign with (an enabled ECC_NIST_P256 SIGN_VERIFY key): any other is refused, with why.
 async fn signing_key(sdk: &SdkConfig, key: &str) -> Result<ProvisionedResource, ProvisionError> {
     let kms = aws_sdk_kms::Client::new(sdk);
     let kind = "kms signing key";
     let existing = kms.describe_key().key_id(key).send().await;
     match existing {
-        Ok(_) => Ok(ProvisionedResource {
-            kind,
-            name: key.to_owned(),
-            state: Provisioned::Existed,
-        }),
+        Ok(found) => {
+            let problem = match found.key_metadata() {
+                Some(metadata) => archgate::aws::key_problem(metadata),
+                None => Some("KMS describes no key metadata".to_owned()),
+            };
+            if let Some(problem) = problem {
+                return Err(ProvisionError {
+                    kind,
+                    name: key.to_owned(),
+                    source: format!("it cannot sign releases: {problem}").into(),
+                    unfit: true,
+                });
+            }
+            Ok(ProvisionedResource {
+                kind,
+                name: key.to_owned(),
+                state: Provisioned::Existed,
+            })
+        }
         Err(_) if key.starts_with("alias/") => {
             let created = kms
                 .create_key()
@@ -128,6 +147,7 @@ fn failed<E: std::error::Error + Send + Sync + 'static>(
         kind,
         name,
         source: Box::new(e),
+        unfit: false,
     }
 }
 

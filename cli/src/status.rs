@@ -70,6 +70,38 @@ pub fn format_time(millis: i64) -> String {
         .unwrap_or_else(|| millis.to_string())
 }
 
+/// What the release is owed and cannot get, and its stall: `failing  <effect>: N tries since
+/// <time> (last <time>): <error>`. Until a release rests, this is why it waits; after the
+/// deadline ended it, what kept failing.
+pub fn trouble_lines(release: &Release) -> Vec<String> {
+    let owed = release.required_effects();
+    let mut lines: Vec<String> = release
+        .troubles
+        .iter()
+        .filter(|t| release.abandoned.is_some() || owed.contains(&t.effect))
+        .map(|t| {
+            format!(
+                "failing  {}: {} {} since {} (last {}): {}: {}",
+                t.effect,
+                t.tries,
+                if t.tries == 1 { "try" } else { "tries" },
+                format_time(t.since),
+                format_time(t.last_at),
+                t.error_type,
+                t.error
+            )
+        })
+        .collect();
+    if let Some(stall) = &release.stalled {
+        lines.push(format!(
+            "stalled  {}: {} (published as soon as the fault clears)",
+            format_time(stall.at),
+            stall.reason
+        ));
+    }
+    lines
+}
+
 /// The release, its current attempt, the earlier ones, the uploads it refused, findings after
 /// publication and the moving tags it holds now.
 pub fn print_status(release: &Release, version: u64, moving: &[String]) {
@@ -138,6 +170,9 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
             GateState::Blocked => out!("verdict  FAILED: {}", release.blocked_reason()),
             GateState::Waiting => out!("verdict  waiting for the scans"),
         }
+    }
+    for line in trouble_lines(release) {
+        out!("{line}");
     }
     for attestation in &release.attestations {
         let signed = attestation

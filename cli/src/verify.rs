@@ -68,15 +68,49 @@ pub struct Key {
 impl Key {
     pub fn from_der(der: &[u8], name: Option<String>) -> Result<Key, VerifyError> {
         let verifying =
-            VerifyingKey::from_public_key_der(der).map_err(|e| VerifyError::Key(e.to_string()))?;
+            VerifyingKey::from_public_key_der(der).map_err(|e| key_error(Some(der), e))?;
         Ok(Key { verifying, name })
     }
 
     pub fn from_pem(pem: &str, name: Option<String>) -> Result<Key, VerifyError> {
-        let verifying =
-            VerifyingKey::from_public_key_pem(pem).map_err(|e| VerifyError::Key(e.to_string()))?;
+        let verifying = VerifyingKey::from_public_key_pem(pem).map_err(|e| {
+            let der = p256::pkcs8::der::pem::decode_vec(pem.as_bytes()).ok();
+            key_error(der.as_ref().map(|(_, der)| der.as_slice()), e)
+        })?;
         Ok(Key { verifying, name })
     }
+}
+
+/// Why a public key is not one to verify with, naming what it is when its DER says (the
+/// decoder alone would name the curve it expected).
+fn key_error(der: Option<&[u8]>, error: impl std::fmt::Display) -> VerifyError {
+    use p256::pkcs8::spki::SubjectPublicKeyInfoRef;
+    let what = der
+        .and_then(|der| SubjectPublicKeyInfoRef::try_from(der).ok())
+        .map(|spki| {
+            let algorithm = spki.algorithm.oid.to_string();
+            let parameters = spki.algorithm.parameters_oid().ok().map(|o| o.to_string());
+            match (algorithm.as_str(), parameters.as_deref()) {
+                ("1.2.840.10045.2.1", Some("1.3.132.0.10")) => {
+                    "an ECDSA key on secp256k1 (KMS ECC_SECG_P256K1)".to_owned()
+                }
+                ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => {
+                    "an ECDSA key on P-384 (KMS ECC_NIST_P384)".to_owned()
+                }
+                ("1.2.840.10045.2.1", Some("1.3.132.0.35")) => {
+                    "an ECDSA key on P-521 (KMS ECC_NIST_P521)".to_owned()
+                }
+                ("1.2.840.10045.2.1", curve) => {
+                    format!("an EC key on curve {}", curve.unwrap_or("(unnamed)"))
+                }
+                ("1.2.840.113549.1.1.1", _) => "an RSA key".to_owned(),
+                (other, _) => format!("a key of algorithm {other}"),
+            }
+        });
+    VerifyError::Key(match what {
+        Some(what) => format!("it is {what}; archgate signs with ECDSA P-256 (KMS ECC_NIST_P256)"),
+        None => error.to_string(),
+    })
 }
 
 /// One attestation that verified.

@@ -14,6 +14,14 @@ pub async fn check(tag: &str) -> Result<(), CliError> {
         .release(&key)
         .await?
         .ok_or_else(|| CliError::NotFound(key.to_string()))?;
+    if let Some(expiry) = &stored.release.expired {
+        // Its images are gone: there is nothing left to judge, and no AWS error to show.
+        return Err(CliError::Expired(format!(
+            "{key} expired by retention at {} ({}): its images are gone, nothing to judge",
+            crate::status::format_time(expiry.at),
+            expiry.rule
+        )));
+    }
     let verdicts = pipeline.current_verdicts(&stored.release).await?;
     let mut passes = !verdicts.is_empty();
     for (arch, digest, verdict) in &verdicts {

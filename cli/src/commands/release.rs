@@ -77,7 +77,8 @@ pub async fn evaluate(tag: &str) -> Result<(), CliError> {
 }
 
 /// `release watch <tag>`: each change of the release's state, with the time the ledger
-/// recorded it, until the release ends (published, failed, rejected) or rests blocked.
+/// recorded it, and the last error of what it is owed while that keeps failing, until the
+/// release ends (published, failed, rejected), rests blocked or is announced stalled.
 /// Succeeds when it is published.
 pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), CliError> {
     let (ledger, _) = super::ledger().await?;
@@ -85,6 +86,7 @@ pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), 
     let key = ReleaseKey::new(repository, ReleaseTag::parse(tag)?);
     let started = Instant::now();
     let mut seen: Option<(Phase, u32)> = None;
+    let mut troubles_seen: Vec<String> = Vec::new();
     let mut waiting_said = false;
     loop {
         match ledger.load(&key).await? {
@@ -106,10 +108,32 @@ pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), 
                     print_why(release);
                     seen = Some(now);
                 }
+                // What it is owed and cannot get: said when it changes (effect and error),
+                // not on every retry.
+                let troubles = crate::status::trouble_lines(release);
+                let said: Vec<String> = release
+                    .troubles
+                    .iter()
+                    .map(|t| format!("{}\0{}", t.effect, t.error))
+                    .chain(release.stalled.iter().map(|s| s.reason.clone()))
+                    .collect();
+                if said != troubles_seen {
+                    for line in &troubles {
+                        println!("    {line}");
+                    }
+                    troubles_seen = said;
+                }
                 match now.0 {
                     Phase::Published => return Ok(()),
                     phase if phase.is_final() || phase == Phase::Blocked => {
                         return Err(CliError::Refused(format!("{key} is {phase}")))
+                    }
+                    // Announced as stalled: it waits for someone to fix what keeps failing.
+                    _ if release.stalled.is_some() => {
+                        return Err(CliError::Refused(format!(
+                            "{key} is stalled: {}",
+                            release.stalled.as_ref().map_or("", |s| s.reason.as_str())
+                        )))
                     }
                     _ => {}
                 }

@@ -16,7 +16,7 @@ pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
 pub use http::{http_client, http_client_trusting, AMAZON_TRUST_SERVICES};
-pub use kms::{public_key, KmsSigner};
+pub use kms::{key_problem, public_key, KmsSigner};
 pub use workloads::AwsWorkloads;
 
 pub use crate::wiring::AwsPipeline;
