@@ -329,6 +329,30 @@ async fn events_that_are_not_archgates_are_ignored_with_a_reason() {
             var["value"] = json!("someone/else");
         }
     }
+    // A build of another attempt, one that names no attempt and is not the recorded build,
+    // and one whose attempt is not a number.
+    let with_var = |mut event: Value, name: &str, value: Option<&str>| {
+        let vars = event["detail"]["additional-information"]["environment"]
+            ["environment-variables"]
+            .as_array_mut()
+            .unwrap();
+        vars.retain(|v| v["name"] != name);
+        if let Some(value) = value {
+            vars.push(json!({"name": name, "type": "PLAINTEXT", "value": value}));
+        }
+        event
+    };
+    let earlier_attempt = with_var(
+        finish(&env, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest).await,
+        "ARCHGATE_RELEASE_ATTEMPT",
+        Some("7"),
+    );
+    let no_attempt = with_var(other_build.clone(), "ARCHGATE_RELEASE_ATTEMPT", None);
+    let bad_attempt = with_var(
+        finish(&env, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest).await,
+        "ARCHGATE_RELEASE_ATTEMPT",
+        Some("first"),
+    );
     let mut unknown_status = finish(&env, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest).await;
     unknown_status["detail"]["build-status"] = json!("EXPLODED");
     let mut missing_status = finish(&env, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest).await;
@@ -352,6 +376,9 @@ async fn events_that_are_not_archgates_are_ignored_with_a_reason() {
         ),
         (unknown_release, "not started by archgate"),
         (other_build, "is not the amd64 build archgate recorded"),
+        (earlier_attempt, "was started by attempt 7"),
+        (no_attempt, "names no attempt"),
+        (bad_attempt, "not an attempt number"),
         (other_repository, "is for repository `someone/else`"),
         (unknown_status, "unknown build status `EXPLODED`"),
         (missing_status, "detail.build-status is missing"),

@@ -1090,8 +1090,9 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "dynamodb:UpdateItem",
                 ][..],
                 Service::Events => &["events:PutEvents"][..],
-                // on the signing key alone, and only when one is configured
-                Service::Signing => &["kms:Sign"][..],
+                // on the signing key alone, and only when one is configured: the key is
+                // described before signing (only an enabled P-256 signing key signs)
+                Service::Signing => &["kms:DescribeKey", "kms:Sign"][..],
             });
         }
         actions.extend(extra);

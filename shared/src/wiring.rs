@@ -48,13 +48,23 @@ impl Clients {
 
     /// The pipeline on these clients, for `config`'s ledger table and event bus.
     pub fn pipeline(&self, config: &Config) -> AwsPipeline {
+        self.pipeline_at(config, SystemClock)
+    }
+
+    /// [`Clients::pipeline`] on another clock (hours of retries on the emulator).
+    pub fn pipeline_at<C: Clock>(
+        &self,
+        config: &Config,
+        clock: C,
+    ) -> Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, C, KmsSigner>
+    {
         Pipeline::new(
             config.clone(),
             DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
             CodeBuildBuilds::new(self.codebuild.clone()),
             EcrRegistry::new(self.ecr.clone()),
             EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
-            SystemClock,
+            clock,
         )
         .signing_with(KmsSigner::new(self.kms.clone(), config.signing_key.clone()))
     }

@@ -2207,3 +2207,313 @@ fn a_blocking_scan_during_a_promotion_neither_cancels_it_nor_announces_a_block()
     assert_eq!(published.phase(), Phase::Published);
     assert_eq!(effects, vec![Effect::Emit(EventKind::Published)]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Rule 11: an attempt's builds are its own
+// ---------------------------------------------------------------------------------------
+
+/// Attempt 1 failed (amd64 FAILED, arm64 asked to stop), and the new upload's attempt 2 is
+/// recorded while its StartBuild calls fail (throttled): no build id is recorded yet.
+fn attempt_two_waiting_for_its_builds() -> Release {
+    let mut sim = both_builds_running(ManifestMode::Native);
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Failed));
+    assert_eq!(sim.release().phase(), Phase::Failed);
+    let (mut release, effects) = applied(decide(
+        sim.stored.as_ref(),
+        &key(),
+        &reupload("v2"),
+        sim.tick(),
+    ));
+    assert!(effects.contains(&Effect::StartBuild(BuildRole::Arm64)));
+    // The StartBuild calls are throttled: the claims are given back, nothing is recorded.
+    release.release_claims(&effects);
+    assert_eq!(release.attempt, 2);
+    assert_eq!(release.build(BuildRole::Arm64).build_id, None);
+    release
+}
+
+#[test]
+fn a_late_build_of_an_earlier_attempt_never_enters_the_next_one() {
+    // Given attempt 2 waiting for its builds to start
+    let release = attempt_two_waiting_for_its_builds();
+
+    // When attempt 1's arm64 build reports, late, that it succeeded or stopped
+    for status in [
+        BuildStatus::Succeeded,
+        BuildStatus::Stopped,
+        BuildStatus::Failed,
+    ] {
+        let late = build_of_attempt(BuildRole::Arm64, status, 1, "v1");
+        let decision = decide(Some(&release), &key(), &late, T0 + 100);
+
+        // Then it is ignored as another attempt's build: attempt 2 records no build, does not
+        // fail, and still owes its own StartBuilds
+        let next = match decision {
+            Decision::Ignore(reason) => {
+                assert!(
+                    matches!(
+                        reason,
+                        IgnoreReason::BuildOfOtherAttempt {
+                            attempt: 1,
+                            current: 2,
+                            ..
+                        }
+                    ),
+                    "{reason}"
+                );
+                release.clone()
+            }
+            // The delivery takes up the StartBuilds nobody holds, and nothing else.
+            Decision::Apply { next, effects } => {
+                assert!(
+                    effects.iter().all(|e| matches!(e, Effect::StartBuild(_))),
+                    "{effects:?}"
+                );
+                *next
+            }
+        };
+        assert_eq!(next.build(BuildRole::Arm64).build_id, None, "{status:?}");
+        assert_eq!(next.phase(), Phase::Building, "{status:?}");
+    }
+}
+
+#[test]
+fn a_build_that_names_no_attempt_never_fills_an_empty_slot() {
+    // Given attempt 2 waiting for its builds to start
+    let release = attempt_two_waiting_for_its_builds();
+
+    // When a completion arrives that names no attempt (a build started before builds carried
+    // it), for a build id the release never recorded
+    let decision = decide(
+        Some(&release),
+        &key(),
+        &build_changed(BuildRole::Arm64, BuildStatus::Succeeded),
+        T0 + 100,
+    );
+
+    // Then it is not taken
+    let recorded = match decision {
+        Decision::Ignore(reason) => {
+            assert!(
+                matches!(reason, IgnoreReason::UnattributedBuild { .. }),
+                "{reason}"
+            );
+            None
+        }
+        Decision::Apply { next, .. } => next.build(BuildRole::Arm64).build_id.clone(),
+    };
+    assert_eq!(recorded, None);
+}
+
+#[test]
+fn a_completion_that_overtakes_its_own_start_is_taken_by_its_attempt() {
+    // Given attempt 2 waiting for its builds to start
+    let release = attempt_two_waiting_for_its_builds();
+
+    // When attempt 2's own arm64 build reports before its StartBuild answer was recorded
+    let own = build_of_attempt(BuildRole::Arm64, BuildStatus::Succeeded, 2, "v2");
+    let (next, _) = applied(decide(Some(&release), &key(), &own, T0 + 100));
+
+    // Then it is recorded as attempt 2's arm64 build
+    let build = next.build(BuildRole::Arm64);
+    assert_eq!(build.build_id.as_deref(), Some("build-arm64-2"));
+    assert_eq!(build.status, Some(BuildStatus::Succeeded));
+
+    // And the same attempt number from another upload (a release the ledger forgot and
+    // started over) is not
+    let forgotten = build_of_attempt(BuildRole::Amd64, BuildStatus::Succeeded, 2, "v0");
+    let reason = ignored(decide(Some(&next), &key(), &forgotten, T0 + 200));
+    assert!(
+        matches!(reason, IgnoreReason::BuildOfOtherAttempt { .. }),
+        "{reason}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 12: every release comes to rest
+// ---------------------------------------------------------------------------------------
+
+const DEADLINE: Millis = 6 * 3_600_000;
+
+#[test]
+fn past_its_deadline_a_release_whose_assembly_keeps_failing_ends_failed_with_the_last_error() {
+    // Given both builds succeeded and the index cannot be assembled: an image is gone
+    let mut sim = both_builds_running(ManifestMode::Native);
+    sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Succeeded));
+    let (mut release, effects) = applied(decide(
+        sim.stored.as_ref(),
+        &key(),
+        &build_changed(BuildRole::Arm64, BuildStatus::Succeeded),
+        T0 + 10,
+    ));
+    assert_eq!(effects, vec![Effect::AssembleCandidate]);
+    let started = release.started_at();
+    for at in [T0 + 20, T0 + 3_600_000, T0 + 5 * 3_600_000] {
+        release.release_claims(&effects);
+        release.record_failure(
+            Effect::AssembleCandidate,
+            "Archgate.ImageMissing",
+            "image myapp:sha256:aa is not in the registry",
+            at,
+        );
+    }
+    // ... and every failed retry keeps the record fresh
+    release.updated_at = started + DEADLINE;
+
+    // When the deadline has not passed, nothing is overdue; once it has
+    assert_eq!(release.overdue(started + DEADLINE, DEADLINE), None);
+    let overdue = release
+        .overdue(started + DEADLINE + 1, DEADLINE)
+        .expect("past the deadline");
+    assert!(
+        overdue
+            .reason
+            .contains("its image index was never assembled"),
+        "{}",
+        overdue.reason
+    );
+    assert!(
+        overdue.reason.contains("3 tries") && overdue.reason.contains("not in the registry"),
+        "{}",
+        overdue.reason
+    );
+
+    // Then the deadline ends it Failed with that reason, and its Release Failed carries the
+    // last error of what it was owed
+    let (failed, effects) = applied(decide(
+        Some(&release),
+        &key(),
+        &Fact::Abandoned {
+            reason: overdue.reason.clone(),
+        },
+        started + DEADLINE + 1,
+    ));
+    assert_eq!(failed.phase(), Phase::Failed);
+    assert_eq!(failed.failure_reason(), Some(overdue.reason));
+    assert!(effects.contains(&Effect::Emit(EventKind::Failed)));
+    assert!(!effects.contains(&Effect::AssembleCandidate));
+    let event = archgate::domain::release_event::release_event(&failed, EventKind::Failed);
+    let last = event.detail.last_error.expect("the last error");
+    assert_eq!(last.effect, "assemble candidate index");
+    assert_eq!(last.tries, 3);
+    assert_eq!(last.error_type, "Archgate.ImageMissing");
+}
+
+/// A candidate whose gate passed and whose signing keeps failing since `since`.
+fn signing_fails_since(since: Millis) -> Release {
+    let mut sim = candidate_ready();
+    sim.deliver(&scan(Arch::Amd64, Judgement::Pass, FIRST_SCAN));
+    let (mut release, effects) = applied(decide(
+        sim.stored.as_ref(),
+        &key(),
+        &scan(Arch::Arm64, Judgement::Pass, FIRST_SCAN),
+        since,
+    ));
+    assert_eq!(effects, vec![Effect::Attest]);
+    release.release_claims(&effects);
+    release.record_failure(
+        Effect::Attest,
+        "Archgate.SigningKeyUnusable",
+        "the signing key alias/archgate-releases cannot sign releases: it is in state Disabled",
+        since,
+    );
+    release
+}
+
+#[test]
+fn past_its_deadline_a_release_whose_gate_passed_is_announced_stalled_once_never_failed() {
+    // Given a release whose gate passed and whose signing has failed for a long time
+    let since = T0 + 1_000;
+    let release = signing_fails_since(since);
+    assert!(release.owes_promotion());
+    assert_eq!(release.overdue(since + DEADLINE, DEADLINE), None);
+    let overdue = release
+        .overdue(since + DEADLINE + 1, DEADLINE)
+        .expect("past the deadline");
+    assert!(overdue.reason.contains("Disabled"), "{}", overdue.reason);
+
+    // When the deadline comes
+    let fact = Fact::Abandoned {
+        reason: overdue.reason.clone(),
+    };
+    let (stalled, effects) = applied(decide(Some(&release), &key(), &fact, since + DEADLINE + 1));
+
+    // Then it is not failed: it is stalled, announced with the reason and the last error, and
+    // it still owes its signing
+    assert_eq!(stalled.phase(), Phase::CandidateReady);
+    assert_eq!(
+        stalled.stalled.as_ref().map(|s| &s.reason),
+        Some(&overdue.reason)
+    );
+    assert!(
+        effects.contains(&Effect::Emit(EventKind::Stalled)),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&Effect::Attest), "{effects:?}");
+    let event = archgate::domain::release_event::release_event(&stalled, EventKind::Stalled);
+    assert_eq!(event.detail_type, "Release Stalled");
+    assert_eq!(
+        event.detail.reason.as_deref(),
+        Some(overdue.reason.as_str())
+    );
+    assert_eq!(
+        event.detail.last_error.map(|e| e.error_type),
+        Some("Archgate.SigningKeyUnusable".to_owned())
+    );
+
+    // And once announced, the next pass past the deadline changes nothing
+    let (announced, _) = applied(decide(
+        Some(&stalled),
+        &key(),
+        &Fact::Completed(EffectResult::Emitted {
+            kind: EventKind::Stalled,
+        }),
+        since + DEADLINE + 2,
+    ));
+    let reason = ignored(decide(
+        Some(&announced),
+        &key(),
+        &fact,
+        since + DEADLINE + 3,
+    ));
+    assert!(
+        matches!(reason, IgnoreReason::AlreadyAbandoned { .. }),
+        "{reason}"
+    );
+
+    // And once the key signs again, the release is published, its trouble gone
+    let (signed, effects) = applied(decide(
+        Some(&announced),
+        &key(),
+        &Fact::Completed(EffectResult::Attested {
+            attestations: attestations(),
+        }),
+        since + DEADLINE + 10,
+    ));
+    assert!(signed.troubles.is_empty());
+    assert_eq!(effects, vec![Effect::Promote]);
+    let (published, _) = applied(decide(
+        Some(&signed),
+        &key(),
+        &Fact::Completed(EffectResult::Promoted {
+            tags: release_tags(),
+        }),
+        since + DEADLINE + 11,
+    ));
+    assert_eq!(published.phase(), Phase::Published);
+    assert!(published.emitted.contains(&EventKind::Stalled));
+}
+
+#[test]
+fn a_blocked_release_re_evaluated_weeks_later_counts_its_deadline_from_when_signing_became_owed() {
+    // Given a release whose gate passed weeks after its attempt started (a blocked release
+    // re-evaluated), and whose signing just failed once
+    let weeks_later = T0 + 30 * 24 * 3_600_000;
+    let release = signing_fails_since(weeks_later);
+
+    // Then its deadline counts from that failure, not from the attempt's start
+    assert_eq!(release.overdue(weeks_later + 3_600_000, DEADLINE), None);
+    assert!(release
+        .overdue(weeks_later + DEADLINE + 1, DEADLINE)
+        .is_some());
+}

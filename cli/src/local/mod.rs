@@ -6,9 +6,7 @@ use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
 use crate::emulator::{self, Emulator, EmulatorError};
 use crate::provision::{provision, ProvisionError, ProvisionedResource};
 use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
-use archgate::build_variables::{
-    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG,
-};
+use archgate::build_variables::IMAGE_DIGEST;
 use archgate::config::{
     sample_lookup, RetentionConfig, EVENT_BUS, LEDGER_TABLE, RETENTION_REPOSITORIES,
 };
@@ -250,12 +248,11 @@ impl LocalEnv {
             .config
             .project_for(role)
             .expect("arch projects are configured");
-        let environment = vec![
-            (IMAGE_REPO_NAME.to_owned(), self.config.repository.clone()),
-            (IMAGE_TAG.to_owned(), release_tag.arch_tag(arch)),
-            (IMAGE_ARCH.to_owned(), arch.as_str().to_owned()),
-            (RELEASE_TAG.to_owned(), tag.to_owned()),
-        ];
+        // CodeBuild echoes the build's environment in its state change: what archgate's
+        // StartBuild gave it (the emulator drops the overrides, so they are made again).
+        let environment = archgate::pipeline::build_request(&self.config, &stored.release, role)
+            .map_err(|e| LocalError::Invalid(format!("{tag}: {e}")))?
+            .environment;
         let template = match arch {
             Arch::Amd64 => EventTemplate::Amd64,
             Arch::Arm64 => EventTemplate::Arm64,
