@@ -176,9 +176,11 @@ async fn a_published_release_carries_its_signed_provenance_and_verdict() {
         .unwrap()
         .starts_with("s3://"));
 
-    // And the promoting delivery's calls: two KMS Sign, one BatchCheckLayerAvailability,
-    // three blobs uploaded (empty config, two envelopes), two referrers put by digest
+    // And the promoting delivery's calls: the key described once, two KMS Sign, one
+    // BatchCheckLayerAvailability, three blobs uploaded (empty config, two envelopes), two
+    // referrers put by digest
     eprintln!("promotion: {took:?} of handler time, calls {promoting:?}");
+    assert_eq!(count(&promoting, "KMS.DescribeKey"), 1, "{promoting:?}");
     assert_eq!(count(&promoting, "KMS.Sign"), 2, "{promoting:?}");
     assert_eq!(count(&promoting, "ECR.BatchCheckLayerAvailability"), 1);
     assert_eq!(count(&promoting, "ECR.InitiateLayerUpload"), 3);

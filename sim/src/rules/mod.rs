@@ -76,6 +76,10 @@ pub struct Checker {
     owed_since: BTreeMap<(String, u32), Millis>,
     /// Release id → since when it has not been at rest.
     unsettled_since: BTreeMap<String, Millis>,
+    /// Release id → (ledger version, index, the referrers its recorded attestations make).
+    recorded_referrers: BTreeMap<String, (u64, Digest, BTreeSet<Digest>)>,
+    /// Referrer manifest → the image it refers to.
+    referrer_subjects: BTreeMap<Digest, Option<Digest>>,
 }
 
 impl Checker {

@@ -23,11 +23,18 @@ impl Checker {
             if image.artifact_media_type.as_deref() != Some(referrer::DSSE_ENVELOPE) {
                 continue;
             }
-            if let Some(subject) =
-                ReferrerManifest::parse(&image.manifest.bytes).and_then(|m| m.subject)
-            {
+            // An image's bytes never change: each referrer is parsed once.
+            let subject = self
+                .referrer_subjects
+                .entry(digest.clone())
+                .or_insert_with(|| {
+                    ReferrerManifest::parse(&image.manifest.bytes)
+                        .and_then(|m| m.subject)
+                        .map(|s| s.digest)
+                });
+            if let Some(subject) = subject {
                 referrers
-                    .entry(subject.digest)
+                    .entry(subject.clone())
                     .or_default()
                     .insert(digest.clone());
             }
@@ -52,11 +59,28 @@ impl Checker {
                         .unwrap_or(archgate::domain::oci::OCI_INDEX),
                     &index.1.manifest.bytes,
                 );
-                let recorded: BTreeSet<Digest> = release
-                    .attestations
-                    .iter()
-                    .map(|a| a.referrer(subject.clone()).digest)
-                    .collect();
+                // The referrers the recorded envelopes make, computed again only when the
+                // record or its index changed (encoding and hashing them is most of a step).
+                let version = self.parsed.get(&release.key.id()).map_or(0, |(v, _)| *v);
+                let cached = self
+                    .recorded_referrers
+                    .get(&release.key.id())
+                    .filter(|(v, d, _)| *v == version && d == index.0);
+                let recorded: BTreeSet<Digest> = match cached {
+                    Some((_, _, recorded)) => recorded.clone(),
+                    None => {
+                        let recorded: BTreeSet<Digest> = release
+                            .attestations
+                            .iter()
+                            .map(|a| a.referrer(subject.clone()).digest)
+                            .collect();
+                        self.recorded_referrers.insert(
+                            release.key.id(),
+                            (version, index.0.clone(), recorded.clone()),
+                        );
+                        recorded
+                    }
+                };
                 let attached = referrers.get(index.0).cloned().unwrap_or_default();
                 if !attached.is_subset(&recorded) {
                     violation(
