@@ -12,6 +12,17 @@ fn deep(levels: usize) -> Value {
     value
 }
 
+/// A build's environment as archgate's StartBuild gives it, with this attempt and upload.
+fn build_environment(attempt: Value, upload: Value) -> Value {
+    json!([
+        {"name": "IMAGE_REPO_NAME", "type": "PLAINTEXT", "value": "myapp"},
+        {"name": "ARCHGATE_RELEASE_TAG", "type": "PLAINTEXT", "value": "myapp-1.4.2"},
+        {"name": "IMAGE_ARCH", "type": "PLAINTEXT", "value": "amd64"},
+        {"name": "ARCHGATE_RELEASE_ATTEMPT", "type": "PLAINTEXT", "value": attempt},
+        {"name": "ARCHGATE_RELEASE_UPLOAD", "type": "PLAINTEXT", "value": upload},
+    ])
+}
+
 /// Variations of a valid sample: each replaces one field with something hostile.
 fn corpus() -> Vec<(String, Value)> {
     let huge = "x".repeat(1 << 20);
@@ -226,6 +237,50 @@ fn corpus() -> Vec<(String, Value)> {
                 "imageHash": "sha256:d5af8c065c7e0378e6597d66714854c55e7bd6cfb54182c1bcc8ed35d0d27b00"}}}]),
         ),
         (
+            "codebuild-amd64-succeeded.json",
+            "an attempt that is not a number",
+            vec![
+                "detail",
+                "additional-information",
+                "environment",
+                "environment-variables",
+            ],
+            build_environment(json!("-1; DROP TABLE"), json!("v1")),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "an attempt beyond any release's",
+            vec![
+                "detail",
+                "additional-information",
+                "environment",
+                "environment-variables",
+            ],
+            build_environment(json!("99999999999999999999"), json!("v1")),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "an attempt of wrong type",
+            vec![
+                "detail",
+                "additional-information",
+                "environment",
+                "environment-variables",
+            ],
+            build_environment(json!(7), json!("v1")),
+        ),
+        (
+            "codebuild-amd64-succeeded.json",
+            "a huge upload",
+            vec![
+                "detail",
+                "additional-information",
+                "environment",
+                "environment-variables",
+            ],
+            build_environment(json!("1"), json!(huge.clone())),
+        ),
+        (
             "inspector2-scan.json",
             "repository ARN of another account",
             vec!["detail", "repository-name"],
@@ -293,6 +348,60 @@ async fn no_hostile_event_panics_or_acts() {
     // And nothing was recorded
     let listed = env.pipeline.releases(10).await.unwrap();
     assert!(listed.releases.is_empty(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn names_that_read_as_another_images_signature_start_nothing() {
+    // Given uploads named like another image's signature, attestation, SBOM or referrers
+    // tag, in every case and with any suffix
+    let env = installation_in("native", "ap-southeast-2").await;
+    let hex = "0123456789abcdef".repeat(4);
+    let names = [
+        format!("sha256-{hex}"),
+        format!("sha256-{hex}.sig"),
+        format!("sha256-{hex}.att"),
+        format!("SHA256-{}.sbom", hex.to_uppercase()),
+        format!("sha256-{hex}-1.0"),
+    ];
+    for name in &names {
+        let key = format!("releases/{name}.zip");
+        calls(&env);
+
+        // When each is delivered to start-builds, twice
+        let event = upload(&env, &key).await;
+        for _ in 0..2 {
+            let answer = env.start_builds(event.clone()).await;
+            assert_ne!(status(&answer), "error", "{name}: {answer}");
+        }
+
+        // Then no build starts, the record only refuses, and it is announced once
+        let tally = calls(&env);
+        assert_eq!(
+            count(&tally, "CodeBuild.StartBuild"),
+            0,
+            "{name}: {tally:?}"
+        );
+        let release = env
+            .release(name)
+            .await
+            .unwrap()
+            .expect("a refusal record")
+            .release;
+        assert_eq!(release.phase(), archgate::domain::Phase::Rejected, "{name}");
+        assert_eq!(
+            release.build(archgate::domain::BuildRole::Amd64).build_id,
+            None
+        );
+    }
+    let events = env.release_events().await.unwrap();
+    let rejected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "Release Rejected")
+        .collect();
+    assert_eq!(rejected.len(), names.len(), "{events:?}");
+    assert!(rejected
+        .iter()
+        .all(|e| e["detail"]["rule"] == "referrer-tag"));
 }
 
 #[test]

@@ -1257,6 +1257,29 @@ fn rules(template: &Yaml, resolver: &Resolver) -> Vec<Rule> {
     rules
 }
 
+#[test]
+fn release_stalled_goes_wherever_release_failed_goes() {
+    // Given the template's rules (none routes archgate's own events today: consumers subscribe
+    // to the archgate bus themselves)
+    let template = template();
+    let resolver = Resolver::new(&template, &[]);
+    // Then any rule that takes `Release Failed` takes `Release Stalled` too: a release that
+    // cannot be signed or promoted is news for whoever watches failures
+    for rule in rules(&template, &resolver) {
+        let types: Vec<&str> = rule.pattern["detail-type"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        assert!(
+            !types.contains(&"Release Failed") || types.contains(&"Release Stalled"),
+            "{} routes Release Failed but not Release Stalled",
+            rule.name
+        );
+    }
+}
+
 /// The comparison operators moto 5.2.5 evaluates (moto/events/models.py, EventPattern), plus
 /// `$or`. `wildcard` is among them, with EventBridge's meaning (`*` matches any run of
 /// characters, `/` included; `\*` is a literal star), so the S3 rule's `<prefix>*.zip` is
