@@ -184,6 +184,9 @@ pub struct Scenario {
     pub late_stops: bool,
     /// EventBridge delivers build events of earlier attempts again, hours late.
     pub echoes: bool,
+    /// New versions of failed or blocked releases' keys arrive while a retention run is
+    /// under way (which may expire the attempt they build again).
+    pub uploads_during_retention: bool,
 }
 
 impl Scenario {
@@ -295,6 +298,7 @@ impl Scenario {
             vanishing_images: rng.chance(10),
             late_stops: rng.chance(30),
             echoes: rng.chance(40),
+            uploads_during_retention: rng.chance(25),
         }
     }
 }

@@ -110,6 +110,36 @@ impl World {
         );
     }
 
+    /// A new version of a failed or blocked release's key, delivered at once, as a retention
+    /// run starts: the run may expire the attempt it builds again while it is queued.
+    pub(super) fn upload_during_retention(&mut self) {
+        let ended: Vec<String> = self
+            .checker
+            .releases()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.phase(),
+                    archgate::domain::Phase::Failed | archgate::domain::Phase::Blocked
+                ) && ORDINARY.contains(&r.source.key.as_str())
+            })
+            .map(|r| r.source.key.clone())
+            .collect();
+        if ended.is_empty() || !self.rng.chance(50) {
+            return;
+        }
+        let key = self.rng.pick(&ended).clone();
+        let content = *self.rng.pick(&CONTENTS);
+        let n = self.scenario.uploads.len();
+        self.scenario.uploads.push(PlannedUpload {
+            at: self.now(),
+            key,
+            content,
+        });
+        self.prompt_delivery = true;
+        self.upload(n);
+    }
+
     /// CodeBuild picked up builds archgate started: the world plays them.
     pub(super) fn discover_builds(&mut self) {
         for build in self.svc.builds.started_since(self.builds.len()) {

@@ -175,6 +175,8 @@ pub struct World {
     pub polled: Option<(String, &'static [Service])>,
     /// When the world stopped making trouble (the fault window closed).
     pub faults_closed_at: Option<Millis>,
+    /// The next delivery reaches its function at once (no EventBridge delay).
+    prompt_delivery: bool,
 }
 
 /// The sample configuration, on the simulation's bucket and repository.
@@ -251,6 +253,7 @@ impl World {
             build_events: Vec::new(),
             polled: None,
             faults_closed_at: None,
+            prompt_delivery: false,
         };
         world.svc.builds.set_late_stops(world.scenario.late_stops);
         for outage in world.scenario.outages.clone() {

@@ -170,6 +170,9 @@ impl World {
                 self.svc.registry.break_reads(&digest);
             }
         }
+        if self.scenario.uploads_during_retention && self.faults_closed_at.is_none() {
+            self.upload_during_retention();
+        }
         let retention = Retention {
             config: self.retention.clone(),
             inventory: self.svc.registry.clone(),

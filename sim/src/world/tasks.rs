@@ -26,8 +26,14 @@ impl World {
         } else {
             1
         };
+        let prompt = std::mem::take(&mut self.prompt_delivery);
         for _ in 0..copies {
-            let at = now + self.rng.between(0, 90_000);
+            let at = now
+                + if prompt {
+                    0
+                } else {
+                    self.rng.between(0, 90_000)
+                };
             self.schedule(
                 at,
                 Job::Deliver {
