@@ -2218,12 +2218,8 @@ fn attempt_two_waiting_for_its_builds() -> Release {
     let mut sim = both_builds_running(ManifestMode::Native);
     sim.deliver(&build_changed(BuildRole::Amd64, BuildStatus::Failed));
     assert_eq!(sim.release().phase(), Phase::Failed);
-    let (mut release, effects) = applied(decide(
-        sim.stored.as_ref(),
-        &key(),
-        &reupload("v2"),
-        sim.tick(),
-    ));
+    let now = sim.tick();
+    let (mut release, effects) = applied(decide(sim.stored.as_ref(), &key(), &reupload("v2"), now));
     assert!(effects.contains(&Effect::StartBuild(BuildRole::Arm64)));
     // The StartBuild calls are throttled: the claims are given back, nothing is recorded.
     release.release_claims(&effects);

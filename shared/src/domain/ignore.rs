@@ -116,7 +116,7 @@ pub enum IgnoreReason {
         build_id: String,
         recorded: String,
     },
-    #[error("{role} build {build_id} was started by attempt {attempt} (upload {upload}) of {key}, which is now at attempt {current} (upload {current_upload})")]
+    #[error("{role} build {build_id} was started by attempt {attempt} of {key} (upload {upload}), not by its current attempt {current}")]
     BuildOfOtherAttempt {
         key: ReleaseKey,
         role: BuildRole,
@@ -124,7 +124,6 @@ pub enum IgnoreReason {
         attempt: u32,
         upload: String,
         current: u32,
-        current_upload: String,
     },
     #[error("{role} build {build_id} names no attempt and is not the build recorded for {key}: a build without an attempt is taken only by the release that recorded it")]
     UnattributedBuild {

@@ -146,7 +146,6 @@ pub(super) fn record_build_status(
                 attempt: origin.attempt,
                 upload: origin.upload.clone().unwrap_or_else(|| "?".to_owned()),
                 current: release.attempt,
-                current_upload: release.source.revision().to_owned(),
             })
         }
         None if release.build(role).build_id.as_deref() != Some(build_id) => {
