@@ -255,6 +255,9 @@ impl Config {
         if let Some(region) = &self.region {
             vars.push((REGION, region.clone()));
         }
+        if let Some(key) = &self.signing_key {
+            vars.push((SIGNING_KEY, key.clone()));
+        }
         vars
     }
 }

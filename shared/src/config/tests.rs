@@ -78,6 +78,7 @@ fn gate_variables_are_read_and_checked() {
     vars.insert("ARCHGATE_GATE_MAX_HIGH".into(), "3".into());
     vars.insert(GATE_ON_SCAN_FAILURE.into(), "pass".into());
     vars.insert(MOVING_TAGS.into(), "latest, stable,latest".into());
+    vars.insert(SIGNING_KEY.into(), "alias/archgate-releases".into());
     vars.insert(
         GATE_ALLOWLIST.into(),
         r#"[{"id": "CVE-2024-1", "expires": "2026-12-31", "reason": "not reachable"}]"#.into(),
@@ -87,6 +88,10 @@ fn gate_variables_are_read_and_checked() {
     assert_eq!(config.gate.on_scan_failure, OnScanFailure::Pass);
     assert_eq!(config.moving_tags, ["latest", "stable"]);
     assert_eq!(config.gate.allowlist[0].id, "CVE-2024-1");
+    assert_eq!(
+        config.signing_key.as_deref(),
+        Some("alias/archgate-releases")
+    );
     let round_trip: HashMap<String, String> = config
         .to_env()
         .into_iter()
