@@ -1,4 +1,4 @@
-use archgate::aws::{sdk_config, Clients};
+use archgate::aws::{lambda_sdk_config, Clients};
 use archgate::config::RetentionConfig;
 use archgate::telemetry;
 use archgate_retention_cleanup::handler::handle;
@@ -9,8 +9,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = RetentionConfig::from_env()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let sdk = sdk_config()
-        .await
+    let sdk = lambda_sdk_config()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
     let retention = Clients::new(&sdk).retention(config);
     let retention = &retention;

@@ -1,4 +1,4 @@
-use archgate::aws::{sdk_config, Clients};
+use archgate::aws::{lambda_sdk_config, Clients};
 use archgate::{telemetry, Config};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -7,8 +7,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let sdk = sdk_config()
-        .await
+    let sdk = lambda_sdk_config()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
     let pipeline = Clients::new(&sdk)
         .pipeline(&config)

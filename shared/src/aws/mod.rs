@@ -24,13 +24,47 @@ pub use crate::wiring::AwsPipeline;
 use crate::error::AdapterError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Loads the SDK configuration the standard way: region, credentials and `AWS_ENDPOINT_URL`
-/// from the environment or the execution role.
+/// Loads the SDK configuration the standard way (the operator's commands): region,
+/// credentials and `AWS_ENDPOINT_URL` from the environment, profiles, SSO or a role.
 pub async fn sdk_config() -> Result<aws_config::SdkConfig, crate::config::ConfigError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http_client()?)
         .load()
         .await)
+}
+
+/// The SDK configuration of a function on Lambda: the region and the execution role's
+/// credentials, which Lambda puts in the environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when it is set.
+///
+/// Why not [`sdk_config`]: the default chain also reads profile files and asks web identity
+/// (an STS client), IMDS and the container endpoint, none of which a function ever uses; the
+/// code reachable from it is a large part of each package. Retries, timeouts and the
+/// identity cache are the clients' own defaults, as with the default chain.
+pub fn lambda_sdk_config() -> Result<aws_config::SdkConfig, crate::config::ConfigError> {
+    let variable = |name: &'static str| {
+        std::env::var(name)
+            .ok()
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    let region = variable("AWS_REGION")
+        .or_else(|| variable("AWS_DEFAULT_REGION"))
+        .ok_or(crate::config::ConfigError::Missing {
+            variable: "AWS_REGION",
+        })?;
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .http_client(http_client()?);
+    if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(builder.build())
 }
 
 /// SDK clients for every service archgate's functions use, sharing one SDK configuration.
