@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 cargo bench --locked -p archgate-cli --bench pipeline
 cargo bench --locked -p archgate --bench planner
 cargo bench --locked -p archgate --bench retention_calls
+cargo bench --locked -p archgate --bench retention_model
 cargo bench --locked -p archgate --bench release_planner
 cargo bench --locked -p archgate-cli --bench retention_emulator
 tools/lambda-budgets.sh
