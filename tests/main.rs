@@ -8,6 +8,7 @@ mod codebuild_mode;
 mod concurrency;
 mod crash_safety;
 mod hostile;
+mod library;
 mod lifecycle;
 mod package;
 mod reconciler;
