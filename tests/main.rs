@@ -8,7 +8,6 @@ mod codebuild_mode;
 mod concurrency;
 mod crash_safety;
 mod hostile;
-mod library;
 mod lifecycle;
 mod package;
 mod reconciler;

@@ -1,14 +1,15 @@
 //! The embedded AWS emulator: moto's server on a free loopback port, owned by this process.
 //!
-//! The Python side blocks on its standard input; when this process exits (or the handle is
-//! dropped) the pipe closes and the server stops, so no emulator outlives its owner.
+//! The Python side blocks on its standard input; when this process exits the pipe closes and
+//! every server it started stops; dropping the handle stops its server. No emulator outlives
+//! its owner (but `archgate local up`'s, which is detached on purpose).
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 /// Where the project's pinned Python environment lives, relative to the workspace.
@@ -20,17 +21,58 @@ pub const ACCOUNT: &str = "123456789012";
 /// The access key and secret of local installations: the emulator accepts any.
 pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 
-const SERVER_SCRIPT: &str = r#"
-import sys
+/// One Python process per owner that has imported moto's server and the backends archgate
+/// reaches, and forks a server per [`Emulator::start`]: a test run starts a hundred
+/// emulators, and the imports (over a second of CPU each time) are paid once. Each server
+/// ends when it is stopped, when the fork server ends (its owner's pipe closed), or both.
+const FORK_SERVER_SCRIPT: &str = r#"
+import os, signal, sys, time
 from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"READY http://{host}:{port}", flush=True)
-try:
-    sys.stdin.read()
-finally:
-    server.stop()
+from moto.backends import get_backend
+for name in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "awslambda", "iam", "sts", "inspector2"):
+    try:
+        get_backend(name)
+    except Exception:
+        pass
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+children = set()
+for line in sys.stdin:
+    words = line.split()
+    if words[:1] == ["start"]:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            parent = os.getppid()
+            try:
+                server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+                server.start()
+                host, port = server.get_host_and_port()
+                os.write(w, f"READY http://{host}:{port}\n".encode())
+            except Exception as error:
+                os.write(w, f"FAILED {error!r}\n".encode())
+                os._exit(1)
+            os.close(w)
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as answer:
+            ready = answer.readline().strip() or "FAILED the server ended before it was ready"
+        children.add(pid)
+        print(f"{ready} {pid}", flush=True)
+    elif words[:1] == ["stop"] and len(words) == 2:
+        pid = int(words[1])
+        children.discard(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+for pid in children:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 "#;
 
 /// The same server for `archgate local up`: it outlives the command and runs until it is
@@ -63,9 +105,86 @@ pub enum EmulatorError {
 }
 
 pub struct Emulator {
-    child: Child,
-    _stdin: ChildStdin,
+    /// The server's process, a child of the fork server.
+    pid: u32,
     endpoint: String,
+}
+
+/// The fork server of this process, started by the first [`Emulator::start`].
+struct ForkServer {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<String>,
+    stderr_tail: mpsc::Receiver<String>,
+}
+
+static FORK_SERVER: Mutex<Option<ForkServer>> = Mutex::new(None);
+
+impl ForkServer {
+    fn spawn() -> Result<Self, EmulatorError> {
+        let python = Emulator::python()?;
+        let mut child = Command::new(&python)
+            .args(["-c", FORK_SERVER_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn {
+                python: python.display().to_string(),
+                source,
+            })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Drain stderr so no server blocks on a full pipe; keep the tail for errors.
+        let (err_tx, stderr_tail) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut tail = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                tail.push(line);
+                if tail.len() > 20 {
+                    tail.remove(0);
+                }
+                let _ = err_tx.send(tail.join("\n"));
+            }
+        });
+        Ok(ForkServer {
+            child,
+            stdin,
+            answers,
+            stderr_tail,
+        })
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks for one server; its endpoint and process id.
+    fn fork(&mut self) -> Result<(String, u32), EmulatorError> {
+        let limit = Duration::from_secs(60);
+        let asked = writeln!(self.stdin, "start").and_then(|()| self.stdin.flush());
+        let line = match asked {
+            Ok(()) => self.answers.recv_timeout(limit).unwrap_or_default(),
+            Err(error) => error.to_string(),
+        };
+        let parsed = line.strip_prefix("READY ").and_then(|rest| {
+            let (endpoint, pid) = rest.rsplit_once(' ')?;
+            Some((endpoint.to_owned(), pid.parse().ok()?))
+        });
+        parsed.ok_or_else(|| {
+            let stderr_tail = self.stderr_tail.try_iter().last().unwrap_or_default();
+            EmulatorError::NotReady(limit, format!("{line} {stderr_tail}").trim().to_owned())
+        })
+    }
 }
 
 impl Emulator {
@@ -99,51 +218,18 @@ impl Emulator {
         })
     }
 
+    /// A new emulator with nothing in it, forked from this process's fork server (started,
+    /// or started again, when needed).
     pub fn start() -> Result<Self, EmulatorError> {
-        let python = Self::python()?;
-        let mut child = Command::new(&python)
-            .args(["-c", SERVER_SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| EmulatorError::Spawn {
-                python: python.display().to_string(),
-                source,
-            })?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        // Drain stderr so the server never blocks on a full pipe; keep the tail for errors.
-        let (err_tx, err_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut tail = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                tail.push(line);
-                if tail.len() > 20 {
-                    tail.remove(0);
-                }
-                let _ = err_tx.send(tail.join("\n"));
-            }
-        });
-        let limit = Duration::from_secs(60);
-        let line = rx.recv_timeout(limit).unwrap_or_default();
-        let Some(endpoint) = line.trim().strip_prefix("READY ").map(str::to_owned) else {
-            let _ = child.kill();
-            let stderr_tail = err_rx.try_iter().last().unwrap_or_default();
-            return Err(EmulatorError::NotReady(limit, stderr_tail));
-        };
-        Ok(Emulator {
-            child,
-            _stdin: stdin,
-            endpoint,
-        })
+        let mut slot = FORK_SERVER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !slot.as_mut().is_some_and(ForkServer::alive) {
+            *slot = Some(ForkServer::spawn()?);
+        }
+        let server = slot.as_mut().expect("started above");
+        let (endpoint, pid) = server.fork()?;
+        Ok(Emulator { pid, endpoint })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -191,8 +277,12 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut slot = FORK_SERVER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(server) = slot.as_mut() {
+            let _ = writeln!(server.stdin, "stop {}", self.pid).and_then(|()| server.stdin.flush());
+        }
     }
 }
 

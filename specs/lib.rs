@@ -1,0 +1,1 @@
+//! Nothing: this package holds the library's specifications (`main.rs`, a test target).
