@@ -21,17 +21,21 @@ pub const ACCOUNT: &str = "123456789012";
 /// The access key and secret of local installations: the emulator accepts any.
 pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 
-/// One Python process per owner that has imported moto's server and the backends archgate
-/// reaches, and forks a server per [`Emulator::start`]: a test run starts a hundred
-/// emulators, and the imports (over a second of CPU each time) are paid once. Each server
+/// One Python process per owner that has imported moto's server and built the apps of the
+/// services archgate reaches, and forks a server per [`Emulator::start`]: a test run starts a
+/// hundred emulators, and that work (over a second of CPU each time) is paid once. The
+/// servers are ThreadedMotoServer's (the same application and request handler); each fork
+/// holds its own services' state. Each server
 /// ends when it is stopped, when the fork server ends (its owner's pipe closed), or both.
 const FORK_SERVER_SCRIPT: &str = r#"
-import os, signal, sys, time
-from moto.server import ThreadedMotoServer
-from moto.backends import get_backend
-for name in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "awslambda", "iam", "sts", "inspector2"):
+import os, signal, sys, threading, time
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+# What ThreadedMotoServer serves, with the apps of the services archgate reaches built once.
+app = DomainDispatcherApplication(create_backend_app)
+for name in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "awslambda", "iam", "sts", "inspector2", "moto_api"):
     try:
-        get_backend(name)
+        app.app_instances[name] = create_backend_app(name)
     except Exception:
         pass
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -45,9 +49,9 @@ for line in sys.stdin:
             os.close(r)
             parent = os.getppid()
             try:
-                server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-                server.start()
-                host, port = server.get_host_and_port()
+                server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+                host, port = server.server_address[:2]
                 os.write(w, f"READY http://{host}:{port}\n".encode())
             except Exception as error:
                 os.write(w, f"FAILED {error!r}\n".encode())
