@@ -156,9 +156,8 @@ fn a_release_driven_by_hand_on_the_local_emulator_is_published() {
     let down = archgate(&dir, &["local", "down"]);
     assert!(down.status.success(), "{}", text(&down));
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(!archgate_cli::commands::local::alive(
-        pid.trim().parse().unwrap()
-    ));
+    let pid: u32 = pid.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(!archgate_cli::commands::local::alive(pid));
     drop(installation);
 }
 
@@ -173,5 +172,37 @@ fn without_a_local_installation_the_commands_say_how_to_get_one() {
         "{}",
         text(&build)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Before the fix only the pid's existence was checked: `local down` killed whatever process
+// had been given the recorded pid.
+#[test]
+fn a_stale_record_naming_another_process_is_cleaned_up_and_that_process_left_alone() {
+    // Given a record left by an emulator that is gone, whose pid now names another program
+    let dir = std::env::temp_dir().join(format!("archgate-local-stale-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join(".archgate")).unwrap();
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(
+        dir.join(".archgate/emulator.pid"),
+        format!("{} 12345\n", other.id()),
+    )
+    .unwrap();
+
+    // When the installation is taken down
+    let down = archgate(&dir, &["local", "down"]);
+
+    // Then nothing is stopped, the operator is told why, the record is gone and the other
+    // program still runs
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        text(&down).contains("is not running") && text(&down).contains("nothing stopped"),
+        "{}",
+        text(&down)
+    );
+    assert!(!dir.join(".archgate/emulator.pid").exists());
+    assert!(archgate_cli::commands::local::alive(other.id()));
+    let _ = other.kill();
+    let _ = other.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,12 +32,21 @@ pub async fn provision() -> Result<(), CliError> {
 /// `.archgate/local.env` written. The sample configuration, with any `ARCHGATE_*` variable
 /// of the environment on top.
 pub async fn up() -> Result<(), CliError> {
-    if let Some(pid) = running_pid() {
-        println!(
-            "already up (emulator pid {pid}); its configuration is in {}",
-            session::env_file().display()
-        );
-        return Ok(());
+    match recorded() {
+        Recorded::Running(pid) => {
+            println!(
+                "already up (emulator pid {pid}); its configuration is in {}",
+                session::env_file().display()
+            );
+            return Ok(());
+        }
+        Recorded::Stale(why) => {
+            println!(
+                "the emulator recorded in {LOCAL_DIR}/ is not running ({why}); starting a new one"
+            );
+            forget();
+        }
+        Recorded::Nothing => {}
     }
     let sample = sample_lookup(&[]);
     let lookup = |name: &str| std::env::var(name).ok().or_else(|| sample(name));
@@ -68,7 +77,7 @@ pub async fn up() -> Result<(), CliError> {
     variables.push((RETENTION_REPOSITORIES.to_owned(), repositories));
     let written = std::fs::create_dir_all(LOCAL_DIR)
         .and_then(|()| std::fs::write(session::env_file(), session::dotenv(&variables)))
-        .and_then(|()| std::fs::write(session::pid_file(), pid.to_string()));
+        .and_then(|()| std::fs::write(session::pid_file(), record(pid)));
     if let Err(error) = written {
         stop(pid);
         return Err(CliError::InvalidArgument(format!(
@@ -84,15 +93,17 @@ pub async fn up() -> Result<(), CliError> {
 
 /// `archgate local down`: stops the emulator `local up` started and forgets its files.
 pub fn down() -> Result<(), CliError> {
-    match running_pid() {
-        Some(pid) => {
+    match recorded() {
+        Recorded::Running(pid) => {
             stop(pid);
             println!("emulator (pid {pid}) stopped");
         }
-        None => println!("no emulator running from {LOCAL_DIR}/"),
+        Recorded::Stale(why) => println!(
+            "the emulator recorded in {LOCAL_DIR}/ is not running ({why}); nothing stopped, its record removed"
+        ),
+        Recorded::Nothing => println!("no emulator running from {LOCAL_DIR}/"),
     }
-    let _ = std::fs::remove_file(session::pid_file());
-    let _ = std::fs::remove_file(session::env_file());
+    forget();
     Ok(())
 }
 
@@ -251,13 +262,71 @@ fn zip_directory(dir: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// The emulator `local up` started, if it still runs.
-fn running_pid() -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(session::pid_file())
-        .ok()?
-        .trim()
+/// The emulator `local up` recorded, as it stands now.
+enum Recorded {
+    Nothing,
+    /// The very process `local up` started: same pid, same start time, moto's server.
+    Running(u32),
+    /// A record that names no such process any more: why, for the operator.
+    Stale(String),
+}
+
+/// Reads `.archgate/emulator.pid` (`<pid> <start time>`) and checks the process it names
+/// before anything acts on it: a pid is reused once its process is gone (a crash, a reboot),
+/// so only a process with the recorded start time and moto's server in its command line is
+/// the emulator.
+fn recorded() -> Recorded {
+    let Ok(text) = std::fs::read_to_string(session::pid_file()) else {
+        return Recorded::Nothing;
+    };
+    let mut words = text.split_whitespace();
+    let (Some(pid), Some(started)) = (
+        words.next().and_then(|w| w.parse::<u32>().ok()),
+        words.next().and_then(|w| w.parse::<u64>().ok()),
+    ) else {
+        return Recorded::Stale(format!(
+            "{} does not say which process it is (pid and start time)",
+            session::pid_file().display()
+        ));
+    };
+    if !alive(pid) {
+        return Recorded::Stale(format!("process {pid} is gone"));
+    }
+    if start_time(pid) != Some(started) || !is_emulator(pid) {
+        return Recorded::Stale(format!(
+            "process {pid} is another program now (the pid was reused)"
+        ));
+    }
+    Recorded::Running(pid)
+}
+
+/// The emulator's record: its pid and start time.
+fn record(pid: u32) -> String {
+    format!("{pid} {}\n", start_time(pid).unwrap_or_default())
+}
+
+/// When a process started, in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses) start at 3.
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(22 - 3)?
         .parse()
-        .ok()?;
-    alive(pid).then_some(pid)
+        .ok()
+}
+
+/// Whether a process runs moto's server as `local up` starts it.
+fn is_emulator(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("ThreadedMotoServer"))
+}
+
+/// Forgets the local installation's files (the record and the configuration).
+fn forget() {
+    let _ = std::fs::remove_file(session::pid_file());
+    let _ = std::fs::remove_file(session::env_file());
 }
 
 /// Whether a process runs (a zombie waiting for its reaper does not).
