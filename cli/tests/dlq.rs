@@ -123,3 +123,56 @@ async fn dead_letters_are_listed_with_why_and_sent_back_through_their_handlers()
     let after = archgate(&env, &["dlq", "list", "--queue", &queue]);
     assert!(text(&after).contains("1 message(s)"), "{}", text(&after));
 }
+
+// Before the fix `dlq list` received with visibility 0 and stopped when a round added nothing:
+// it showed 10 of 25 messages and said "10 message(s)".
+#[tokio::test]
+async fn every_message_is_listed_with_the_queues_count_and_stays_visible() {
+    // Given 25 dead-lettered events
+    let env = LocalEnv::start(default_config("native"))
+        .await
+        .expect("the local AWS emulator is required");
+    let queue = env
+        .sqs
+        .create_queue()
+        .queue_name("archgate-dead-letters")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    for n in 0..25 {
+        let event = json!({"source": "aws.s3", "detail-type": "Object Created",
+            "time": format!("2025-03-14T09:{n:02}:00Z"), "detail": {}});
+        env.sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // When the queue is listed twice
+    let first = archgate(&env, &["dlq", "list", "--queue", &queue]);
+    let second = archgate(&env, &["dlq", "list", "--queue", &queue]);
+
+    // Then each listing shows all 25 with the queue's own count: the first left none hidden
+    for list in [&first, &second] {
+        let listed = text(list);
+        assert!(list.status.success(), "{listed}");
+        assert!(
+            listed.contains("25 message(s) in") && listed.contains("(the queue reports 25)"),
+            "{listed}"
+        );
+        assert_eq!(
+            listed
+                .lines()
+                .filter(|l| l.contains("Object Created"))
+                .count(),
+            25,
+            "{listed}"
+        );
+    }
+}

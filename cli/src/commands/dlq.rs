@@ -10,8 +10,9 @@ use archgate::config::DEAD_LETTER_QUEUE;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::collections::{BTreeMap, HashMap};
 
-/// Receives rounds before `list` stops looking for messages it has not seen.
-const ROUNDS: usize = 20;
+/// How long `list` hides each message it has read, so the next receive returns others; every
+/// one is made visible again when the listing ends.
+const LIST_HIDE_SECONDS: i32 = 60;
 
 fn queue_url(queue: Option<String>) -> Result<String, CliError> {
     match queue.filter(|q| !q.trim().is_empty()) {
@@ -20,7 +21,7 @@ fn queue_url(queue: Option<String>) -> Result<String, CliError> {
     }
 }
 
-/// Up to ten messages, hidden for `visibility` seconds (0: still visible to others).
+/// Up to ten messages, hidden for `visibility` seconds.
 async fn receive(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
@@ -31,6 +32,9 @@ async fn receive(
         .queue_url(queue)
         .max_number_of_messages(10)
         .visibility_timeout(visibility)
+        // Long polling asks every SQS server: an empty answer means the queue has no
+        // message left to give, not that one sampled server had none.
+        .wait_time_seconds(1)
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
@@ -61,25 +65,105 @@ async fn receive(
         .collect())
 }
 
-/// `archgate dlq list`: every message, one line each, leaving the queue as it is.
+/// `archgate dlq list`: every message, one line each, and how many the queue reports. Each
+/// message is hidden while the listing reads on (so the next receive returns others) and
+/// visible again when it ends, whether it ends well or not.
 pub async fn list(queue: Option<String>) -> Result<(), CliError> {
     let queue = queue_url(queue)?;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await?);
+    let reported = reported_count(&sqs, &queue).await?;
     let mut seen: BTreeMap<String, DeadLetter> = BTreeMap::new();
-    for _ in 0..ROUNDS {
-        let before = seen.len();
-        for letter in receive(&sqs, &queue, 0).await? {
-            seen.entry(letter.message_id.clone()).or_insert(letter);
-        }
-        if seen.len() == before {
-            break;
+    let mut hidden: Vec<String> = Vec::new();
+    let read = async {
+        loop {
+            let letters = receive(&sqs, &queue, LIST_HIDE_SECONDS).await?;
+            if letters.is_empty() {
+                return Ok::<(), CliError>(());
+            }
+            for letter in letters {
+                hidden.push(letter.receipt_handle.clone());
+                seen.entry(letter.message_id.clone()).or_insert(letter);
+            }
         }
     }
+    .await;
+    let unhidden = show_again(&sqs, &queue, &hidden).await;
+    read?;
     for letter in seen.values() {
         println!("{}", letter.describe());
     }
-    println!("{} message(s) in {queue}", seen.len());
-    Ok(())
+    println!(
+        "{} message(s) in {queue} (the queue reports {reported})",
+        seen.len()
+    );
+    unhidden
+}
+
+/// The queue's own count: messages visible plus those in flight (received, not deleted).
+async fn reported_count(sqs: &aws_sdk_sqs::Client, queue: &str) -> Result<u64, CliError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Local(LocalError::Aws {
+                what: format!("GetQueueAttributes on {queue}"),
+                source: Box::new(e),
+            })
+        })?;
+    let attributes = output.attributes();
+    let count = |name: QueueAttributeName| -> u64 {
+        attributes
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// Makes the messages of these receipts visible again at once, ten to a call.
+async fn show_again(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    receipts: &[String],
+) -> Result<(), CliError> {
+    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+    let mut failed = 0;
+    for batch in receipts.chunks(10) {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(n, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        match sqs
+            .change_message_visibility_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => failed += output.failed().len(),
+            Err(_) => failed += batch.len(),
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(CliError::Incomplete(format!(
+            "{failed} message(s) stay hidden for up to {LIST_HIDE_SECONDS} s: they could not be made visible again"
+        ))),
+    }
 }
 
 /// `archgate dlq redrive`: each message's event through its handler; a message is deleted
@@ -125,15 +209,7 @@ pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
         }
     }
     // What stays is visible again at once, for the next look.
-    for receipt in &kept {
-        let _ = sqs
-            .change_message_visibility()
-            .queue_url(&queue)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await;
-    }
+    show_again(&sqs, &queue, &kept).await?;
     println!("{handled} handled and deleted, {} kept", kept.len());
     if kept.is_empty() {
         Ok(())
