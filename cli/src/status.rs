@@ -120,7 +120,7 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
     out!(
         "release  {}  {phase}, attempt {} (ledger version {version})",
         release.key,
-        release.attempt
+        release.attempt_started()
     );
     if let Some(reason) = &release.reserved {
         out!("reserved {reason}");

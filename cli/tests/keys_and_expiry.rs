@@ -305,3 +305,62 @@ async fn release_status_shows_what_keeps_failing_and_then_the_stall() {
     assert!(status.contains("published, attempt 1"), "{status}");
     assert!(!status.contains("failing  "), "{status}");
 }
+
+// Before the fix `retention apply` printed the refusal and exited 0, though the README says a
+// refused plan exits 1.
+#[tokio::test]
+async fn retention_apply_exits_1_when_the_safety_valve_refuses_the_release_plan() {
+    // Given two published releases
+    let env = installation().await;
+    for tag in ["myapp-1.0", "myapp-1.1"] {
+        let answer = release(&env, tag).await;
+        assert_eq!(answer["phase"], "published", "{answer}");
+    }
+
+    // When retention is applied keeping one release, with a valve that allows less than half
+    let repository = env.config.repository.clone();
+    let (code, text) = archgate(
+        &env,
+        &[
+            "retention",
+            "apply",
+            "--repository",
+            &repository,
+            "--keep-releases",
+            "1",
+            "--max-delete-share",
+            "0.4",
+        ],
+        &[],
+    );
+
+    // Then it says the release plan was refused, exits 1, and expired nothing
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("releases refused: safety valve"), "{text}");
+    let kept = env.release("myapp-1.0").await.unwrap().unwrap().release;
+    assert_eq!(kept.phase(), Phase::Published);
+}
+
+// Before the fix a --key file that is not PEM was refused as the release's failure (exit 1)
+// with the decoder's words about a "NUL byte" the file did not contain.
+#[tokio::test]
+async fn verify_with_a_key_file_that_is_not_pem_is_a_usage_error_that_says_so() {
+    // Given a key file holding DER bytes, not PEM
+    let env = installation().await;
+    let path = std::env::temp_dir().join(format!("archgate-key-{}.der", std::process::id()));
+    std::fs::write(&path, [0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86]).unwrap();
+
+    // When a release is verified with it
+    let key = path.display().to_string();
+    let (code, text) = archgate(
+        &env,
+        &["release", "verify", "myapp-1.0", "--key", &key],
+        &[],
+    );
+    let _ = std::fs::remove_file(&path);
+
+    // Then it is a usage error (exit 2) that says the file is not a PEM public key
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("is not a PEM public key"), "{text}");
+    assert!(!text.contains("NUL"), "{text}");
+}

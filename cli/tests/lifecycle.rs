@@ -118,8 +118,26 @@ async fn status_tells_attempts_refusals_findings_and_moving_tags_and_reconcile_r
         .send()
         .await
         .unwrap();
+    // And a name refused from the start is listed as rejected with attempt 0, as its
+    // `Release Rejected` event says (it was listed as attempt 1)
+    let refused = env
+        .start_builds(
+            env.upload("releases/latest.zip", sample_build_context("latest"))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(refused["phase"], "rejected", "{refused}");
     let (ok, list) = archgate(&env, &["release", "list"]);
     assert!(ok, "{list}");
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("myapp:latest "))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        line.contains("rejected") && line.contains("attempt 0"),
+        "{list}"
+    );
     assert!(
         list.contains("myapp:myapp-3.0") && list.contains("attempt 2"),
         "{list}"

@@ -48,7 +48,7 @@ pub async fn list(limit: usize) -> Result<(), CliError> {
             "{:<40} {:<16} attempt {:<3} {}",
             r.key.to_string(),
             r.phase().as_str(),
-            r.attempt,
+            r.attempt_started(),
             format_time(r.updated_at)
         );
     }
@@ -174,13 +174,23 @@ fn print_why(release: &archgate::domain::Release) {
 /// registry as it is now. Exit 1, with the reason, on any mismatch.
 pub async fn verify(tag: &str, key_file: Option<&std::path::Path>) -> Result<(), CliError> {
     let repository = super::required(REPOSITORY)?;
-    let moving = Config::moving_tags_from(std::env::var(MOVING_TAGS).unwrap_or_default())?;
     let clients = archgate::aws::Clients::new(&archgate::aws::sdk_config().await?);
     let key = match (key_file, super::required(SIGNING_KEY).ok()) {
         (Some(path), _) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| {
+            let bytes = std::fs::read(path).map_err(|e| {
                 CliError::InvalidArgument(format!("cannot read {}: {e}", path.display()))
             })?;
+            // Not PEM at all is a wrong argument (exit 2), said plainly; a PEM key that is
+            // not one to verify with is the release's refusal below, naming what it is.
+            let pem = String::from_utf8(bytes)
+                .ok()
+                .filter(|pem| p256::pkcs8::der::pem::decode_vec(pem.as_bytes()).is_ok())
+                .ok_or_else(|| {
+                    CliError::InvalidArgument(format!(
+                        "{} is not a PEM public key (a -----BEGIN PUBLIC KEY----- block, as `aws kms get-public-key` output turned into PEM)",
+                        path.display()
+                    ))
+                })?;
             Some(Key::from_pem(&pem, Some(path.display().to_string())).map_err(refused(tag))?)
         }
         (None, Some(name)) => {
@@ -193,7 +203,7 @@ pub async fn verify(tag: &str, key_file: Option<&std::path::Path>) -> Result<(),
         }
     };
     let inventory = archgate::aws::EcrRegistry::new(clients.ecr.clone());
-    match crate::verify::verify(&inventory, &repository, tag, &moving, key.as_ref()).await {
+    match crate::verify::verify(&inventory, &repository, tag, key.as_ref()).await {
         Ok(verification) => {
             for line in crate::verify::describe(&verification) {
                 println!("{line}");

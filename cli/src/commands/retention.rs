@@ -126,8 +126,15 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
             "the plan was refused: {refused}"
         )));
     }
+    // A refused release plan expires nothing; the images the image plan frees still go,
+    // and the run ends refused (exit 1), as a refused image plan does.
+    let releases_refused = survey
+        .releases
+        .refused
+        .as_ref()
+        .map(|refused| CliError::Refused(format!("the release plan was refused: {refused}")));
     if survey.plan.delete.is_empty() && survey.releases.expiring().next().is_none() {
-        return Ok(());
+        return releases_refused.map_or(Ok(()), Err);
     }
     let events = std::env::var(EVENT_BUS)
         .ok()
@@ -183,7 +190,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
         report.bytes_reclaimed
     );
     match report.failed.len() {
-        0 => Ok(()),
+        0 => releases_refused.map_or(Ok(()), Err),
         failed => Err(CliError::Incomplete(format!(
             "{failed} image(s) could not be deleted"
         ))),

@@ -136,11 +136,7 @@ pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {
                     &notice.identity(),
                 ],
             );
-            detail.attempt = if release.reserved.is_some() {
-                0
-            } else {
-                release.attempt
-            };
+            detail.attempt = release.attempt_started();
             detail.source = SourceRef {
                 bucket: source.bucket.clone(),
                 key: source.key.clone(),

@@ -279,6 +279,16 @@ impl Release {
         })
     }
 
+    /// The attempt to tell people and events: 0 for a name refused from the start (a
+    /// reserved name never starts an attempt), the current attempt otherwise.
+    pub fn attempt_started(&self) -> u32 {
+        if self.reserved.is_some() {
+            0
+        } else {
+            self.attempt
+        }
+    }
+
     /// When the current attempt started.
     pub fn started_at(&self) -> Millis {
         self.attempt_started_at.unwrap_or(self.created_at)
