@@ -675,7 +675,6 @@ async fn a_signing_key_that_cannot_sign_leaves_no_release_silent() {
             &EcrRegistry::new(env.clients.ecr.clone()),
             &env.config.repository,
             &tag,
-            &["latest".to_owned()],
             Some(&verifying),
         )
         .await

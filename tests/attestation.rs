@@ -20,10 +20,6 @@ use std::time::Instant;
 
 const REGION: &str = "eu-west-1";
 
-fn moving() -> Vec<String> {
-    vec!["latest".to_owned()]
-}
-
 /// Both scans pass: the release is attested and published. Returns the promoting scan's
 /// handler time and its AWS calls.
 async fn publish(
@@ -132,15 +128,9 @@ async fn a_published_release_carries_its_signed_provenance_and_verdict() {
 
     // And `release verify` passes, naming the source, the builds and the verdict
     let key = signing_key(&env).await;
-    let verified = verify(
-        &inventory(&env),
-        &env.config.repository,
-        TAG,
-        &moving(),
-        Some(&key),
-    )
-    .await
-    .unwrap();
+    let verified = verify(&inventory(&env), &env.config.repository, TAG, Some(&key))
+        .await
+        .unwrap();
     assert_eq!(verified.index, index);
     assert_eq!(verified.release, TAG);
     let described = archgate_cli::verify::describe(&verified).join("\n");
@@ -152,7 +142,6 @@ async fn a_published_release_carries_its_signed_provenance_and_verdict() {
         &inventory(&env),
         &env.config.repository,
         "latest",
-        &moving(),
         Some(&key),
     )
     .await
@@ -216,7 +205,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .await
         .unwrap();
     // Then it fails: the attestations are the other release's
-    let moved = verify(&inventory(&env), &repository, TAG, &moving(), Some(&key)).await;
+    let moved = verify(&inventory(&env), &repository, TAG, Some(&key)).await;
     assert!(
         matches!(&moved, Err(VerifyError::OtherRelease { named, .. }) if named == "myapp-1.4.3"),
         "{moved:?}"
@@ -232,7 +221,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .put_manifest(&repository, TAG, &stray, &stray_digest)
         .await
         .unwrap();
-    let unattested = verify(&inventory(&env), &repository, TAG, &moving(), Some(&key)).await;
+    let unattested = verify(&inventory(&env), &repository, TAG, Some(&key)).await;
     assert!(
         matches!(unattested, Err(VerifyError::NoAttestations { .. })),
         "{unattested:?}"
@@ -294,7 +283,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .await
         .unwrap();
     // Then it fails: no signature verifies
-    let tampered = verify(&inventory(&env), &repository, TAG, &moving(), Some(&key)).await;
+    let tampered = verify(&inventory(&env), &repository, TAG, Some(&key)).await;
     assert!(
         matches!(&tampered, Err(VerifyError::BadSignature { referrer, .. }) if *referrer == altered.digest),
         "{tampered:?}"
@@ -324,14 +313,7 @@ async fn another_key_does_not_verify_and_the_signature_is_standard_ecdsa() {
         Some(other_id.clone()),
     )
     .unwrap();
-    let wrong = verify(
-        &inventory(&env),
-        &repository,
-        TAG,
-        &moving(),
-        Some(&other_key),
-    )
-    .await;
+    let wrong = verify(&inventory(&env), &repository, TAG, Some(&other_key)).await;
     // Then it fails, naming the key
     let message = wrong.as_ref().unwrap_err().to_string();
     assert!(
@@ -346,15 +328,9 @@ async fn another_key_does_not_verify_and_the_signature_is_standard_ecdsa() {
         .unwrap();
     let from_pem = Key::from_pem(&pem, Some("release.pem".into())).unwrap();
     // Then it passes
-    verify(
-        &inventory(&env),
-        &repository,
-        TAG,
-        &moving(),
-        Some(&from_pem),
-    )
-    .await
-    .unwrap();
+    verify(&inventory(&env), &repository, TAG, Some(&from_pem))
+        .await
+        .unwrap();
 
     // And each envelope's signature verifies with Python's `cryptography` over the DSSE
     // pre-auth encoding: standard ECDSA P-256 SHA-256, DER-encoded
@@ -454,4 +430,93 @@ async fn a_blocked_release_has_no_provenance_but_its_verdict_is_in_its_status() 
     assert!(lines.contains("verdict  FAILED"), "{lines}");
     assert!(lines.contains("CRITICAL"), "{lines}");
     assert!(!lines.contains("attested"), "{lines}");
+}
+
+/// Pushes a DSSE envelope holding `statement` as a referrer of `index` (as cosign or a
+/// team's pipeline attaches its own attestations).
+async fn attach(env: &LocalEnv, index: &Digest, statement: serde_json::Value) -> Digest {
+    let registry = inventory(env);
+    let repository = &env.config.repository;
+    let index_bytes = registry
+        .images_by_digest(repository, std::slice::from_ref(index))
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    let envelope = Envelope::unsigned(statement.to_string().as_bytes());
+    let attached = referrer(
+        &envelope.to_bytes(),
+        statement["predicateType"].as_str().unwrap(),
+        Descriptor::of(OCI_INDEX, &index_bytes.bytes),
+    );
+    registry
+        .upload_blobs(repository, &attached.blobs)
+        .await
+        .unwrap();
+    registry
+        .put_untagged(
+            repository,
+            &RawManifest {
+                media_type: Some(OCI_MANIFEST.to_owned()),
+                bytes: attached.manifest.clone(),
+            },
+            &attached.digest,
+        )
+        .await
+        .unwrap();
+    attached.digest
+}
+
+// Before the fix every DSSE referrer of the index had to be archgate's: a team's SPDX SBOM or
+// another builder's SLSA provenance failed verification ("its predicate type is not
+// archgate's"), for the release tag and for `latest`.
+#[tokio::test]
+async fn attestations_other_tools_attach_are_listed_as_not_archgates_and_verify_still_passes() {
+    // Given a published release whose index also carries a team's SBOM statement and another
+    // builder's SLSA provenance
+    let env = installation_in("native", REGION).await;
+    publish(&env, TAG).await;
+    let index = index_of(&env, TAG).await;
+    let subject = serde_json::json!([{"name": "index", "digest": {"sha256": index.hex()}}]);
+    let sbom = attach(
+        &env,
+        &index,
+        serde_json::json!({"_type": "https://in-toto.io/Statement/v1", "subject": subject,
+            "predicateType": "https://spdx.dev/Document", "predicate": {"spdxVersion": "SPDX-2.3"}}),
+    )
+    .await;
+    let provenance = attach(
+        &env,
+        &index,
+        serde_json::json!({"_type": "https://in-toto.io/Statement/v1", "subject": subject,
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicate": {"runDetails": {"builder": {"id": "https://github.com/actions/runner"}}}}),
+    )
+    .await;
+    let key = signing_key(&env).await;
+
+    // When the release tag and `latest` are verified (no moving-tag configuration given)
+    for tag in [TAG, "latest"] {
+        let verified = verify(&inventory(&env), &env.config.repository, tag, Some(&key))
+            .await
+            .unwrap_or_else(|e| panic!("{tag}: {e}"));
+
+        // Then archgate's two attestations verify and both others are listed as not archgate's
+        assert_eq!(verified.release, TAG);
+        assert_eq!(verified.attestations.len(), 2);
+        let others: Vec<&Digest> = verified.others.iter().map(|o| &o.referrer).collect();
+        assert!(
+            others.contains(&&sbom) && others.contains(&&provenance),
+            "{:?}",
+            verified.others
+        );
+        let described = archgate_cli::verify::describe(&verified).join("\n");
+        assert!(
+            described.contains("not archgate's")
+                && described.contains("https://spdx.dev/Document")
+                && described.contains("github.com/actions/runner"),
+            "{described}"
+        );
+    }
 }

@@ -3,7 +3,9 @@
 //! key): a verification does not trust archgate's ledger.
 
 use archgate::domain::attestation::referrer::DSSE_ENVELOPE;
-use archgate::domain::attestation::statement::{PROVENANCE_V1, VERIFICATION_SUMMARY_V1};
+use archgate::domain::attestation::statement::{
+    BUILDER_ID, PROVENANCE_V1, VERIFICATION_SUMMARY_V1, VERIFIER_ID,
+};
 use archgate::domain::attestation::{dsse, AttestationKind, Envelope, ReferrerManifest};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::Digest;
@@ -122,6 +124,13 @@ pub struct Verified {
     pub statement: Value,
 }
 
+/// A referrer of the index that is not archgate's, and why it is not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Other {
+    pub referrer: Digest,
+    pub why: String,
+}
+
 /// What `<tag>` names and what its attestations say.
 #[derive(Clone, Debug)]
 pub struct Verification {
@@ -130,16 +139,34 @@ pub struct Verification {
     /// The release the attestations were made for.
     pub release: String,
     pub attestations: Vec<Verified>,
+    /// Every other referrer of the index (teams attach their own SBOMs and scans).
+    pub others: Vec<Other>,
 }
 
-/// Verifies what `tag` names in `repository` now. `moving` are the tags that follow the newest
-/// release (they may name another release's index). Without a key, signatures are not checked
-/// (and said so by the caller).
+/// What a referrer of the index is.
+enum Seen {
+    /// archgate's: its statement names archgate's builder or verifier and, with a key, its
+    /// signature verifies with it.
+    Archgate(Verified),
+    /// It names archgate's builder or verifier, but no signature verifies with the key.
+    Forged {
+        kind: AttestationKind,
+        other: Other,
+    },
+    Other(Other),
+}
+
+/// Verifies what `tag` names in `repository` now, from the registry alone: exactly one
+/// provenance and one gate verdict of archgate's refer to the index, and every other
+/// referrer is listed as not archgate's. An attestation is archgate's when its statement
+/// names archgate's builder or verifier and, when a key is given, a signature verifies with
+/// it (without a key signatures are not checked, and the caller says so). A tag that names
+/// another release's index passes only when no release of that name exists in the registry
+/// (a moving tag such as `latest`: the attestations say which release it follows).
 pub async fn verify<I: RepositoryInventory>(
     inventory: &I,
     repository: &str,
     tag: &str,
-    moving: &[String],
     key: Option<&Key>,
 ) -> Result<Verification, VerifyError> {
     let images = inventory.list_images(repository).await?;
@@ -168,7 +195,9 @@ pub async fn verify<I: RepositoryInventory>(
         fetched.extend(inventory.manifests_by_digest(repository, batch).await?);
     }
     let mut index_bytes = None;
-    let mut referrers = Vec::new();
+    let mut of_index = Vec::new();
+    // Whether archgate attested a release named `tag` anywhere in the repository.
+    let mut tag_is_a_release = false;
     for (digest, manifest) in fetched {
         let FetchedManifest::Found(raw) = manifest else {
             continue;
@@ -177,13 +206,16 @@ pub async fn verify<I: RepositoryInventory>(
             index_bytes = Some(raw);
             continue;
         }
-        if let Some(parsed) = ReferrerManifest::parse(&raw.bytes) {
-            if parsed.subject.as_ref().is_some_and(|s| s.digest == index) {
-                referrers.push((digest, parsed));
-            }
+        let subject: Option<Value> = serde_json::from_slice::<Value>(&raw.bytes)
+            .ok()
+            .map(|doc| doc["subject"]["digest"].clone());
+        if subject.as_ref().and_then(Value::as_str) == Some(index.as_str()) {
+            of_index.push((digest, raw.bytes));
+        } else if subject.is_some_and(|s| s.is_string()) && !tag_is_a_release {
+            tag_is_a_release = archgate_release(&raw.bytes, key).as_deref() == Some(tag);
         }
     }
-    if referrers.is_empty() {
+    if of_index.is_empty() {
         return Err(VerifyError::NoAttestations {
             tag: tag.to_owned(),
             index,
@@ -195,19 +227,44 @@ pub async fn verify<I: RepositoryInventory>(
         .unwrap_or_default();
     let index_size = index_bytes.as_ref().map(|raw| raw.bytes.len() as u64);
     let mut verified = Vec::new();
-    for (digest, manifest) in referrers {
-        verified.push(verify_one(
-            &digest, &manifest, &index, index_size, &children, tag, key,
-        )?);
+    let mut forged = Vec::new();
+    let mut others = Vec::new();
+    for (digest, bytes) in of_index {
+        match see(&digest, &bytes, key)? {
+            Seen::Archgate(attestation) => {
+                check(
+                    &attestation,
+                    &digest,
+                    &bytes,
+                    &index,
+                    index_size,
+                    &children,
+                    tag,
+                )?;
+                verified.push(attestation);
+            }
+            Seen::Forged { kind, other } => {
+                forged.push((kind, other.referrer.clone()));
+                others.push(other);
+            }
+            Seen::Other(other) => others.push(other),
+        }
     }
     for kind in AttestationKind::ALL {
         let count = verified.iter().filter(|v| v.kind == kind).count();
         match count {
+            // One that claims to be archgate's but does not verify is the reason to give.
             0 => {
+                if let Some((_, referrer)) = forged.iter().find(|(k, _)| *k == kind) {
+                    return Err(VerifyError::BadSignature {
+                        referrer: referrer.clone(),
+                        key: key.and_then(|k| k.name.clone()),
+                    });
+                }
                 return Err(VerifyError::Missing {
                     kind,
                     index: index.clone(),
-                })
+                });
             }
             1 => {}
             count => {
@@ -225,7 +282,7 @@ pub async fn verify<I: RepositoryInventory>(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    if release != tag && !moving.iter().any(|m| m == tag) {
+    if release != tag && tag_is_a_release {
         return Err(VerifyError::OtherRelease {
             tag: tag.to_owned(),
             named: release,
@@ -240,11 +297,13 @@ pub async fn verify<I: RepositoryInventory>(
             result: result.to_owned(),
         });
     }
+    others.sort_by(|a, b| a.referrer.as_str().cmp(b.referrer.as_str()));
     Ok(Verification {
         tag: tag.to_owned(),
         index,
         release,
         attestations: verified,
+        others,
     })
 }
 
@@ -260,20 +319,139 @@ fn child_digests(index: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn verify_one(
+/// The in-toto statement a referrer carries in a DSSE envelope, with the envelope; or why it
+/// carries none.
+fn statement_of(bytes: &[u8]) -> Result<(Envelope, Value), String> {
+    let manifest = ReferrerManifest::parse(bytes).ok_or_else(|| {
+        let doc: Value = serde_json::from_slice(bytes).unwrap_or_default();
+        format!(
+            "a {} referrer, not a DSSE envelope",
+            doc["artifactType"].as_str().unwrap_or("untyped")
+        )
+    })?;
+    let envelope = Envelope::parse(&manifest.embedded_envelope()?)?;
+    if envelope.payload_type != dsse::IN_TOTO_PAYLOAD {
+        return Err(format!("an envelope of {}", envelope.payload_type));
+    }
+    let payload = envelope
+        .payload_bytes()
+        .ok_or("an envelope whose payload is not base64")?;
+    let statement = serde_json::from_slice(&payload)
+        .map_err(|_| "an envelope whose statement is not JSON".to_owned())?;
+    Ok((envelope, statement))
+}
+
+/// Which of archgate's attestations a statement is by what it names: provenance by
+/// archgate's builder, a verdict by archgate's gate.
+fn archgate_kind(statement: &Value) -> Option<AttestationKind> {
+    let predicate = &statement["predicate"];
+    match statement["predicateType"].as_str()? {
+        PROVENANCE_V1 if predicate["runDetails"]["builder"]["id"] == BUILDER_ID => {
+            Some(AttestationKind::Provenance)
+        }
+        VERIFICATION_SUMMARY_V1 if predicate["verifier"]["id"] == VERIFIER_ID => {
+            Some(AttestationKind::Verdict)
+        }
+        _ => None,
+    }
+}
+
+/// The key id of the first signature of the envelope that verifies with `key`.
+fn signed_with(envelope: &Envelope, key: &Key) -> Option<String> {
+    let message = envelope.signed_message()?;
+    envelope
+        .signatures
+        .iter()
+        .find(|s| {
+            dsse::decode_signature(&s.sig)
+                .and_then(|der| Signature::from_der(&der).ok())
+                .is_some_and(|sig| key.verifying.verify(&message, &sig).is_ok())
+        })
+        .map(|s| s.keyid.clone())
+}
+
+/// The release an archgate provenance names, when the referrer is one (and, with a key, its
+/// signature verifies).
+fn archgate_release(bytes: &[u8], key: Option<&Key>) -> Option<String> {
+    let (envelope, statement) = statement_of(bytes).ok()?;
+    if archgate_kind(&statement)? != AttestationKind::Provenance {
+        return None;
+    }
+    if let Some(key) = key {
+        signed_with(&envelope, key)?;
+    }
+    statement["predicate"]["buildDefinition"]["externalParameters"]["release"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Sorts a referrer of the index: archgate's, one that claims to be and does not verify, or
+/// another tool's.
+fn see(referrer: &Digest, bytes: &[u8], key: Option<&Key>) -> Result<Seen, VerifyError> {
+    let other = |why: String| Other {
+        referrer: referrer.clone(),
+        why,
+    };
+    let (envelope, statement) = match statement_of(bytes) {
+        Ok(found) => found,
+        Err(why) => return Ok(Seen::Other(other(why))),
+    };
+    let Some(kind) = archgate_kind(&statement) else {
+        return Ok(Seen::Other(other(format!(
+            "{} by {}",
+            statement["predicateType"].as_str().unwrap_or("a statement"),
+            statement["predicate"]["runDetails"]["builder"]["id"]
+                .as_str()
+                .or(statement["predicate"]["verifier"]["id"].as_str())
+                .or(statement["predicate"]["scanner"]["uri"].as_str())
+                .unwrap_or("another tool")
+        ))));
+    };
+    let signed_by = match key {
+        Some(key) => match signed_with(&envelope, key) {
+            Some(keyid) => Some(keyid),
+            None if envelope.signatures.is_empty() => {
+                return Err(VerifyError::Unsigned {
+                    referrer: referrer.clone(),
+                })
+            }
+            None => {
+                return Ok(Seen::Forged {
+                    kind,
+                    other: other(format!(
+                        "names archgate's {kind} but no signature verifies with the key"
+                    )),
+                })
+            }
+        },
+        None => None,
+    };
+    Ok(Seen::Archgate(Verified {
+        kind,
+        referrer: referrer.clone(),
+        signed_by,
+        statement,
+    }))
+}
+
+/// What archgate's own attestation must say of the index `tag` names: its manifest announces
+/// its statement's predicate, its subject is the index (size, media type), and it names every
+/// platform manifest the index lists.
+fn check(
+    attestation: &Verified,
     referrer: &Digest,
-    manifest: &ReferrerManifest,
+    bytes: &[u8],
     index: &Digest,
     index_size: Option<u64>,
     children: &[String],
     tag: &str,
-    key: Option<&Key>,
-) -> Result<Verified, VerifyError> {
+) -> Result<(), VerifyError> {
     let malformed = |reason: String| VerifyError::Malformed {
         referrer: referrer.clone(),
         reason,
     };
-    let subject = manifest.subject.as_ref().expect("filtered on its subject");
+    let manifest = ReferrerManifest::parse(bytes).expect("seen as an envelope referrer");
+    let subject = manifest.subject.as_ref().expect("a referrer of the index");
     if index_size.is_some_and(|size| size != subject.size) {
         return Err(malformed(format!(
             "its subject's size {} is not the index's",
@@ -286,57 +464,13 @@ fn verify_one(
             subject.media_type
         )));
     }
-    let kind = manifest
-        .predicate_type()
-        .and_then(AttestationKind::of_predicate)
-        .ok_or_else(|| malformed("its predicate type is not archgate's".into()))?;
-    let bytes = manifest.embedded_envelope().map_err(malformed)?;
-    let envelope = Envelope::parse(&bytes).map_err(malformed)?;
-    if envelope.payload_type != dsse::IN_TOTO_PAYLOAD {
-        return Err(malformed(format!(
-            "its payload type is {}",
-            envelope.payload_type
-        )));
-    }
-    let message = envelope
-        .signed_message()
-        .ok_or_else(|| malformed("its payload is not base64".into()))?;
-    let signed_by = match key {
-        Some(key) => {
-            if envelope.signatures.is_empty() {
-                return Err(VerifyError::Unsigned {
-                    referrer: referrer.clone(),
-                });
-            }
-            let good = envelope.signatures.iter().find(|s| {
-                dsse::decode_signature(&s.sig)
-                    .and_then(|der| Signature::from_der(&der).ok())
-                    .is_some_and(|sig| key.verifying.verify(&message, &sig).is_ok())
-            });
-            let Some(good) = good else {
-                return Err(VerifyError::BadSignature {
-                    referrer: referrer.clone(),
-                    key: key.name.clone(),
-                });
-            };
-            Some(good.keyid.clone())
-        }
-        None => None,
-    };
-    let payload = envelope.payload_bytes().unwrap_or_default();
-    let statement: Value = serde_json::from_slice(&payload)
-        .map_err(|e| malformed(format!("its statement is not JSON: {e}")))?;
-    let expected_predicate = match kind {
-        AttestationKind::Provenance => PROVENANCE_V1,
-        AttestationKind::Verdict => VERIFICATION_SUMMARY_V1,
-    };
-    if statement["predicateType"] != expected_predicate {
+    if manifest.predicate_type() != Some(attestation.kind.predicate_type()) {
         return Err(malformed(
             "its statement's predicate type is not the one its manifest announces".into(),
         ));
     }
     // The statement's first subject is the index, the others its platform manifests.
-    let subjects: Vec<&str> = statement["subject"]
+    let subjects: Vec<&str> = attestation.statement["subject"]
         .as_array()
         .into_iter()
         .flatten()
@@ -361,12 +495,7 @@ fn verify_one(
             )));
         }
     }
-    Ok(Verified {
-        kind,
-        referrer: referrer.clone(),
-        signed_by,
-        statement,
-    })
+    Ok(())
 }
 
 /// The verification as people read it: source, builds, verdict.
@@ -446,6 +575,12 @@ pub fn describe(verification: &Verification) -> Vec<String> {
                 }
             }
         }
+    }
+    for other in &verification.others {
+        lines.push(format!(
+            "  not archgate's: {} ({})",
+            other.referrer, other.why
+        ));
     }
     lines
 }

@@ -249,15 +249,11 @@ impl Demo {
         };
         let inventory = archgate::aws::EcrRegistry::new(self.env.clients.ecr.clone());
         let verified = match key {
-            Ok(key) => crate::verify::verify(
-                &inventory,
-                &self.env.config.repository,
-                tag,
-                &self.env.config.moving_tags,
-                key.as_ref(),
-            )
-            .await
-            .map_err(|e| e.to_string()),
+            Ok(key) => {
+                crate::verify::verify(&inventory, &self.env.config.repository, tag, key.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e),
         };
         let (outcome, ok) = match &verified {
