@@ -3,7 +3,7 @@
 
 use crate::aws::{
     AwsWorkloads, Clients, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher,
-    KmsSigner,
+    KmsSigner, RetentionClients,
 };
 use crate::config::{Config, RetentionConfig};
 use crate::pipeline::Pipeline;
@@ -23,6 +23,20 @@ pub type AwsPipeline = Pipeline<
 /// Retention wired to AWS.
 pub type AwsRetention =
     Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, SystemClock>;
+
+impl RetentionClients {
+    /// Retention on these clients, for `config`'s repositories, ledger table and event bus.
+    pub fn retention(self, config: RetentionConfig) -> AwsRetention {
+        Retention {
+            inventory: EcrRegistry::new(self.ecr),
+            workloads: AwsWorkloads::new(self.ecs, self.lambda),
+            ledger: DynamoLedger::new(self.dynamodb, &config.ledger_table),
+            events: EventBridgePublisher::new(self.eventbridge, &config.event_bus),
+            clock: SystemClock,
+            config,
+        }
+    }
+}
 
 impl Clients {
     /// Retention on these clients, for `config`'s repositories, ledger table and event bus.

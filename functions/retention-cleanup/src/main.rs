@@ -1,4 +1,4 @@
-use archgate::aws::{lambda_sdk_config, Clients};
+use archgate::aws::{lambda_sdk_config, RetentionClients};
 use archgate::config::RetentionConfig;
 use archgate::telemetry;
 use archgate_retention_cleanup::handler::handle;
@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
     let sdk = lambda_sdk_config()
         .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let retention = Clients::new(&sdk).retention(config);
+    let retention = RetentionClients::new(&sdk).retention(config);
     let retention = &retention;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -128,6 +128,29 @@ impl Clients {
     }
 }
 
+/// The clients the retention function calls, and only those: it never calls CodeBuild or KMS,
+/// so it does not build their clients at every cold start.
+pub struct RetentionClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl RetentionClients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let calls: Option<CallLog> = None;
+        RetentionClients {
+            dynamodb: client!(aws_sdk_dynamodb, &calls, sdk),
+            ecr: client!(aws_sdk_ecr, &calls, sdk),
+            eventbridge: client!(aws_sdk_eventbridge, &calls, sdk),
+            ecs: client!(aws_sdk_ecs, &calls, sdk),
+            lambda: client!(aws_sdk_lambda, &calls, sdk),
+        }
+    }
+}
+
 pub(crate) const THROTTLING_CODES: [&str; 8] = [
     "ThrottlingException",
     "Throttling",
