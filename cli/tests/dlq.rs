@@ -3,16 +3,11 @@
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::json;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn archgate(env: &LocalEnv, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archgate"))
+    crate::operator(env)
         .args(args)
-        .envs(env.config.to_env())
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .output()
         .expect("archgate runs")
 }

@@ -4,7 +4,7 @@
 use archgate::domain::{Arch, Phase};
 use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const TAG: &str = "myapp-2.0.0";
 const CRITICAL: LocalFinding = LocalFinding {
@@ -14,14 +14,9 @@ const CRITICAL: LocalFinding = LocalFinding {
 };
 
 fn archgate(env: &LocalEnv, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archgate"))
+    crate::operator(env)
         .args(args)
-        .envs(env.config.to_env())
         .envs(extra.iter().copied())
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .output()
         .expect("archgate runs")
 }

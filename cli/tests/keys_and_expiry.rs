@@ -11,7 +11,7 @@ use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const REGION: &str = "eu-west-1";
 const ALIAS: &str = "alias/archgate-releases";
@@ -26,15 +26,10 @@ async fn installation() -> LocalEnv {
 /// Runs `archgate` on the installation, with `overrides` on top of its configuration; the
 /// exit status and everything it printed.
 fn archgate(env: &LocalEnv, args: &[&str], overrides: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_archgate"))
+    let output: Output = crate::operator(env)
         .args(args)
-        .envs(env.config.to_env())
         // (`Config::to_env` leaves the signing key out; the deployed functions have it.)
         .envs(env.config.signing_key.iter().map(|key| (SIGNING_KEY, key)))
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", env.region())
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .envs(overrides.iter().copied())
         .output()
         .expect("archgate runs");

@@ -5,19 +5,14 @@
 use archgate::domain::Arch;
 use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const TAG: &str = "myapp-3.0";
 const KEY: &str = "releases/myapp-3.0.zip";
 
 fn archgate(env: &LocalEnv, args: &[&str]) -> (bool, String) {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_archgate"))
+    let output: Output = crate::operator(env)
         .args(args)
-        .envs(env.config.to_env())
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", env.region())
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .output()
         .expect("archgate runs");
     (

@@ -9,3 +9,19 @@ mod lifecycle;
 mod local_loop;
 mod replay;
 mod watch;
+
+use archgate_cli::local::LocalEnv;
+use std::process::Command;
+
+/// `archgate` as an operator of `env` runs it: the installation's settings, its endpoint and
+/// its region (which is not us-east-1 when the tests run elsewhere).
+fn operator(env: &LocalEnv) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_archgate"));
+    command
+        .envs(env.config.to_env())
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("AWS_REGION", env.region())
+        .env("AWS_ACCESS_KEY_ID", "archgate-local")
+        .env("AWS_SECRET_ACCESS_KEY", "archgate-local");
+    command
+}

@@ -2,7 +2,6 @@
 
 use archgate_cli::local::{default_config, LocalEnv};
 use serde_json::Value;
-use std::process::Command;
 
 fn events_dir() -> String {
     format!("{}/../events", env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +22,7 @@ async fn replay_routes_each_sample_to_its_handler_and_reports_what_none_takes() 
 
     // When the samples are replayed through the binary
     let dir = events_dir();
-    let output = Command::new(env!("CARGO_BIN_EXE_archgate"))
+    let output = crate::operator(&env)
         .arg("replay")
         .arg(format!("{dir}/s3-object-created.json"))
         .arg(format!("{dir}/s3-object-created.json"))
@@ -31,11 +30,6 @@ async fn replay_routes_each_sample_to_its_handler_and_reports_what_none_takes() 
         .arg(format!("{dir}/codebuild-amd64-succeeded.json"))
         .arg(&scheduled)
         .arg(&not_json)
-        .envs(env.config.to_env())
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .output()
         .expect("archgate runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -3,7 +3,7 @@
 use archgate::domain::Arch;
 use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const TAG: &str = "myapp-3.1.0";
 
@@ -13,7 +13,7 @@ async fn watching_a_release_prints_each_state_until_it_is_published() {
     let env = LocalEnv::start(default_config("native"))
         .await
         .expect("the local AWS emulator is required");
-    let watcher = Command::new(env!("CARGO_BIN_EXE_archgate"))
+    let watcher = crate::operator(&env)
         .args([
             "release",
             "watch",
@@ -23,11 +23,6 @@ async fn watching_a_release_prints_each_state_until_it_is_published() {
             "--timeout-minutes",
             "2",
         ])
-        .envs(env.config.to_env())
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "archgate-local")
-        .env("AWS_SECRET_ACCESS_KEY", "archgate-local")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
