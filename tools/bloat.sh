@@ -16,10 +16,12 @@ if [[ "$("$TOOLS/bin/cargo-bloat" --version 2>/dev/null)" != *"$BLOAT_VERSION"* 
   cargo install --quiet --locked --root "$TOOLS" --version "$BLOAT_VERSION" cargo-bloat
 fi
 export PATH="$PWD/$TOOLS/bin:$PATH" CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=target/bloat
+source tools/lambda-codegen.sh
+TARGET=x86_64-unknown-linux-gnu
 
 packages=()
 for f in "${FUNCTIONS[@]}"; do packages+=(-p "archgate-$f"); done
-cargo build --release --locked --quiet "${packages[@]}"
+cargo build --release --locked --quiet --target "$TARGET" "${packages[@]}"
 
 echo "## Where the bytes are (\`cargo bloat --release --crates\`, x86_64, unstripped release build)"
 for f in "${FUNCTIONS[@]}"; do
@@ -27,6 +29,6 @@ for f in "${FUNCTIONS[@]}"; do
   echo "### $f"
   echo
   echo '```'
-  cargo bloat --release --locked -p "archgate-$f" --bin "$f" --crates -n "$ROWS" 2>/dev/null
+  cargo bloat --release --locked --target "$TARGET" -p "archgate-$f" --bin "$f" --crates -n "$ROWS" 2>/dev/null
   echo '```'
 done

@@ -30,6 +30,7 @@ STRICT=()
 VENV="$PWD/.venv"
 PY="$VENV/bin/python"
 export PATH="$VENV/bin:$PATH" # `cargo lambda` finds cargo-lambda, and zig through `python -m ziglang`
+source tools/lambda-codegen.sh
 
 OUT=target/lambda-budgets
 mkdir -p "$OUT"
@@ -70,10 +71,10 @@ else
   echo "cargo-lambda could not package here; its last lines:" >&2
   tail -n 15 "$LOG" >&2
   echo "**cargo-lambda could not package here (see $LOG); fallback: \`cargo build --release\` + Python zipfile (deflate -9) → \`$OUT/<function>/bootstrap.zip\`.**"
-  cargo build --release --locked --quiet "${packages[@]}"
+  cargo build --release --locked --quiet --target x86_64-unknown-linux-gnu "${packages[@]}"
   for f in "${MEASURED[@]}"; do
     mkdir -p "$OUT/$f"
-    "$PY" - "target/release/$f" "$OUT/$f/bootstrap.zip" <<'PY'
+    "$PY" - "target/x86_64-unknown-linux-gnu/release/$f" "$OUT/$f/bootstrap.zip" <<'PY'
 import sys, zipfile
 binary, archive = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:

@@ -38,6 +38,7 @@ if ! rustup target list --installed | grep -qx "$triple"; then
 fi
 
 export PATH="$PWD/.venv/bin:$PATH" # cargo-lambda, and zig through `python -m ziglang`
+source tools/lambda-codegen.sh
 packages=()
 for f in "${FUNCTIONS[@]}"; do packages+=(-p "archgate-$f"); done
 
