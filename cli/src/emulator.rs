@@ -356,6 +356,44 @@ pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Resu
         })
 }
 
+/// Creates an IAM role Lambda may assume on the emulator at `endpoint`, with a raw IAM Query
+/// API call (archgate has no IAM client; the emulator wants a function's role to exist).
+/// Returns its ARN.
+pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let encoded: String = policy
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={encoded}"
+    );
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // The credential scope names the service: the emulator routes on it.
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=archgate-local/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!(
+            "CreateRole: {}",
+            answer.lines().next().unwrap_or("")
+        )));
+    }
+    Ok(format!("arn:aws:iam::{ACCOUNT}:role/{name}"))
+}
+
 /// The first `name` in a directory of `PATH`.
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)

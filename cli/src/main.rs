@@ -120,7 +120,9 @@ enum DlqCommand {
         #[arg(long)]
         queue: Option<String>,
     },
-    /// Each message's event through its handler; handled messages are deleted.
+    /// Each message's event sent back: a pipeline event through its handler, a scheduled
+    /// event to the deployed function it was for (ARCHGATE_RECONCILER_FUNCTION,
+    /// ARCHGATE_RETENTION_FUNCTION); handled messages are deleted, the rest stay.
     Redrive {
         /// The queue URL (default: ARCHGATE_DEAD_LETTER_QUEUE).
         #[arg(long)]

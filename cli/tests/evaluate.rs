@@ -3,7 +3,7 @@
 
 use archgate::domain::{Arch, Phase};
 use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
+use archgate_cli::local::{sample_build_context, LocalEnv, LocalFinding};
 use std::process::Output;
 
 const TAG: &str = "myapp-2.0.0";
@@ -24,9 +24,7 @@ fn archgate(env: &LocalEnv, args: &[&str], extra: &[(&str, &str)]) -> Output {
 #[tokio::test]
 async fn an_allowlist_change_and_a_re_evaluation_publish_a_blocked_release() {
     // Given a release blocked by a critical finding on its amd64 image
-    let env = LocalEnv::start(default_config("native"))
-        .await
-        .expect("the local AWS emulator is required");
+    let env = crate::installation().await;
     env.start_builds(
         env.upload(&format!("releases/{TAG}.zip"), sample_build_context(TAG))
             .await

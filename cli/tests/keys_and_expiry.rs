@@ -8,20 +8,13 @@ use archgate::domain::{Arch, Phase};
 use archgate::ports::{Clock, SystemClock};
 use archgate::reconcile::{reconcile_all, ReconcilePolicy};
 use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use archgate_cli::local::{sample_build_context, LocalEnv};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use serde_json::Value;
 use std::process::Output;
 
-const REGION: &str = "eu-west-1";
 const ALIAS: &str = "alias/archgate-releases";
 const HOUR: i64 = 3_600_000;
-
-async fn installation() -> LocalEnv {
-    LocalEnv::start_in(default_config("native"), REGION)
-        .await
-        .expect("the local AWS emulator is required")
-}
 
 /// Runs `archgate` on the installation, with `overrides` on top of its configuration; the
 /// exit status and everything it printed.
@@ -103,7 +96,7 @@ async fn release(env: &LocalEnv, tag: &str) -> Value {
 async fn local_provision_refuses_a_signing_key_that_cannot_sign() {
     // Given an installation whose KMS holds an RSA key, a symmetric key, a disabled P-256 key
     // and an enabled P-256 signing key
-    let env = installation().await;
+    let env = crate::installation().await;
     let rsa = new_key(&env, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
     let symmetric = new_key(
         &env,
@@ -166,7 +159,7 @@ async fn local_provision_refuses_a_signing_key_that_cannot_sign() {
 #[tokio::test]
 async fn gate_check_of_an_expired_release_exits_4_and_says_it_expired() {
     // Given two published releases, and retention keeping only the newest
-    let env = installation().await;
+    let env = crate::installation().await;
     for tag in ["myapp-1.0", "myapp-1.1"] {
         let answer = release(&env, tag).await;
         assert_eq!(answer["phase"], "published", "{answer}");
@@ -206,7 +199,7 @@ async fn gate_check_of_an_expired_release_exits_4_and_says_it_expired() {
 #[tokio::test]
 async fn release_status_shows_what_keeps_failing_and_then_the_stall() {
     // Given the installation's signing key is disabled, and a release whose gate passed
-    let env = installation().await;
+    let env = crate::installation().await;
     let key = env
         .clients
         .kms
@@ -306,7 +299,7 @@ async fn release_status_shows_what_keeps_failing_and_then_the_stall() {
 #[tokio::test]
 async fn retention_apply_exits_1_when_the_safety_valve_refuses_the_release_plan() {
     // Given two published releases
-    let env = installation().await;
+    let env = crate::installation().await;
     for tag in ["myapp-1.0", "myapp-1.1"] {
         let answer = release(&env, tag).await;
         assert_eq!(answer["phase"], "published", "{answer}");
@@ -341,7 +334,7 @@ async fn retention_apply_exits_1_when_the_safety_valve_refuses_the_release_plan(
 #[tokio::test]
 async fn verify_with_a_key_file_that_is_not_pem_is_a_usage_error_that_says_so() {
     // Given a key file holding DER bytes, not PEM
-    let env = installation().await;
+    let env = crate::installation().await;
     let path = std::env::temp_dir().join(format!("archgate-key-{}.der", std::process::id()));
     std::fs::write(&path, [0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86]).unwrap();
 

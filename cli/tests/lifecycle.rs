@@ -4,7 +4,7 @@
 
 use archgate::domain::Arch;
 use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
+use archgate_cli::local::{sample_build_context, LocalEnv, LocalFinding};
 use std::process::Output;
 
 const TAG: &str = "myapp-3.0";
@@ -39,9 +39,7 @@ async fn build(env: &LocalEnv, status: &str) {
 async fn status_tells_attempts_refusals_findings_and_moving_tags_and_reconcile_runs_a_pass() {
     // Given a release whose first attempt failed, whose second was published, which refused
     // an upload from another folder and got a finding after publication
-    let env = LocalEnv::start(default_config("native"))
-        .await
-        .expect("the local AWS emulator is required");
+    let env = crate::installation().await;
     let upload = |key: &'static str| {
         let env = &env;
         async move {

@@ -10,8 +10,18 @@ mod local_loop;
 mod replay;
 mod watch;
 
-use archgate_cli::local::LocalEnv;
+use archgate_cli::local::{default_config, LocalEnv};
 use std::process::Command;
+
+/// Where the command tests run: not us-east-1, where S3 and others behave differently.
+const REGION: &str = "eu-west-1";
+
+/// A fresh installation (native manifests) on a private emulator in [`REGION`].
+async fn installation() -> LocalEnv {
+    LocalEnv::start_in(default_config("native"), REGION)
+        .await
+        .expect("the local AWS emulator is required")
+}
 
 /// `archgate` as an operator of `env` runs it: the installation's settings, its endpoint and
 /// its region (which is not us-east-1 when the tests run elsewhere).

@@ -1,6 +1,5 @@
 //! `archgate replay` routes event files to their handlers as template.yaml's rules do.
 
-use archgate_cli::local::{default_config, LocalEnv};
 use serde_json::Value;
 
 fn events_dir() -> String {
@@ -10,9 +9,7 @@ fn events_dir() -> String {
 #[tokio::test]
 async fn replay_routes_each_sample_to_its_handler_and_reports_what_none_takes() {
     // Given a provisioned emulator and the configuration the samples are shaped for
-    let env = LocalEnv::start(default_config("native"))
-        .await
-        .expect("the local AWS emulator is required");
+    let env = crate::installation().await;
     let not_json =
         std::env::temp_dir().join(format!("archgate-not-json-{}.json", std::process::id()));
     std::fs::write(&not_json, "{ this is not json").unwrap();

@@ -2,7 +2,7 @@
 
 use archgate::domain::Arch;
 use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use archgate_cli::local::sample_build_context;
 use std::process::Stdio;
 
 const TAG: &str = "myapp-3.1.0";
@@ -10,9 +10,7 @@ const TAG: &str = "myapp-3.1.0";
 #[tokio::test]
 async fn watching_a_release_prints_each_state_until_it_is_published() {
     // Given a provisioned emulator and a watcher started before the upload
-    let env = LocalEnv::start(default_config("native"))
-        .await
-        .expect("the local AWS emulator is required");
+    let env = crate::installation().await;
     let watcher = crate::operator(&env)
         .args([
             "release",

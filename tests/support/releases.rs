@@ -386,7 +386,8 @@ pub async fn register_task_definition(env: &LocalEnv, family: &str, image: &str)
 
 /// Creates a Lambda function packaged as the image `image`; returns its ARN.
 pub async fn create_image_function(env: &LocalEnv, name: &str, image: &str) -> String {
-    let role = create_lambda_role(env, &format!("{name}-role"));
+    let role = archgate_cli::emulator::create_lambda_role(&env.endpoint, &format!("{name}-role"))
+        .expect("CreateRole");
     env.clients
         .lambda()
         .create_function()
@@ -404,42 +405,4 @@ pub async fn create_image_function(env: &LocalEnv, name: &str, image: &str) -> S
         .function_arn()
         .expect("a function ARN")
         .to_owned()
-}
-
-/// Creates an IAM role Lambda may assume, with a raw IAM Query API call (archgate has no IAM
-/// client); returns its ARN.
-fn create_lambda_role(env: &LocalEnv, name: &str) -> String {
-    use std::io::{Read, Write};
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let encoded: String = policy
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={encoded}"
-    );
-    let authority = env
-        .endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the emulator");
-    // The credential scope names the service: the emulator routes on it.
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=archgate-local/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send CreateRole");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read CreateRole");
-    assert!(answer.starts_with("HTTP/1.1 200"), "CreateRole: {answer}");
-    format!(
-        "arn:aws:iam::{}:role/{name}",
-        archgate_cli::emulator::ACCOUNT
-    )
 }

@@ -1,13 +1,17 @@
-//! `archgate dlq list|redrive`: what landed in the dead-letter queue, and sending it back
-//! through its handler (the functions' own code, as `replay` runs it).
+//! `archgate dlq list|redrive`: what landed in the dead-letter queue, and sending it back:
+//! a pipeline event through its handler (the functions' own code, as `replay` runs it), a
+//! scheduled event by invoking the deployed function it was for.
 
 use super::configured;
-use crate::dead_letters::DeadLetter;
+use crate::dead_letters::{is_scheduled, DeadLetter, ScheduledFunctions};
 use crate::error::CliError;
 use crate::local::LocalError;
 use archgate::aws::sdk_config;
 use archgate::config::DEAD_LETTER_QUEUE;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
 /// How long `list` hides each message it has read, so the next receive returns others; every
@@ -166,14 +170,18 @@ async fn show_again(
     }
 }
 
-/// `archgate dlq redrive`: each message's event through its handler; a message is deleted
-/// once its handler answered without an error, and kept (visible again in a minute) when it
-/// did not, or when nothing handles it.
+/// `archgate dlq redrive`: each message's event sent back — a pipeline event through its
+/// handler, a scheduled event to the deployed function it was for; a message is deleted once
+/// that answered without an error, and kept (visible again at once) when it did not, or when
+/// nothing takes it.
 pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
     let queue = queue_url(queue)?;
     let (config, clients) = configured().await?;
     let pipeline = clients.pipeline(&config);
-    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await?);
+    let sdk = sdk_config().await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let scheduled = ScheduledFunctions::from_env();
     let mut handled = 0;
     let mut kept: Vec<String> = Vec::new();
     loop {
@@ -183,13 +191,18 @@ pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
         }
         for letter in letters {
             let answer = match &letter.event {
+                None => json!({"status": "unrouted", "reason": "no event in the message"}),
+                Some(event) if is_scheduled(event) => match scheduled.target_of(&letter) {
+                    Ok(function) => invoke(&lambda, function, event).await,
+                    Err(reason) => json!({"status": "unrouted", "reason": reason}),
+                },
                 Some(event) => crate::replay::dispatch(&pipeline, event.clone()).await,
-                None => {
-                    serde_json::json!({"status": "unrouted", "reason": "no event in the message"})
-                }
             };
             println!("{}  {answer}", letter.message_id);
-            let done = matches!(answer["status"].as_str(), Some("applied" | "ignored"));
+            let done = matches!(
+                answer["status"].as_str(),
+                Some("applied" | "ignored" | "invoked")
+            );
             if !done {
                 kept.push(letter.receipt_handle);
                 continue;
@@ -218,5 +231,35 @@ pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
             "{} message(s) could not be handled and stay in the queue",
             kept.len()
         )))
+    }
+}
+
+/// Invokes the deployed `function` with `event` and waits for its answer, as the schedule
+/// would have (the pass runs where it is deployed, with its role, not on this machine).
+async fn invoke(lambda: &aws_sdk_lambda::Client, function: &str, event: &Value) -> Value {
+    let result = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(InvocationType::RequestResponse)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await;
+    match result {
+        Err(error) => json!({
+            "function": function, "status": "error",
+            "error_message": aws_sdk_lambda::error::DisplayErrorContext(&error).to_string(),
+        }),
+        Ok(output) => {
+            let payload = output
+                .payload()
+                .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+                .unwrap_or_default();
+            let answer = serde_json::from_str::<Value>(&payload).unwrap_or(Value::String(payload));
+            match output.function_error() {
+                Some(kind) => json!({"function": function, "status": "error",
+                                     "error_type": kind, "answer": answer}),
+                None => json!({"function": function, "status": "invoked", "answer": answer}),
+            }
+        }
     }
 }

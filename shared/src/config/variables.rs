@@ -32,6 +32,10 @@ pub const SIGNING_KEY: &str = "ARCHGATE_SIGNING_KEY";
 pub const CA_BUNDLE: &str = "ARCHGATE_CA_BUNDLE";
 /// The dead-letter queue's URL, for `archgate dlq` (the stack's `DeadLetterQueueUrl` output).
 pub const DEAD_LETTER_QUEUE: &str = "ARCHGATE_DEAD_LETTER_QUEUE";
+/// The deployed scheduled functions, for `archgate dlq redrive` of their dead-lettered
+/// events (the stack's `ReconcilerFunctionName` and `RetentionFunctionName` outputs).
+pub const RECONCILER_FUNCTION: &str = "ARCHGATE_RECONCILER_FUNCTION";
+pub const RETENTION_FUNCTION: &str = "ARCHGATE_RETENTION_FUNCTION";
 /// The gate's per-severity limits, one variable each.
 pub const GATE_MAX: [&str; 6] = [
     "ARCHGATE_GATE_MAX_CRITICAL",
