@@ -125,6 +125,7 @@ fn candidate_ready() -> Release {
                 build_id,
                 status: BuildStatus::Succeeded,
                 image_digest: Some(child(arch)),
+                image_platform: None,
                 builder_image: Some(format!("aws/codebuild/{arch}-standard:5.0")),
                 origin: None,
             },

@@ -82,6 +82,7 @@ fn build_changed(role: BuildRole, status: BuildStatus) -> Fact {
         build_id: build_id(role),
         status,
         image_digest: None,
+        image_platform: None,
         builder_image: None,
         origin: None,
     }
@@ -94,6 +95,7 @@ fn build_of_attempt(role: BuildRole, status: BuildStatus, attempt: u32, upload: 
         build_id: format!("{}-{attempt}", build_id(role)),
         status,
         image_digest: None,
+        image_platform: None,
         builder_image: None,
         origin: Some(BuildOrigin {
             attempt,
@@ -1397,6 +1399,7 @@ fn early_scans_are_bounded_and_only_the_pushed_images_scans_stay() {
         build_id: build_id(BuildRole::Amd64),
         status: BuildStatus::Succeeded,
         image_digest: Some(child_digest(Arch::Amd64)),
+        image_platform: None,
         builder_image: None,
         origin: None,
     });
@@ -1974,6 +1977,7 @@ fn a_build_that_is_not_the_recorded_one_is_ignored() {
         build_id: "build-someone-else".to_owned(),
         status: BuildStatus::Succeeded,
         image_digest: None,
+        image_platform: None,
         builder_image: None,
         origin: Some(BuildOrigin {
             attempt: 1,

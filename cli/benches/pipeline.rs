@@ -226,6 +226,7 @@ async fn main() {
         build_id: "p:amd64".into(),
         status: BuildStatus::Succeeded,
         image_digest: None,
+        image_platform: None,
         builder_image: None,
         origin: None,
     };

@@ -2,6 +2,7 @@
 //! It pushes a per-arch image manifest to ECR under `<tag>-<arch>` and produces the
 //! "CodeBuild Build State Change" event AWS would send when the build ends.
 
+use archgate::build_variables::{IMAGE_DIGEST, IMAGE_PLATFORM};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::{Arch, Digest, ReleaseTag};
 use serde_json::{json, Value};
@@ -47,6 +48,20 @@ pub fn image_manifest(tag: &ReleaseTag, arch: Arch, revision: &str) -> Vec<u8> {
         "layers": [blob("base-layer"), blob(&format!("{tag}-{arch}-{revision}-app"))]
     });
     serde_json::to_vec(&manifest).expect("manifest serialises")
+}
+
+/// What the arch buildspec exports as `IMAGE_PLATFORM` for [`image_manifest`]'s image: the
+/// platform its config names (`linux/<arch>`, no variant).
+pub fn image_platform(arch: Arch) -> String {
+    format!("linux/{}", arch.as_str())
+}
+
+/// What a successful arch build exports: the image it pushed and that image's platform.
+pub fn exported_by_build(arch: Arch, digest: &Digest) -> Vec<(String, String)> {
+    vec![
+        (IMAGE_DIGEST.to_owned(), digest.to_string()),
+        (IMAGE_PLATFORM.to_owned(), image_platform(arch)),
+    ]
 }
 
 /// Pushes a per-arch image the way a build would, returning what it pushed.

@@ -4,10 +4,13 @@
 mod demo;
 mod dlq;
 mod evaluate;
+mod exit_status;
 mod keys_and_expiry;
 mod lifecycle;
 mod local_loop;
+mod platform;
 mod replay;
+mod verify;
 mod watch;
 
 use archgate_cli::local::{default_config, LocalEnv};

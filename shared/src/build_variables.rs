@@ -23,6 +23,9 @@ pub const IMAGE_TAG: &str = "IMAGE_TAG";
 pub const IMAGE_ARCH: &str = "IMAGE_ARCH";
 /// Exported by the buildspecs: the digest of what the build pushed.
 pub const IMAGE_DIGEST: &str = "IMAGE_DIGEST";
+/// Exported by the arch buildspec: the pushed image's platform as its config names it,
+/// `os/architecture[/variant]` (e.g. `linux/arm64/v8`).
+pub const IMAGE_PLATFORM: &str = "IMAGE_PLATFORM";
 /// The variables that identify a build's release.
 pub const IDENTITY: [&str; 2] = [IMAGE_REPO_NAME, RELEASE_TAG];
 

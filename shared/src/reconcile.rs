@@ -7,7 +7,7 @@
 
 use crate::domain::release::{BuildOrigin, GateState};
 use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Release};
-use crate::inbound::exported_digest;
+use crate::inbound::{exported_digest, exported_platform};
 use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
 use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
 use serde::Serialize;
@@ -143,6 +143,7 @@ where
                         build_id: build_id.clone(),
                         status,
                         image_digest: exported_digest(build_id, &details.exported),
+                        image_platform: exported_platform(build_id, role, &details.exported),
                         builder_image: details.image.clone(),
                         // The build is the one the release recorded: its own attempt's.
                         origin: Some(BuildOrigin {

@@ -2,9 +2,7 @@
 //! and what a registry client sees of them: for the release-level retention tests.
 
 use crate::{candidate_ready, status, upload, ImageShape, LocalFinding};
-use archgate::build_variables::{
-    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG,
-};
+use archgate::build_variables::{IMAGE_ARCH, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG};
 use archgate::domain::oci::{ACCEPTED_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::{Arch, BuildRole, Digest, Phase, Release};
 use archgate_cli::builder::{state_change_event, with_exported, EventTemplate};
@@ -146,7 +144,7 @@ async fn build_pushing(env: &LocalEnv, tag: &str, arch: Arch, manifest: &[u8]) -
     .map(|(name, value)| (name.to_owned(), value.to_owned()));
     with_exported(
         state_change_event(template, project, &build_id, "SUCCEEDED", &environment),
-        &[(IMAGE_DIGEST.to_owned(), digest.to_string())],
+        &archgate_cli::builder::exported_by_build(arch, &digest),
     )
 }
 

@@ -6,7 +6,6 @@ use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
 use crate::emulator::{self, Emulator, EmulatorError};
 use crate::provision::{provision, ProvisionError, ProvisionedResource};
 use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
-use archgate::build_variables::IMAGE_DIGEST;
 use archgate::config::{
     sample_lookup, RetentionConfig, EVENT_BUS, LEDGER_TABLE, RETENTION_REPOSITORIES,
 };
@@ -259,10 +258,9 @@ impl LocalEnv {
         };
         let event = builder::state_change_event(template, project, &build_id, status, &environment);
         let event = match &pushed {
-            Some(image) => builder::with_exported(
-                event,
-                &[(IMAGE_DIGEST.to_owned(), image.digest.to_string())],
-            ),
+            Some(image) => {
+                builder::with_exported(event, &builder::exported_by_build(arch, &image.digest))
+            }
             None => event,
         };
         Ok((event, pushed))

@@ -7,7 +7,7 @@
 
 use super::digest::Digest;
 use super::release::Arch;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -39,6 +39,62 @@ pub enum OciError {
     MalformedEntry { arch: Arch, reason: String },
 }
 
+/// The platform an image's config names (`os`, `architecture`, `variant`), as the build that
+/// pushed it reported it (`IMAGE_PLATFORM`, `os/architecture[/variant]`). The registry API
+/// cannot read config blobs, so the build's report is where the index's platform comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePlatform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl ImagePlatform {
+    /// What archgate may say of an `arch` image whose build reported nothing: its os and
+    /// architecture, which the build was started for, and no variant.
+    pub fn of_arch(arch: Arch) -> ImagePlatform {
+        ImagePlatform {
+            os: "linux".to_owned(),
+            architecture: arch.as_str().to_owned(),
+            variant: None,
+        }
+    }
+
+    /// Reads a build's report of the `arch` image it pushed: `linux/<arch>` or
+    /// `linux/<arch>/<variant>` (a short lower-case variant). Anything else — another os or
+    /// architecture than the build was started for, a malformed text — is refused with why.
+    pub fn parse(arch: Arch, text: &str) -> Result<ImagePlatform, String> {
+        let mut parts = text.split('/');
+        let (os, architecture, variant) = (parts.next(), parts.next(), parts.next());
+        if parts.next().is_some() {
+            return Err("more than os/architecture/variant".to_owned());
+        }
+        if os != Some("linux") {
+            return Err("the os is not linux".to_owned());
+        }
+        if architecture != Some(arch.as_str()) {
+            return Err(format!("the architecture is not {arch}"));
+        }
+        let variant = match variant {
+            None => None,
+            Some(v)
+                if (1..=8).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+            {
+                Some(v.to_owned())
+            }
+            Some(_) => return Err("the variant is not 1-8 lower-case letters or digits".into()),
+        };
+        Ok(ImagePlatform {
+            os: "linux".to_owned(),
+            architecture: arch.as_str().to_owned(),
+            variant,
+        })
+    }
+}
+
 /// A manifest as the registry returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawManifest {
@@ -51,6 +107,8 @@ pub struct RawManifest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlatformImage {
     pub arch: Arch,
+    /// What the index says the image is; [`ImagePlatform::of_arch`] unless its build said.
+    pub platform: ImagePlatform,
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
@@ -78,6 +136,7 @@ pub fn platform_image(arch: Arch, raw: &RawManifest) -> Result<PlatformImage, Oc
     match media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => Ok(PlatformImage {
             arch,
+            platform: ImagePlatform::of_arch(arch),
             media_type,
             digest: Digest::of(&raw.bytes),
             size: raw.bytes.len() as u64,
@@ -97,7 +156,7 @@ fn from_index(arch: Arch, doc: &Value) -> Result<PlatformImage, OciError> {
         .get("manifests")
         .and_then(Value::as_array)
         .ok_or_else(|| malformed("no `manifests` array"))?;
-    let (architecture, _) = arch.oci_platform();
+    let architecture = arch.as_str();
     let platform_entry = entries
         .iter()
         .find(|entry| {
@@ -136,6 +195,7 @@ fn from_index(arch: Arch, doc: &Value) -> Result<PlatformImage, OciError> {
         .collect();
     Ok(PlatformImage {
         arch,
+        platform: ImagePlatform::of_arch(arch),
         media_type,
         digest,
         size,
@@ -152,20 +212,21 @@ fn is_attestation(entry: &Value) -> bool {
 }
 
 #[derive(Serialize)]
-struct Platform {
-    architecture: &'static str,
-    os: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'static str>,
-}
-
-#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Descriptor<'a> {
     media_type: &'a str,
     digest: &'a str,
     size: u64,
-    platform: Platform,
+    platform: Platform<'a>,
+}
+
+/// An index entry's platform: the OCI field order (architecture, os, variant).
+#[derive(Serialize)]
+struct Platform<'a> {
+    architecture: &'a str,
+    os: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -212,15 +273,14 @@ pub fn build_index(annotations: &IndexAnnotations, images: &[PlatformImage]) -> 
     let mut manifests: Vec<Value> = sorted
         .iter()
         .map(|image| {
-            let (architecture, variant) = image.arch.oci_platform();
             serde_json::to_value(Descriptor {
                 media_type: &image.media_type,
                 digest: image.digest.as_str(),
                 size: image.size,
                 platform: Platform {
-                    architecture,
-                    os: "linux",
-                    variant,
+                    architecture: &image.platform.architecture,
+                    os: &image.platform.os,
+                    variant: image.platform.variant.as_deref(),
                 },
             })
             .expect("descriptor serialises")
@@ -272,9 +332,10 @@ mod tests {
     }
 
     #[test]
-    fn index_is_deterministic_and_declares_both_platforms() {
+    fn index_is_deterministic_and_declares_the_platform_each_build_reported() {
         let amd = platform_image(Arch::Amd64, &manifest("amd64")).unwrap();
-        let arm = platform_image(Arch::Arm64, &manifest("arm64")).unwrap();
+        let mut arm = platform_image(Arch::Arm64, &manifest("arm64")).unwrap();
+        arm.platform = ImagePlatform::parse(Arch::Arm64, "linux/arm64/v8").unwrap();
         let annotations = IndexAnnotations {
             created: "2026-12-01T10:00:00Z".into(),
             source: "s3://sources/releases/app-1.zip".into(),
@@ -297,6 +358,47 @@ mod tests {
             doc["manifests"][1]["platform"],
             json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
         );
+    }
+
+    // Before, every arm64 entry said `variant: v8`, whatever the image's config said.
+    #[test]
+    fn an_image_whose_build_reported_no_variant_is_declared_without_one() {
+        let arm = platform_image(Arch::Arm64, &manifest("arm64")).unwrap();
+        let amd = platform_image(Arch::Amd64, &manifest("amd64")).unwrap();
+        let annotations = IndexAnnotations {
+            created: "2026-12-01T10:00:00Z".into(),
+            source: "s3://sources/releases/app-1.zip".into(),
+            revision: "v1".into(),
+            version: "app-1".into(),
+        };
+        let doc: Value =
+            serde_json::from_slice(&build_index(&annotations, &[amd, arm]).bytes).unwrap();
+        assert_eq!(
+            doc["manifests"][1]["platform"],
+            json!({"architecture": "arm64", "os": "linux"})
+        );
+    }
+
+    #[test]
+    fn a_reported_platform_must_be_the_builds_own_architecture_on_linux() {
+        assert_eq!(
+            ImagePlatform::parse(Arch::Amd64, "linux/amd64"),
+            Ok(ImagePlatform::of_arch(Arch::Amd64))
+        );
+        for refused in [
+            "linux/amd64/v8",
+            "windows/arm64",
+            "linux/arm64/v8/x",
+            "linux/arm64/V8",
+            "linux/arm64/",
+            "linux/arm64/averyverylongvariant",
+            "",
+        ] {
+            assert!(
+                ImagePlatform::parse(Arch::Arm64, refused).is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

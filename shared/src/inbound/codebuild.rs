@@ -2,10 +2,12 @@
 
 use super::{foreign, other_event, parse, required, MalformedEvent};
 use crate::build_variables::{
-    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME, RELEASE_ATTEMPT, RELEASE_TAG, RELEASE_UPLOAD,
+    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_PLATFORM, IMAGE_REPO_NAME, RELEASE_ATTEMPT, RELEASE_TAG,
+    RELEASE_UPLOAD,
 };
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
+use crate::domain::oci::ImagePlatform;
 use crate::domain::release::{BuildOrigin, BuildRole, BuildStatus, ManifestMode};
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Arch, Digest, Fact, IgnoreReason, ReleaseKey};
@@ -157,6 +159,29 @@ pub fn exported_digest(build_id: &str, exported: &[(String, String)]) -> Option<
     }
 }
 
+/// The platform an arch build exported as `IMAGE_PLATFORM`, when it names the build's own
+/// architecture on linux. Anything else is not trusted: the index then declares only the
+/// architecture the build was started for.
+pub fn exported_platform(
+    build_id: &str,
+    role: BuildRole,
+    exported: &[(String, String)],
+) -> Option<ImagePlatform> {
+    let arch = match role {
+        BuildRole::Amd64 => Arch::Amd64,
+        BuildRole::Arm64 => Arch::Arm64,
+        BuildRole::Manifest => return None,
+    };
+    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_PLATFORM)?;
+    match ImagePlatform::parse(arch, value.trim()) {
+        Ok(platform) => Some(platform),
+        Err(problem) => {
+            tracing::warn!(build = %truncate_for_message(build_id), value = %truncate_for_message(value), %problem, "exported IMAGE_PLATFORM is not this build's platform; ignored");
+            None
+        }
+    }
+}
+
 /// Whether a build's environment names a release of this repository: the key and the fact.
 /// `exported` are the build's exported variables (the event's, or CodeBuild's).
 pub fn build_fact(
@@ -210,6 +235,7 @@ pub fn build_fact(
             build_id: change.build_id.clone(),
             status: change.status,
             image_digest: exported_digest(&change.build_id, exported),
+            image_platform: exported_platform(&change.build_id, change.role, exported),
             builder_image: change.builder_image.clone(),
             origin,
         },

@@ -8,9 +8,9 @@ mod s3;
 mod scan;
 
 pub use codebuild::{
-    build_change, build_fact, build_id_of, build_origin, exported_digest, parse_codebuild_event,
-    AdditionalInformation, BuildChange, BuildEnvironment, CodeBuildEvent, CodeBuildStateChange,
-    EnvironmentVariable, CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE,
+    build_change, build_fact, build_id_of, build_origin, exported_digest, exported_platform,
+    parse_codebuild_event, AdditionalInformation, BuildChange, BuildEnvironment, CodeBuildEvent,
+    CodeBuildStateChange, EnvironmentVariable, CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE,
 };
 pub use finding::{
     finding_observation, parse_finding_event, EcrImageDetails, FindingEvent, FindingResource,

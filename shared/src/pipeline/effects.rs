@@ -95,7 +95,13 @@ where
                 repository: repository.clone(),
                 tag: tag.clone(),
             })?;
-            images.push(oci::platform_image(*arch, &raw)?);
+            let mut image = oci::platform_image(*arch, &raw)?;
+            // The platform as the build reported the image's config (the registry API cannot
+            // read config blobs); without a report, only the architecture it was built for.
+            if let Some(platform) = &release.build(BuildRole::arch(*arch)).image_platform {
+                image.platform = platform.clone();
+            }
+            images.push(image);
         }
         let candidate_tag = release.key.tag.candidate_tag();
         let source = &release.source;

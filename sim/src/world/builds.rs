@@ -2,7 +2,7 @@
 
 use super::{rfc3339, short, short_id, BuildRun, Job, Note, Upload, World};
 use crate::scenario::*;
-use archgate::build_variables::{IMAGE_ARCH, IMAGE_DIGEST, RELEASE_TAG};
+use archgate::build_variables::{IMAGE_ARCH, RELEASE_TAG};
 use archgate::domain::{Arch, BuildStatus};
 use serde_json::{json, Value};
 
@@ -245,7 +245,7 @@ impl World {
         let exported = run
             .pushed
             .iter()
-            .map(|d| (IMAGE_DIGEST.to_owned(), d.to_string()))
+            .flat_map(|d| archgate_cli::builder::exported_by_build(run.arch, d))
             .collect::<Vec<_>>();
         self.svc.builds.finish(id, status, exported.clone());
         let build = self.svc.builds.get(id).expect("the build exists");

@@ -6,6 +6,7 @@ use super::*;
 use crate::domain::digest::Digest;
 use crate::domain::ignore::IgnoreReason;
 use crate::domain::notice::{NoticeKind, RejectReason};
+use crate::domain::oci::ImagePlatform;
 use crate::domain::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,9 @@ pub enum Fact {
         /// The image the build pushed (`IMAGE_DIGEST`), when it reported one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_digest: Option<Digest>,
+        /// That image's platform (`IMAGE_PLATFORM`), when the build reported it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_platform: Option<ImagePlatform>,
         /// The CodeBuild image the build ran on, when the event said.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         builder_image: Option<String>,
@@ -103,6 +107,7 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
             build_id,
             status,
             image_digest,
+            image_platform,
             builder_image,
             origin,
         } => record_build_status(
@@ -112,6 +117,7 @@ pub fn decide(current: Option<&Release>, key: &ReleaseKey, fact: &Fact, now: Mil
                 build_id,
                 status: *status,
                 image_digest: image_digest.as_ref(),
+                image_platform: image_platform.as_ref(),
                 origin: origin.as_ref(),
             },
             now,

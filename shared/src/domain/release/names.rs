@@ -38,7 +38,9 @@ impl Arch {
         }
     }
 
-    /// OCI platform fields: (architecture, variant).
+    /// The platform fields (architecture, variant) buildx writes for an image of this
+    /// architecture in an index it pushes. archgate's own index says what each build
+    /// reported instead (`ImagePlatform`).
     pub fn oci_platform(self) -> (&'static str, Option<&'static str>) {
         match self {
             Arch::Amd64 => ("amd64", None),

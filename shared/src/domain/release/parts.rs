@@ -3,6 +3,7 @@
 use super::{Arch, BuildStatus};
 use crate::domain::digest::Digest;
 use crate::domain::gate::Verdict;
+use crate::domain::oci::ImagePlatform;
 use crate::domain::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,10 @@ pub struct BuildRecord {
     /// release is assembled from exactly this image, whatever its tag names by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<Digest>,
+    /// The platform of that image as the build reported it (`IMAGE_PLATFORM`): what the
+    /// index declares for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_platform: Option<ImagePlatform>,
     /// When archgate started the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,

@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::digest::Digest;
 use crate::domain::ignore::IgnoreReason;
 use crate::domain::notice::{NoticeKind, RejectReason};
+use crate::domain::oci::ImagePlatform;
 use crate::domain::Millis;
 
 /// A new upload to an existing release: the next attempt of a failed or blocked release, or
@@ -104,6 +105,7 @@ pub(super) struct BuildReport<'a> {
     pub build_id: &'a str,
     pub status: BuildStatus,
     pub image_digest: Option<&'a Digest>,
+    pub image_platform: Option<&'a ImagePlatform>,
     /// The attempt that started it, when the build says.
     pub origin: Option<&'a BuildOrigin>,
 }
@@ -118,6 +120,7 @@ pub(super) fn record_build_status(
         build_id,
         status,
         image_digest,
+        image_platform,
         origin,
     } = report;
     let key = release.key.clone();
@@ -178,8 +181,10 @@ pub(super) fn record_build_status(
             status,
         });
     }
+    // The image and its platform come from the one report that names the image.
     if status == BuildStatus::Succeeded && build.image_digest.is_none() {
         build.image_digest = image_digest.cloned();
+        build.image_platform = image_digest.and(image_platform).cloned();
     }
     if let Some(recorded) = build.final_status() {
         if recorded != status {
