@@ -3,6 +3,16 @@
 
 use std::process::Output;
 
+/// One documented status and the command that produces it.
+struct Case {
+    case: &'static str,
+    args: &'static [&'static str],
+    variables: &'static [(&'static str, &'static str)],
+    removed: &'static [&'static str],
+    status: i32,
+    says: &'static str,
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -24,69 +34,83 @@ async fn each_documented_exit_status_comes_from_the_case_the_readme_gives_it() {
         command.output().expect("archgate runs")
     };
 
-    // (case, command, extra variables, variables removed, status, what it says)
-    let cases: [(&str, &[&str], &[(&str, &str)], &[&str], i32, &str); 8] = [
-        ("success", &["release", "list"], &[], &[], 0, ""),
-        (
-            "a missing ARCHGATE_* variable",
-            &["release", "status", "myapp-1.0.0"],
-            &[],
-            &["ARCHGATE_LEDGER_TABLE"],
-            2,
-            "ARCHGATE_LEDGER_TABLE",
-        ),
-        (
-            "an invalid ARCHGATE_* variable",
-            &["gate", "check", "myapp-1.0.0"],
-            &[("ARCHGATE_GATE_MAX_CRITICAL", "several")],
-            &[],
-            2,
-            "ARCHGATE_GATE_MAX_CRITICAL",
-        ),
-        (
-            "an invalid tag",
-            &["release", "status", "../etc/passwd"],
-            &[],
-            &[],
-            2,
-            "",
-        ),
-        (
-            "clap's usage error",
-            &["release", "frobnicate"],
-            &[],
-            &[],
-            2,
-            "unrecognized subcommand",
-        ),
-        (
-            "an AWS service failed",
-            &["release", "list"],
-            &[("ARCHGATE_LEDGER_TABLE", "no-such-table")],
-            &[],
-            3,
-            "DynamoDB Scan was rejected (ResourceNotFoundException)",
-        ),
-        (
-            "the release is not in the ledger",
-            &["release", "status", "myapp-1.0.0"],
-            &[],
-            &[],
-            4,
-            "no release myapp:myapp-1.0.0 in the ledger",
-        ),
-        (
-            "the release is not in the ledger (gate check)",
-            &["gate", "check", "myapp-1.0.0"],
-            &[],
-            &[],
-            4,
-            "myapp-1.0.0",
-        ),
+    let cases = [
+        Case {
+            case: "success",
+            args: &["release", "list"],
+            variables: &[],
+            removed: &[],
+            status: 0,
+            says: "",
+        },
+        Case {
+            case: "a missing ARCHGATE_* variable",
+            args: &["release", "status", "myapp-1.0.0"],
+            variables: &[],
+            removed: &["ARCHGATE_LEDGER_TABLE"],
+            status: 2,
+            says: "ARCHGATE_LEDGER_TABLE",
+        },
+        Case {
+            case: "an invalid ARCHGATE_* variable",
+            args: &["gate", "check", "myapp-1.0.0"],
+            variables: &[("ARCHGATE_GATE_MAX_CRITICAL", "several")],
+            removed: &[],
+            status: 2,
+            says: "ARCHGATE_GATE_MAX_CRITICAL",
+        },
+        Case {
+            case: "an invalid tag",
+            args: &["release", "status", "../etc/passwd"],
+            variables: &[],
+            removed: &[],
+            status: 2,
+            says: "",
+        },
+        Case {
+            case: "clap's usage error",
+            args: &["release", "frobnicate"],
+            variables: &[],
+            removed: &[],
+            status: 2,
+            says: "unrecognized subcommand",
+        },
+        Case {
+            case: "an AWS service failed",
+            args: &["release", "list"],
+            variables: &[("ARCHGATE_LEDGER_TABLE", "no-such-table")],
+            removed: &[],
+            status: 3,
+            says: "DynamoDB Scan was rejected (ResourceNotFoundException)",
+        },
+        Case {
+            case: "the release is not in the ledger",
+            args: &["release", "status", "myapp-1.0.0"],
+            variables: &[],
+            removed: &[],
+            status: 4,
+            says: "no release myapp:myapp-1.0.0 in the ledger",
+        },
+        Case {
+            case: "the release is not in the ledger (gate check)",
+            args: &["gate", "check", "myapp-1.0.0"],
+            variables: &[],
+            removed: &[],
+            status: 4,
+            says: "myapp-1.0.0",
+        },
     ];
 
     // When each command runs, then it exits with its documented status and says why
-    for (case, args, variables, removed, status, says) in cases {
+    for Case {
+        case,
+        args,
+        variables,
+        removed,
+        status,
+        says,
+    } in cases
+    {
         let output = run(args, variables, removed);
         let said = text(&output);
         assert_eq!(output.status.code(), Some(status), "{case}: {said}");
