@@ -110,7 +110,8 @@ echo
 # function's 21 starts right after 21 of the floor's, so both see the same machine; the
 # budget is a median within 2x of the floor measured beside it. init_time.py's sample
 # configuration lacks the signing key, which every function requires.
-INIT_TIME=../shared/tools/init_time.py
+# INIT_TIME names the probe when this checkout is not beside ../shared.
+INIT_TIME=${INIT_TIME:-../shared/tools/init_time.py}
 if [[ -f "$INIT_TIME" ]]; then
   echo
   echo "Also by \`$INIT_TIME BOOTSTRAP 21\` (its sample configuration and the signing key; timed"
