@@ -56,17 +56,20 @@ impl Checker {
                 self.owed_since.remove(&key);
             } else {
                 let since = *self.owed_since.entry(key.clone()).or_insert(now);
-                let slack = if world.faults_closed_at.is_some() {
-                    SLACK
-                } else {
-                    SLACK_IN_TROUBLE
+                // Past the deadline the next pass that runs announces it. While the faults
+                // last a pass may crash; once they stop, the first pass after both the
+                // deadline and the last fault must (a pass that crashed as the window closed
+                // was still a fault).
+                let bound = match world.faults_closed_at {
+                    Some(closed) => (since + deadline).max(closed) + RECONCILE_EVERY + SLACK,
+                    None => since + deadline + RECONCILE_EVERY + SLACK_IN_TROUBLE,
                 };
                 let announced = self.keys_by_kind.contains_key(&(
                     tag.clone(),
                     release.attempt,
                     "Release Stalled".to_owned(),
                 ));
-                if now - since > deadline + RECONCILE_EVERY + slack && !announced {
+                if now > bound && !announced {
                     violation(
                         "12 comes-to-rest",
                         format!(
