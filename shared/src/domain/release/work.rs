@@ -200,9 +200,32 @@ pub(super) fn record_result(release: &mut Release, result: &EffectResult, now: M
     release
         .pending
         .retain(|claim| !result.satisfies(claim.effect));
+    let signing = release
+        .troubles
+        .iter()
+        .find(|t| t.effect == Effect::Attest && result.satisfies(t.effect))
+        .cloned();
     release
         .troubles
         .retain(|trouble| !result.satisfies(trouble.effect));
+    // Signing and promotion are one owed step for the deadline (rule 12): once signed, a
+    // promotion still owed has been in trouble since the signing first failed, so a fault
+    // that moves from the key to the push does not restart the clock.
+    if let Some(signing) = signing {
+        if release.required_effects().contains(&Effect::Promote) {
+            match release
+                .troubles
+                .iter_mut()
+                .find(|t| t.effect == Effect::Promote)
+            {
+                Some(promotion) => promotion.since = promotion.since.min(signing.since),
+                None => release.troubles.push(Trouble {
+                    effect: Effect::Promote,
+                    ..signing
+                }),
+            }
+        }
+    }
 }
 
 /// Brings `pending` in line with what the state requires and returns the effects this
