@@ -2481,7 +2481,9 @@ fn past_its_deadline_a_release_whose_gate_passed_is_announced_stalled_once_never
         "{reason}"
     );
 
-    // And once the key signs again, the release is published, its trouble gone
+    // And once the key signs again, the promotion still owed keeps the clock of the signing
+    // (one owed step for the deadline), and once promoted the release is published, its
+    // trouble gone
     let (signed, effects) = applied(decide(
         Some(&announced),
         &key(),
@@ -2490,7 +2492,14 @@ fn past_its_deadline_a_release_whose_gate_passed_is_announced_stalled_once_never
         }),
         since + DEADLINE + 10,
     ));
-    assert!(signed.troubles.is_empty());
+    assert_eq!(
+        signed
+            .troubles
+            .iter()
+            .map(|t| (t.effect, t.since))
+            .collect::<Vec<_>>(),
+        vec![(Effect::Promote, since)]
+    );
     assert_eq!(effects, vec![Effect::Promote]);
     let (published, _) = applied(decide(
         Some(&signed),
@@ -2502,6 +2511,37 @@ fn past_its_deadline_a_release_whose_gate_passed_is_announced_stalled_once_never
     ));
     assert_eq!(published.phase(), Phase::Published);
     assert!(published.emitted.contains(&EventKind::Stalled));
+    assert!(published.troubles.is_empty());
+}
+
+// Found by 10,000 schedules (seed 3793): the key could not sign for hours, then the push was
+// denied; the promotion's trouble started afresh when signing recovered, and the release
+// owed its promotion past the deadline without `Release Stalled`.
+#[test]
+fn a_fault_that_moves_from_signing_to_the_push_keeps_the_deadline_clock() {
+    // Given a passed release whose signing has failed since `since`
+    let since = T0 + 3_600_000;
+    let release = signing_fails_since(since);
+
+    // When the key signs again five hours later and the push then fails
+    let (signed, _) = applied(decide(
+        Some(&release),
+        &key(),
+        &Fact::Completed(EffectResult::Attested {
+            attestations: attestations(),
+        }),
+        since + 5 * 3_600_000,
+    ));
+    let mut pushing = signed.clone();
+    pushing.record_failure(
+        Effect::Promote,
+        "Archgate.Rejected",
+        "ECR PutImage was rejected (AccessDeniedException)",
+        since + 5 * 3_600_000 + 1,
+    );
+
+    // Then the deadline still counts from the first signing failure
+    assert!(pushing.overdue(since + DEADLINE + 1, DEADLINE).is_some());
 }
 
 #[test]
