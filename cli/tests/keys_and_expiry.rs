@@ -4,13 +4,11 @@
 //! says it expired.
 
 use archgate::config::{RETENTION_KEEP_RELEASES, RETENTION_MAX_DELETE_SHARE, SIGNING_KEY};
-use archgate::domain::{Arch, Phase};
+use archgate::domain::Phase;
 use archgate::ports::{Clock, SystemClock};
 use archgate::reconcile::{reconcile_all, ReconcilePolicy};
-use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{sample_build_context, LocalEnv};
+use archgate_cli::local::LocalEnv;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use serde_json::Value;
 use std::process::Output;
 
 const ALIAS: &str = "alias/archgate-releases";
@@ -60,34 +58,6 @@ async fn move_alias(env: &LocalEnv, key: &str) {
         .send()
         .await
         .expect("UpdateAlias");
-}
-
-/// Upload, both builds and both scans, through the handlers; the last scan-gate answer.
-async fn release(env: &LocalEnv, tag: &str) -> Value {
-    let answer = env
-        .start_builds(
-            env.upload(&format!("releases/{tag}.zip"), sample_build_context(tag))
-                .await
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(answer["status"], "applied", "{answer}");
-    for arch in Arch::ALL {
-        let (event, _) = env
-            .finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
-            .await
-            .unwrap();
-        env.build_completed(event).await;
-    }
-    let mut last = Value::Null;
-    for arch in Arch::ALL {
-        let scan = env
-            .scan_arch_image(tag, arch, "COMPLETE", &[])
-            .await
-            .unwrap();
-        last = env.scan_gate(scan).await;
-    }
-    last
 }
 
 // Before the fix `local provision` took any existing key as "already there", and every
@@ -161,7 +131,7 @@ async fn gate_check_of_an_expired_release_exits_4_and_says_it_expired() {
     // Given two published releases, and retention keeping only the newest
     let env = crate::installation().await;
     for tag in ["myapp-1.0", "myapp-1.1"] {
-        let answer = release(&env, tag).await;
+        let answer = crate::release(&env, tag).await;
         assert_eq!(answer["phase"], "published", "{answer}");
     }
     let config = env.retention_config(&[
@@ -220,7 +190,7 @@ async fn release_status_shows_what_keeps_failing_and_then_the_stall() {
         .await
         .unwrap();
     let tag = "myapp-6.0";
-    let answer = release(&env, tag).await;
+    let answer = crate::release(&env, tag).await;
     assert_eq!(
         answer["error_type"], "Archgate.SigningKeyUnusable",
         "{answer}"
@@ -301,7 +271,7 @@ async fn retention_apply_exits_1_when_the_safety_valve_refuses_the_release_plan(
     // Given two published releases
     let env = crate::installation().await;
     for tag in ["myapp-1.0", "myapp-1.1"] {
-        let answer = release(&env, tag).await;
+        let answer = crate::release(&env, tag).await;
         assert_eq!(answer["phase"], "published", "{answer}");
     }
 

@@ -13,7 +13,10 @@ mod replay;
 mod verify;
 mod watch;
 
-use archgate_cli::local::{default_config, LocalEnv};
+use archgate::domain::Arch;
+use archgate_cli::builder::ImageShape;
+use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use serde_json::Value;
 use std::process::Command;
 
 /// Where the command tests run: not us-east-1, where S3 and others behave differently.
@@ -37,4 +40,32 @@ fn operator(env: &LocalEnv) -> Command {
         .env("AWS_ACCESS_KEY_ID", "archgate-local")
         .env("AWS_SECRET_ACCESS_KEY", "archgate-local");
     command
+}
+
+/// Upload, both builds and both scans, through the handlers; the last scan-gate answer.
+async fn release(env: &LocalEnv, tag: &str) -> Value {
+    let answer = env
+        .start_builds(
+            env.upload(&format!("releases/{tag}.zip"), sample_build_context(tag))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer["status"], "applied", "{answer}");
+    for arch in Arch::ALL {
+        let (event, _) = env
+            .finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
+            .await
+            .unwrap();
+        env.build_completed(event).await;
+    }
+    let mut last = Value::Null;
+    for arch in Arch::ALL {
+        let scan = env
+            .scan_arch_image(tag, arch, "COMPLETE", &[])
+            .await
+            .unwrap();
+        last = env.scan_gate(scan).await;
+    }
+    last
 }

@@ -5,37 +5,16 @@ use archgate::aws::EcrRegistry;
 use archgate::config::{MOVING_TAGS, SIGNING_KEY};
 use archgate::domain::attestation::{referrer, Descriptor, Envelope};
 use archgate::domain::oci::{RawManifest, OCI_INDEX, OCI_MANIFEST};
-use archgate::domain::{Arch, Digest};
+use archgate::domain::Digest;
 use archgate::ports::Registry;
-use archgate_cli::builder::ImageShape;
-use archgate_cli::local::{sample_build_context, LocalEnv};
+use archgate_cli::local::LocalEnv;
 use serde_json::{json, Value};
 
 const TAG: &str = "myapp-6.0.0";
 
-/// Upload, both builds and both scans (clean), through the handlers: published.
+/// Upload, both builds and both scans (clean), through the handlers: published; its index.
 async fn publish(env: &LocalEnv, tag: &str) -> Digest {
-    env.start_builds(
-        env.upload(&format!("releases/{tag}.zip"), sample_build_context(tag))
-            .await
-            .unwrap(),
-    )
-    .await;
-    for arch in Arch::ALL {
-        let (event, _) = env
-            .finish_arch_build(tag, arch, "SUCCEEDED", ImageShape::Manifest)
-            .await
-            .unwrap();
-        env.build_completed(event).await;
-    }
-    let mut last = Value::Null;
-    for arch in Arch::ALL {
-        let scan = env
-            .scan_arch_image(tag, arch, "COMPLETE", &[])
-            .await
-            .unwrap();
-        last = env.scan_gate(scan).await;
-    }
+    let last = crate::release(env, tag).await;
     assert_eq!(last["phase"], "published", "{last}");
     let stored = env.release(tag).await.unwrap().unwrap();
     stored.release.candidate.unwrap().digest
