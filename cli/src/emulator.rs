@@ -21,6 +21,28 @@ pub const ACCOUNT: &str = "123456789012";
 /// The access key and secret of local installations: the emulator accepts any.
 pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 
+/// Makes moto's conditional writes atomic, as the services' are: moto checks a DynamoDB
+/// condition and then writes without a lock, and deletes ECR images by list position, so two
+/// concurrent handlers could both win one conditional save (a lost update) or delete the wrong
+/// image. Every write of those two services is applied one at a time; reads are not held.
+const ATOMIC_WRITES: &str = r#"
+import functools, threading
+from moto.dynamodb.models import DynamoDBBackend
+from moto.ecr.models import ECRBackend
+def _one_at_a_time(cls, names):
+    lock = threading.RLock()
+    def atomic(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+        return wrapper
+    for name in names:
+        setattr(cls, name, atomic(getattr(cls, name)))
+_one_at_a_time(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"))
+_one_at_a_time(ECRBackend, ("put_image", "batch_delete_image"))
+"#;
+
 /// One Python process per owner that has imported moto's server and built the apps of the
 /// services archgate reaches, and forks a server per [`Emulator::start`]: a test run starts a
 /// hundred emulators, and that work (over a second of CPU each time) is paid once. The
@@ -128,7 +150,7 @@ impl ForkServer {
     fn spawn() -> Result<Self, EmulatorError> {
         let python = Emulator::python()?;
         let mut child = Command::new(&python)
-            .args(["-c", FORK_SERVER_SCRIPT])
+            .args(["-c", &format!("{ATOMIC_WRITES}{FORK_SERVER_SCRIPT}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -246,7 +268,7 @@ impl Emulator {
         use std::os::unix::process::CommandExt;
         let python = Self::python()?;
         let mut child = Command::new(&python)
-            .args(["-c", DETACHED_SCRIPT])
+            .args(["-c", &format!("{ATOMIC_WRITES}{DETACHED_SCRIPT}")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
