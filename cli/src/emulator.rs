@@ -21,12 +21,23 @@ pub const ACCOUNT: &str = "123456789012";
 /// The access key and secret of local installations: the emulator accepts any.
 pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 
-/// Makes moto's conditional writes atomic, as the services' are: moto checks a DynamoDB
+/// What every emulator process runs before serving.
+///
+/// moto's conditional writes made atomic, as the services' are: moto checks a DynamoDB
 /// condition and then writes without a lock, and deletes ECR images by list position, so two
 /// concurrent handlers could both win one conditional save (a lost update) or delete the wrong
 /// image. Every write of those two services is applied one at a time; reads are not held.
-const ATOMIC_WRITES: &str = r#"
-import functools, threading
+///
+/// And work moto repeats on every request that changes nothing: listing its own package
+/// directory to route a request (once, then kept), building a JSON path parser for each path
+/// of each event it delivers (kept per path), and logging each request (nothing reads that
+/// log). Responses go out without Nagle's delay: moto writes the headers and the body
+/// separately, and the second write would wait for the client's delayed acknowledgement.
+const EMULATOR_PATCHES: &str = r#"
+import functools, logging, threading
+import jsonpath_ng.ext
+import moto.backends
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ecr.models import ECRBackend
 def _one_at_a_time(cls, names):
@@ -41,6 +52,23 @@ def _one_at_a_time(cls, names):
         setattr(cls, name, atomic(getattr(cls, name)))
 _one_at_a_time(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"))
 _one_at_a_time(ECRBackend, ("put_image", "batch_delete_image"))
+_moto_modules = tuple(moto.backends.list_of_moto_modules())
+moto.backends.list_of_moto_modules = lambda: _moto_modules
+jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+MotoRequestHandler.disable_nagle_algorithm = True
+"#;
+
+/// What the fork server loads once, before it forks, that moto otherwise loads lazily in each
+/// server on its first request of a kind: the services' models (parsed from botocore's JSON
+/// files on every server's first request to each service).
+const WARM_START: &str = r#"
+from moto.core.utils import get_service_model
+for _service in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "lambda", "iam", "sts", "inspector2"):
+    try:
+        get_service_model(_service)
+    except Exception:
+        pass
 "#;
 
 /// One Python process per owner that has imported moto's server and built the apps of the
@@ -150,7 +178,10 @@ impl ForkServer {
     fn spawn() -> Result<Self, EmulatorError> {
         let python = Emulator::python()?;
         let mut child = Command::new(&python)
-            .args(["-c", &format!("{ATOMIC_WRITES}{FORK_SERVER_SCRIPT}")])
+            .args([
+                "-c",
+                &format!("{EMULATOR_PATCHES}{WARM_START}{FORK_SERVER_SCRIPT}"),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -268,7 +299,7 @@ impl Emulator {
         use std::os::unix::process::CommandExt;
         let python = Self::python()?;
         let mut child = Command::new(&python)
-            .args(["-c", &format!("{ATOMIC_WRITES}{DETACHED_SCRIPT}")])
+            .args(["-c", &format!("{EMULATOR_PATCHES}{DETACHED_SCRIPT}")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
