@@ -29,7 +29,8 @@ pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 /// image. Every write of those two services is applied one at a time; reads are not held.
 ///
 /// And work moto repeats on every request that changes nothing: listing its own package
-/// directory to route a request (once, then kept), building a JSON path parser for each path
+/// directory to route a request (once, then kept), listing a handler class's methods to
+/// dispatch a request (once per class), building a JSON path parser for each path
 /// of each event it delivers (kept per path), and logging each request (nothing reads that
 /// log). Responses go out without Nagle's delay: moto writes the headers and the body
 /// separately, and the second write would wait for the client's delayed acknowledgement.
@@ -37,6 +38,7 @@ const EMULATOR_PATCHES: &str = r#"
 import functools, logging, threading
 import jsonpath_ng.ext
 import moto.backends
+import moto.core.responses
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ecr.models import ECRBackend
@@ -54,6 +56,7 @@ _one_at_a_time(DynamoDBBackend, ("put_item", "update_item", "delete_item", "tran
 _one_at_a_time(ECRBackend, ("put_image", "batch_delete_image"))
 _moto_modules = tuple(moto.backends.list_of_moto_modules())
 moto.backends.list_of_moto_modules = lambda: _moto_modules
+moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)
 jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 MotoRequestHandler.disable_nagle_algorithm = True
