@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo bench --locked -p archgate-cli --bench pipeline
-cargo bench --locked -p archgate --bench planner
-cargo bench --locked -p archgate --bench retention_calls
-cargo bench --locked -p archgate --bench retention_model
-cargo bench --locked -p archgate --bench release_planner
+cargo bench --locked -p archgate-benches --bench planner
+cargo bench --locked -p archgate-benches --bench retention_calls
+cargo bench --locked -p archgate-benches --bench retention_model
+cargo bench --locked -p archgate-benches --bench release_planner
 cargo bench --locked -p archgate-cli --bench retention_emulator
 tools/lambda-budgets.sh
 tools/bloat.sh
