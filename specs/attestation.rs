@@ -1,9 +1,15 @@
 //! Attestations as a specification: what the provenance and the verdict say, that the same
-//! record always gives the same bytes, and when the state machine signs, keeps and drops them.
+//! record always gives the same bytes, how a statement is enveloped (DSSE) and stored (an OCI
+//! 1.1 referrer of the index), and when the state machine signs, keeps and drops them.
 
+use archgate::domain::attestation::dsse::{pae, IN_TOTO_PAYLOAD};
+use archgate::domain::attestation::referrer::{EMPTY_CONFIG, EMPTY_CONFIG_MEDIA_TYPE};
 use archgate::domain::attestation::statement::{Context, GATE_FIELD};
-use archgate::domain::attestation::{self, Attestation, AttestationKind, Envelope};
+use archgate::domain::attestation::{
+    self, referrer, Attestation, AttestationKind, Descriptor, Envelope, ReferrerManifest,
+};
 use archgate::domain::gate::{AllowEntry, Policy, SeverityCounts, Verdict};
+use archgate::domain::oci::OCI_INDEX;
 use archgate::domain::release::{
     Candidate, CandidateChild, EffectResult, Publication, ScanRecord, Scanner,
 };
@@ -446,4 +452,65 @@ fn a_published_record_keeps_its_attestations() {
         later.attestations[0].signed_by().as_deref(),
         Some("alias/archgate-releases")
     );
+}
+
+#[test]
+fn pae_follows_the_dsse_v1_specification() {
+    // The example of the DSSE protocol document.
+    assert_eq!(
+        pae("http://example.com/HelloWorld", b"hello world"),
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+    );
+}
+
+#[test]
+fn an_envelope_reads_back_as_written() {
+    let mut envelope = Envelope::unsigned(b"{\"a\":1}");
+    envelope.add_signature("key", &[1, 2, 3]);
+    let bytes = envelope.to_bytes();
+    assert_eq!(Envelope::parse(&bytes).unwrap(), envelope);
+    assert_eq!(envelope.payload_bytes().unwrap(), b"{\"a\":1}");
+    assert_eq!(
+        envelope.signed_message().unwrap(),
+        pae(IN_TOTO_PAYLOAD, b"{\"a\":1}")
+    );
+}
+
+#[test]
+fn the_empty_config_is_the_oci_empty_descriptor() {
+    let config = Descriptor::of(EMPTY_CONFIG_MEDIA_TYPE, EMPTY_CONFIG);
+    assert_eq!(
+        config.digest.as_str(),
+        "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    );
+    assert_eq!(config.size, 2);
+}
+
+#[test]
+fn a_referrer_names_its_subject_and_reads_back() {
+    // Given an envelope and an index
+    let subject = Descriptor::of(OCI_INDEX, b"{\"index\":1}");
+    // When its referrer is built twice
+    let one = referrer(
+        b"envelope",
+        "https://slsa.dev/provenance/v1",
+        subject.clone(),
+    );
+    let two = referrer(
+        b"envelope",
+        "https://slsa.dev/provenance/v1",
+        subject.clone(),
+    );
+    // Then the bytes are the same, and the manifest names subject, blob and predicate
+    assert_eq!(one, two);
+    assert_eq!(one.digest, Digest::of(&one.manifest));
+    let parsed = ReferrerManifest::parse(&one.manifest).unwrap();
+    assert_eq!(parsed.subject.as_ref().unwrap().digest, subject.digest);
+    assert_eq!(parsed.layers[0].digest, Digest::of(b"envelope"));
+    assert_eq!(
+        parsed.predicate_type(),
+        Some("https://slsa.dev/provenance/v1")
+    );
+    assert_eq!(one.blobs[0].bytes, EMPTY_CONFIG);
+    assert_eq!(parsed.embedded_envelope().unwrap(), b"envelope");
 }

@@ -1,5 +1,6 @@
-//! The retention planner, [`archgate::domain::retention::plan`], and the manifest reader it
-//! relies on, [`archgate::domain::retention::read_links`].
+//! The retention planner, [`archgate::domain::retention::plan`], and the readers it relies on:
+//! of manifests, [`archgate::domain::retention::read_links`], and of the image references
+//! workloads name, [`archgate::domain::retention::parse_reference`].
 //!
 //! The examples pin down each rule of the plan on a small repository. The properties check
 //! the guarantees that make cleanup safe on random repositories: random DAGs of (nested)
@@ -8,8 +9,8 @@
 
 use archgate::domain::oci::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::retention::{
-    cosign_subject, plan, read_links, DeleteReason, ImageRecord, KeepReason, ManifestLinks, Plan,
-    RetentionPolicy,
+    cosign_subject, parse_reference, plan, read_links, DeleteReason, ImageRecord, KeepReason,
+    ManifestLinks, Plan, RetentionPolicy,
 };
 use archgate::domain::{Digest, Millis};
 use proptest::prelude::*;
@@ -228,6 +229,37 @@ fn an_index_entry_or_subject_without_a_valid_digest_makes_the_manifest_unparseab
         };
         assert_eq!(*mentioned, expected, "{body}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading image references
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn references_parse_with_hosts_ports_tags_and_digests() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let r = parse_reference("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:v1").unwrap();
+    assert_eq!(
+        (r.host, r.repository, r.tag),
+        (
+            Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            "team/app",
+            Some("v1")
+        )
+    );
+    let local = format!("localhost:5000/app@{digest}");
+    let r = parse_reference(&local).unwrap();
+    assert_eq!(
+        (r.host, r.repository, r.tag),
+        (Some("localhost:5000"), "app", None)
+    );
+    assert_eq!(r.digest.unwrap().as_str(), digest);
+    let both = format!("app:v2@{digest}");
+    let r = parse_reference(&both).unwrap();
+    assert_eq!((r.host, r.repository, r.tag), (None, "app", Some("v2")));
+    assert!(parse_reference("app@sha256:short").is_none());
+    assert!(parse_reference("").is_none());
+    assert!(parse_reference("app:").is_none());
 }
 
 // ---------------------------------------------------------------------------------------

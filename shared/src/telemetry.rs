@@ -34,12 +34,15 @@ pub fn init() {
     }
 }
 
-fn default_filter() -> Targets {
+/// INFO and above for every target: the filter when no level is set, or the one set is not
+/// understood.
+pub fn default_filter() -> Targets {
     Targets::new().with_default(LevelFilter::INFO)
 }
 
-/// `DEBUG`, `warn`, `archgate=debug,info`…; Lambda's `FATAL` is ERROR here.
-fn filter_of(value: &str) -> Result<Targets, String> {
+/// The filter a level or directives give: `DEBUG`, `warn`, `archgate=debug,info`…; Lambda's
+/// `FATAL` is ERROR here. The value back when it is neither.
+pub fn filter_of(value: &str) -> Result<Targets, String> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("fatal") {
         return Ok(Targets::new().with_default(LevelFilter::ERROR));
@@ -55,27 +58,4 @@ pub fn init_cli() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing::Level;
-
-    #[test]
-    fn lambdas_levels_and_rust_log_directives_are_read() {
-        // Given the values Lambda's logging controls and operators set
-        let debug = filter_of("DEBUG").unwrap();
-        let fatal = filter_of("FATAL").unwrap();
-        let directives = filter_of("archgate=debug,warn").unwrap();
-
-        // Then each filters as it says
-        assert!(debug.would_enable("archgate::pipeline", &Level::DEBUG));
-        assert!(!debug.would_enable("archgate::pipeline", &Level::TRACE));
-        assert!(fatal.would_enable("x", &Level::ERROR) && !fatal.would_enable("x", &Level::WARN));
-        assert!(directives.would_enable("archgate::pipeline", &Level::DEBUG));
-        assert!(!directives.would_enable("aws_smithy_runtime", &Level::INFO));
-        assert!(default_filter().would_enable("x", &Level::INFO));
-        assert!(filter_of("archgate=loud").is_err());
-    }
 }

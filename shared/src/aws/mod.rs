@@ -15,7 +15,9 @@ pub use codebuild::CodeBuildBuilds;
 pub use dynamodb::{DynamoLedger, LEDGER_KEY, MAX_POINTER_RELEASES};
 pub use ecr::EcrRegistry;
 pub use eventbridge::EventBridgePublisher;
-pub use http::{http_client, http_client_trusting, AMAZON_TRUST_SERVICES};
+pub use http::{
+    check_bundle, http_client, http_client_trusting, read_bundle, AMAZON_TRUST_SERVICES,
+};
 pub use kms::{key_problem, public_key, KmsSigner};
 pub use workloads::AwsWorkloads;
 
@@ -215,23 +217,4 @@ pub(crate) fn is_server_fault(code: &str) -> bool {
             | "ServerException"
             | "InternalServerException"
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_functions_clients_keep_no_call_log() {
-        // Given the SDK configuration a function loads
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        // When the function builds its clients, then nothing records their calls (a log
-        // would grow for the life of a warm container)
-        assert!(Clients::new(&sdk).calls.is_none());
-        assert!(Clients::with_call_log(&sdk, CallLog::default())
-            .calls
-            .is_some());
-    }
 }

@@ -286,6 +286,3 @@ fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
     }
     Ok(tags)
 }
-
-#[cfg(test)]
-mod tests;

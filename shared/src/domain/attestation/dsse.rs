@@ -80,30 +80,3 @@ impl Envelope {
 pub fn decode_signature(sig: &str) -> Option<Vec<u8>> {
     STANDARD.decode(sig).ok()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pae_follows_the_dsse_v1_specification() {
-        // The example of the DSSE protocol document.
-        assert_eq!(
-            pae("http://example.com/HelloWorld", b"hello world"),
-            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
-        );
-    }
-
-    #[test]
-    fn an_envelope_reads_back_as_written() {
-        let mut envelope = Envelope::unsigned(b"{\"a\":1}");
-        envelope.add_signature("key", &[1, 2, 3]);
-        let bytes = envelope.to_bytes();
-        assert_eq!(Envelope::parse(&bytes).unwrap(), envelope);
-        assert_eq!(envelope.payload_bytes().unwrap(), b"{\"a\":1}");
-        assert_eq!(
-            envelope.signed_message().unwrap(),
-            pae(IN_TOTO_PAYLOAD, b"{\"a\":1}")
-        );
-    }
-}

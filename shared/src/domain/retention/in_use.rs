@@ -125,36 +125,3 @@ pub fn images_in_use(
     }
     used
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_parse_with_hosts_ports_tags_and_digests() {
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let r =
-            parse_reference("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:v1").unwrap();
-        assert_eq!(
-            (r.host, r.repository, r.tag),
-            (
-                Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
-                "team/app",
-                Some("v1")
-            )
-        );
-        let local = format!("localhost:5000/app@{digest}");
-        let r = parse_reference(&local).unwrap();
-        assert_eq!(
-            (r.host, r.repository, r.tag),
-            (Some("localhost:5000"), "app", None)
-        );
-        assert_eq!(r.digest.unwrap().as_str(), digest);
-        let both = format!("app:v2@{digest}");
-        let r = parse_reference(&both).unwrap();
-        assert_eq!((r.host, r.repository, r.tag), (None, "app", Some("v2")));
-        assert!(parse_reference("app@sha256:short").is_none());
-        assert!(parse_reference("").is_none());
-        assert!(parse_reference("app:").is_none());
-    }
-}
