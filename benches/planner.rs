@@ -1,7 +1,7 @@
 //! Measures the retention planner on a synthetic repository of 100,000 images, 10,000 of
 //! them multi-arch indexes: planning time (best and median of five runs) and peak memory.
 //!
-//! `cargo bench -p archgate --bench planner`. The budget: under 1 s and under 256 MB.
+//! `cargo bench -p archgate-benches --bench planner`. The budget: under 1 s and under 256 MB.
 
 use archgate::domain::retention::{plan, ImageRecord, ManifestLinks, Plan, RetentionPolicy};
 use archgate::domain::{Digest, Millis};

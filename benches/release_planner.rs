@@ -3,7 +3,7 @@
 //! them after its reads ([`archgate::retention::plan_survey`]). Best and median of five runs,
 //! and the process's CPU time over the five.
 //!
-//! `cargo bench -p archgate --bench release_planner`. The budget: under 1 s of CPU a plan.
+//! `cargo bench -p archgate-benches --bench release_planner`. The budget: under 1 s of CPU a plan.
 
 use archgate::domain::gate::{SeverityCounts, Verdict};
 use archgate::domain::release::{

@@ -3,7 +3,7 @@
 //! honouring maxResults/nextToken, BatchGetImage and BatchDeleteImage honouring their batch
 //! limits), because the emulator returns every image on one page.
 //!
-//! `cargo bench -p archgate --bench retention_calls`
+//! `cargo bench -p archgate-benches --bench retention_calls`
 
 use archgate::aws::{DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::domain::oci::{OCI_INDEX, OCI_MANIFEST};

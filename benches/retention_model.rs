@@ -42,7 +42,7 @@
 //!   100, i.e. 10× the DescribeImages calls, and ignores the age; this baseline is given the
 //!   same 1,000-image pages as archgate.)
 //!
-//! `cargo bench -p archgate --bench retention_model`
+//! `cargo bench -p archgate-benches --bench retention_model`
 
 use archgate::domain::attestation::referrer::EMPTY_CONFIG_MEDIA_TYPE;
 use archgate::domain::attestation::{Attestation, AttestationKind, Descriptor, Envelope};
