@@ -62,18 +62,6 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 MotoRequestHandler.disable_nagle_algorithm = True
 "#;
 
-/// What the fork server loads once, before it forks, that moto otherwise loads lazily in each
-/// server on its first request of a kind: the services' models (parsed from botocore's JSON
-/// files on every server's first request to each service).
-const WARM_START: &str = r#"
-from moto.core.utils import get_service_model
-for _service in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "lambda", "iam", "sts", "inspector2"):
-    try:
-        get_service_model(_service)
-    except Exception:
-        pass
-"#;
-
 /// One Python process per owner that has imported moto's server and built the apps of the
 /// services archgate reaches, and forks a server per [`Emulator::start`]: a test run starts a
 /// hundred emulators, and that work (over a second of CPU each time) is paid once. The
@@ -83,12 +71,16 @@ for _service in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "
 const FORK_SERVER_SCRIPT: &str = r#"
 import os, signal, sys, threading, time
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.core.utils import get_service_model
 from werkzeug.serving import make_server
-# What ThreadedMotoServer serves, with the apps of the services archgate reaches built once.
+# What ThreadedMotoServer serves, with the apps of the services archgate reaches built once,
+# and their models loaded once (moto otherwise parses a service's model from botocore's JSON
+# in every forked server, on its first request to that service).
 app = DomainDispatcherApplication(create_backend_app)
 for name in ("s3", "ecr", "dynamodb", "events", "codebuild", "kms", "sqs", "ecs", "awslambda", "iam", "sts", "inspector2", "moto_api"):
     try:
         app.app_instances[name] = create_backend_app(name)
+        get_service_model({"awslambda": "lambda"}.get(name, name))
     except Exception:
         pass
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -181,10 +173,7 @@ impl ForkServer {
     fn spawn() -> Result<Self, EmulatorError> {
         let python = Emulator::python()?;
         let mut child = Command::new(&python)
-            .args([
-                "-c",
-                &format!("{EMULATOR_PATCHES}{WARM_START}{FORK_SERVER_SCRIPT}"),
-            ])
+            .args(["-c", &format!("{EMULATOR_PATCHES}{FORK_SERVER_SCRIPT}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
