@@ -31,3 +31,30 @@ fn every_rule_holds_on_every_schedule_even_seeds() {
 fn every_rule_holds_on_every_schedule_odd_seeds() {
     run_shard(1);
 }
+
+/// What a schedule did, step by step (or how it failed).
+fn trace_of(seed: u64) -> Vec<String> {
+    match archgate_sim::run(Options::new(seed)) {
+        Ok(summary) => summary.trace,
+        Err(failure) => vec![failure.to_string()],
+    }
+}
+
+#[test]
+fn a_seed_is_one_schedule_run_after_run() {
+    // Given the first 200 seeds, each run twice in one process
+    for seed in 0..200 {
+        // When the two runs' traces are compared
+        let (first, second) = (trace_of(seed), trace_of(seed));
+        // Then they are the same line for line: a failing seed replays as it failed
+        if let Some((at, (a, b))) = first
+            .iter()
+            .zip(&second)
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            panic!("seed {seed} took another course at line {at}:\n  {a}\n  {b}");
+        }
+        assert_eq!(first.len(), second.len(), "seed {seed}: traces of other lengths");
+    }
+}

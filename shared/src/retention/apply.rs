@@ -89,7 +89,8 @@ where
     //    image plan is made again without it. A release expired by an earlier run whose
     //    images are still there is read again: if a new attempt was queued or started since
     //    the survey (an expired attempt may be built again), nothing of it goes this run.
-    let mut tombstoned: HashMap<String, Stored> = HashMap::new();
+    // In the order the plan expires them: the announcements go out in that order, run after run.
+    let mut tombstoned: Vec<Stored> = Vec::new();
     let mut confirmed: HashSet<String> = HashSet::new();
     for release in survey.releases.expiring() {
         let Fate::Expire { rule, already } = &release.fate else {
@@ -120,7 +121,7 @@ where
         report.aws_calls += calls;
         if let Some(written) = written {
             confirmed.insert(release.tag.clone());
-            tombstoned.insert(release.tag.clone(), written);
+            tombstoned.push(written);
         }
     }
     let replanned;
@@ -188,7 +189,7 @@ where
 
     // 3. One `Release Expired` per release, recorded so it is announced once.
     if let Some(events) = targets.events {
-        for stored in tombstoned.into_values() {
+        for stored in tombstoned {
             match announce(targets.ledger, events, stored, survey.now).await {
                 Ok(calls) => report.aws_calls += calls,
                 Err(error) => {
