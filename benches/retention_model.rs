@@ -572,7 +572,7 @@ async fn fill(scenario: Scenario) -> Filled {
                 bytes: referrer.manifest,
             };
             registry
-                .put_untagged(REPOSITORY, &manifest, &referrer.digest)
+                .put_image(REPOSITORY, None, &manifest, &referrer.digest)
                 .await
                 .expect("the attestation is pushed");
             referrers.push((referrer.digest, top_digest.clone()));
@@ -580,7 +580,7 @@ async fn fill(scenario: Scenario) -> Filled {
         let signature = signature(&subject, &tag);
         let signature_digest = Digest::of(&signature.bytes);
         registry
-            .put_untagged(REPOSITORY, &signature, &signature_digest)
+            .put_image(REPOSITORY, None, &signature, &signature_digest)
             .await
             .expect("the signature is pushed");
         referrers.push((signature_digest, top_digest.clone()));

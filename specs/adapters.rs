@@ -18,7 +18,7 @@ use archgate::domain::oci::{RawManifest, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::release::EventKind;
 use archgate::domain::release_event::release_event;
 use archgate::domain::{
-    Digest, ManifestMode, Millis, Release, ReleaseKey, ReleaseTag, SourceObject,
+    BuildStatus, Digest, ManifestMode, Millis, Release, ReleaseKey, ReleaseTag, SourceObject,
 };
 use archgate::error::AdapterError;
 use archgate::ports::{
@@ -185,11 +185,11 @@ mod codebuild_details {
 
     #[tokio::test]
     async fn a_failed_build_maps_to_its_status_and_only_its_plaintext_variables() {
-        for status in [
-            StatusType::Failed,
-            StatusType::Fault,
-            StatusType::Stopped,
-            StatusType::TimedOut,
+        for (status, expected) in [
+            (StatusType::Failed, BuildStatus::Failed),
+            (StatusType::Fault, BuildStatus::Fault),
+            (StatusType::Stopped, BuildStatus::Stopped),
+            (StatusType::TimedOut, BuildStatus::TimedOut),
         ] {
             // Given: BatchGetBuilds reports the build finished with `status`, its overrides
             // and a Parameter Store variable.
@@ -206,14 +206,14 @@ mod codebuild_details {
             // When
             let details = builds.details(BUILD_ID).await.unwrap();
 
-            // Then: the status string as CodeBuild spells it, and no Parameter Store
-            // reference among the variables.
+            // Then: the status CodeBuild reported, and no Parameter Store reference among
+            // the variables.
             assert_eq!(
                 details,
                 Some(BuildDetails {
                     build_id: BUILD_ID.to_owned(),
                     project: "archgate-amd64".to_owned(),
-                    status: Some(status.as_str().to_owned()),
+                    status: Some(expected),
                     environment: vec![
                         ("IMAGE_REPO_NAME".to_owned(), REPOSITORY.to_owned()),
                         ("ARCHGATE_RELEASE_TAG".to_owned(), "myapp-1.4.2".to_owned()),
@@ -578,7 +578,12 @@ mod ecr_registry {
 
         // When
         let outcome = registry
-            .put_manifest(REPOSITORY, "myapp-1.4.2-candidate", &manifest, &digest)
+            .put_image(
+                REPOSITORY,
+                Some("myapp-1.4.2-candidate"),
+                &manifest,
+                &digest,
+            )
             .await;
 
         // Then: as good as a first write.
@@ -603,7 +608,7 @@ mod ecr_registry {
 
         // When
         let error = registry
-            .put_manifest(REPOSITORY, "myapp-1.4.2", &manifest, &digest)
+            .put_image(REPOSITORY, Some("myapp-1.4.2"), &manifest, &digest)
             .await
             .unwrap_err();
 

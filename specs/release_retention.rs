@@ -930,22 +930,10 @@ impl Repo {
 // Fail closed on workloads
 // ---------------------------------------------------------------------------------------
 
-/// Workloads that cannot be read (ECS answers with an error).
-struct Unreadable;
-
-impl archgate::ports::Workloads for Unreadable {
-    async fn images_in_use(&self) -> Result<Vec<ImageUse>, archgate::error::AdapterError> {
-        Err(archgate::error::AdapterError::Unexpected {
-            service: "ECS",
-            operation: "DescribeTaskDefinition",
-            reason: "access denied".into(),
-        })
-    }
-}
-
 #[tokio::test]
 async fn when_workloads_cannot_be_read_nothing_is_deleted_and_the_report_says_why() {
-    use archgate::memory::{Chaos, ManualClock, MemoryServices};
+    use archgate::memory::{Chaos, Fault, ManualClock, Memory, MemoryServices, MemoryWorkloads};
+    use archgate::operation::ECS_DESCRIBE_TASK_DEFINITION;
     use archgate::retention::{run, Request, Retention};
     // Given a repository with an old untagged image and a retention policy that expires
     let services = MemoryServices::new(Chaos::default(), ManualClock::at(NOW - 30 * DAY));
@@ -961,10 +949,14 @@ async fn when_workloads_cannot_be_read_nothing_is_deleted_and_the_report_says_wh
     )
     .expect("valid");
     config.releases.keep_releases = Some(1);
-    let retention = Retention {
+    // And workloads that cannot be read (ECS refuses the read)
+    services
+        .chaos
+        .start_outage(ECS_DESCRIBE_TASK_DEFINITION, Fault::Denied);
+    let retention: Retention<Memory> = Retention {
         config,
         inventory: services.registry.clone(),
-        workloads: Unreadable,
+        workloads: MemoryWorkloads::new(services.chaos.clone()),
         ledger: services.ledger.clone(),
         events: services.events.clone(),
         clock: services.clock.clone(),

@@ -7,7 +7,10 @@
 //! start nothing, retention frees a queued attempt without holding its builds, and scans of
 //! an expired release's images are not errors.
 
-use archgate::aws::{CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher, KmsSigner};
+use archgate::aws::{
+    AwsWorkloads, CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher, KmsSigner,
+};
+use archgate::config::ReconcilePolicy;
 use archgate::config::{
     RETENTION_ATTEMPT_DAYS, RETENTION_KEEP_RELEASES, RETENTION_MAX_DELETE_SHARE, SIGNING_KEY,
 };
@@ -15,10 +18,10 @@ use archgate::domain::release::{EventKind, CLAIM_LEASE_MS};
 use archgate::domain::release_event::ReleaseEvent;
 use archgate::domain::{Arch, BuildRole, Digest, Effect, Millis, Phase};
 use archgate::error::AdapterError;
-use archgate::pipeline::Pipeline;
-use archgate::ports::{Clock, EventPublisher, ShiftedClock, SystemClock};
-use archgate::reconcile::ReconcilePolicy;
+use archgate::pipeline::{Adapters, Pipeline};
+use archgate::ports::{Clock, EventPublisher, Ports, ShiftedClock, SystemClock};
 use archgate::retention::{Request, Retention};
+use archgate::wiring::AwsPipeline;
 use archgate_cli::local::{config_with, LocalEnv};
 use archgate_cli::replay::dispatch;
 use archgate_integration_tests::releases::{manifest, publish, record};
@@ -53,7 +56,7 @@ async fn a_late_build_of_an_earlier_attempt_never_enters_the_next_one() {
     // Given attempt 1 of a release: its arm64 build pushed its image, reported SUCCEEDED and
     // was then stopped (both state changes held back by EventBridge), and its amd64 build
     // FAILED, which fails the attempt
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let clock = Later::default();
     let answer = env.start_builds(upload(&env, KEY).await).await;
     assert_eq!(status(&answer), "applied", "{answer}");
@@ -259,8 +262,7 @@ impl Intercept for Outage {
     }
 }
 
-type PipelineOn<C> =
-    Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, C, KmsSigner>;
+type PipelineOn<C> = AwsPipeline<C>;
 
 /// The installation's pipeline on `clock`, its CodeBuild and DynamoDB clients in `outage`.
 fn pipeline_in(env: &LocalEnv, outage: &Outage, clock: &Later) -> PipelineOn<Later> {
@@ -276,16 +278,18 @@ fn pipeline_in(env: &LocalEnv, outage: &Outage, clock: &Later) -> PipelineOn<Lat
     );
     Pipeline::new(
         env.config.clone(),
-        DynamoLedger::new(dynamodb, &env.config.ledger_table),
-        CodeBuildBuilds::new(codebuild),
-        EcrRegistry::new(env.clients.ecr.clone()),
-        EventBridgePublisher::new(env.clients.eventbridge.clone(), &env.config.event_bus),
-        clock.clone(),
+        Adapters {
+            ledger: DynamoLedger::new(dynamodb, &env.config.ledger_table),
+            builds: CodeBuildBuilds::new(codebuild),
+            registry: EcrRegistry::new(env.clients.ecr.clone()),
+            events: EventBridgePublisher::new(
+                env.clients.eventbridge.clone(),
+                &env.config.event_bus,
+            ),
+            clock: clock.clone(),
+            signer: KmsSigner::new(env.clients.kms.clone(), env.config.signing_key.clone()),
+        },
     )
-    .signing_with(KmsSigner::new(
-        env.clients.kms.clone(),
-        env.config.signing_key.clone(),
-    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -315,7 +319,7 @@ impl Clock for Later {
 async fn a_release_whose_assembly_keeps_failing_ends_failed_at_its_deadline() {
     // Given a release whose two builds succeeded, but whose arm64 image someone deleted by
     // hand before the completions arrived: every assembly of its index fails
-    let env = installation_in("native", OTHER_REGION).await;
+    let env = installation_in(ManifestMode::Native, OTHER_REGION).await;
     let clock = Later::default();
     let pipeline = env.clients.pipeline_at(&env.config, clock.clone());
     let answer = dispatch(&pipeline, upload(&env, KEY).await).await;
@@ -577,11 +581,11 @@ async fn point_alias(env: &LocalEnv, alias: &str, key: &str) {
 // generic error, and the deadline then failed the release, or nothing said why it waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_key_that_cannot_sign_leaves_no_release_silent() {
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     for (n, unusable) in UnusableKey::ALL.into_iter().enumerate() {
         // Given the signing key is one that cannot sign releases
         let alias = format!("alias/archgate-case-{n}");
-        let config = config_with("native", &[(SIGNING_KEY, alias.as_str())]);
+        let config = config_with(ManifestMode::Native, &[(SIGNING_KEY, alias.as_str())]);
         let pipeline = env.clients.pipeline(&config);
         let key = unusable.make(&env, &alias).await;
         let tag = format!("myapp-key-{n}");
@@ -693,7 +697,7 @@ async fn a_signing_key_that_cannot_sign_leaves_no_release_silent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_named_like_a_signature_tag_of_another_releases_index_is_refused() {
     // Given a published release
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let published = publish(&env, TAG).await;
     let index = published.candidate.clone().unwrap().digest;
     drain(&env).await;
@@ -747,11 +751,26 @@ async fn a_release_named_like_a_signature_tag_of_another_releases_index_is_refus
 /// The event bus retention announces on, with a twist: just before a release's `Release
 /// Expired` goes out, the new upload of that release's key reaches start-builds (the upload
 /// right as retention expires the attempt it builds again).
+#[derive(Clone)]
 struct UploadWhileAnnouncing {
     inner: EventBridgePublisher,
     pipeline: PipelineOn<ShiftedClock>,
-    uploads: Mutex<BTreeMap<String, Value>>,
-    answers: Mutex<Vec<Value>>,
+    uploads: Arc<Mutex<BTreeMap<String, Value>>>,
+    answers: Arc<Mutex<Vec<Value>>>,
+}
+
+/// The AWS adapters "days later", retention's announcements through [`UploadWhileAnnouncing`].
+struct AnnouncingWhileUploading;
+
+impl Ports for AnnouncingWhileUploading {
+    type Ledger = DynamoLedger;
+    type Builds = CodeBuildBuilds;
+    type Registry = EcrRegistry;
+    type Events = UploadWhileAnnouncing;
+    type Clock = ShiftedClock;
+    type Signer = KmsSigner;
+    type Inventory = EcrRegistry;
+    type Workloads = AwsWorkloads;
 }
 
 impl EventPublisher for UploadWhileAnnouncing {
@@ -778,7 +797,7 @@ impl EventPublisher for UploadWhileAnnouncing {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_frees_a_queued_attempt_without_holding_its_builds() {
     // Given two failed attempts, and a new version of each one's file uploaded
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let (redelivered, reconciled) = ("myapp-2.0-alpha", "myapp-2.0-beta");
     let mut uploads = BTreeMap::new();
     for tag in [redelivered, reconciled] {
@@ -805,10 +824,10 @@ async fn retention_frees_a_queued_attempt_without_holding_its_builds() {
     let publisher = UploadWhileAnnouncing {
         inner: base.events,
         pipeline: pipeline.clone(),
-        uploads: Mutex::new(uploads),
-        answers: Mutex::new(Vec::new()),
+        uploads: Arc::new(Mutex::new(uploads)),
+        answers: Arc::default(),
     };
-    let retention = Retention {
+    let retention: Retention<AnnouncingWhileUploading> = Retention {
         config: base.config,
         inventory: base.inventory,
         workloads: base.workloads,
@@ -880,7 +899,7 @@ async fn retention_frees_a_queued_attempt_without_holding_its_builds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_of_an_expired_releases_image_is_ignored_not_an_error() {
     // Given a published release expired by release-level retention, its images deleted
-    let env = installation_in("native", OTHER_REGION).await;
+    let env = installation_in(ManifestMode::Native, OTHER_REGION).await;
     let old = "myapp-1.0";
     let expired = publish(&env, old).await;
     publish(&env, "myapp-1.1").await;

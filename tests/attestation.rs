@@ -81,7 +81,7 @@ async fn referrers_of(env: &LocalEnv, index: &Digest) -> Vec<(Digest, ReferrerMa
         .into_iter()
         .filter_map(|(digest, fetched)| match fetched {
             FetchedManifest::Found(raw) => Some((digest, ReferrerManifest::parse(&raw.bytes)?)),
-            FetchedManifest::Failed(_) => None,
+            FetchedManifest::NotFound(_) | FetchedManifest::Unreadable(_) => None,
         })
         .filter(|(_, m)| m.subject.as_ref().is_some_and(|s| &s.digest == index))
         .collect()
@@ -101,7 +101,7 @@ async fn index_of(env: &LocalEnv, tag: &str) -> Digest {
 #[tokio::test]
 async fn a_published_release_carries_its_signed_provenance_and_verdict() {
     // Given an installation that signs with a KMS key (ECC_NIST_P256)
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
 
     // When a release passes its gate
     let (took, promoting) = publish(&env, TAG).await;
@@ -183,7 +183,7 @@ async fn a_published_release_carries_its_signed_provenance_and_verdict() {
 #[tokio::test]
 async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_changes() {
     // Given two published releases
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     publish(&env, TAG).await;
     publish(&env, "myapp-1.4.3").await;
     let key = signing_key(&env).await;
@@ -201,7 +201,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .flatten()
         .unwrap();
     registry
-        .put_manifest(&repository, TAG, &raw, &other)
+        .put_image(&repository, Some(TAG), &raw, &other)
         .await
         .unwrap();
     // Then it fails: the attestations are the other release's
@@ -218,7 +218,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
     };
     let stray_digest = Digest::of(&stray.bytes);
     registry
-        .put_manifest(&repository, TAG, &stray, &stray_digest)
+        .put_image(&repository, Some(TAG), &stray, &stray_digest)
         .await
         .unwrap();
     let unattested = verify(&inventory(&env), &repository, TAG, Some(&key)).await;
@@ -242,7 +242,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .flatten()
         .unwrap();
     registry
-        .put_manifest(&repository, TAG, &original, &index)
+        .put_image(&repository, Some(TAG), &original, &index)
         .await
         .unwrap();
     let (provenance_digest, provenance) = referrers_of(&env, &index)
@@ -272,8 +272,9 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
         .unwrap();
     assert_eq!(removed.deleted.len(), 1);
     registry
-        .put_untagged(
+        .put_image(
             &repository,
+            None,
             &RawManifest {
                 media_type: Some(OCI_MANIFEST.to_owned()),
                 bytes: altered.manifest.clone(),
@@ -293,7 +294,7 @@ async fn verification_fails_with_the_reason_when_the_tag_moves_or_an_envelope_ch
 #[tokio::test]
 async fn another_key_does_not_verify_and_the_signature_is_standard_ecdsa() {
     // Given a published release
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     publish(&env, TAG).await;
     let repository = env.config.repository.clone();
     let key = signing_key(&env).await;
@@ -403,7 +404,7 @@ print(len(envelope["signatures"]), "signature(s) verified over", len(pae), "byte
 #[tokio::test]
 async fn a_blocked_release_has_no_provenance_but_its_verdict_is_in_its_status() {
     // Given a release whose amd64 image has a CRITICAL finding
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     candidate_ready(&env, TAG).await;
     let critical = LocalFinding {
         id: "CVE-2024-3094",
@@ -455,8 +456,9 @@ async fn attach(env: &LocalEnv, index: &Digest, statement: serde_json::Value) ->
         .await
         .unwrap();
     registry
-        .put_untagged(
+        .put_image(
             repository,
+            None,
             &RawManifest {
                 media_type: Some(OCI_MANIFEST.to_owned()),
                 bytes: attached.manifest.clone(),
@@ -475,7 +477,7 @@ async fn attach(env: &LocalEnv, index: &Digest, statement: serde_json::Value) ->
 async fn attestations_other_tools_attach_are_listed_as_not_archgates_and_verify_still_passes() {
     // Given a published release whose index also carries a team's SBOM statement and another
     // builder's SLSA provenance
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     publish(&env, TAG).await;
     let index = index_of(&env, TAG).await;
     let subject = serde_json::json!([{"name": "index", "digest": {"sha256": index.hex()}}]);

@@ -7,7 +7,7 @@ use archgate_integration_tests::*;
 use serde_json::{json, Value};
 
 /// An installation with one release whose builds have been started.
-async fn started(mode: &str) -> archgate_cli::local::LocalEnv {
+async fn started(mode: ManifestMode) -> archgate_cli::local::LocalEnv {
     let env = installation(mode).await;
     let answer = env.start_builds(upload(&env, KEY).await).await;
     assert_eq!(status(&answer), "applied", "{answer}");
@@ -50,7 +50,7 @@ async fn candidate_manifest(env: &archgate_cli::local::LocalEnv) -> Value {
 
 async fn both_orders(first: Arch) {
     // Given a started release whose builds both pushed their images
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     let a = finish(&env, first, "SUCCEEDED", ImageShape::Manifest).await;
     let b = finish(&env, first.sibling(), "SUCCEEDED", ImageShape::Manifest).await;
     calls(&env);
@@ -116,7 +116,7 @@ async fn arm64_first_then_amd64_publishes_the_candidate_index() {
 #[tokio::test]
 async fn racing_completions_publish_one_index_and_one_event() {
     // Given several releases whose two builds finish at the same moment
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let tags: Vec<String> = (0..4).map(|i| format!("race-{i}")).collect();
     for tag in &tags {
         let answer = env
@@ -169,7 +169,7 @@ async fn racing_completions_publish_one_index_and_one_event() {
 #[tokio::test]
 async fn a_failed_arch_fails_the_release_and_stops_its_sibling() {
     // Given a started release
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     let failed = finish(&env, Arch::Amd64, "FAILED", ImageShape::Manifest).await;
 
     // When the amd64 build fails
@@ -205,7 +205,7 @@ async fn a_failed_arch_fails_the_release_and_stops_its_sibling() {
 #[tokio::test]
 async fn every_failure_status_fails_the_release() {
     for status_text in ["FAULT", "STOPPED", "TIMED_OUT"] {
-        let env = started("native").await;
+        let env = started(ManifestMode::Native).await;
         let event = finish(&env, Arch::Arm64, status_text, ImageShape::Manifest).await;
         let answer = env.build_completed(event).await;
         assert_eq!(answer["phase"], "failed", "{status_text}: {answer}");
@@ -221,7 +221,7 @@ async fn every_failure_status_fails_the_release() {
 #[tokio::test]
 async fn a_buildx_index_with_attestations_contributes_its_platform_manifest() {
     // Given per-arch images pushed as buildx does with provenance: an index with an attestation
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     let a = finish(
         &env,
         Arch::Amd64,
@@ -264,7 +264,7 @@ async fn a_buildx_index_with_attestations_contributes_its_platform_manifest() {
 #[tokio::test]
 async fn a_success_without_an_image_is_a_retryable_error_that_a_retry_repairs() {
     // Given both builds report success but the arm64 push has not landed
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     let a = finish(&env, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest).await;
     env.build_completed(a).await;
     let release = env.release(TAG).await.unwrap().unwrap().release;
@@ -307,7 +307,7 @@ async fn a_success_without_an_image_is_a_retryable_error_that_a_retry_repairs() 
 
 #[tokio::test]
 async fn events_that_are_not_archgates_are_ignored_with_a_reason() {
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     let release = env.release(TAG).await.unwrap().unwrap().release;
     let amd_build = release.amd64.build_id.clone().unwrap();
 
@@ -413,7 +413,7 @@ async fn events_that_are_not_archgates_are_ignored_with_a_reason() {
 #[tokio::test]
 async fn an_event_without_environment_falls_back_to_batch_get_builds() {
     // Given a completion event that carries no environment variables
-    let env = started("native").await;
+    let env = started(ManifestMode::Native).await;
     calls(&env);
 
     // When build-completed handles it
@@ -429,7 +429,7 @@ async fn an_event_without_environment_falls_back_to_batch_get_builds() {
 
 #[tokio::test]
 async fn a_malformed_event_is_a_typed_error() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let answer = env.build_completed(json!({"source": "aws.codebuild", "detail-type": "CodeBuild Build State Change", "detail": "not an object"})).await;
     assert_eq!(status(&answer), "error", "{answer}");
     assert_eq!(answer["error_type"], "Archgate.MalformedEvent");

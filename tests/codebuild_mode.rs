@@ -9,7 +9,7 @@ use archgate_integration_tests::*;
 #[tokio::test]
 async fn the_manifest_build_publishes_the_candidate() {
     // Given a release in codebuild mode whose two arch builds succeeded
-    let env = installation("codebuild").await;
+    let env = installation(ManifestMode::Codebuild).await;
     env.start_builds(upload(&env, KEY).await).await;
     let mut pushed = Vec::new();
     for arch in Arch::ALL {
@@ -82,7 +82,7 @@ async fn the_manifest_build_publishes_the_candidate() {
 
 #[tokio::test]
 async fn a_failed_manifest_build_fails_the_release() {
-    let env = installation("codebuild").await;
+    let env = installation(ManifestMode::Codebuild).await;
     env.start_builds(upload(&env, KEY).await).await;
     for arch in Arch::ALL {
         let (event, _) = env

@@ -56,7 +56,7 @@ async fn deliver(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_releases_with_duplicated_shuffled_events_each_happen_once() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let tags: Vec<String> = (0..RELEASES).map(|i| format!("load-{i}")).collect();
 
     // Given fifty uploads, delivered twice each in a shuffled order

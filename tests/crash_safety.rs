@@ -7,8 +7,9 @@
 use archgate::aws::{CodeBuildBuilds, DynamoLedger, EcrRegistry, EventBridgePublisher, KmsSigner};
 use archgate::domain::release::CLAIM_LEASE_MS;
 use archgate::domain::{Arch, Phase};
-use archgate::pipeline::Pipeline;
+use archgate::pipeline::{Adapters, Pipeline};
 use archgate::ports::Clock;
+use archgate::wiring::AwsPipeline;
 use archgate_integration_tests::*;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -73,8 +74,7 @@ impl Clock for Later {
     }
 }
 
-type Crashing =
-    Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, Later, KmsSigner>;
+type Crashing = AwsPipeline<Later>;
 
 /// The pipeline on the emulator with `interceptor` on every client (and, when given, the
 /// SDK retry policy).
@@ -105,22 +105,24 @@ where
     }
     Pipeline::new(
         env.config.clone(),
-        DynamoLedger::new(
-            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            &env.config.ledger_table,
-        ),
-        CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(codebuild.build())),
-        EcrRegistry::new(aws_sdk_ecr::Client::from_conf(ecr.build())),
-        EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
-            &env.config.event_bus,
-        ),
-        clock.clone(),
+        Adapters {
+            ledger: DynamoLedger::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+                &env.config.ledger_table,
+            ),
+            builds: CodeBuildBuilds::new(aws_sdk_codebuild::Client::from_conf(codebuild.build())),
+            registry: EcrRegistry::new(aws_sdk_ecr::Client::from_conf(ecr.build())),
+            events: EventBridgePublisher::new(
+                aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
+                &env.config.event_bus,
+            ),
+            clock: clock.clone(),
+            signer: KmsSigner::new(
+                aws_sdk_kms::Client::from_conf(kms.build()),
+                env.config.signing_key.clone(),
+            ),
+        },
     )
-    .signing_with(KmsSigner::new(
-        aws_sdk_kms::Client::from_conf(kms.build()),
-        env.config.signing_key.clone(),
-    ))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -159,7 +161,7 @@ async fn deliver(pipeline: &Crashing, step: Step, event: Value) -> Result<Value,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_killed_at_any_call_converges_when_the_event_comes_again() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let (crash, clock) = (Crash::default(), Later::default());
     let pipeline = pipeline_with(&env, &crash, None, &clock);
     let steps = [
@@ -327,7 +329,7 @@ impl Intercept for Faults {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_every_fault_each_release_converges_with_no_duplicate_effect() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let (faults, clock) = (Faults::default(), Later::default());
     // Fast SDK retries so the table runs in seconds; the policy is the SDK's standard one.
     let retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()

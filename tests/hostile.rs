@@ -301,7 +301,7 @@ fn corpus() -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn no_hostile_event_panics_or_acts() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let handlers: [&str; 3] = ["start-builds", "build-completed", "scan-gate"];
     for (name, event) in corpus() {
         for handler in handlers {
@@ -354,7 +354,7 @@ async fn no_hostile_event_panics_or_acts() {
 async fn names_that_read_as_another_images_signature_start_nothing() {
     // Given uploads named like another image's signature, attestation, SBOM or referrers
     // tag, in every case and with any suffix
-    let env = installation_in("native", "ap-southeast-2").await;
+    let env = installation_in(ManifestMode::Native, "ap-southeast-2").await;
     let hex = "0123456789abcdef".repeat(4);
     let names = [
         format!("sha256-{hex}"),
@@ -424,7 +424,7 @@ fn the_retention_function_rejects_requests_it_does_not_understand() {
 async fn ledger_items_no_version_of_archgate_wrote_are_survived_by_every_reader() {
     // Given a release and items shaped like records but with hostile values, and items that
     // are not records at all
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     let hostile = [
         json!({"key": {"repository": "myapp", "tag": "h1"},
@@ -474,7 +474,7 @@ async fn ledger_items_no_version_of_archgate_wrote_are_survived_by_every_reader(
     // When the reconciler, the listing and the status read them
     let report = archgate_reconciler::handler::handle(
         &env.pipeline,
-        archgate::reconcile::ReconcilePolicy {
+        archgate::config::ReconcilePolicy {
             stale_after_ms: 1,
             deadline_ms: 1,
         },

@@ -2,9 +2,9 @@
 //! real adapters and handlers: one test per promise the simulation checks, so each is also
 //! proven against an AWS-compatible endpoint.
 
+use archgate::config::ReconcilePolicy;
 use archgate::domain::{Arch, Phase};
 use archgate::ports::Clock;
-use archgate::reconcile::ReconcilePolicy;
 use archgate_integration_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
@@ -69,7 +69,7 @@ fn of_type<'e>(events: &'e [(String, Value)], kind: &str) -> Vec<&'e Value> {
 #[tokio::test]
 async fn reserved_names_start_nothing_and_are_announced_with_the_rule() {
     // Given a release that is building
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     events(&env).await;
     calls(&env);
@@ -121,7 +121,7 @@ async fn reserved_names_start_nothing_and_are_announced_with_the_rule() {
 
 #[tokio::test]
 async fn an_upload_from_another_folder_whose_name_is_taken_is_refused() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     events(&env).await;
 
@@ -146,7 +146,7 @@ async fn an_upload_from_another_folder_whose_name_is_taken_is_refused() {
 #[tokio::test]
 async fn a_failed_release_is_built_again_by_a_new_version_as_the_next_attempt() {
     // Given a release whose amd64 build failed
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     let (event, _) = env
         .finish_arch_build(TAG, Arch::Amd64, "FAILED", ImageShape::Manifest)
@@ -193,7 +193,7 @@ async fn a_failed_release_is_built_again_by_a_new_version_as_the_next_attempt() 
 #[tokio::test]
 async fn a_published_release_keeps_its_record_forever_and_refuses_new_versions() {
     // Given a published release
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     publish(&env, TAG).await;
     let index = resolve(&env, TAG).await;
     events(&env).await;
@@ -227,7 +227,7 @@ async fn a_published_release_keeps_its_record_forever_and_refuses_new_versions()
 #[tokio::test]
 async fn a_blocked_release_rests_past_the_deadline_and_a_re_evaluation_publishes_it() {
     // Given a release blocked by a critical finding
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     let answers = scan_both(&env, TAG, &[CRITICAL]).await;
     assert_eq!(answers[1]["phase"], "blocked", "{answers:?}");
@@ -248,7 +248,7 @@ async fn a_blocked_release_rests_past_the_deadline_and_a_re_evaluation_publishes
 
     // When the finding is accepted (an allowlist change) and an operator re-evaluates
     let allowing = local::config_with(
-        "native",
+        ManifestMode::Native,
         &[(
             "ARCHGATE_GATE_ALLOWLIST",
             r#"[{"id": "CVE-2024-3094", "expires": "2099-12-31", "reason": "not linked into the binary"}]"#,
@@ -267,7 +267,7 @@ async fn a_blocked_release_rests_past_the_deadline_and_a_re_evaluation_publishes
 #[tokio::test]
 async fn latest_stays_on_the_newest_upload_when_an_older_one_is_published_later() {
     // Given two releases, the older uploaded first, both with their candidate
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let (older, newer) = ("myapp-1.0", "myapp-2.0");
     candidate_ready(&env, older).await;
     candidate_ready(&env, newer).await;
@@ -292,7 +292,7 @@ async fn latest_stays_on_the_newest_upload_when_an_older_one_is_published_later(
 #[tokio::test]
 async fn a_critical_finding_after_publication_is_announced_and_the_release_stays() {
     // Given a published release
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     publish(&env, TAG).await;
     let index = resolve(&env, TAG).await;
     events(&env).await;
@@ -328,7 +328,7 @@ async fn a_critical_finding_after_publication_is_announced_and_the_release_stays
 #[tokio::test]
 async fn pushes_under_a_release_arch_tag_keep_its_record_small_and_its_images_its_own() {
     // Given a release that is building
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
 
     // When someone pushes 120 other images under its amd64 tag, each scanned
@@ -400,7 +400,7 @@ async fn pushes_under_a_release_arch_tag_keep_its_record_small_and_its_images_it
 #[tokio::test]
 async fn a_digest_shared_by_two_releases_is_recorded_for_both_and_its_scans_reach_both() {
     // Given two releases whose builds push byte-identical images
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let tags = ["myapp-1.0", "myapp-1.0-hotfix"];
     let shared = |arch: Arch| {
         serde_json::to_vec(&serde_json::json!({
@@ -514,7 +514,7 @@ async fn a_digest_shared_by_two_releases_is_recorded_for_both_and_its_scans_reac
 async fn an_item_that_does_not_parse_is_skipped_and_reported_and_stops_nothing() {
     // Given a release whose builds' completion events were lost, and a ledger item written by
     // another version that this one cannot read
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     for arch in Arch::ALL {
         env.finish_arch_build(TAG, arch, "SUCCEEDED", ImageShape::Manifest)
@@ -559,7 +559,7 @@ async fn provisioning_again_finds_every_resource_already_there() {
     for region in ["us-east-1", "eu-west-1"] {
         // Given an installation provisioned in the region (in us-east-1, S3 answers a second
         // CreateBucket of one's own bucket with success)
-        let env = installation_in("native", region).await;
+        let env = installation_in(ManifestMode::Native, region).await;
         assert!(env
             .provisioned
             .iter()
@@ -587,7 +587,7 @@ async fn the_whole_flow_works_outside_us_east_1() {
     for region in ["eu-west-1", "ap-southeast-2"] {
         // Given an installation provisioned in the region (a bucket with its location
         // constraint, ARNs and events of that region)
-        let env = installation_in("native", region).await;
+        let env = installation_in(ManifestMode::Native, region).await;
         assert_eq!(env.region(), region);
 
         // When a release goes through upload, builds, scans and retention
@@ -627,13 +627,7 @@ async fn the_whole_flow_works_outside_us_east_1() {
 /// The retention function on the installation, a week and a day from now.
 fn retention_of(
     env: &local::LocalEnv,
-) -> archgate::retention::Retention<
-    archgate::aws::EcrRegistry,
-    archgate::aws::AwsWorkloads,
-    archgate::aws::DynamoLedger,
-    archgate::aws::EventBridgePublisher,
-    archgate::ports::ShiftedClock,
-> {
+) -> archgate::wiring::AwsRetention<archgate::ports::ShiftedClock> {
     env.clients.retention_at(
         env.retention_config(&[]),
         archgate::ports::ShiftedClock {
@@ -689,7 +683,7 @@ async fn retention_deletes_nothing_while_an_index_that_may_reference_images_cann
     // Given a published release built by buildx with provenance (each arch pushed an index
     // whose platform manifest is untagged: the release's index lists untagged children), and
     // an old orphan
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     let mut platforms = Vec::new();
     for arch in Arch::ALL {
@@ -846,9 +840,9 @@ async fn resolve_digest(env: &local::LocalEnv, digest: &archgate::domain::Digest
 #[tokio::test]
 async fn an_inspector_finding_on_a_published_image_is_judged_again_and_announced() {
     // Given a release published while its critical finding was allowlisted
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let allowing = local::config_with(
-        "native",
+        ManifestMode::Native,
         &[(
             "ARCHGATE_GATE_ALLOWLIST",
             r#"[{"id": "CVE-2024-3094", "expires": "2099-12-31", "reason": "accepted for now"}]"#,

@@ -5,22 +5,9 @@
 //! Static: it reads the files and builds nothing. template.yaml is parsed with serde_yaml,
 //! which keeps CloudFormation's short-form tags (`!Ref`, …) as tagged values.
 
+use archgate_integration_tests::workspace::{manifest_names, read, template, workspace};
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn read(relative: &str) -> String {
-    let path = workspace().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn template() -> Yaml {
-    serde_yaml::from_str(&read("template.yaml")).unwrap_or_else(|e| panic!("template.yaml: {e}"))
-}
 
 /// The template's `AWS::Serverless::Function` resources by logical id.
 fn functions(template: &Yaml) -> Vec<(String, Yaml)> {
@@ -88,33 +75,6 @@ fn package() -> Package {
         out: assigned("OUT"),
         architectures,
     }
-}
-
-/// `[[bin]]` names and the `[package]` name of a Cargo manifest.
-fn manifest_names(manifest: &str) -> (Option<String>, Vec<String>) {
-    let mut section = "";
-    let mut package = None;
-    let mut bins = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line;
-            continue;
-        }
-        let Some(value) = line
-            .strip_prefix("name")
-            .map(str::trim_start)
-            .and_then(|rest| rest.strip_prefix('='))
-        else {
-            continue;
-        };
-        let value = value.trim().trim_matches('"').to_owned();
-        match section {
-            "[[bin]]" => bins.push(value),
-            "[package]" => package = Some(value),
-            _ => {}
-        }
-    }
-    (package, bins)
 }
 
 /// samconfig.toml's `key = value` settings as (table, key, value), comments left out.

@@ -1,9 +1,9 @@
 //! The reconciler against the emulator: a release whose CodeBuild completion events were
 //! lost, one whose scan events were lost, and one past its deadline all end final.
 
+use archgate::config::ReconcilePolicy;
 use archgate::domain::{Arch, Phase};
 use archgate::ports::{Clock, SystemClock};
-use archgate::reconcile::ReconcilePolicy;
 use archgate_integration_tests::*;
 use archgate_reconciler::handler::handle;
 
@@ -31,7 +31,7 @@ async fn detail_types(env: &archgate_cli::local::LocalEnv) -> Vec<String> {
 #[tokio::test]
 async fn lost_build_completions_are_recovered_from_codebuild() {
     // Given a release whose builds pushed their images but whose completion events were lost
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     for arch in Arch::ALL {
         env.finish_arch_build(TAG, arch, "SUCCEEDED", ImageShape::Manifest)
@@ -70,7 +70,7 @@ async fn lost_build_completions_are_recovered_from_codebuild() {
 #[tokio::test]
 async fn lost_scan_events_are_recovered_from_the_findings() {
     // Given a candidate whose per-arch images were scanned clean, but whose scan events were lost
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     for arch in Arch::ALL {
         env.scan_arch_image(TAG, arch, "COMPLETE", &[])
@@ -96,7 +96,7 @@ async fn lost_scan_events_are_recovered_from_the_findings() {
 #[tokio::test]
 async fn a_release_past_its_deadline_fails_with_the_reason() {
     // Given a candidate whose images are never scanned
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     detail_types(&env).await;
 

@@ -452,7 +452,7 @@ async fn all_rules_combined_expire_what_no_rule_keeps_and_nothing_else() {
 async fn releases_that_workloads_run_are_kept_and_the_report_names_the_users() {
     // Given five published releases, an ECS task definition naming the oldest by tag and a
     // Lambda function naming the second's amd64 image by digest
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let mut releases = Vec::new();
     for tag in [
         "myapp-1.01",
@@ -557,7 +557,7 @@ async fn releases_that_workloads_run_are_kept_and_the_report_names_the_users() {
 async fn the_retention_function_expires_releases_and_reports_them_by_rule() {
     // Given old releases (one protected, one run by an ECS task definition), two new ones,
     // an old blocked and an old failed attempt
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let old = [
         LTS,
         "myapp-1.01",
@@ -671,7 +671,7 @@ async fn the_retention_function_expires_releases_and_reports_them_by_rule() {
     // And the reconciler, days later, finds no work left behind by the tombstones
     let reconciled = archgate_reconciler::handler::handle(
         &env.pipeline,
-        archgate::reconcile::ReconcilePolicy {
+        archgate::config::ReconcilePolicy {
             stale_after_ms: 15 * 60_000,
             deadline_ms: 6 * 3_600_000,
         },
@@ -690,7 +690,7 @@ async fn the_retention_function_expires_releases_and_reports_them_by_rule() {
 async fn a_release_expired_while_another_builds_keeps_its_images_until_the_build_reports() {
     // Given a release whose build has not yet said which image it pushed (any image pushed
     // since its upload may be its own), then two releases published after it
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let building = "myapp-2.0";
     env.start_builds(upload(&env, &format!("releases/{building}.zip")).await)
         .await;
@@ -743,7 +743,7 @@ async fn a_release_expired_while_another_builds_keeps_its_images_until_the_build
 #[tokio::test]
 async fn an_expired_releases_recent_sbom_goes_with_it() {
     // Given an old release with an SBOM attached moments ago, and a newer release
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let old = publish(&env, "myapp-1.01").await;
     let (index, _) = index_of(&old);
     let sbom = attach_sbom(&env, &index).await;
@@ -775,7 +775,7 @@ async fn an_expired_releases_recent_sbom_goes_with_it() {
 #[tokio::test]
 async fn an_expired_release_leaves_no_tag_on_a_child_it_shared() {
     // Given an old release and a newer one whose amd64 image is byte-identical
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     let old = publish(&env, "myapp-1.01").await;
     let (_, children) = index_of(&old);
     let shared = children[&Arch::Amd64].clone();
@@ -808,7 +808,7 @@ async fn an_expired_release_leaves_no_tag_on_a_child_it_shared() {
 #[tokio::test]
 async fn evaluating_an_expired_release_answers_with_the_tombstone() {
     // Given a release expired by retention, its images deleted
-    let env = installation_in("native", REGION).await;
+    let env = installation_in(ManifestMode::Native, REGION).await;
     publish(&env, "myapp-1.01").await;
     publish(&env, "myapp-1.02").await;
     let report = apply_now(
@@ -865,7 +865,7 @@ struct Artifact {
 
 impl Fixture {
     async fn build() -> Self {
-        let env = installation_in("native", REGION).await;
+        let env = installation_in(ManifestMode::Native, REGION).await;
         let mut releases = BTreeMap::new();
         let mut artifacts: BTreeMap<&'static str, Vec<Artifact>> = BTreeMap::new();
         for tag in OLD_PUBLISHED {

@@ -87,7 +87,7 @@ impl Repo<'_> {
 
 #[tokio::test]
 async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let repo = Repo {
         ecr: &env.clients.ecr,
         name: env.config.repository.clone(),
@@ -270,7 +270,7 @@ async fn the_cleanup_deletes_exactly_the_unreferenced_old_untagged_images() {
 
 #[tokio::test]
 async fn the_safety_valve_deletes_nothing_and_says_so() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let repo = Repo {
         ecr: &env.clients.ecr,
         name: env.config.repository.clone(),

@@ -1,17 +1,16 @@
 //! The retention-cleanup function against the emulator: schedule and payload, many
 //! repositories with one failing, reports.
 
-use archgate::aws::{AwsWorkloads, DynamoLedger, EcrRegistry, EventBridgePublisher};
 use archgate::ports::ShiftedClock;
-use archgate::retention::Retention;
+use archgate::wiring::AwsRetention;
 use archgate_integration_tests::*;
 use archgate_retention_cleanup::handler::handle;
 use serde_json::json;
 
-type AwsRetention =
-    Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, ShiftedClock>;
-
-async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> AwsRetention {
+async fn retention(
+    env: &archgate_cli::local::LocalEnv,
+    repositories: &str,
+) -> AwsRetention<ShiftedClock> {
     let config = env.retention_config(&[
         (archgate::config::RETENTION_REPOSITORIES, repositories),
         // Two of three images are stale in these small repositories.
@@ -30,7 +29,7 @@ async fn retention(env: &archgate_cli::local::LocalEnv, repositories: &str) -> A
 async fn an_unknown_repository_fails_alone_and_the_others_are_cleaned() {
     // Given two repositories matched by a pattern, one plain name that does not exist, and a
     // tagged release plus orphans in each real repository
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     for name in ["team/api", "team/web"] {
         env.clients
             .ecr
@@ -120,7 +119,7 @@ async fn an_unknown_repository_fails_alone_and_the_others_are_cleaned() {
 
 #[tokio::test]
 async fn an_event_that_is_neither_schedule_nor_request_is_a_typed_error() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let retention = retention(&env, "myapp").await;
     let err = handle(&retention, json!({"repositories": "not-a-list"}))
         .await

@@ -18,7 +18,7 @@ const HIGH: LocalFinding = LocalFinding {
 };
 
 async fn env_with(overrides: &[(&str, &str)]) -> LocalEnv {
-    LocalEnv::start(config_with("native", overrides))
+    LocalEnv::start(config_with(ManifestMode::Native, overrides))
         .await
         .expect("the local AWS emulator is required")
 }
@@ -39,7 +39,7 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 #[tokio::test]
 async fn the_last_passing_scan_promotes_the_candidate() {
     // Given a candidate index whose per-arch images are scanned afterwards
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     published_events(&env).await;
     let amd = env
@@ -103,7 +103,7 @@ async fn the_last_passing_scan_promotes_the_candidate() {
 #[tokio::test]
 async fn scans_that_come_first_let_the_candidate_promote_itself() {
     // Given both per-arch images scanned clean before the second build's completion arrives
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     let (a, _) = env
         .finish_arch_build(TAG, Arch::Amd64, "SUCCEEDED", ImageShape::Manifest)
@@ -143,7 +143,7 @@ async fn scans_that_come_first_let_the_candidate_promote_itself() {
 #[tokio::test]
 async fn a_critical_finding_blocks_the_release_and_says_why() {
     // Given a candidate whose amd64 image carries a critical finding
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     published_events(&env).await;
     let amd = env
@@ -241,7 +241,7 @@ async fn a_failed_scan_blocks_unless_the_gate_is_told_to_pass() {
 #[tokio::test]
 async fn a_moving_tag_in_an_immutable_repository_is_a_clear_error() {
     // Given an immutable repository where `latest` already names an older release
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, "myapp-1.0.0").await;
     for arch in Arch::ALL {
         let scan = env
@@ -318,7 +318,7 @@ async fn inspector_scans_name_the_repository_by_arn() {
 
 #[tokio::test]
 async fn duplicate_and_older_scans_converge_to_the_same_verdict() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     let amd = env
         .scan_arch_image(TAG, Arch::Amd64, "COMPLETE", &[CRITICAL])
@@ -343,7 +343,7 @@ async fn duplicate_and_older_scans_converge_to_the_same_verdict() {
 
 #[tokio::test]
 async fn scans_archgate_does_not_judge_are_ignored_or_rejected_with_a_reason() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     candidate_ready(&env, TAG).await;
     let release = env.release(TAG).await.unwrap().unwrap().release;
     let index_digest = release.candidate.clone().unwrap().digest.to_string();
@@ -401,7 +401,7 @@ async fn scans_archgate_does_not_judge_are_ignored_or_rejected_with_a_reason() {
 async fn scans_of_untagged_platform_manifests_find_their_release_by_digest() {
     // Given per-arch images pushed as buildx does with provenance (an index whose platform
     // manifest is untagged), and the candidate assembled from them
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     for arch in Arch::ALL {
         let (event, _) = env

@@ -8,7 +8,7 @@ use serde_json::json;
 #[tokio::test]
 async fn an_upload_creates_the_release_and_starts_both_arch_builds() {
     // Given a provisioned installation and an uploaded build context
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let event = upload(&env, KEY).await;
     calls(&env);
 
@@ -50,7 +50,7 @@ async fn an_upload_creates_the_release_and_starts_both_arch_builds() {
 #[tokio::test]
 async fn a_second_delivery_of_the_same_upload_starts_nothing() {
     // Given a release already started from an upload
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let event = upload(&env, KEY).await;
     env.start_builds(event.clone()).await;
     let before = env.release(TAG).await.unwrap().unwrap();
@@ -75,7 +75,7 @@ async fn a_second_delivery_of_the_same_upload_starts_nothing() {
 #[tokio::test]
 async fn a_new_version_while_the_release_is_building_is_refused_and_announced() {
     // Given a release started from one version of the file
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     env.start_builds(upload(&env, KEY).await).await;
     release_events(&env).await;
     calls(&env);
@@ -111,7 +111,7 @@ async fn a_new_version_while_the_release_is_building_is_refused_and_announced() 
 #[tokio::test]
 async fn uploads_outside_the_contract_are_ignored_with_a_reason_and_no_effect() {
     // Given an installation and the real-shaped samples of uploads archgate must not build
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let cases = [
         (
             "s3-object-created-other-bucket.json",
@@ -138,7 +138,7 @@ async fn uploads_outside_the_contract_are_ignored_with_a_reason_and_no_effect() 
 
 #[tokio::test]
 async fn missing_fields_are_ignored_and_malformed_events_are_typed_errors() {
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let mut missing_key = sample("s3-object-created.json");
     missing_key["detail"]["object"]
         .as_object_mut()
@@ -163,7 +163,7 @@ async fn missing_fields_are_ignored_and_malformed_events_are_typed_errors() {
 #[tokio::test]
 async fn a_multipart_upload_starts_a_release_named_after_its_file() {
     // Given the real-shaped multipart sample pointed at this installation's bucket
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let mut event = sample("s3-object-created-multipart.json");
     event["detail"]["bucket"]["name"] = json!(env.config.source_bucket);
     assert!(event["detail"]["object"]["etag"]

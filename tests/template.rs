@@ -16,32 +16,22 @@ use archgate::config::{
     ACCOUNT_ID, EVENT_BUS, GATE_ALLOWLIST, GATE_MAX, GATE_ON_SCAN_FAILURE, LEDGER_TABLE,
     MOVING_TAGS, VARIABLES,
 };
+use archgate::config::{RECONCILE_DEADLINE_HOURS, RECONCILE_STALE_MINUTES};
 use archgate::domain::ManifestMode;
-use archgate::reconcile::{RECONCILE_DEADLINE_HOURS, RECONCILE_STALE_MINUTES};
 use archgate::Config;
 use archgate_integration_tests::installation;
+use archgate_integration_tests::workspace::{manifest_names, template, workspace};
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Map, Value as Json};
 use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "eu-west-1";
 const STACK: &str = "archgate";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// template.yaml, parsed.
-fn template() -> Yaml {
-    let path = workspace().join("template.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn resources(template: &Yaml) -> Vec<(&str, &Yaml)> {
     template["Resources"]
@@ -394,28 +384,7 @@ fn function_crates() -> BTreeMap<String, Option<Vec<String>>> {
 }
 
 fn binaries(manifest: &str, dir: &Path) -> Vec<String> {
-    let mut section = "";
-    let mut package = None;
-    let mut bins = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line;
-            continue;
-        }
-        let Some(value) = line
-            .strip_prefix("name")
-            .map(str::trim_start)
-            .and_then(|rest| rest.strip_prefix('='))
-        else {
-            continue;
-        };
-        let value = value.trim().trim_matches('"').to_owned();
-        match section {
-            "[[bin]]" => bins.push(value),
-            "[package]" => package = Some(value),
-            _ => {}
-        }
-    }
+    let (package, mut bins) = manifest_names(manifest);
     if bins.is_empty() && dir.join("src/main.rs").exists() {
         bins.extend(package);
     }
@@ -1428,7 +1397,7 @@ async fn each_rule_delivers_exactly_the_samples_it_is_meant_for() {
     samples.insert(own_inspector_name.to_owned(), own_inspector_scan);
 
     // And each rule created on the emulator's default bus with one SQS queue as its target
-    let env = installation("native").await;
+    let env = installation(ManifestMode::Native).await;
     let events = &env.clients.eventbridge;
     let sqs = aws_sdk_sqs::Client::new(&env.sdk);
     let mut queues = BTreeMap::new();

@@ -77,7 +77,7 @@ impl Series {
 
 #[tokio::main]
 async fn main() {
-    let env = LocalEnv::start(default_config("native"))
+    let env = LocalEnv::start(default_config(ManifestMode::Native))
         .await
         .expect("the emulator is required");
     let mut start_builds = Series::default();

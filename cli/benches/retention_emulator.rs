@@ -236,7 +236,7 @@ async fn naive(ecr: &aws_sdk_ecr::Client, name: &str) -> (Duration, usize) {
 
 #[tokio::main]
 async fn main() {
-    let env = LocalEnv::start(default_config("native"))
+    let env = LocalEnv::start(default_config(ManifestMode::Native))
         .await
         .expect("the emulator is required");
     let ecr = &env.clients.ecr;

@@ -378,17 +378,7 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 /// POSTs JSON to the emulator's own control API (`/moto-api/...`), e.g. to configure the scan
 /// findings ECR will report. Returns the HTTP status.
 pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Result<u16> {
-    use std::io::{Read, Write};
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let response = post(endpoint, path, "application/json", "", body)?;
     response
         .split_whitespace()
         .nth(1)
@@ -405,7 +395,6 @@ pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Resu
 /// API call (archgate has no IAM client; the emulator wants a function's role to exist).
 /// Returns its ARN.
 pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let encoded: String = policy
         .bytes()
@@ -419,17 +408,15 @@ pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String>
     let body = format!(
         "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={encoded}"
     );
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     // The credential scope names the service: the emulator routes on it.
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=archgate-local/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let authorization = "Authorization: AWS4-HMAC-SHA256 Credential=archgate-local/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n";
+    let answer = post(
+        endpoint,
+        "/",
+        "application/x-www-form-urlencoded",
+        authorization,
+        &body,
     )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
     if !answer.starts_with("HTTP/1.1 200") {
         return Err(std::io::Error::other(format!(
             "CreateRole: {}",
@@ -437,6 +424,29 @@ pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String>
         )));
     }
     Ok(format!("arn:aws:iam::{ACCOUNT}:role/{name}"))
+}
+
+/// One HTTP/1.1 POST to the emulator, the whole answer read (`headers`: extra header lines,
+/// each ending in CRLF). Two calls of the emulator's own, not worth an HTTP client.
+fn post(
+    endpoint: &str,
+    path: &str,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// The first `name` in a directory of `PATH`.

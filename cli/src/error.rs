@@ -1,9 +1,9 @@
 //! The one error type of the `archgate` commands, and the exit status of each kind of failure.
 
+use crate::commands::reconcile::ReconcileError;
 use crate::evaluate::EvaluateError;
 use crate::local::LocalError;
 use crate::provision::ProvisionError;
-use crate::reconcile::ReconcileError;
 use archgate::config::ConfigError;
 use archgate::domain::tag::TagError;
 use archgate::error::AdapterError;

@@ -6,7 +6,7 @@ use archgate::domain::gate::Verdict;
 use archgate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
 use archgate::error::AdapterError;
 use archgate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use archgate::ports::Ports;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -32,18 +32,10 @@ pub struct Evaluation {
     pub phase: Phase,
 }
 
-pub async fn evaluate<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn evaluate<P: Ports>(
+    pipeline: &Pipeline<P>,
     key: &ReleaseKey,
-) -> Result<Evaluation, EvaluateError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<Evaluation, EvaluateError> {
     let read = |source| EvaluateError::Read {
         release: key.to_string(),
         source,

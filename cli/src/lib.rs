@@ -3,14 +3,12 @@
 
 pub mod builder;
 pub mod commands;
-pub mod dead_letters;
 pub mod demo;
 pub mod emulator;
 pub mod error;
 pub mod evaluate;
 pub mod local;
 pub mod provision;
-pub mod reconcile;
 pub mod replay;
 pub mod report;
 pub mod status;

@@ -1,13 +1,13 @@
 //! `archgate replay FILE...`: routes EventBridge events to their handlers exactly as
 //! template.yaml's rules do, against the configured endpoint.
 
-use archgate::aws::AwsPipeline;
 use archgate::inbound::{
     CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_FINDING,
     INSPECTOR_SCAN, INSPECTOR_SOURCE, S3_OBJECT_CREATED, S3_SOURCE,
 };
 use archgate::pipeline::Pipeline;
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use archgate::ports::Ports;
+use archgate::wiring::AwsPipeline;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +51,7 @@ pub fn route(event: &Value) -> Option<Route> {
 
 /// Runs one event through its handler; the result is the handler's JSON answer, or its
 /// error as Lambda would report it (with `retryable`).
-pub async fn dispatch<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
-    event: Value,
-) -> Value
-where
-    L: Ledger + Clone,
-    B: Builds + Clone,
-    R: Registry + Clone,
-    E: EventPublisher + Clone,
-    C: Clock + Clone,
-    S: Signer + Clone,
-{
+pub async fn dispatch<P: Ports>(pipeline: &Pipeline<P>, event: Value) -> Value {
     let Some(route) = route(&event) else {
         let field = |name| {
             event

@@ -3,10 +3,11 @@
 //! says what keeps failing and when the release stalled, `gate check` of an expired release
 //! says it expired.
 
+use archgate::config::ReconcilePolicy;
 use archgate::config::{RETENTION_KEEP_RELEASES, RETENTION_MAX_DELETE_SHARE, SIGNING_KEY};
 use archgate::domain::Phase;
 use archgate::ports::{Clock, SystemClock};
-use archgate::reconcile::{reconcile_all, ReconcilePolicy};
+use archgate::reconcile::reconcile_all;
 use archgate_cli::local::LocalEnv;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use std::process::Output;

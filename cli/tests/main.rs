@@ -13,7 +13,7 @@ mod replay;
 mod verify;
 mod watch;
 
-use archgate::domain::Arch;
+use archgate::domain::{Arch, ManifestMode};
 use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
 use serde_json::Value;
@@ -24,7 +24,7 @@ const REGION: &str = "eu-west-1";
 
 /// A fresh installation (native manifests) on a private emulator in [`REGION`].
 async fn installation() -> LocalEnv {
-    LocalEnv::start_in(default_config("native"), REGION)
+    LocalEnv::start_in(default_config(ManifestMode::Native), REGION)
         .await
         .expect("the local AWS emulator is required")
 }

@@ -43,8 +43,9 @@ async fn attach(env: &LocalEnv, index: &Digest, statement: Value) {
         .await
         .unwrap();
     registry
-        .put_untagged(
+        .put_image(
             repository,
+            None,
             &RawManifest {
                 media_type: Some(OCI_MANIFEST.to_owned()),
                 bytes: attached.manifest.clone(),

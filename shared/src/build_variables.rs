@@ -2,7 +2,9 @@
 //! place for the names, so the pipeline that sets them, the handler that reads them back
 //! from a build and the local builder cannot drift apart.
 
-use crate::domain::Arch;
+use crate::domain::digest::truncate_for_message;
+use crate::domain::oci::ImagePlatform;
+use crate::domain::{Arch, BuildRole, Digest};
 
 /// The ECR repository the build pushes to.
 pub const IMAGE_REPO_NAME: &str = "IMAGE_REPO_NAME";
@@ -35,5 +37,41 @@ pub fn arch_digest(arch: Arch) -> &'static str {
     match arch {
         Arch::Amd64 => "AMD64_DIGEST",
         Arch::Arm64 => "ARM64_DIGEST",
+    }
+}
+
+/// The digest a build exported as `IMAGE_DIGEST`, when it is a valid sha256 digest. A
+/// malformed one is not trusted: the release then reads its images by tag.
+pub fn exported_digest(build_id: &str, exported: &[(String, String)]) -> Option<Digest> {
+    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_DIGEST)?;
+    match Digest::parse(value.trim()) {
+        Ok(digest) => Some(digest),
+        Err(error) => {
+            tracing::warn!(build = %truncate_for_message(build_id), %error, "exported IMAGE_DIGEST is not a digest; ignored");
+            None
+        }
+    }
+}
+
+/// The platform an arch build exported as `IMAGE_PLATFORM`, when it names the build's own
+/// architecture on linux. Anything else is not trusted: the index then declares only the
+/// architecture the build was started for.
+pub fn exported_platform(
+    build_id: &str,
+    role: BuildRole,
+    exported: &[(String, String)],
+) -> Option<ImagePlatform> {
+    let arch = match role {
+        BuildRole::Amd64 => Arch::Amd64,
+        BuildRole::Arm64 => Arch::Arm64,
+        BuildRole::Manifest => return None,
+    };
+    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_PLATFORM)?;
+    match ImagePlatform::parse(arch, value.trim()) {
+        Ok(platform) => Some(platform),
+        Err(problem) => {
+            tracing::warn!(build = %truncate_for_message(build_id), value = %truncate_for_message(value), %problem, "exported IMAGE_PLATFORM is not this build's platform; ignored");
+            None
+        }
     }
 }

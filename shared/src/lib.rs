@@ -13,6 +13,7 @@ pub mod error;
 pub mod handler_error;
 pub mod inbound;
 pub mod memory;
+pub mod operation;
 pub mod pipeline;
 pub mod ports;
 pub mod reconcile;

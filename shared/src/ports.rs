@@ -1,11 +1,12 @@
 //! The ports the pipeline needs from the outside world. Adapters in [`crate::aws`] implement
 //! them with the AWS SDK; the domain and the pipeline see only these library types.
+//! [`Ports`] bundles one adapter per port, so code generic over the ports names one type.
 
 use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::release_event::ReleaseEvent;
-use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
+use crate::domain::{Arch, BuildStatus, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use std::future::Future;
 
@@ -162,12 +163,23 @@ pub struct BuildRequest {
     pub idempotency_token: String,
 }
 
+impl BuildRequest {
+    /// The value of one of the build's environment variables, if it is given.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.environment
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What BatchGetBuilds says about a build, when its event did not carry enough.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildDetails {
     pub build_id: String,
     pub project: String,
-    pub status: Option<String>,
+    /// `None` while CodeBuild reports none, or one archgate does not know.
+    pub status: Option<BuildStatus>,
     pub environment: Vec<(String, String)>,
     /// The buildspec's `exported-variables` (`IMAGE_DIGEST`), once the build ended.
     pub exported: Vec<(String, String)>,
@@ -220,12 +232,13 @@ pub trait Registry: Send + Sync {
         digest: &Digest,
     ) -> impl Future<Output = Result<Option<ScanFindings>, AdapterError>> + Send;
 
-    /// PutImage under `tag`. A repeat of identical content is as good as a first write;
-    /// a tag that names other content and cannot move is [`AdapterError::TagTaken`].
-    fn put_manifest(
+    /// PutImage by digest, under `tag` or with none (an OCI referrer, whose blobs must be
+    /// uploaded first). A repeat of identical content is as good as a first write; a tag that
+    /// names other content and cannot move is [`AdapterError::TagTaken`].
+    fn put_image(
         &self,
         repository: &str,
-        tag: &str,
+        tag: Option<&str>,
         manifest: &RawManifest,
         digest: &Digest,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
@@ -237,15 +250,6 @@ pub trait Registry: Send + Sync {
         &self,
         repository: &str,
         blobs: &[Blob],
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
-
-    /// PutImage by digest with no tag (an OCI referrer); its blobs must be uploaded first.
-    /// A repeat of identical content is as good as a first write.
-    fn put_untagged(
-        &self,
-        repository: &str,
-        manifest: &RawManifest,
-        digest: &Digest,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
@@ -263,29 +267,22 @@ pub trait Signer: Send + Sync {
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Vec<u8>, AdapterError>> + Send;
 }
 
-/// No signing key configured: attestations are made, but unsigned.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unsigned;
-
-impl Signer for Unsigned {
-    fn key_id(&self) -> Option<&str> {
-        None
-    }
-
-    async fn check(&self) -> Result<(), AdapterError> {
-        Ok(())
-    }
-
-    async fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, AdapterError> {
-        Ok(Vec::new())
-    }
-}
-
 pub trait EventPublisher: Send + Sync {
+    /// A release event: its detail, as JSON, under its detail-type.
     fn publish(
         &self,
         event: &ReleaseEvent,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        async move {
+            let detail =
+                serde_json::to_string(&event.detail).map_err(|e| AdapterError::Unexpected {
+                    service: "EventBridge",
+                    operation: "PutEvents",
+                    reason: format!("event does not serialise: {e}"),
+                })?;
+            self.publish_detail(event.detail_type(), detail).await
+        }
+    }
 
     /// Any archgate event (source `archgate`) with this detail-type and JSON detail.
     fn publish_detail(
@@ -342,11 +339,16 @@ pub struct ImageSummary {
     pub size_bytes: Option<u64>,
 }
 
-/// What BatchGetImage returned for one digest: the manifest, or why not.
+/// What BatchGetImage returned for one digest: the manifest, or why not (with the
+/// registry's code and reason, for people).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchedManifest {
     Found(RawManifest),
-    Failed(String),
+    /// The repository does not hold the image (ECR's `ImageNotFound`, or no answer at all
+    /// for the digest).
+    NotFound(String),
+    /// Any other per-image failure: the image may exist, but cannot be read now.
+    Unreadable(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -405,4 +407,21 @@ pub trait Workloads: Send + Sync {
     /// definitions of an ECS service's deployments, or a Lambda function packaged as an image
     /// names. A failed read is an error: retention then expires no release (fail closed).
     fn images_in_use(&self) -> impl Future<Output = Result<Vec<ImageUse>, AdapterError>> + Send;
+}
+
+/// One implementation of every port: the AWS adapters ([`crate::wiring::Aws`]) or the
+/// in-memory services ([`crate::memory::Memory`]). The pipeline, retention, the reconciler
+/// and the handlers are generic over a bundle, so a new port is added here, not to each of
+/// their signatures.
+pub trait Ports: 'static {
+    type Ledger: Ledger + Clone;
+    type Builds: Builds + Clone;
+    type Registry: Registry + Clone;
+    type Events: EventPublisher + Clone;
+    type Clock: Clock + Clone;
+    type Signer: Signer + Clone;
+    /// The registry as retention reads and deletes it.
+    type Inventory: RepositoryInventory;
+    /// The account's workloads (what retention must keep).
+    type Workloads: Workloads;
 }

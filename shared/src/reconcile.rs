@@ -5,48 +5,13 @@
 //! fail. Any release with an effect nobody holds (a crash, a lost answer) is nudged, final or
 //! not. Blocked releases rest: the deadline never fails them.
 
+use crate::build_variables::{exported_digest, exported_platform};
+use crate::config::ReconcilePolicy;
 use crate::domain::release::{BuildOrigin, GateState};
-use crate::domain::{BuildRole, BuildStatus, Fact, Millis, Release};
-use crate::inbound::{exported_digest, exported_platform};
+use crate::domain::{BuildRole, Fact, Millis, Release};
 use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use crate::ports::{Builds, EventPublisher, Ledger, Ports};
 use serde::Serialize;
-
-pub const RECONCILE_STALE_MINUTES: &str = "ARCHGATE_RECONCILE_STALE_MINUTES";
-pub const RECONCILE_DEADLINE_HOURS: &str = "ARCHGATE_RECONCILE_DEADLINE_HOURS";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconcilePolicy {
-    /// A release untouched for this long is re-read.
-    pub stale_after_ms: Millis,
-    /// A release whose current attempt started longer ago than this and still waits for
-    /// builds or scans fails.
-    pub deadline_ms: Millis,
-}
-
-impl ReconcilePolicy {
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        let number = |variable: &'static str, default: i64| match lookup(variable)
-            .map(|v| v.trim().to_owned())
-        {
-            None => Ok(default),
-            Some(value) => match value.parse::<i64>() {
-                Ok(n) if n > 0 && n <= 100_000 => Ok(n),
-                _ => Err(crate::config::ConfigError::Invalid {
-                    variable,
-                    value,
-                    reason: "expected a whole number from 1 to 100000".to_owned(),
-                }),
-            },
-        };
-        Ok(ReconcilePolicy {
-            stale_after_ms: number(RECONCILE_STALE_MINUTES, 15)? * 60_000,
-            deadline_ms: number(RECONCILE_DEADLINE_HOURS, 6)? * 3_600_000,
-        })
-    }
-}
 
 /// What the reconciler did (or, in a dry run, would do) with one release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,20 +55,12 @@ pub struct ReconcileReport {
 
 /// The facts the truth holds about one release that its record lacks, read from CodeBuild and
 /// the registry. Empty when there is nothing to do; `None` when the release needs no look.
-pub async fn observe<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn observe<P: Ports>(
+    pipeline: &Pipeline<P>,
     release: &Release,
     policy: ReconcilePolicy,
     now: Millis,
-) -> Result<Option<Vec<Fact>>, PipelineError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<Option<Vec<Fact>>, PipelineError> {
     let phase = release.phase();
     let stale =
         phase.is_in_flight() && now.saturating_sub(release.updated_at) >= policy.stale_after_ms;
@@ -136,7 +93,7 @@ where
                 .await
                 .map_err(read_error)?;
             let Some(details) = details else { continue };
-            if let Some(status) = details.status.as_deref().and_then(BuildStatus::parse) {
+            if let Some(status) = details.status {
                 if status.is_final() {
                     facts.push(Fact::BuildChanged {
                         role,
@@ -180,21 +137,13 @@ where
 
 /// Re-reads one release's truth and applies what it finds (or, in a dry run, only says what
 /// it would apply). `None` when the release needs nothing.
-pub async fn reconcile_release<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn reconcile_release<P: Ports>(
+    pipeline: &Pipeline<P>,
     release: &Release,
     policy: ReconcilePolicy,
     now: Millis,
     dry_run: bool,
-) -> Result<Option<Reconciled>, PipelineError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<Option<Reconciled>, PipelineError> {
     let Some(facts) = observe(pipeline, release, policy, now).await? else {
         return Ok(None);
     };
@@ -261,20 +210,12 @@ fn describe(fact: &Fact) -> String {
 
 /// One pass over every release of the pipeline's repository: what changed, what was skipped.
 /// One release's trouble (or one unreadable item) does not stop the others.
-pub async fn reconcile_all<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn reconcile_all<P: Ports>(
+    pipeline: &Pipeline<P>,
     policy: ReconcilePolicy,
     now: Millis,
     dry_run: bool,
-) -> Result<ReconcileReport, PipelineError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<ReconcileReport, PipelineError> {
     let listing =
         pipeline
             .ledger

@@ -6,23 +6,31 @@ use crate::aws::{
     KmsSigner, RetentionClients,
 };
 use crate::config::{Config, RetentionConfig};
-use crate::pipeline::Pipeline;
-use crate::ports::{Clock, SystemClock};
+use crate::pipeline::{Adapters, Pipeline};
+use crate::ports::{Clock, Ports, SystemClock};
 use crate::retention::Retention;
+use std::marker::PhantomData;
+
+/// The AWS adapters, on the system clock or another one (hours of retries on the emulator,
+/// a retention run "days later").
+pub struct Aws<C = SystemClock>(PhantomData<fn() -> C>);
+
+impl<C: Clock + Clone + 'static> Ports for Aws<C> {
+    type Ledger = DynamoLedger;
+    type Builds = CodeBuildBuilds;
+    type Registry = EcrRegistry;
+    type Events = EventBridgePublisher;
+    type Clock = C;
+    type Signer = KmsSigner;
+    type Inventory = EcrRegistry;
+    type Workloads = AwsWorkloads;
+}
 
 /// The pipeline wired to AWS.
-pub type AwsPipeline = Pipeline<
-    DynamoLedger,
-    CodeBuildBuilds,
-    EcrRegistry,
-    EventBridgePublisher,
-    SystemClock,
-    KmsSigner,
->;
+pub type AwsPipeline<C = SystemClock> = Pipeline<Aws<C>>;
 
 /// Retention wired to AWS.
-pub type AwsRetention =
-    Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, SystemClock>;
+pub type AwsRetention<C = SystemClock> = Retention<Aws<C>>;
 
 impl RetentionClients {
     /// Retention on these clients, for `config`'s repositories, ledger table and event bus.
@@ -45,11 +53,11 @@ impl Clients {
     }
 
     /// [`Clients::retention`] on another clock (a run "days later" on the emulator).
-    pub fn retention_at<C: Clock>(
+    pub fn retention_at<C: Clock + Clone + 'static>(
         &self,
         config: RetentionConfig,
         clock: C,
-    ) -> Retention<EcrRegistry, AwsWorkloads, DynamoLedger, EventBridgePublisher, C> {
+    ) -> AwsRetention<C> {
         Retention {
             inventory: EcrRegistry::new(self.ecr.clone()),
             workloads: AwsWorkloads::new(self.ecs(), self.lambda()),
@@ -66,20 +74,21 @@ impl Clients {
     }
 
     /// [`Clients::pipeline`] on another clock (hours of retries on the emulator).
-    pub fn pipeline_at<C: Clock>(
+    pub fn pipeline_at<C: Clock + Clone + 'static>(
         &self,
         config: &Config,
         clock: C,
-    ) -> Pipeline<DynamoLedger, CodeBuildBuilds, EcrRegistry, EventBridgePublisher, C, KmsSigner>
-    {
+    ) -> AwsPipeline<C> {
         Pipeline::new(
             config.clone(),
-            DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
-            CodeBuildBuilds::new(self.codebuild.clone()),
-            EcrRegistry::new(self.ecr.clone()),
-            EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
-            clock,
+            Adapters {
+                ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
+                builds: CodeBuildBuilds::new(self.codebuild.clone()),
+                registry: EcrRegistry::new(self.ecr.clone()),
+                events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),
+                clock,
+                signer: KmsSigner::new(self.kms.clone(), config.signing_key.clone()),
+            },
         )
-        .signing_with(KmsSigner::new(self.kms.clone(), config.signing_key.clone()))
     }
 }

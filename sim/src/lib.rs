@@ -14,7 +14,7 @@ pub mod rules;
 pub mod scenario;
 pub mod world;
 
-use rules::Violation;
+use rules::{Checker, Violation};
 use world::World;
 
 /// The size of one schedule.
@@ -93,7 +93,8 @@ const SETTLE_STEPS: usize = 20_000;
 /// Runs one schedule.
 pub fn run(options: Options) -> Result<Summary, Failure> {
     let mut world = World::new(options.seed, options.uploads);
-    let fail = |world: &mut World, violation: Violation| {
+    let mut checker = Checker::default();
+    let fail = |world: &mut World, checker: &Checker, violation: Violation| {
         let mut trace = std::mem::take(&mut world.trace);
         trace.push(format!(
             "tags at the violation: {:?}",
@@ -104,7 +105,7 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
                 .collect::<Vec<_>>())
         ));
         trace.push("ledger at the violation:".to_owned());
-        for r in world.checker.releases() {
+        for r in checker.releases() {
             trace.push(format!(
                 "  {} {} attempt {} candidate {:?} published {:?} scans {:?} notices {} pending {:?}",
                 r.key.tag,
@@ -127,8 +128,8 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
         world.step += 1;
         world.act(true);
         world.react(true);
-        if let Err(v) = check(&mut world) {
-            return Err(fail(&mut world, v));
+        if let Err(v) = check(&mut world, &mut checker) {
+            return Err(fail(&mut world, &checker, v));
         }
         if world.done() {
             break;
@@ -143,8 +144,8 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
         world.step += 1;
         world.act(false);
         world.react(false);
-        if let Err(v) = check(&mut world) {
-            return Err(fail(&mut world, v));
+        if let Err(v) = check(&mut world, &mut checker) {
+            return Err(fail(&mut world, &checker, v));
         }
         // Quiet: nothing delivered or built any more and every release rests. It must stay
         // so past the stale threshold, the claim lease and the deadline.
@@ -157,13 +158,10 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
             quiet_since = None;
         }
     }
-    let mut checker = std::mem::take(&mut world.checker);
-    let quiet = checker.check_quiet(&world);
-    world.checker = checker;
-    if let Err(v) = quiet {
-        return Err(fail(&mut world, v));
+    if let Err(v) = checker.check_quiet(&world) {
+        return Err(fail(&mut world, &checker, v));
     }
-    let releases = world.checker.releases();
+    let releases = checker.releases();
     Ok(Summary {
         steps: world.step,
         uploads: world.uploads.iter().filter(|u| u.delivered).count(),
@@ -184,10 +182,10 @@ pub fn run(options: Options) -> Result<Summary, Failure> {
     })
 }
 
-fn check(world: &mut World) -> Result<(), Violation> {
-    let mut checker = std::mem::take(&mut world.checker);
+/// Checks every rule after a step; the world then acts on the releases as read.
+fn check(world: &mut World, checker: &mut Checker) -> Result<(), Violation> {
     let result = checker.check(world);
-    world.checker = checker;
+    world.known = checker.releases();
     result
 }
 

@@ -55,6 +55,10 @@ fn a_seed_is_one_schedule_run_after_run() {
         {
             panic!("seed {seed} took another course at line {at}:\n  {a}\n  {b}");
         }
-        assert_eq!(first.len(), second.len(), "seed {seed}: traces of other lengths");
+        assert_eq!(
+            first.len(),
+            second.len(),
+            "seed {seed}: traces of other lengths"
+        );
     }
 }

@@ -6,6 +6,7 @@ use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use archgate::domain::ManifestMode;
 pub use archgate_cli::builder::ImageShape;
 pub use archgate_cli::local;
 
@@ -13,7 +14,7 @@ pub const TAG: &str = "myapp-1.4.2";
 pub const KEY: &str = "releases/myapp-1.4.2.zip";
 
 /// A fresh, provisioned local installation in the given manifest mode.
-pub async fn installation(mode: &str) -> LocalEnv {
+pub async fn installation(mode: ManifestMode) -> LocalEnv {
     match LocalEnv::start(default_config(mode)).await {
         Ok(env) => env,
         Err(e) => {
@@ -24,7 +25,7 @@ pub async fn installation(mode: &str) -> LocalEnv {
 
 /// A fresh, provisioned local installation in another region than us-east-1 (S3 wants a
 /// location constraint there, ARNs and events carry the region).
-pub async fn installation_in(mode: &str, region: &str) -> LocalEnv {
+pub async fn installation_in(mode: ManifestMode, region: &str) -> LocalEnv {
     match LocalEnv::start_in(default_config(mode), region).await {
         Ok(env) => env,
         Err(e) => {
@@ -98,3 +99,4 @@ pub async fn resolve(env: &LocalEnv, tag: &str) -> Option<String> {
 }
 
 pub mod releases;
+pub mod workspace;

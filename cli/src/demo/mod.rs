@@ -5,7 +5,7 @@
 use crate::builder::ImageShape;
 use crate::local::{default_config, sample_build_context, LocalEnv, LocalError, LocalFinding};
 use crate::report;
-use archgate::domain::Arch;
+use archgate::domain::{Arch, ManifestMode};
 use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -334,7 +334,7 @@ impl Demo {
 
 /// Runs the demo on `AWS_ENDPOINT_URL` when set, else on a private emulator.
 pub async fn run() -> Result<DemoReport, LocalError> {
-    let config = default_config("native");
+    let config = default_config(ManifestMode::Native);
     progress("starting the AWS emulator and provisioning");
     let started = Instant::now();
     let env = match std::env::var("AWS_ENDPOINT_URL") {

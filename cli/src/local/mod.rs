@@ -5,12 +5,14 @@
 use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
 use crate::emulator::{self, Emulator, EmulatorError};
 use crate::provision::{provision, ProvisionError, ProvisionedResource};
-use archgate::aws::{AwsPipeline, CallLog, Clients, DynamoLedger};
+use archgate::aws::{CallLog, Clients, DynamoLedger};
 use archgate::config::{
     sample_lookup, RetentionConfig, EVENT_BUS, LEDGER_TABLE, RETENTION_REPOSITORIES,
 };
-use archgate::domain::{Arch, BuildRole, ReleaseKey, ReleaseTag};
+use archgate::domain::release_event::EVENT_SOURCE;
+use archgate::domain::{Arch, BuildRole, ManifestMode, ReleaseKey, ReleaseTag};
 use archgate::ports::{Ledger, Stored};
+use archgate::wiring::AwsPipeline;
 use archgate::Config;
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
@@ -39,7 +41,8 @@ pub enum LocalError {
     Invalid(String),
 }
 
-fn aws<E: std::error::Error + Send + Sync + 'static>(
+/// The error of one AWS call, saying what it was for.
+pub(crate) fn aws<E: std::error::Error + Send + Sync + 'static>(
     what: impl Into<String>,
 ) -> impl FnOnce(E) -> LocalError {
     let what = what.into();
@@ -50,13 +53,13 @@ fn aws<E: std::error::Error + Send + Sync + 'static>(
 }
 
 /// The configuration a local installation uses unless told otherwise.
-pub fn default_config(mode: &str) -> Config {
+pub fn default_config(mode: ManifestMode) -> Config {
     config_with(mode, &[])
 }
 
 /// The local configuration with some variables overridden (gate policy, moving tags, …).
-pub fn config_with(mode: &str, overrides: &[(&str, &str)]) -> Config {
-    let mut variables = vec![(archgate::config::MANIFEST_MODE, mode)];
+pub fn config_with(mode: ManifestMode, overrides: &[(&str, &str)]) -> Config {
+    let mut variables = vec![(archgate::config::MANIFEST_MODE, mode.as_str())];
     variables.extend_from_slice(overrides);
     Config::from_lookup(sample_lookup(&variables)).expect("the local configuration is valid")
 }
@@ -322,7 +325,7 @@ async fn tap(
         .put_rule()
         .name("archgate-release-events-tap")
         .event_bus_name(bus)
-        .event_pattern(json!({"source": ["archgate"]}).to_string())
+        .event_pattern(json!({"source": [EVENT_SOURCE]}).to_string())
         .send()
         .await
         .map_err(aws("creating the release-event rule"))?;

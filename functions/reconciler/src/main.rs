@@ -1,5 +1,5 @@
 use archgate::aws::{lambda_sdk_config, Clients};
-use archgate::reconcile::ReconcilePolicy;
+use archgate::config::ReconcilePolicy;
 use archgate::{telemetry, Config};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 

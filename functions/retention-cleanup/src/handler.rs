@@ -2,7 +2,8 @@
 //! retention run ([`archgate::retention::run`]).
 
 use archgate::error::chain;
-use archgate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory, Workloads};
+use archgate::inbound::is_scheduled;
+use archgate::ports::Ports;
 use archgate::retention::{run, Request, Retention, RunReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,25 +23,16 @@ impl From<BadRequest> for lambda_runtime::Diagnostic {
 
 /// Reads the event: a schedule runs the configured repositories for real.
 pub fn request_of(event: serde_json::Value) -> Result<Request, BadRequest> {
-    let scheduled = event.get("source").and_then(|s| s.as_str()) == Some("aws.events")
-        && event.get("detail-type").and_then(|s| s.as_str()) == Some("Scheduled Event");
-    if scheduled {
+    if is_scheduled(&event) {
         return Ok(Request::default());
     }
     serde_json::from_value(event).map_err(BadRequest)
 }
 
-pub async fn handle<I, W, L, E, C>(
-    retention: &Retention<I, W, L, E, C>,
+pub async fn handle<P: Ports>(
+    retention: &Retention<P>,
     event: serde_json::Value,
-) -> Result<RunReport, BadRequest>
-where
-    I: RepositoryInventory,
-    W: Workloads,
-    L: Ledger,
-    E: EventPublisher,
-    C: Clock,
-{
+) -> Result<RunReport, BadRequest> {
     let request = request_of(event)?;
     Ok(run(retention, request).await)
 }

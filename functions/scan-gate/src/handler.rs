@@ -8,21 +8,13 @@ use archgate::inbound::{
     INSPECTOR_FINDING,
 };
 use archgate::pipeline::{Outcome, Pipeline};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use archgate::ports::Ports;
 use tracing::info;
 
-pub async fn handle<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn handle<P: Ports>(
+    pipeline: &Pipeline<P>,
     event: serde_json::Value,
-) -> Result<Outcome, HandlerError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<Outcome, HandlerError> {
     // Inspector's continuous rescans report each finding as it appears, changes or closes.
     let observed = if event.get("detail-type").and_then(|t| t.as_str()) == Some(INSPECTOR_FINDING) {
         let event = parse_finding_event(event)?;

@@ -3,21 +3,13 @@
 use archgate::handler_error::HandlerError;
 use archgate::inbound::{parse_s3_event, upload_fact};
 use archgate::pipeline::{Outcome, Pipeline};
-use archgate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use archgate::ports::Ports;
 use tracing::info;
 
-pub async fn handle<L, B, R, E, C, S>(
-    pipeline: &Pipeline<L, B, R, E, C, S>,
+pub async fn handle<P: Ports>(
+    pipeline: &Pipeline<P>,
     event: serde_json::Value,
-) -> Result<Outcome, HandlerError>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+) -> Result<Outcome, HandlerError> {
     let event = parse_s3_event(event)?;
     let (key, fact) = match upload_fact(&event, pipeline.config()) {
         Ok(found) => found,

@@ -1,7 +1,9 @@
 //! CodeBuild: StartBuild with overrides and an idempotency token, StopBuild, BatchGetBuilds.
 
 use super::classify;
+use crate::domain::BuildStatus;
 use crate::error::AdapterError;
+use crate::operation::{CODEBUILD_BATCH_GET_BUILDS, CODEBUILD_START_BUILD, CODEBUILD_STOP_BUILD};
 use crate::ports::{BuildDetails, BuildRequest, Builds};
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SourceType};
 
@@ -44,7 +46,7 @@ impl Builds for CodeBuildBuilds {
             .idempotency_token(&request.idempotency_token)
             .send()
             .await
-            .map_err(|e| classify("CodeBuild", "StartBuild", e))?;
+            .map_err(|e| classify(CODEBUILD_START_BUILD, e))?;
         output
             .build_value
             .and_then(|b| b.id)
@@ -62,7 +64,7 @@ impl Builds for CodeBuildBuilds {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("CodeBuild", "StopBuild", e))
+            .map_err(|e| classify(CODEBUILD_STOP_BUILD, e))
     }
 
     async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, AdapterError> {
@@ -72,11 +74,13 @@ impl Builds for CodeBuildBuilds {
             .ids(build_id)
             .send()
             .await
-            .map_err(|e| classify("CodeBuild", "BatchGetBuilds", e))?;
+            .map_err(|e| classify(CODEBUILD_BATCH_GET_BUILDS, e))?;
         Ok(output.builds().first().map(|build| BuildDetails {
             build_id: build.id().unwrap_or(build_id).to_owned(),
             project: build.project_name().unwrap_or_default().to_owned(),
-            status: build.build_status().map(|s| s.as_str().to_owned()),
+            status: build
+                .build_status()
+                .and_then(|s| BuildStatus::parse(s.as_str())),
             environment: build
                 .environment()
                 .map(|env| {

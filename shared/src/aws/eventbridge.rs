@@ -1,8 +1,9 @@
 //! EventBridge: PutEvents of release events on the configured bus.
 
 use super::classify;
-use crate::domain::release_event::{ReleaseEvent, EVENT_SOURCE};
+use crate::domain::release_event::EVENT_SOURCE;
 use crate::error::AdapterError;
+use crate::operation::EVENTBRIDGE_PUT_EVENTS;
 use crate::ports::EventPublisher;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
@@ -22,16 +23,6 @@ impl EventBridgePublisher {
 }
 
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, event: &ReleaseEvent) -> Result<(), AdapterError> {
-        let detail =
-            serde_json::to_string(&event.detail).map_err(|e| AdapterError::Unexpected {
-                service: "EventBridge",
-                operation: "PutEvents",
-                reason: format!("event does not serialise: {e}"),
-            })?;
-        self.publish_detail(event.detail_type(), detail).await
-    }
-
     async fn publish_detail(&self, detail_type: &str, detail: String) -> Result<(), AdapterError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
@@ -45,7 +36,7 @@ impl EventPublisher for EventBridgePublisher {
             .entries(entry)
             .send()
             .await
-            .map_err(|e| classify("EventBridge", "PutEvents", e))?;
+            .map_err(|e| classify(EVENTBRIDGE_PUT_EVENTS, e))?;
         if output.failed_entry_count() > 0 {
             // PutEvents reports per-entry failures (throttling among them) with a 200.
             let failed: Vec<(&str, &str)> = output

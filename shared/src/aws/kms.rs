@@ -5,6 +5,7 @@
 
 use super::classify;
 use crate::error::AdapterError;
+use crate::operation::{KMS_DESCRIBE_KEY, KMS_GET_PUBLIC_KEY, KMS_SIGN};
 use crate::ports::Signer;
 use aws_sdk_kms::error::SdkError;
 use aws_sdk_kms::primitives::Blob;
@@ -49,7 +50,7 @@ impl Signer for KmsSigner {
                     "KMS has no such key in this account and region".to_owned(),
                 ))
             }
-            Err(e) => return Err(classify("KMS", "DescribeKey", e)),
+            Err(e) => return Err(classify(KMS_DESCRIBE_KEY, e)),
         };
         let metadata = output
             .key_metadata()
@@ -79,7 +80,7 @@ impl Signer for KmsSigner {
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await
-            .map_err(|e| classify("KMS", "Sign", e))?;
+            .map_err(|e| classify(KMS_SIGN, e))?;
         output
             .signature()
             .map(|s| s.as_ref().to_vec())
@@ -134,7 +135,7 @@ pub async fn public_key(client: &aws_sdk_kms::Client, key: &str) -> Result<Vec<u
         .key_id(key)
         .send()
         .await
-        .map_err(|e| classify("KMS", "GetPublicKey", e))?;
+        .map_err(|e| classify(KMS_GET_PUBLIC_KEY, e))?;
     output
         .public_key()
         .map(|k| k.as_ref().to_vec())

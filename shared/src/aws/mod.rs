@@ -21,9 +21,8 @@ pub use http::{
 pub use kms::{key_problem, public_key, KmsSigner};
 pub use workloads::AwsWorkloads;
 
-pub use crate::wiring::AwsPipeline;
-
 use crate::error::AdapterError;
+use crate::operation::Operation;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Loads the SDK configuration the standard way (the operator's commands): region,
@@ -166,15 +165,12 @@ pub(crate) const THROTTLING_CODES: [&str; 8] = [
 
 /// Sorts an SDK error into what the caller can do about it. The SDK has already retried
 /// throttling and transient errors by the time we see them.
-pub(crate) fn classify<E, R>(
-    service: &'static str,
-    operation: &'static str,
-    error: SdkError<E, R>,
-) -> AdapterError
+pub(crate) fn classify<E, R>(call: Operation, error: SdkError<E, R>) -> AdapterError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let (service, operation) = (call.service, call.name);
     let code = error.code().map(str::to_owned);
     let is_service_error = matches!(error, SdkError::ServiceError(_));
     // A request that could not even be built will not build on a retry either.

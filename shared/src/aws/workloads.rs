@@ -6,6 +6,11 @@
 use super::classify;
 use crate::domain::Digest;
 use crate::error::AdapterError;
+use crate::operation::{
+    ECS_DESCRIBE_SERVICES, ECS_DESCRIBE_TASKS, ECS_DESCRIBE_TASK_DEFINITION, ECS_LIST_CLUSTERS,
+    ECS_LIST_SERVICES, ECS_LIST_TASKS, ECS_LIST_TASK_DEFINITIONS, LAMBDA_GET_FUNCTION,
+    LAMBDA_LIST_FUNCTIONS,
+};
 use crate::ports::{ImageUse, Workloads};
 use aws_sdk_ecs::types::{DesiredStatus, Failure, TaskDefinitionStatus};
 use aws_sdk_lambda::types::{FunctionVersion, PackageType};
@@ -125,7 +130,7 @@ impl AwsWorkloads {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECS", "ListTaskDefinitions", e))?;
+            let page = page.map_err(|e| classify(ECS_LIST_TASK_DEFINITIONS, e))?;
             arns.extend(page.task_definition_arns().iter().cloned());
         }
         Ok(arns)
@@ -140,7 +145,7 @@ impl AwsWorkloads {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECS", "ListClusters", e))?;
+            let page = page.map_err(|e| classify(ECS_LIST_CLUSTERS, e))?;
             arns.extend(page.cluster_arns().iter().cloned());
         }
         Ok(arns)
@@ -156,7 +161,7 @@ impl AwsWorkloads {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECS", "ListServices", e))?;
+            let page = page.map_err(|e| classify(ECS_LIST_SERVICES, e))?;
             arns.extend(page.service_arns().iter().cloned());
         }
         Ok(arns)
@@ -173,7 +178,7 @@ impl AwsWorkloads {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECS", "ListTasks", e))?;
+            let page = page.map_err(|e| classify(ECS_LIST_TASKS, e))?;
             arns.extend(page.task_arns().iter().cloned());
         }
         Ok(arns)
@@ -199,7 +204,7 @@ impl AwsWorkloads {
                     .set_services(Some(arns))
                     .send()
                     .await
-                    .map_err(|e| classify("ECS", "DescribeServices", e))?;
+                    .map_err(|e| classify(ECS_DESCRIBE_SERVICES, e))?;
                 refuse_failures("DescribeServices", output.failures())?;
                 let mut found = Vec::new();
                 for service in output.services() {
@@ -242,7 +247,7 @@ impl AwsWorkloads {
                     .set_tasks(Some(arns))
                     .send()
                     .await
-                    .map_err(|e| classify("ECS", "DescribeTasks", e))?;
+                    .map_err(|e| classify(ECS_DESCRIBE_TASKS, e))?;
                 refuse_failures("DescribeTasks", output.failures())?;
                 let mut uses = Vec::new();
                 for task in output.tasks() {
@@ -284,7 +289,7 @@ impl AwsWorkloads {
             .task_definition(&arn)
             .send()
             .await
-            .map_err(|e| classify("ECS", "DescribeTaskDefinition", e))?;
+            .map_err(|e| classify(ECS_DESCRIBE_TASK_DEFINITION, e))?;
         let definition = output.task_definition().ok_or_else(|| {
             unexpected(
                 "ECS",
@@ -320,7 +325,7 @@ impl AwsWorkloads {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("Lambda", "ListFunctions", e))?;
+            let page = page.map_err(|e| classify(LAMBDA_LIST_FUNCTIONS, e))?;
             for function in page.functions() {
                 if function.package_type() != Some(&PackageType::Image) {
                     continue;
@@ -361,7 +366,7 @@ impl AwsWorkloads {
             .qualifier(&function.version)
             .send()
             .await
-            .map_err(|e| classify("Lambda", "GetFunction", e))?;
+            .map_err(|e| classify(LAMBDA_GET_FUNCTION, e))?;
         let code = output.code();
         let image = code.and_then(|c| c.image_uri()).ok_or_else(|| {
             unexpected(

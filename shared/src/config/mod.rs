@@ -5,11 +5,13 @@
 mod allowlist;
 mod gate;
 mod names;
+mod reconcile;
 mod retention;
 mod sample;
 mod variables;
 
 pub use names::repository_name;
+pub use reconcile::ReconcilePolicy;
 pub use retention::{ReleaseRules, RetentionConfig};
 pub use sample::{sample_lookup, SAMPLE};
 pub use variables::*;

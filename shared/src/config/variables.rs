@@ -25,6 +25,9 @@ pub const RETENTION_KEEP_RELEASES: &str = "ARCHGATE_RETENTION_KEEP_RELEASES";
 pub const RETENTION_KEEP_DAYS: &str = "ARCHGATE_RETENTION_KEEP_DAYS";
 pub const RETENTION_PROTECT: &str = "ARCHGATE_RETENTION_PROTECT";
 pub const RETENTION_ATTEMPT_DAYS: &str = "ARCHGATE_RETENTION_ATTEMPT_DAYS";
+/// The reconciler's timing, read by [`super::ReconcilePolicy`].
+pub const RECONCILE_STALE_MINUTES: &str = "ARCHGATE_RECONCILE_STALE_MINUTES";
+pub const RECONCILE_DEADLINE_HOURS: &str = "ARCHGATE_RECONCILE_DEADLINE_HOURS";
 /// The KMS key (ECDSA P-256) that signs release attestations; unsigned when unset.
 pub const SIGNING_KEY: &str = "ARCHGATE_SIGNING_KEY";
 /// A PEM file of certificates to trust besides Amazon Trust Services' roots (optional;

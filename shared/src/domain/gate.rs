@@ -171,12 +171,6 @@ impl Verdict {
 pub const WORST_FINDINGS: usize = 10;
 
 impl Policy {
-    /// Whether the counts alone already pass: the allowlist can only lower counts, so the
-    /// findings need not be read.
-    pub fn counts_pass(&self, counts: &SeverityCounts) -> bool {
-        self.first_breach(counts).is_none()
-    }
-
     fn first_breach(&self, counts: &SeverityCounts) -> Option<(Severity, u64, u64)> {
         Severity::ALL.into_iter().find_map(|severity| {
             let limit = self.max.get(&severity).copied().flatten()?;

@@ -9,6 +9,7 @@ pub mod oci;
 pub mod release;
 pub mod release_event;
 pub mod retention;
+pub mod scan;
 pub mod tag;
 
 pub use digest::Digest;

@@ -3,7 +3,6 @@
 //! announced, so a lost answer or a crash repeats the announcement (same event key), never
 //! drops it.
 
-use super::digest::Digest;
 use super::release::{Phase, ScanRecord, SourceObject};
 use super::Millis;
 use serde::{Deserialize, Serialize};
@@ -49,16 +48,6 @@ impl RejectReason {
             RejectReason::InFlight { .. } => "in-flight",
             RejectReason::Expired { .. } => "expired",
         }
-    }
-
-    /// Whether the name itself can never be a release (as opposed to this upload being refused).
-    pub fn is_reserved_name(&self) -> bool {
-        matches!(
-            self,
-            RejectReason::InternalSuffix { .. }
-                | RejectReason::MovingTag { .. }
-                | RejectReason::CacheRef { .. }
-        )
     }
 }
 
@@ -144,13 +133,6 @@ impl Notice {
                     scan.arch, scan.digest, scan.scanned_at
                 )
             }
-        }
-    }
-
-    pub fn vulnerable_digest(&self) -> Option<&Digest> {
-        match &self.kind {
-            NoticeKind::Vulnerable { scan } => Some(&scan.digest),
-            NoticeKind::Rejected { .. } => None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::digest::Digest;
 use super::gate::{Finding, SeverityCounts, Verdict};
 use super::notice::{Notice, NoticeKind};
-use super::release::{Arch, BuildRole, EventKind, Release, ScanRecord};
+use super::release::{BuildRole, EventKind, Release, ScanRecord};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -267,12 +267,4 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
             last_error,
         },
     }
-}
-
-/// Arch tags a release's builds push, for display and lookups.
-pub fn arch_tags(release: &Release) -> Vec<(Arch, String)> {
-    Arch::ALL
-        .iter()
-        .map(|a| (*a, release.key.tag.arch_tag(*a)))
-        .collect()
 }

@@ -2,15 +2,15 @@
 
 use super::{foreign, other_event, parse, required, MalformedEvent};
 use crate::build_variables::{
-    IMAGE_ARCH, IMAGE_DIGEST, IMAGE_PLATFORM, IMAGE_REPO_NAME, RELEASE_ATTEMPT, RELEASE_TAG,
-    RELEASE_UPLOAD,
+    exported_digest, exported_platform, IDENTITY, IMAGE_ARCH, IMAGE_DIGEST, IMAGE_REPO_NAME,
+    RELEASE_ATTEMPT, RELEASE_TAG, RELEASE_UPLOAD,
 };
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
-use crate::domain::oci::ImagePlatform;
 use crate::domain::release::{BuildOrigin, BuildRole, BuildStatus, ManifestMode};
 use crate::domain::tag::ReleaseTag;
-use crate::domain::{Arch, Digest, Fact, IgnoreReason, ReleaseKey};
+use crate::domain::{Arch, Fact, IgnoreReason, ReleaseKey};
+use crate::ports::BuildDetails;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
@@ -146,39 +146,80 @@ pub fn build_change(event: &CodeBuildEvent, config: &Config) -> Result<BuildChan
     })
 }
 
-/// The digest a build exported as `IMAGE_DIGEST`, when it is a valid sha256 digest. A
-/// malformed one is not trusted: the release then reads its images by tag.
-pub fn exported_digest(build_id: &str, exported: &[(String, String)]) -> Option<Digest> {
-    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_DIGEST)?;
-    match Digest::parse(value.trim()) {
-        Ok(digest) => Some(digest),
-        Err(error) => {
-            tracing::warn!(build = %truncate_for_message(build_id), %error, "exported IMAGE_DIGEST is not a digest; ignored");
-            None
-        }
-    }
+/// CodeBuild's own record of a build, as far as the event needed it.
+pub enum BuildRecord {
+    /// The event carried everything: CodeBuild was not asked.
+    NotRead,
+    /// CodeBuild does not know the build.
+    Unknown,
+    Read(BuildDetails),
 }
 
-/// The platform an arch build exported as `IMAGE_PLATFORM`, when it names the build's own
-/// architecture on linux. Anything else is not trusted: the index then declares only the
-/// architecture the build was started for.
-pub fn exported_platform(
-    build_id: &str,
-    role: BuildRole,
-    exported: &[(String, String)],
-) -> Option<ImagePlatform> {
-    let arch = match role {
-        BuildRole::Amd64 => Arch::Amd64,
-        BuildRole::Arm64 => Arch::Arm64,
-        BuildRole::Manifest => return None,
+/// The variables a build's fact is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildVariables {
+    pub environment: Vec<(String, String)>,
+    pub exported: Vec<(String, String)>,
+}
+
+/// Whether the event lacks what the fact needs, so CodeBuild's record of the build is read:
+/// the variables that name a release, or the image a succeeded build pushed (arch and
+/// manifest builds export it).
+pub fn needs_build_record(change: &BuildChange) -> bool {
+    !(carries_identity(change) && reports_image(change))
+}
+
+fn carries_identity(change: &BuildChange) -> bool {
+    IDENTITY
+        .iter()
+        .all(|name| change.environment.iter().any(|(n, _)| n == name))
+}
+
+fn reports_image(change: &BuildChange) -> bool {
+    change.status != BuildStatus::Succeeded
+        || change.exported.iter().any(|(n, _)| n == IMAGE_DIGEST)
+}
+
+/// The event's variables, completed from CodeBuild's record of the build where the event
+/// lacked them: what the event carried stands. A record of another project than the event's
+/// role, or no record of a build the event does not identify, is not archgate's build.
+pub fn build_variables(
+    change: &BuildChange,
+    record: BuildRecord,
+    config: &Config,
+) -> Result<BuildVariables, IgnoreReason> {
+    let from_event = || BuildVariables {
+        environment: change.environment.clone(),
+        exported: change.exported.clone(),
     };
-    let (_, value) = exported.iter().find(|(name, _)| name == IMAGE_PLATFORM)?;
-    match ImagePlatform::parse(arch, value.trim()) {
-        Ok(platform) => Some(platform),
-        Err(problem) => {
-            tracing::warn!(build = %truncate_for_message(build_id), value = %truncate_for_message(value), %problem, "exported IMAGE_PLATFORM is not this build's platform; ignored");
-            None
+    match record {
+        BuildRecord::NotRead => Ok(from_event()),
+        BuildRecord::Read(details)
+            if config.role_of_project(&details.project) == Some(change.role) =>
+        {
+            let environment = if carries_identity(change) {
+                change.environment.clone()
+            } else {
+                details.environment
+            };
+            let exported = if reports_image(change) || details.exported.is_empty() {
+                change.exported.clone()
+            } else {
+                details.exported
+            };
+            Ok(BuildVariables {
+                environment,
+                exported,
+            })
         }
+        BuildRecord::Read(details) => Err(IgnoreReason::ProjectDisagrees {
+            build_id: change.build_id.clone(),
+            project: details.project,
+        }),
+        BuildRecord::Unknown if carries_identity(change) => Ok(from_event()),
+        BuildRecord::Unknown => Err(IgnoreReason::UnknownBuild {
+            build_id: change.build_id.clone(),
+        }),
     }
 }
 

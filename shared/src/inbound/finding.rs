@@ -1,12 +1,11 @@
 //! Inspector "Inspector2 Finding": a finding of an image was created, updated or closed.
 
-use super::scan::{
-    located_by_tags, InvalidField, NoObservation, ScanObservation, ScanResult, INSPECTOR_SOURCE,
-};
+use super::scan::{located_by_tags, InvalidField, NoObservation, INSPECTOR_SOURCE};
 use super::{foreign, other_event, parse, required, MalformedEvent};
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
 use crate::domain::release::Scanner;
+use crate::domain::scan::{ScanObservation, ScanResult};
 use crate::domain::{Digest, IgnoreReason};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};

@@ -8,9 +8,10 @@ mod s3;
 mod scan;
 
 pub use codebuild::{
-    build_change, build_fact, build_id_of, build_origin, exported_digest, exported_platform,
-    parse_codebuild_event, AdditionalInformation, BuildChange, BuildEnvironment, CodeBuildEvent,
-    CodeBuildStateChange, EnvironmentVariable, CODEBUILD_SOURCE, CODEBUILD_STATE_CHANGE,
+    build_change, build_fact, build_id_of, build_origin, build_variables, needs_build_record,
+    parse_codebuild_event, AdditionalInformation, BuildChange, BuildEnvironment, BuildRecord,
+    BuildVariables, CodeBuildEvent, CodeBuildStateChange, EnvironmentVariable, CODEBUILD_SOURCE,
+    CODEBUILD_STATE_CHANGE,
 };
 pub use finding::{
     finding_observation, parse_finding_event, EcrImageDetails, FindingEvent, FindingResource,
@@ -22,8 +23,7 @@ pub use s3::{
 };
 pub use scan::{
     parse_scan_event, scan_observation, ImageScan, InvalidField, NoObservation, ScanEvent,
-    ScanObservation, ScanResult, ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_SCAN, INSPECTOR_SOURCE,
-    MAX_SCAN_TAGS,
+    ECR_IMAGE_SCAN, ECR_SOURCE, INSPECTOR_SCAN, INSPECTOR_SOURCE, MAX_SCAN_TAGS,
 };
 
 use crate::config::Config;
@@ -50,6 +50,16 @@ fn parse<T: serde::de::DeserializeOwned>(
     expected: &'static str,
 ) -> Result<T, MalformedEvent> {
     serde_json::from_value(value).map_err(|source| MalformedEvent { expected, source })
+}
+
+/// EventBridge's own events: the schedules that run the reconciler and retention.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// Whether an event is one of EventBridge's scheduled events.
+pub fn is_scheduled(event: &serde_json::Value) -> bool {
+    event.get("source").and_then(serde_json::Value::as_str) == Some(SCHEDULE_SOURCE)
+        && event.get("detail-type").and_then(serde_json::Value::as_str) == Some(SCHEDULED_EVENT)
 }
 
 /// Events of another account or region than the deployment's are not archgate's to act on.

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
 use crate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use crate::domain::release::Scanner;
+use crate::domain::scan::{ScanObservation, ScanResult};
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Arch, Digest, IgnoreReason, ReleaseKey};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -67,35 +68,6 @@ impl From<InvalidField> for NoObservation {
     fn from(invalid: InvalidField) -> Self {
         NoObservation::Invalid(invalid)
     }
-}
-
-/// A completed (or failed) scan of one of archgate's per-arch images.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanObservation {
-    pub repository: String,
-    /// The releases and arches named by the image's `<tag>-<arch>` tags (byte-identical
-    /// builds of several releases are one image with several tags); empty for an untagged
-    /// image, which is then looked up by digest.
-    pub located: Vec<(ReleaseKey, Arch)>,
-    pub digest: Digest,
-    pub result: ScanResult,
-    /// The event's time, in milliseconds since the epoch.
-    pub scanned_at: i64,
-    /// ECR basic scanning or Amazon Inspector, by the event's source.
-    pub scanner: Scanner,
-}
-
-/// What a scan event says about the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanResult {
-    /// A scan ended (ECR Image Scan, Inspector2 Scan): its status and counts.
-    Reported {
-        status: ScanStatus,
-        counts: SeverityCounts,
-    },
-    /// One of the image's findings was created, updated or closed (Inspector2 Finding, from
-    /// continuous rescans): the image's current findings are read afresh.
-    FindingChanged,
 }
 
 /// Reads a scan event: the observation, or why there is none.

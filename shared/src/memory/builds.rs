@@ -6,6 +6,7 @@
 use super::chaos::Chaos;
 use crate::domain::{BuildStatus, Millis};
 use crate::error::AdapterError;
+use crate::operation::{CODEBUILD_BATCH_GET_BUILDS, CODEBUILD_START_BUILD, CODEBUILD_STOP_BUILD};
 use crate::ports::{BuildDetails, BuildRequest, Builds, Clock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -104,10 +105,7 @@ impl<C: Clock> MemoryBuilds<C> {
 
 impl<C: Clock> Builds for MemoryBuilds<C> {
     async fn start(&self, request: &BuildRequest) -> Result<String, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("CodeBuild", "StartBuild", "CodeBuild.StartBuild")
-            .await?;
+        let fault = self.chaos.enter(CODEBUILD_START_BUILD).await?;
         let now = self.clock.now_millis();
         let id = {
             let mut state = self.lock();
@@ -148,14 +146,11 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
                 }
             }
         };
-        self.chaos.leave(fault, "CodeBuild", "StartBuild", id).await
+        self.chaos.leave(fault, CODEBUILD_START_BUILD, id).await
     }
 
     async fn stop(&self, build_id: &str) -> Result<(), AdapterError> {
-        let fault = self
-            .chaos
-            .enter("CodeBuild", "StopBuild", "CodeBuild.StopBuild")
-            .await?;
+        let fault = self.chaos.enter(CODEBUILD_STOP_BUILD).await?;
         {
             let mut state = self.lock();
             let late_stops = state.late_stops;
@@ -172,24 +167,21 @@ impl<C: Clock> Builds for MemoryBuilds<C> {
                 build.status = BuildStatus::Stopped;
             }
         }
-        self.chaos.leave(fault, "CodeBuild", "StopBuild", ()).await
+        self.chaos.leave(fault, CODEBUILD_STOP_BUILD, ()).await
     }
 
     async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("CodeBuild", "BatchGetBuilds", "CodeBuild.BatchGetBuilds")
-            .await?;
+        let fault = self.chaos.enter(CODEBUILD_BATCH_GET_BUILDS).await?;
         let details = self.lock().builds.get(build_id).map(|b| BuildDetails {
             build_id: b.id.clone(),
             project: b.request.project.clone(),
-            status: Some(b.status.as_str().to_owned()),
+            status: Some(b.status),
             environment: b.request.environment.clone(),
             exported: b.exported.clone(),
             image: Some(MEMORY_BUILD_IMAGE.to_owned()),
         });
         self.chaos
-            .leave(fault, "CodeBuild", "BatchGetBuilds", details)
+            .leave(fault, CODEBUILD_BATCH_GET_BUILDS, details)
             .await
     }
 }

@@ -4,6 +4,7 @@
 //! call took effect).
 
 use crate::error::AdapterError;
+use crate::operation::Operation;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -44,11 +45,9 @@ struct State {
     /// Set when a call killed its process; the scheduler drops that invocation and clears it.
     crashed: bool,
     calls: u64,
-    /// Calls by `Service.Operation`, for the figures.
-    by_operation: std::collections::BTreeMap<&'static str, u64>,
     injected: u64,
     /// Operations that fail on every call until the outage ends (`Service.Operation` → fault).
-    outages: std::collections::BTreeMap<&'static str, Fault>,
+    outages: std::collections::BTreeMap<Operation, Fault>,
 }
 
 /// The shared fault plan and scheduling points of a set of in-memory services. The default
@@ -89,29 +88,24 @@ impl Chaos {
         self.lock().injected
     }
 
-    pub fn calls_by_operation(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        self.lock().by_operation.clone()
-    }
-
     /// From now on every call of `operation` (`Service.Operation`) meets `fault`, until
     /// [`Chaos::end_outage`]: a lasting fault, not a random one.
-    pub fn start_outage(&self, operation: &'static str, fault: Fault) {
+    pub fn start_outage(&self, operation: Operation, fault: Fault) {
         self.lock().outages.insert(operation, fault);
     }
 
-    pub fn end_outage(&self, operation: &'static str) {
-        self.lock().outages.remove(operation);
+    pub fn end_outage(&self, operation: Operation) {
+        self.lock().outages.remove(&operation);
     }
 
     pub fn end_outages(&self) {
         self.lock().outages.clear();
     }
 
-    fn draw(&self, operation: &'static str) -> Option<Fault> {
+    fn draw(&self, operation: Operation) -> Option<Fault> {
         let mut state = self.lock();
         state.calls += 1;
-        *state.by_operation.entry(operation).or_default() += 1;
-        if let Some(fault) = state.outages.get(operation).copied() {
+        if let Some(fault) = state.outages.get(&operation).copied() {
             state.injected += 1;
             return Some(fault);
         }
@@ -145,14 +139,10 @@ impl Chaos {
 
     /// The start of a call: a scheduling point, then the fault the plan has for it. A fault
     /// that stops the call before it takes effect is returned as the call's error.
-    pub async fn enter(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        name: &'static str,
-    ) -> Result<Option<Fault>, AdapterError> {
+    pub async fn enter(&self, call: Operation) -> Result<Option<Fault>, AdapterError> {
         yield_now().await;
-        match self.draw(name) {
+        let (service, operation) = (call.service, call.name);
+        match self.draw(call) {
             Some(Fault::Throttle) => Err(AdapterError::Throttled {
                 service,
                 operation,
@@ -181,10 +171,10 @@ impl Chaos {
     pub async fn leave<T>(
         &self,
         fault: Option<Fault>,
-        service: &'static str,
-        operation: &'static str,
+        call: Operation,
         answer: T,
     ) -> Result<T, AdapterError> {
+        let (service, operation) = (call.service, call.name);
         match fault {
             Some(Fault::LostAnswer) => Err(AdapterError::Transient {
                 service,

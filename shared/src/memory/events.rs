@@ -2,8 +2,8 @@
 //! detail exactly as PutEvents would carry them.
 
 use super::chaos::Chaos;
-use crate::domain::release_event::ReleaseEvent;
 use crate::error::AdapterError;
+use crate::operation::EVENTBRIDGE_PUT_EVENTS;
 use crate::ports::EventPublisher;
 use std::sync::{Arc, Mutex};
 
@@ -59,21 +59,8 @@ impl MemoryEvents {
 }
 
 impl EventPublisher for MemoryEvents {
-    async fn publish(&self, event: &ReleaseEvent) -> Result<(), AdapterError> {
-        let detail =
-            serde_json::to_string(&event.detail).map_err(|e| AdapterError::Unexpected {
-                service: "EventBridge",
-                operation: "PutEvents",
-                reason: format!("event does not serialise: {e}"),
-            })?;
-        self.publish_detail(event.detail_type(), detail).await
-    }
-
     async fn publish_detail(&self, detail_type: &str, detail: String) -> Result<(), AdapterError> {
-        let fault = self
-            .chaos
-            .enter("EventBridge", "PutEvents", "EventBridge.PutEvents")
-            .await?;
+        let fault = self.chaos.enter(EVENTBRIDGE_PUT_EVENTS).await?;
         // EventBridge takes a detail of at most 256 KB, as JSON.
         let detail: serde_json::Value =
             serde_json::from_str(&detail).map_err(|e| AdapterError::Rejected {
@@ -89,8 +76,6 @@ impl EventPublisher for MemoryEvents {
                 detail_type: detail_type.to_owned(),
                 detail,
             });
-        self.chaos
-            .leave(fault, "EventBridge", "PutEvents", ())
-            .await
+        self.chaos.leave(fault, EVENTBRIDGE_PUT_EVENTS, ()).await
     }
 }

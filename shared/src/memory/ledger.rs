@@ -8,6 +8,7 @@ use super::chaos::Chaos;
 use crate::domain::retention::mentioned_digests;
 use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
+use crate::operation::{DYNAMODB_GET_ITEM, DYNAMODB_PUT_ITEM, DYNAMODB_SCAN, DYNAMODB_UPDATE_ITEM};
 use crate::ports::{
     Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
 };
@@ -130,19 +131,6 @@ impl MemoryLedger {
             .cloned()
             .unwrap_or_default()
     }
-
-    /// The holder and lock of a moving tag, without faults.
-    pub fn moving_state(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> (Option<MovingTagHolder>, Option<String>) {
-        self.lock()
-            .moving
-            .get(&(repository.to_owned(), tag.to_owned()))
-            .map(|m| (m.holder.clone(), m.lock_by.clone()))
-            .unwrap_or_default()
-    }
 }
 
 fn parse(id: &str, item: &ReleaseItem) -> Result<Stored, String> {
@@ -175,10 +163,7 @@ fn parse_pointer_entry(entry: &str) -> Option<(ReleaseKey, Arch)> {
 
 impl Ledger for MemoryLedger {
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let found = {
             let table = self.lock();
             table
@@ -189,14 +174,11 @@ impl Ledger for MemoryLedger {
         let found = found
             .transpose()
             .map_err(|reason| release_error("GetItem", reason))?;
-        self.chaos.leave(fault, "DynamoDB", "GetItem", found).await
+        self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await
     }
 
     async fn save(&self, release: &Release, expected: Option<u64>) -> Result<u64, SaveError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "PutItem", "DynamoDB.PutItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_PUT_ITEM).await?;
         let doc = serde_json::to_string(release).map_err(|e| {
             SaveError::Adapter(release_error(
                 "PutItem",
@@ -232,10 +214,7 @@ impl Ledger for MemoryLedger {
             }
         };
         let version = outcome?;
-        Ok(self
-            .chaos
-            .leave(fault, "DynamoDB", "PutItem", version)
-            .await?)
+        Ok(self.chaos.leave(fault, DYNAMODB_PUT_ITEM, version).await?)
     }
 
     async fn link_digests(
@@ -244,10 +223,7 @@ impl Ledger for MemoryLedger {
         links: &[(Digest, Arch)],
     ) -> Result<(), AdapterError> {
         for (digest, arch) in links {
-            let fault = self
-                .chaos
-                .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
-                .await?;
+            let fault = self.chaos.enter(DYNAMODB_UPDATE_ITEM).await?;
             {
                 let mut table = self.lock();
                 let entries = table.pointers.entry(digest.clone()).or_default();
@@ -256,9 +232,7 @@ impl Ledger for MemoryLedger {
                     entries.insert(entry);
                 }
             }
-            self.chaos
-                .leave(fault, "DynamoDB", "UpdateItem", ())
-                .await?;
+            self.chaos.leave(fault, DYNAMODB_UPDATE_ITEM, ()).await?;
         }
         Ok(())
     }
@@ -267,10 +241,7 @@ impl Ledger for MemoryLedger {
         &self,
         digest: &Digest,
     ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let found: Vec<(ReleaseKey, Arch)> = self
             .lock()
             .pointers
@@ -282,14 +253,11 @@ impl Ledger for MemoryLedger {
                     .collect()
             })
             .unwrap_or_default();
-        self.chaos.leave(fault, "DynamoDB", "GetItem", found).await
+        self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await
     }
 
     async fn list(&self, limit: usize) -> Result<Listing, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "Scan", "DynamoDB.Scan")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_SCAN).await?;
         let mut listing = Listing::default();
         {
             let table = self.lock();
@@ -308,7 +276,7 @@ impl Ledger for MemoryLedger {
             .releases
             .sort_by_key(|s| std::cmp::Reverse(s.release.updated_at));
         listing.releases.truncate(limit);
-        self.chaos.leave(fault, "DynamoDB", "Scan", listing).await
+        self.chaos.leave(fault, DYNAMODB_SCAN, listing).await
     }
 
     async fn lock_moving_tag(
@@ -320,10 +288,7 @@ impl Ledger for MemoryLedger {
         now: Millis,
         until: Millis,
     ) -> Result<MovingTagLock, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_UPDATE_ITEM).await?;
         let answer = {
             let mut table = self.lock();
             let item = table
@@ -344,9 +309,7 @@ impl Ledger for MemoryLedger {
                 }
             }
         };
-        self.chaos
-            .leave(fault, "DynamoDB", "UpdateItem", answer)
-            .await
+        self.chaos.leave(fault, DYNAMODB_UPDATE_ITEM, answer).await
     }
 
     async fn abandon_moving_tag(
@@ -356,10 +319,7 @@ impl Ledger for MemoryLedger {
         holder: &str,
         now: Millis,
     ) -> Result<(), AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_UPDATE_ITEM).await?;
         {
             let mut table = self.lock();
             if let Some(item) = table
@@ -371,7 +331,7 @@ impl Ledger for MemoryLedger {
                 }
             }
         }
-        self.chaos.leave(fault, "DynamoDB", "UpdateItem", ()).await
+        self.chaos.leave(fault, DYNAMODB_UPDATE_ITEM, ()).await
     }
 
     async fn moving_tag(
@@ -379,16 +339,13 @@ impl Ledger for MemoryLedger {
         repository: &str,
         tag: &str,
     ) -> Result<Option<MovingTagHolder>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "GetItem", "DynamoDB.GetItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let holder = self
             .lock()
             .moving
             .get(&(repository.to_owned(), tag.to_owned()))
             .and_then(|m| m.holder.clone());
-        self.chaos.leave(fault, "DynamoDB", "GetItem", holder).await
+        self.chaos.leave(fault, DYNAMODB_GET_ITEM, holder).await
     }
 
     async fn unlock_moving_tag(
@@ -398,10 +355,7 @@ impl Ledger for MemoryLedger {
         holder: &str,
         current: &MovingTagHolder,
     ) -> Result<bool, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("DynamoDB", "UpdateItem", "DynamoDB.UpdateItem")
-            .await?;
+        let fault = self.chaos.enter(DYNAMODB_UPDATE_ITEM).await?;
         let ours = {
             let mut table = self.lock();
             let item = table
@@ -418,8 +372,6 @@ impl Ledger for MemoryLedger {
                 false
             }
         };
-        self.chaos
-            .leave(fault, "DynamoDB", "UpdateItem", ours)
-            .await
+        self.chaos.leave(fault, DYNAMODB_UPDATE_ITEM, ours).await
     }
 }

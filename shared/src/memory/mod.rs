@@ -22,17 +22,25 @@ pub use signer::MemorySigner;
 pub use workloads::MemoryWorkloads;
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Adapters, Pipeline};
+use crate::ports::Ports;
 
-/// The pipeline on in-memory services sharing one clock and one fault plan.
-pub type MemoryPipeline = Pipeline<
-    MemoryLedger,
-    MemoryBuilds<ManualClock>,
-    MemoryRegistry<ManualClock>,
-    MemoryEvents,
-    ManualClock,
-    MemorySigner,
->;
+/// The in-memory services, sharing one clock and one fault plan.
+pub struct Memory;
+
+impl Ports for Memory {
+    type Ledger = MemoryLedger;
+    type Builds = MemoryBuilds<ManualClock>;
+    type Registry = MemoryRegistry<ManualClock>;
+    type Events = MemoryEvents;
+    type Clock = ManualClock;
+    type Signer = MemorySigner;
+    type Inventory = MemoryRegistry<ManualClock>;
+    type Workloads = MemoryWorkloads;
+}
+
+/// The pipeline on in-memory services.
+pub type MemoryPipeline = Pipeline<Memory>;
 
 /// The key the in-memory signer names in its signatures.
 pub const MEMORY_SIGNING_KEY: &str = "alias/archgate-releases";
@@ -65,12 +73,14 @@ impl MemoryServices {
     pub fn pipeline(&self, config: &Config) -> MemoryPipeline {
         Pipeline::new(
             config.clone(),
-            self.ledger.clone(),
-            self.builds.clone(),
-            self.registry.clone(),
-            self.events.clone(),
-            self.clock.clone(),
+            Adapters {
+                ledger: self.ledger.clone(),
+                builds: self.builds.clone(),
+                registry: self.registry.clone(),
+                events: self.events.clone(),
+                clock: self.clock.clone(),
+                signer: self.signer.clone(),
+            },
         )
-        .signing_with(self.signer.clone())
     }
 }

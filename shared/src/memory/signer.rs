@@ -3,6 +3,7 @@
 
 use super::chaos::Chaos;
 use crate::error::AdapterError;
+use crate::operation::{KMS_DESCRIBE_KEY, KMS_SIGN};
 use crate::ports::Signer;
 use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,21 +52,18 @@ impl Signer for MemorySigner {
     }
 
     async fn check(&self) -> Result<(), AdapterError> {
-        let fault = self
-            .chaos
-            .enter("KMS", "DescribeKey", "KMS.DescribeKey")
-            .await?;
+        let fault = self.chaos.enter(KMS_DESCRIBE_KEY).await?;
         if let Some(reason) = self.unusable() {
             return Err(AdapterError::KeyUnusable {
                 key: self.key.clone(),
                 reason: format!("injected: {reason}"),
             });
         }
-        self.chaos.leave(fault, "KMS", "DescribeKey", ()).await
+        self.chaos.leave(fault, KMS_DESCRIBE_KEY, ()).await
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AdapterError> {
-        let fault = self.chaos.enter("KMS", "Sign", "KMS.Sign").await?;
+        let fault = self.chaos.enter(KMS_SIGN).await?;
         if let Some(reason) = self.unusable() {
             return Err(AdapterError::Rejected {
                 service: "KMS",
@@ -80,6 +78,6 @@ impl Signer for MemorySigner {
         hasher.update(nonce.to_be_bytes());
         hasher.update(message);
         let signature = hasher.finalize().to_vec();
-        self.chaos.leave(fault, "KMS", "Sign", signature).await
+        self.chaos.leave(fault, KMS_SIGN, signature).await
     }
 }

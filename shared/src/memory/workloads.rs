@@ -3,6 +3,7 @@
 
 use super::chaos::Chaos;
 use crate::error::AdapterError;
+use crate::operation::ECS_DESCRIBE_TASK_DEFINITION;
 use crate::ports::{ImageUse, Workloads};
 use std::sync::{Arc, Mutex};
 
@@ -41,17 +42,10 @@ impl MemoryWorkloads {
 
 impl Workloads for MemoryWorkloads {
     async fn images_in_use(&self) -> Result<Vec<ImageUse>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter(
-                "ECS",
-                "DescribeTaskDefinition",
-                "ECS.DescribeTaskDefinition",
-            )
-            .await?;
+        let fault = self.chaos.enter(ECS_DESCRIBE_TASK_DEFINITION).await?;
         let uses = self.uses();
         self.chaos
-            .leave(fault, "ECS", "DescribeTaskDefinition", uses)
+            .leave(fault, ECS_DESCRIBE_TASK_DEFINITION, uses)
             .await
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::release::Claim;
 use crate::domain::{
     decide, Decision, Effect, EffectResult, Fact, IgnoreReason, Millis, Release, ReleaseKey,
 };
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, SaveError, Signer, Stored};
+use crate::ports::{Clock, Ledger, Ports, SaveError, Stored};
 use std::collections::VecDeque;
 use tracing::{info, warn};
 
@@ -70,15 +70,7 @@ enum Attempt {
     Conflict,
 }
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     pub async fn apply(&self, key: &ReleaseKey, fact: Fact) -> Result<Outcome, PipelineError> {
         self.apply_read(key, fact, None).await
     }
@@ -334,7 +326,7 @@ where
         Outcome::Applied {
             release: release.key.to_string(),
             phase: release.phase(),
-            effects: effects.iter().map(Effect::to_string).collect(),
+            effects: effects.to_vec(),
         }
     }
 }

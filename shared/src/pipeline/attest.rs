@@ -4,17 +4,9 @@
 use super::{EffectError, Pipeline};
 use crate::domain::attestation::{self, Attestation, Context, Envelope};
 use crate::domain::{EffectResult, Release};
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use crate::ports::{Ports, Signer};
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     /// One DescribeKey, then one KMS Sign per Statement (none without a key).
     pub(super) async fn attest(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let config = &self.config;

@@ -10,18 +10,10 @@ use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::{Candidate, CandidateChild};
 use crate::domain::release_event::{notice_event, release_event};
 use crate::domain::{Arch, BuildRole, Digest, Effect, EffectResult, Release};
-use crate::ports::{BuildRequest, Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use crate::ports::{BuildRequest, Builds, EventPublisher, Ledger, Ports, Registry};
 use sha2::{Digest as _, Sha256};
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     pub(super) async fn perform(
         &self,
         release: &Release,
@@ -117,7 +109,12 @@ where
             bytes: index.bytes,
         };
         self.registry
-            .put_manifest(repository, &candidate_tag, &raw, &index.digest)
+            .put_image(
+                repository,
+                Some(candidate_tag.as_str()),
+                &raw,
+                &index.digest,
+            )
             .await?;
         let links: Vec<(Digest, Arch)> =
             images.iter().map(|i| (i.digest.clone(), i.arch)).collect();

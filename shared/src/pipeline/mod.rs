@@ -25,29 +25,40 @@ use crate::domain::gate::Verdict;
 use crate::domain::release::Service;
 use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
-use crate::ports::{
-    BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Registry, Signer, Stored,
-    Unsigned,
-};
+use crate::ports::{BuildDetails, Builds, Clock, Ledger, Listing, Ports, Stored};
 use std::collections::VecDeque;
 
 /// Conflicting writes before giving up (the invocation is then retried by Lambda).
 const MAX_ATTEMPTS: usize = 8;
 
 /// The pipeline with its ports. One instance per process, built outside the handler.
-#[derive(Clone)]
-pub struct Pipeline<L, B, R, E, C, S = Unsigned> {
+pub struct Pipeline<P: Ports> {
     pub(crate) config: Config,
-    pub(crate) ledger: L,
-    pub(crate) builds: B,
-    pub(crate) registry: R,
-    pub(crate) events: E,
-    pub(crate) clock: C,
-    /// Signs the release attestations (or leaves them unsigned).
-    pub(crate) signer: S,
+    pub(crate) ledger: P::Ledger,
+    pub(crate) builds: P::Builds,
+    pub(crate) registry: P::Registry,
+    pub(crate) events: P::Events,
+    pub(crate) clock: P::Clock,
+    /// Signs the release attestations (a signer without a key leaves them unsigned).
+    pub(crate) signer: P::Signer,
     /// The services this function's role may use: effects on others are left to the
     /// functions that can (or the reconciler), never claimed here.
     performs: &'static [Service],
+}
+
+impl<P: Ports> Clone for Pipeline<P> {
+    fn clone(&self) -> Self {
+        Pipeline {
+            config: self.config.clone(),
+            ledger: self.ledger.clone(),
+            builds: self.builds.clone(),
+            registry: self.registry.clone(),
+            events: self.events.clone(),
+            clock: self.clock.clone(),
+            signer: self.signer.clone(),
+            performs: self.performs,
+        }
+    }
 }
 
 /// Every service: build-completed, the reconciler, the CLI and tests.
@@ -58,46 +69,33 @@ pub const EVERY_SERVICE: &[Service] = &[
     Service::Signing,
 ];
 
-impl<L, B, R, E, C> Pipeline<L, B, R, E, C> {
-    /// The pipeline on its ports, performing effects on every service; attestations unsigned
-    /// until [`Pipeline::signing_with`].
-    pub fn new(config: Config, ledger: L, builds: B, registry: R, events: E, clock: C) -> Self {
-        Pipeline {
-            config,
-            ledger,
-            builds,
-            registry,
-            events,
-            clock,
-            signer: Unsigned,
-            performs: EVERY_SERVICE,
-        }
-    }
+/// One adapter per port, for [`Pipeline::new`].
+pub struct Adapters<P: Ports> {
+    pub ledger: P::Ledger,
+    pub builds: P::Builds,
+    pub registry: P::Registry,
+    pub events: P::Events,
+    pub clock: P::Clock,
+    pub signer: P::Signer,
 }
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S> {
-    /// The same pipeline signing its attestations with `signer`.
-    pub fn signing_with<T>(self, signer: T) -> Pipeline<L, B, R, E, C, T> {
+impl<P: Ports> Pipeline<P> {
+    /// The pipeline on its ports, performing effects on every service.
+    pub fn new(config: Config, adapters: Adapters<P>) -> Self {
         Pipeline {
-            config: self.config,
-            ledger: self.ledger,
-            builds: self.builds,
-            registry: self.registry,
-            events: self.events,
-            clock: self.clock,
-            signer,
-            performs: self.performs,
+            config,
+            ledger: adapters.ledger,
+            builds: adapters.builds,
+            registry: adapters.registry,
+            events: adapters.events,
+            clock: adapters.clock,
+            signer: adapters.signer,
+            performs: EVERY_SERVICE,
         }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The same pipeline with another configuration (a re-evaluation under a new policy).
-    pub fn with_config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
     }
 
     /// The same pipeline for a function whose role allows only `services`.
@@ -124,15 +122,7 @@ impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S> {
     }
 }
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     /// The time by the pipeline's clock.
     pub fn now(&self) -> Millis {
         self.clock.now_millis()
@@ -146,15 +136,6 @@ where
     /// Up to `limit` recorded releases, and the items that do not read as one.
     pub async fn releases(&self, limit: usize) -> Result<Listing, AdapterError> {
         self.ledger.list(limit).await
-    }
-
-    /// The releases whose builds or candidate hold the image `digest` (byte-identical builds
-    /// of several releases are one image).
-    pub async fn releases_holding(
-        &self,
-        digest: &Digest,
-    ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
-        self.ledger.find_by_digest(digest).await
     }
 
     /// The verdicts on a release's candidate images as their current findings give them

@@ -1,7 +1,7 @@
 //! What one delivery did: applied (with the effects performed) or ignored, and why.
 
-use crate::domain::{IgnoreReason, Phase};
-use serde::Serialize;
+use crate::domain::{Effect, IgnoreReason, Phase};
+use serde::{Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -9,7 +9,9 @@ pub enum Outcome {
     Applied {
         release: String,
         phase: Phase,
-        effects: Vec<String>,
+        /// Answered as what each effect did, for people (`"start amd64 build"`).
+        #[serde(serialize_with = "described")]
+        effects: Vec<Effect>,
     },
     /// Answered as `{"status": "ignored", "kind": ..., "reason": ...}`.
     Ignored {
@@ -65,6 +67,10 @@ impl Outcome {
             )),
         }
     }
+}
+
+fn described<S: Serializer>(effects: &[Effect], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(effects.iter().map(Effect::to_string))
 }
 
 impl From<IgnoreReason> for Outcome {

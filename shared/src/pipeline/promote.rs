@@ -6,20 +6,10 @@ use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::CLAIM_LEASE_MS;
 use crate::domain::{Digest, EffectResult, Release};
 use crate::error::AdapterError;
-use crate::ports::{
-    Builds, Clock, EventPublisher, Ledger, MovingTagHolder, MovingTagLock, Registry, Signer,
-};
+use crate::ports::{Clock, Ledger, MovingTagHolder, MovingTagLock, Ports, Registry};
 use tracing::warn;
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     /// PutImage of the candidate index under the release tag, then each moving tag. Identical
     /// content under a tag it already has is success, so a repeat is harmless.
     pub(super) async fn promote(&self, release: &Release) -> Result<EffectResult, EffectError> {
@@ -52,7 +42,12 @@ where
         let release_tag = release.key.tag.to_string();
         match self
             .registry
-            .put_manifest(repository, &release_tag, &raw, &candidate.digest)
+            .put_image(
+                repository,
+                Some(release_tag.as_str()),
+                &raw,
+                &candidate.digest,
+            )
             .await
         {
             Ok(_) => {}
@@ -165,7 +160,7 @@ where
             };
             match self
                 .registry
-                .put_manifest(repository, tag, &raw, &target.digest)
+                .put_image(repository, Some(tag), &raw, &target.digest)
                 .await
             {
                 Ok(_) => {}
@@ -193,15 +188,7 @@ where
     }
 }
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     /// The recorded attestations as referrers of the index, before any tag names it: a
     /// published tag always has them. The bytes are the recorded ones, so a repeat pushes
     /// the same images.
@@ -232,7 +219,7 @@ where
                 bytes: referrer.manifest,
             };
             self.registry
-                .put_untagged(repository, &manifest, &referrer.digest)
+                .put_image(repository, None, &manifest, &referrer.digest)
                 .await?;
         }
         Ok(())

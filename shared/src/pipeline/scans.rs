@@ -6,21 +6,13 @@ use super::{Outcome, Pipeline, PipelineError};
 use crate::domain::gate::date_of;
 use crate::domain::gate::Verdict;
 use crate::domain::release::ScanRecord;
+use crate::domain::scan::{ScanObservation, ScanResult};
 use crate::domain::{Arch, Digest, Fact, IgnoreReason, Release};
 use crate::error::AdapterError;
-use crate::inbound::{ScanObservation, ScanResult};
-use crate::ports::{Builds, Clock, EventPublisher, Ledger, Registry, Signer};
+use crate::ports::{Clock, Ledger, Ports};
 use tracing::info;
 
-impl<L, B, R, E, C, S> Pipeline<L, B, R, E, C, S>
-where
-    L: Ledger,
-    B: Builds,
-    R: Registry,
-    E: EventPublisher,
-    C: Clock,
-    S: Signer,
-{
+impl<P: Ports> Pipeline<P> {
     /// Judges the scanned image for each release its tags name and each release whose
     /// builds or candidate hold it.
     pub async fn judge_scan(&self, scan: &ScanObservation) -> Result<Outcome, PipelineError> {

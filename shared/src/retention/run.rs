@@ -7,19 +7,19 @@ use super::{
 };
 use crate::config::RetentionConfig;
 use crate::error::chain;
-use crate::ports::{Clock, EventPublisher, Ledger, RepositoryInventory, Workloads};
+use crate::ports::{Clock, Ports, Workloads};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 /// Everything a run needs, built once per process: the configuration and the ports.
-pub struct Retention<I, W, L, E, C> {
+pub struct Retention<P: Ports> {
     pub config: RetentionConfig,
-    pub inventory: I,
-    pub workloads: W,
-    pub ledger: L,
-    pub events: E,
-    pub clock: C,
+    pub inventory: P::Inventory,
+    pub workloads: P::Workloads,
+    pub ledger: P::Ledger,
+    pub events: P::Events,
+    pub clock: P::Clock,
 }
 
 /// What an invocation asks for; a Scheduled Event is the default: the configured
@@ -42,14 +42,7 @@ pub struct RunReport {
 }
 
 /// Plans, applies and reports every repository of the request.
-pub async fn run<I, W, L, E, C>(retention: &Retention<I, W, L, E, C>, request: Request) -> RunReport
-where
-    I: RepositoryInventory,
-    W: Workloads,
-    L: Ledger,
-    E: EventPublisher,
-    C: Clock,
-{
+pub async fn run<P: Ports>(retention: &Retention<P>, request: Request) -> RunReport {
     let patterns = request
         .repositories
         .clone()

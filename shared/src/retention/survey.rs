@@ -137,7 +137,9 @@ pub async fn survey_repository<I: RepositoryInventory, L: Ledger>(
         let link = match fetched {
             FetchedManifest::Found(raw) => read_links(raw.media_type.as_deref(), &raw.bytes),
             // Not readable: it may reference anything (fail closed).
-            FetchedManifest::Failed(reason) => ManifestLinks::Unreadable { reason },
+            FetchedManifest::NotFound(reason) | FetchedManifest::Unreadable(reason) => {
+                ManifestLinks::Unreadable { reason }
+            }
         };
         links.insert(digest, link);
     }

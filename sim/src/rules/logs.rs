@@ -1,6 +1,6 @@
 //! The rules checked on what happened since the last step: tag moves, deletions, events, builds.
 
-use super::{violation, Checker, Violation};
+use super::{violation, Checker, Rule, Violation};
 use crate::scenario::{MOVING_TAG, REPOSITORY};
 use crate::world::{short, World};
 use archgate::build_variables::RELEASE_TAG;
@@ -31,7 +31,7 @@ impl Checker {
                     if let Some(index) = self.published.get(&tag) {
                         if *index != to {
                             violation(
-                                "1 published-immutable",
+                                Rule::PublishedImmutable,
                                 format!(
                                     "tag {tag} of a published release moved from {:?} to {}",
                                     from.as_ref().map(short),
@@ -56,7 +56,7 @@ impl Checker {
                             .find(|r| Some(r.key.tag.as_str()) == named.as_deref());
                         let Some(holder) = holder else {
                             return violation(
-                                "6 moving-forward",
+                                Rule::MovingForward,
                                 format!(
                                     "{MOVING_TAG} moved to {} ({named:?}), the index of no release",
                                     short(&to)
@@ -67,7 +67,7 @@ impl Checker {
                         let order = (order.0, order.1.to_owned());
                         if let Some(last) = &self.latest {
                             if order < *last {
-                                violation("6 moving-forward", format!("{MOVING_TAG} moved back from {} (uploaded at {}) to {} (uploaded at {})", last.1, last.0, order.1, order.0))?;
+                                violation(Rule::MovingForward, format!("{MOVING_TAG} moved back from {} (uploaded at {}) to {} (uploaded at {})", last.1, last.0, order.1, order.0))?;
                             }
                         }
                         self.latest = Some(order);
@@ -83,14 +83,14 @@ impl Checker {
                     });
                     if !spent {
                         violation(
-                            "8 retention-fails-closed",
+                            Rule::RetentionFailsClosed,
                             format!("retention removed the tag {tag} from {}", short(&digest)),
                         )?;
                     }
                 }
                 RegistryEvent::DeleteRefused { digest, reason, .. } => {
                     violation(
-                        "8 retention-fails-closed",
+                        Rule::RetentionFailsClosed,
                         format!(
                             "retention tried to delete {}, which an index references ({reason})",
                             short(&digest)
@@ -127,7 +127,7 @@ impl Checker {
                     };
                     if !tags.iter().all(owned) {
                         violation(
-                            "8 retention-fails-closed",
+                            Rule::RetentionFailsClosed,
                             format!(
                                 "retention deleted the tagged image {} ({tags:?})",
                                 short(&digest)
@@ -151,14 +151,14 @@ impl Checker {
             }
             let Some(attempt) = detail["attempt"].as_u64() else {
                 return violation(
-                    "4 attempts",
+                    Rule::Attempts,
                     format!("a {kind} event carries no attempt: {detail}"),
                 );
             };
             for field in ["repository", "tag", "event-key"] {
                 if !detail[field].is_string() {
                     violation(
-                        "effects-once",
+                        Rule::EffectsOnce,
                         format!("a {kind} event has no {field}: {detail}"),
                     )?;
                 }
@@ -167,13 +167,13 @@ impl Checker {
                 && !(detail["source"]["key"].is_string() && detail["reason"].is_string())
             {
                 violation(
-                    "3 reserved-names",
+                    Rule::ReservedNames,
                     format!("a Release Rejected event lacks its source key or reason: {detail}"),
                 )?;
             }
             if kind == "Release Vulnerable" && !detail["scans"].is_object() {
                 violation(
-                    "7 findings-are-news",
+                    Rule::FindingsAreNews,
                     format!("a Release Vulnerable event lacks its findings: {detail}"),
                 )?;
             }
@@ -188,7 +188,7 @@ impl Checker {
                 keys.insert(key);
                 if keys.len() > 1 {
                     violation(
-                        "effects-once",
+                        Rule::EffectsOnce,
                         format!(
                             "{tag} attempt {attempt} announced {kind} under {} event keys",
                             keys.len()
@@ -200,7 +200,7 @@ impl Checker {
         if world.svc.chaos.injected() == 0 {
             if let Some((key, n)) = self.event_counts.iter().find(|(_, n)| **n > 1) {
                 violation(
-                    "effects-once",
+                    Rule::EffectsOnce,
                     format!("event {key} was published {n} times with no fault injected"),
                 )?;
             }
@@ -213,22 +213,14 @@ impl Checker {
             if !self.builds_seen.insert(build.id.clone()) {
                 continue;
             }
-            let env = |name: &str| {
-                build
-                    .request
-                    .environment
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let env = |name: &str| build.request.variable(name).unwrap_or_default().to_owned();
             let tag = env(RELEASE_TAG);
             if archgate::domain::ReleaseTag::parse(&tag)
                 .map(|t| t.reserved(&world.config.moving_tags).is_some())
                 .unwrap_or(true)
             {
                 violation(
-                    "3 reserved-names",
+                    Rule::ReservedNames,
                     format!("a build was started for the reserved name {tag}"),
                 )?;
             }
@@ -244,7 +236,7 @@ impl Checker {
                 .or_insert_with(|| key.clone());
             if *holder != key {
                 violation(
-                    "3 reserved-names",
+                    Rule::ReservedNames,
                     format!("{tag} was built from {holder} and then from {key}"),
                 )?;
             }

@@ -17,28 +17,52 @@ use std::rc::Rc;
 /// A rule broken: which, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub message: String,
 }
 
-pub const RULES: [&str; 14] = [
-    "1 published-immutable",
-    "2 own-images",
-    "3 reserved-names",
-    "4 attempts",
-    "5 blocked-rests",
-    "6 moving-forward",
-    "7 findings-are-news",
-    "8 retention-fails-closed",
-    "9 one-bad-record",
-    "10 bounded-records",
-    "11 own-builds",
-    "12 comes-to-rest",
-    "effects-once",
-    "liveness",
-];
+/// The rules checked after every step: DESIGN.md's numbered lifecycle rules, then two of the
+/// simulation's own (every effect performed once, every release moving once faults end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    PublishedImmutable,
+    OwnImages,
+    ReservedNames,
+    Attempts,
+    BlockedRests,
+    MovingForward,
+    FindingsAreNews,
+    RetentionFailsClosed,
+    OneBadRecord,
+    BoundedRecords,
+    OwnBuilds,
+    ComesToRest,
+    EffectsOnce,
+    Liveness,
+}
 
-fn violation(rule: &'static str, message: String) -> Result<(), Violation> {
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rule::PublishedImmutable => "1 published-immutable",
+            Rule::OwnImages => "2 own-images",
+            Rule::ReservedNames => "3 reserved-names",
+            Rule::Attempts => "4 attempts",
+            Rule::BlockedRests => "5 blocked-rests",
+            Rule::MovingForward => "6 moving-forward",
+            Rule::FindingsAreNews => "7 findings-are-news",
+            Rule::RetentionFailsClosed => "8 retention-fails-closed",
+            Rule::OneBadRecord => "9 one-bad-record",
+            Rule::BoundedRecords => "10 bounded-records",
+            Rule::OwnBuilds => "11 own-builds",
+            Rule::ComesToRest => "12 comes-to-rest",
+            Rule::EffectsOnce => "effects-once",
+            Rule::Liveness => "liveness",
+        })
+    }
+}
+
+fn violation(rule: Rule, message: String) -> Result<(), Violation> {
     Err(Violation { rule, message })
 }
 
@@ -149,7 +173,7 @@ impl Checker {
     pub fn check(&mut self, world: &World) -> Result<(), Violation> {
         let expiry = self.refresh(world);
         if let Some(message) = self.misclaimed.take() {
-            violation("12 comes-to-rest", message)?;
+            violation(Rule::ComesToRest, message)?;
         }
         self.check_events(world)?;
         let releases = self.releases();

@@ -1,6 +1,6 @@
 //! The rules checked once the world is quiet: liveness, and what must eventually have happened.
 
-use super::{violation, Checker, Violation};
+use super::{violation, Checker, Rule, Violation};
 use crate::scenario::{MOVING_TAG, REPOSITORY};
 use crate::world::{short, World};
 use archgate::domain::{Phase, Release};
@@ -21,7 +21,7 @@ impl Checker {
                 || release.queued.is_some()
             {
                 violation(
-                    "liveness",
+                    Rule::Liveness,
                     format!(
                         "{} is {phase} (attempt {}) with claims {:?}, owing {:?}, queued {:?}",
                         release.key,
@@ -47,7 +47,7 @@ impl Checker {
             ) && tagged.iter().any(|t| t == release.key.tag.as_str())
             {
                 violation(
-                    "1 published-immutable",
+                    Rule::PublishedImmutable,
                     format!(
                         "the tag {} is in the registry, and its release is {} (attempt {})",
                         release.key.tag,
@@ -59,7 +59,7 @@ impl Checker {
         }
         if let Some(broken) = world.broken.first() {
             violation(
-                "liveness",
+                Rule::Liveness,
                 format!("a valid event failed for good: {broken}"),
             )?;
         }
@@ -81,7 +81,7 @@ impl Checker {
                     .filter(|r| r.phase() == Phase::Published)
                     .map(|r| format!("{} {:?}", r.key.tag, r.upload_order()))
                     .collect();
-                violation("6 moving-forward", format!("{MOVING_TAG} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key.tag))?;
+                violation(Rule::MovingForward, format!("{MOVING_TAG} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key.tag))?;
             }
             let holds: Vec<&Rc<Release>> = releases
                 .iter()
@@ -93,7 +93,7 @@ impl Checker {
                 .collect();
             if !holds.iter().any(|r| r.key == newest.key) {
                 violation(
-                    "6 moving-forward",
+                    Rule::MovingForward,
                     format!(
                         "the Release Published of {} does not say it received {MOVING_TAG}",
                         newest.key.tag
@@ -125,7 +125,7 @@ impl Checker {
                 // A record the TTL removed (a failed or refused release, months later).
                 if !refused && !self.ever.contains(&tag.to_string()) {
                     violation(
-                        "4 attempts",
+                        Rule::Attempts,
                         format!("upload {} {} left no trace", upload.key, upload.version),
                     )?;
                 }
@@ -142,7 +142,7 @@ impl Checker {
                     .is_some_and(|s| s > upload.sequencer);
             if tag.reserved(&world.config.moving_tags).is_some() && !refused {
                 violation(
-                    "3 reserved-names",
+                    Rule::ReservedNames,
                     format!(
                         "the upload of reserved name {} {} was not announced as Release Rejected",
                         upload.key, upload.version
@@ -150,10 +150,10 @@ impl Checker {
                 )?;
             }
             if release.source.key != upload.key && !refused {
-                violation("3 reserved-names", format!("{} {} sanitises to {tag}, held by {}, and was not announced as Release Rejected", upload.key, upload.version, release.source.key))?;
+                violation(Rule::ReservedNames, format!("{} {} sanitises to {tag}, held by {}, and was not announced as Release Rejected", upload.key, upload.version, release.source.key))?;
             }
             if !(started || superseded || refused) {
-                violation("4 attempts", format!("upload {} {} of {tag} ({}, attempt {}) started nothing and was not refused", upload.key, upload.version, release.phase(), release.attempt))?;
+                violation(Rule::Attempts, format!("upload {} {} of {tag} ({}, attempt {}) started nothing and was not refused", upload.key, upload.version, release.phase(), release.attempt))?;
             }
         }
         // 7: findings after publication were announced.
@@ -182,11 +182,11 @@ impl Checker {
                     .filter(|e| e.detail_type == "Release Vulnerable")
                     .map(|e| e.detail.to_string())
                     .collect();
-                violation("7 findings-are-news", format!("a blocking scan of {} of published {tag} was delivered and never announced (announced: {seen:?})", short(digest)))?;
+                violation(Rule::FindingsAreNews, format!("a blocking scan of {} of published {tag} was delivered and never announced (announced: {seen:?})", short(digest)))?;
             }
             if !still {
                 violation(
-                    "7 findings-are-news",
+                    Rule::FindingsAreNews,
                     format!("{tag} is no longer published after a finding"),
                 )?;
             }
@@ -198,7 +198,7 @@ impl Checker {
                 r.key.tag.as_str() == tag && (r.phase() == Phase::Published || r.is_tombstone())
             }) {
                 violation(
-                    "5 blocked-rests",
+                    Rule::BlockedRests,
                     format!("{tag} was re-evaluated to published and is not"),
                 )?;
             }
@@ -213,7 +213,7 @@ impl Checker {
                 .find(|(s, r)| after(s) && r.unreadable.is_empty())
             {
                 violation(
-                    "9 one-bad-record",
+                    Rule::OneBadRecord,
                     format!(
                         "a reconciler pass did not report the item that does not parse: {pass:?}"
                     ),
@@ -227,7 +227,7 @@ impl Checker {
             {
                 if report.error.is_none() && report.unreadable_records.is_empty() {
                     violation(
-                        "9 one-bad-record",
+                        Rule::OneBadRecord,
                         "a retention run did not report the item that does not parse".to_owned(),
                     )?;
                 }
@@ -241,7 +241,7 @@ impl Checker {
             if let Some(error) = &report.error {
                 if error.contains("does not parse") {
                     violation(
-                        "9 one-bad-record",
+                        Rule::OneBadRecord,
                         format!("retention failed on a bad record: {error}"),
                     )?;
                 }

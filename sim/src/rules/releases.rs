@@ -1,6 +1,6 @@
 //! Rules 1, 2, 3, 5, 8, 10 and recorded effects, checked on every release record every step.
 
-use super::{violation, Checker, Violation, ITEM_BUDGET};
+use super::{violation, Checker, Rule, Violation, ITEM_BUDGET};
 use crate::scenario::REPOSITORY;
 use crate::world::{short, World};
 use archgate::domain::attestation::{referrer, Descriptor, ReferrerManifest};
@@ -84,7 +84,7 @@ impl Checker {
                 let attached = referrers.get(index.0).cloned().unwrap_or_default();
                 if !attached.is_subset(&recorded) {
                     violation(
-                        "2 own-images",
+                        Rule::OwnImages,
                         format!(
                             "{tag}'s index {} carries attestations {:?}; the release recorded {:?}",
                             short(index.0),
@@ -99,7 +99,7 @@ impl Checker {
                     && (attached != recorded || kinds.len() != 2)
                 {
                     violation(
-                        "2 own-images",
+                        Rule::OwnImages,
                         format!(
                             "published {tag} names {} with attestations {:?} (recorded {kinds:?})",
                             short(index.0),
@@ -117,7 +117,7 @@ impl Checker {
                     .is_some()
             {
                 violation(
-                    "3 reserved-names",
+                    Rule::ReservedNames,
                     format!("{tag} is a reserved name but has a release record (phase {phase})"),
                 )?;
             }
@@ -126,14 +126,14 @@ impl Checker {
                 let index = release.candidate.as_ref().map(|c| c.digest.clone());
                 let Some(index) = index else {
                     return violation(
-                        "1 published-immutable",
+                        Rule::PublishedImmutable,
                         format!("{tag} is published without an index"),
                     );
                 };
                 if let Some(first) = self.published.get(&tag) {
                     if *first != index {
                         violation(
-                            "1 published-immutable",
+                            Rule::PublishedImmutable,
                             format!(
                                 "{tag} was published as {} and is now recorded as {}",
                                 short(first),
@@ -146,7 +146,7 @@ impl Checker {
                 }
                 if expiry.get(&release.key.id()).copied().flatten().is_some() {
                     violation(
-                        "1 published-immutable",
+                        Rule::PublishedImmutable,
                         format!("the record of published {tag} carries a TTL"),
                     )?;
                 }
@@ -166,7 +166,7 @@ impl Checker {
                 let expected: BTreeSet<Digest> = pushed.values().flatten().cloned().collect();
                 if listed != expected || expected.len() != 2 {
                     violation(
-                        "2 own-images",
+                        Rule::OwnImages,
                         format!(
                             "{tag}'s index {} lists {:?}, its builds pushed {:?}",
                             short(&index),
@@ -188,7 +188,7 @@ impl Checker {
             }
             if phase == Phase::Failed && self.blocked.contains(&(tag.clone(), release.attempt)) {
                 violation(
-                    "5 blocked-rests",
+                    Rule::BlockedRests,
                     format!(
                         "{tag} attempt {} was blocked and is now failed: {}",
                         release.attempt,
@@ -202,13 +202,13 @@ impl Checker {
                 self.tombstones.entry(tag.clone()).or_insert(world.step);
                 if expiry.get(&release.key.id()).copied().flatten().is_some() {
                     violation(
-                        "1 published-immutable",
+                        Rule::PublishedImmutable,
                         format!("the tombstone of expired {tag} carries a TTL"),
                     )?;
                 }
             } else if self.tombstones.contains_key(&tag) {
                 violation(
-                    "1 published-immutable",
+                    Rule::PublishedImmutable,
                     format!(
                         "{tag} expired after publication and is now {phase} (attempt {})",
                         release.attempt
@@ -223,7 +223,7 @@ impl Checker {
                     {
                         if !repo.images.contains_key(digest) && !world.vanished.contains(digest) {
                             violation(
-                                "8 retention-fails-closed",
+                                Rule::RetentionFailsClosed,
                                 format!(
                                     "{tag} ({phase}) needs {} and the registry no longer has it",
                                     short(digest)
@@ -240,7 +240,7 @@ impl Checker {
                     let pushed = world.builds.get(&id).and_then(|b| b.pushed.clone());
                     if let Some(digest) = pushed {
                         if !repo.images.contains_key(&digest) && !world.vanished.contains(&digest) {
-                            violation("8 retention-fails-closed", format!("{tag} ({phase}) waits for the image its {role} build pushed, {}, and the registry no longer has it", short(&digest)))?;
+                            violation(Rule::RetentionFailsClosed, format!("{tag} ({phase}) waits for the image its {role} build pushed, {}, and the registry no longer has it", short(&digest)))?;
                         }
                     }
                 }
@@ -251,7 +251,7 @@ impl Checker {
                     let entry = format!("{}#{}", release.key.id(), child.arch);
                     if !world.svc.ledger.pointer(&child.digest).contains(&entry) {
                         violation(
-                            "10 bounded-records",
+                            Rule::BoundedRecords,
                             format!(
                                 "the digest pointer of {} does not name {entry}",
                                 short(&child.digest)
@@ -267,7 +267,7 @@ impl Checker {
             for kind in &release.emitted {
                 if !self.event_counts.contains_key(&event_key(release, *kind)) {
                     violation(
-                        "effects-once",
+                        Rule::EffectsOnce,
                         format!(
                             "{tag} records {} emitted, and no such event was published",
                             kind.detail_type()
@@ -279,7 +279,7 @@ impl Checker {
                 if let Some(id) = &release.build(role).build_id {
                     if world.svc.builds.get(id).is_none() {
                         violation(
-                            "effects-once",
+                            Rule::EffectsOnce,
                             format!("{tag} records build {id}, which CodeBuild never started"),
                         )?;
                     }
@@ -295,27 +295,27 @@ impl Checker {
                 Some((_, Some(r))) if r.is_tombstone() => {
                     if repo.tags.get(tag).is_some_and(|named| named != index) {
                         violation(
-                            "1 published-immutable",
+                            Rule::PublishedImmutable,
                             format!("the tag of expired {tag} names another index"),
                         )?;
                     }
                     continue;
                 }
                 Some((_, other)) => violation(
-                    "1 published-immutable",
+                    Rule::PublishedImmutable,
                     format!(
                         "published {tag} is now {:?}",
                         other.as_ref().map(|r| r.phase())
                     ),
                 )?,
                 None => violation(
-                    "1 published-immutable",
+                    Rule::PublishedImmutable,
                     format!("the record of published {tag} is gone"),
                 )?,
             }
             if repo.tags.get(tag) != Some(index) {
                 violation(
-                    "1 published-immutable",
+                    Rule::PublishedImmutable,
                     format!(
                         "tag {tag} names {:?}, not its published index {}",
                         repo.tags.get(tag).map(short),
@@ -329,7 +329,7 @@ impl Checker {
         for (user, digest) in &world.uses {
             if !repo.images.contains_key(digest) {
                 violation(
-                    "8 retention-fails-closed",
+                    Rule::RetentionFailsClosed,
                     format!("{} is gone while {user} uses it", short(digest)),
                 )?;
             }
@@ -366,7 +366,7 @@ impl Checker {
                     || repo.images.contains_key(index)
                 {
                     violation(
-                        "8 retention-fails-closed",
+                        Rule::RetentionFailsClosed,
                         format!(
                             "{tag} expired before the retention run of step {started}, which \
                              left its tag, candidate tag or index {}",
@@ -379,7 +379,7 @@ impl Checker {
         // 8: a kept index never loses a child.
         if let Some((index, child)) = dangling(repo).first() {
             violation(
-                "8 retention-fails-closed",
+                Rule::RetentionFailsClosed,
                 format!(
                     "the tagged index {} lists {}, which is gone",
                     short(index),
@@ -391,7 +391,7 @@ impl Checker {
         let largest = world.svc.ledger.largest_item();
         if largest > ITEM_BUDGET {
             violation(
-                "10 bounded-records",
+                Rule::BoundedRecords,
                 format!("a ledger item reached {largest} bytes"),
             )?;
         }

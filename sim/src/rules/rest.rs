@@ -1,6 +1,6 @@
 //! Rules 11 and 12: an attempt's builds are its own; every release comes to rest.
 
-use super::{violation, Checker, Violation};
+use super::{violation, Checker, Rule, Violation};
 use crate::scenario::MINUTE;
 use crate::world::{at_rest, World, RECONCILE_EVERY};
 use archgate::domain::release::{GateState, CLAIM_LEASE_MS};
@@ -33,7 +33,7 @@ impl Checker {
                 };
                 if build.request.source_version != release.source.version_id {
                     violation(
-                        "11 own-builds",
+                        Rule::OwnBuilds,
                         format!(
                             "{tag} attempt {} (upload {}) records {role} build {id}, started for upload {}",
                             release.attempt,
@@ -71,7 +71,7 @@ impl Checker {
                 ));
                 if now > bound && !announced {
                     violation(
-                        "12 comes-to-rest",
+                        Rule::ComesToRest,
                         format!(
                             "{tag} attempt {} passed its gate and has owed its signing or promotion for {} minutes without a Release Stalled",
                             release.attempt,
@@ -94,7 +94,7 @@ impl Checker {
                     + SLACK;
                 if now > bound {
                     violation(
-                        "12 comes-to-rest",
+                        Rule::ComesToRest,
                         format!(
                             "{tag} attempt {} is {} {} minutes past its bound (faults stopped {} minutes ago), claims {:?}, owing {:?}, queued {:?}",
                             release.attempt,

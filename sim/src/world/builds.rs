@@ -15,8 +15,8 @@ impl World {
         if planned.key == SIGNATURE_OF_AN_INDEX {
             // Named after an index archgate pushed, when there is one.
             let indexes: Vec<String> = self
-                .checker
-                .releases()
+                .known
+                .clone()
                 .iter()
                 .filter_map(|r| r.candidate.as_ref().map(|c| c.digest.hex().to_owned()))
                 .collect();
@@ -114,8 +114,8 @@ impl World {
     /// run starts: the run may expire the attempt it builds again while it is queued.
     pub(super) fn upload_during_retention(&mut self) {
         let ended: Vec<String> = self
-            .checker
-            .releases()
+            .known
+            .clone()
             .iter()
             .filter(|r| {
                 matches!(
@@ -146,15 +146,7 @@ impl World {
             if self.builds.contains_key(&build.id) {
                 continue;
             }
-            let env = |name: &str| {
-                build
-                    .request
-                    .environment
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let env = |name: &str| build.request.variable(name).unwrap_or_default().to_owned();
             let arch = Arch::parse(&env(IMAGE_ARCH)).unwrap_or(Arch::Amd64);
             let version = build.request.source_version.clone().unwrap_or_default();
             let content = self

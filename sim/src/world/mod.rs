@@ -10,21 +10,22 @@ mod tasks;
 mod trouble;
 
 use crate::rng::Rng;
-use crate::rules::Checker;
 use crate::scenario::*;
 use archgate::config::sample_lookup;
+use archgate::config::ReconcilePolicy;
 use archgate::config::RetentionConfig;
 use archgate::domain::release::Service;
-use archgate::domain::{Arch, Digest, Millis};
+use archgate::domain::{Arch, Digest, Millis, Release};
 use archgate::memory::{Chaos, ManualClock, MemoryServices, MemoryWorkloads};
 use archgate::ports::Clock;
-use archgate::reconcile::{ReconcilePolicy, ReconcileReport};
+use archgate::reconcile::ReconcileReport;
 use archgate::retention::RunReport;
 use archgate::Config;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 
 /// The reconciler's schedule in the template.
 pub const RECONCILE_EVERY: Millis = 10 * MINUTE;
@@ -165,7 +166,8 @@ pub struct World {
     next_day: Millis,
     pub trace: Vec<String>,
     pub step: usize,
-    pub checker: Checker,
+    /// The ledger's releases as the last check read them: what the world acts on.
+    pub known: Vec<Rc<Release>>,
     foreign: u64,
     /// Images someone deleted by hand (not retention's doing).
     pub vanished: BTreeSet<Digest>,
@@ -247,7 +249,7 @@ impl World {
             next_day: T0 + DAY,
             trace: Vec::new(),
             step: 0,
-            checker: Checker::default(),
+            known: Vec::new(),
             foreign: 0,
             vanished: BTreeSet::new(),
             build_events: Vec::new(),
@@ -357,7 +359,7 @@ impl World {
     /// Whether some release is not at rest: in flight, owing an effect or with an upload
     /// queued (the reconciler has work on its schedule).
     pub fn unsettled(&self) -> bool {
-        self.checker.releases().iter().any(|r| !at_rest(r))
+        self.known.clone().iter().any(|r| !at_rest(r))
     }
 
     pub fn in_flight(&self) -> usize {

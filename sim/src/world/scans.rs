@@ -87,7 +87,7 @@ impl World {
 
     /// A published release whose index lists this image.
     fn published_holding(&self, digest: &Digest) -> Option<String> {
-        self.checker.releases().into_iter().find_map(|r| {
+        self.known.clone().into_iter().find_map(|r| {
             (r.phase() == archgate::domain::Phase::Published
                 && r.candidate
                     .as_ref()

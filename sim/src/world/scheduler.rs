@@ -4,6 +4,7 @@ use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
 use crate::scenario::*;
 use archgate::domain::release::Service;
 use archgate::domain::{Digest, Millis};
+use archgate::memory::Memory;
 use archgate::retention::{Request, Retention};
 
 /// What retention-cleanup's role allows of a release's effects: its announcements.
@@ -173,7 +174,7 @@ impl World {
         if self.scenario.uploads_during_retention && self.faults_closed_at.is_none() {
             self.upload_during_retention();
         }
-        let retention = Retention {
+        let retention: Retention<Memory> = Retention {
             config: self.retention.clone(),
             inventory: self.svc.registry.clone(),
             workloads: self.workloads.clone(),

@@ -4,14 +4,15 @@ use super::{short, Done, Job, World};
 use crate::scenario::*;
 use archgate::domain::gate::{ScanStatus, SeverityCounts};
 use archgate::domain::{Digest, ReleaseKey, ReleaseTag};
+use archgate::operation::{CODEBUILD_START_BUILD, ECR_PUT_IMAGE};
 use archgate::ports::ScanFindings;
 
 impl World {
     pub(super) fn flood(&mut self, pushes: usize) {
         // Under the arch tag of a release that is still building (its scans are what grows).
         let building: Vec<String> = self
-            .checker
-            .releases()
+            .known
+            .clone()
             .iter()
             .filter(|r| r.phase() == archgate::domain::Phase::Building)
             .map(|r| r.key.tag.to_string())
@@ -86,7 +87,7 @@ impl World {
     /// Blocked releases get better findings now and then (a fixed base image, an allowlist
     /// entry) and an operator re-evaluates them; published ones get rescanned.
     pub(super) fn trouble(&mut self) {
-        let releases = self.checker.releases();
+        let releases = self.known.clone();
         // A workload starts using a published release only while no retention run is under
         // way, so every run that could delete the image saw the use: the rule is then that
         // an image in use is never deleted.
@@ -156,8 +157,8 @@ impl World {
 
     pub(super) fn fix(&mut self, tag: &str) {
         let Some(release) = self
-            .checker
-            .releases()
+            .known
+            .clone()
             .into_iter()
             .find(|r| r.key.tag.as_str() == tag)
         else {
@@ -204,20 +205,20 @@ impl World {
         let chaos = &self.svc.chaos;
         match (kind, on) {
             (OutageKind::StartBuildThrottled, true) => {
-                chaos.start_outage("CodeBuild.StartBuild", Fault::Throttle)
+                chaos.start_outage(CODEBUILD_START_BUILD, Fault::Throttle)
             }
             (OutageKind::StartBuildDenied, true) => {
-                chaos.start_outage("CodeBuild.StartBuild", Fault::Denied)
+                chaos.start_outage(CODEBUILD_START_BUILD, Fault::Denied)
             }
             (OutageKind::StartBuildThrottled | OutageKind::StartBuildDenied, false) => {
-                chaos.end_outage("CodeBuild.StartBuild")
+                chaos.end_outage(CODEBUILD_START_BUILD)
             }
             (OutageKind::SigningKeyUnusable, true) => {
                 self.svc.signer.set_unusable(Some("the key is disabled"))
             }
             (OutageKind::SigningKeyUnusable, false) => self.svc.signer.set_unusable(None),
-            (OutageKind::PutImageDenied, true) => chaos.start_outage("ECR.PutImage", Fault::Denied),
-            (OutageKind::PutImageDenied, false) => chaos.end_outage("ECR.PutImage"),
+            (OutageKind::PutImageDenied, true) => chaos.start_outage(ECR_PUT_IMAGE, Fault::Denied),
+            (OutageKind::PutImageDenied, false) => chaos.end_outage(ECR_PUT_IMAGE),
         }
         self.note(format!("{kind:?} {}", if on { "begins" } else { "ends" }));
     }

@@ -12,6 +12,7 @@ use super::classify;
 use crate::domain::retention::mentioned_digests;
 use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
+use crate::operation::{DYNAMODB_GET_ITEM, DYNAMODB_PUT_ITEM, DYNAMODB_SCAN, DYNAMODB_UPDATE_ITEM};
 use crate::ports::{
     Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
 };
@@ -56,7 +57,7 @@ impl Ledger for DynamoLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify("DynamoDB", "GetItem", e))?;
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
         output
             .item
             .as_ref()
@@ -129,7 +130,7 @@ impl Ledger for DynamoLedger {
             {
                 Err(SaveError::Conflict { expected })
             }
-            Err(e) => Err(SaveError::Adapter(classify("DynamoDB", "PutItem", e))),
+            Err(e) => Err(SaveError::Adapter(classify(DYNAMODB_PUT_ITEM, e))),
         }
     }
 
@@ -175,7 +176,7 @@ impl Ledger for DynamoLedger {
                 {
                     tracing::warn!(release = %key, %digest, "digest pointer is full; scans of this image reach the release through the reconciler");
                 }
-                Err(e) => return Err(classify("DynamoDB", "UpdateItem", e)),
+                Err(e) => return Err(classify(DYNAMODB_UPDATE_ITEM, e)),
             }
         }
         Ok(())
@@ -195,7 +196,7 @@ impl Ledger for DynamoLedger {
             )
             .send()
             .await
-            .map_err(|e| classify("DynamoDB", "GetItem", e))?;
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
         let Some(item) = output.item else {
             return Ok(Vec::new());
         };
@@ -235,7 +236,7 @@ impl Ledger for DynamoLedger {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("DynamoDB", "Scan", e))?;
+            let page = page.map_err(|e| classify(DYNAMODB_SCAN, e))?;
             for item in page.items() {
                 let pk = item
                     .get(LEDGER_KEY)
@@ -298,7 +299,7 @@ impl Ledger for DynamoLedger {
             {
                 return Ok(MovingTagLock::Busy)
             }
-            Err(e) => return Err(classify("DynamoDB", "UpdateItem", e)),
+            Err(e) => return Err(classify(DYNAMODB_UPDATE_ITEM, e)),
         };
         let read = |name: &str| -> Result<Option<MovingTagHolder>, AdapterError> {
             old.get(name)
@@ -349,7 +350,7 @@ impl Ledger for DynamoLedger {
             {
                 Ok(())
             }
-            Err(e) => Err(classify("DynamoDB", "UpdateItem", e)),
+            Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
         }
     }
 
@@ -369,7 +370,7 @@ impl Ledger for DynamoLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify("DynamoDB", "GetItem", e))?;
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
         output
             .item
             .as_ref()
@@ -410,7 +411,7 @@ impl Ledger for DynamoLedger {
             {
                 Ok(false)
             }
-            Err(e) => Err(classify("DynamoDB", "UpdateItem", e)),
+            Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
         }
     }
 }

@@ -5,8 +5,9 @@ use crate::aws::classify;
 use crate::domain::oci::RawManifest;
 use crate::domain::Digest;
 use crate::error::AdapterError;
+use crate::operation::{ECR_BATCH_DELETE_IMAGE, ECR_DESCRIBE_IMAGES, ECR_DESCRIBE_REPOSITORIES};
 use crate::ports::{RepositoryInventory, BATCH_LIMIT, LIST_PAGE};
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{ImageFailure, ImageFailureCode, ImageIdentifier};
 
 impl RepositoryInventory for EcrRegistry {
     async fn list_images(
@@ -22,7 +23,7 @@ impl RepositoryInventory for EcrRegistry {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECR", "DescribeImages", e))?;
+            let page = page.map_err(|e| classify(ECR_DESCRIBE_IMAGES, e))?;
             for detail in page.image_details() {
                 let Some(digest) = detail.image_digest().and_then(|d| Digest::parse(d).ok()) else {
                     continue;
@@ -71,17 +72,15 @@ impl RepositoryInventory for EcrRegistry {
                         let failure = output.failures().iter().find(|f| {
                             f.image_id().and_then(|id| id.image_digest()) == Some(digest.as_str())
                         });
-                        FetchedManifest::Failed(
-                            failure
-                                .map(|f| {
-                                    format!(
-                                        "{}: {}",
-                                        f.failure_code().map(|c| c.as_str()).unwrap_or("Unknown"),
-                                        f.failure_reason().unwrap_or_default()
-                                    )
-                                })
-                                .unwrap_or_else(|| "not returned".to_owned()),
-                        )
+                        match failure {
+                            None => FetchedManifest::NotFound("not returned".to_owned()),
+                            Some(f)
+                                if f.failure_code() == Some(&ImageFailureCode::ImageNotFound) =>
+                            {
+                                FetchedManifest::NotFound(failure_text(f))
+                            }
+                            Some(f) => FetchedManifest::Unreadable(failure_text(f)),
+                        }
                     }
                 };
                 fetched.push((digest.clone(), result));
@@ -95,38 +94,20 @@ impl RepositoryInventory for EcrRegistry {
         repository: &str,
         digests: &[Digest],
     ) -> Result<crate::ports::DeleteResult, AdapterError> {
+        let ids: Vec<ImageIdentifier> = digests
+            .iter()
+            .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
+            .collect();
+        let failures = self.batch_delete(repository, &ids).await?;
         let mut result = crate::ports::DeleteResult::default();
-        for batch in digests.chunks(BATCH_LIMIT) {
-            let output = self
-                .client
-                .batch_delete_image()
-                .repository_name(repository)
-                .set_image_ids(Some(
-                    batch
-                        .iter()
-                        .map(|d| ImageIdentifier::builder().image_digest(d.as_str()).build())
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| classify("ECR", "BatchDeleteImage", e))?;
-            for failure in output.failures() {
+        for (batch, failures) in digests.chunks(BATCH_LIMIT).zip(failures) {
+            for failure in &failures {
                 if let Some(digest) = failure
                     .image_id()
                     .and_then(|id| id.image_digest())
                     .and_then(|d| Digest::parse(d).ok())
                 {
-                    result.failed.push((
-                        digest,
-                        format!(
-                            "{}: {}",
-                            failure
-                                .failure_code()
-                                .map(|c| c.as_str())
-                                .unwrap_or("Unknown"),
-                            failure.failure_reason().unwrap_or_default()
-                        ),
-                    ));
+                    result.failed.push((digest, failure_text(failure)));
                 }
             }
             // Every requested image without a failure is gone. (`imageIds` names deleted images
@@ -146,37 +127,20 @@ impl RepositoryInventory for EcrRegistry {
         repository: &str,
         tags: &[String],
     ) -> Result<Vec<(String, String)>, AdapterError> {
-        let mut failed = Vec::new();
-        for batch in tags.chunks(BATCH_LIMIT) {
-            let output = self
-                .client
-                .batch_delete_image()
-                .repository_name(repository)
-                .set_image_ids(Some(
-                    batch
-                        .iter()
-                        .map(|t| ImageIdentifier::builder().image_tag(t).build())
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| classify("ECR", "BatchDeleteImage", e))?;
-            for failure in output.failures() {
+        let ids: Vec<ImageIdentifier> = tags
+            .iter()
+            .map(|t| ImageIdentifier::builder().image_tag(t).build())
+            .collect();
+        Ok(self
+            .batch_delete(repository, &ids)
+            .await?
+            .iter()
+            .flatten()
+            .map(|failure| {
                 let tag = failure.image_id().and_then(|id| id.image_tag());
-                failed.push((
-                    tag.unwrap_or("?").to_owned(),
-                    format!(
-                        "{}: {}",
-                        failure
-                            .failure_code()
-                            .map(|c| c.as_str())
-                            .unwrap_or("Unknown"),
-                        failure.failure_reason().unwrap_or_default()
-                    ),
-                ));
-            }
-        }
-        Ok(failed)
+                (tag.unwrap_or("?").to_owned(), failure_text(failure))
+            })
+            .collect())
     }
 
     async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
@@ -188,7 +152,7 @@ impl RepositoryInventory for EcrRegistry {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ECR", "DescribeRepositories", e))?;
+            let page = page.map_err(|e| classify(ECR_DESCRIBE_REPOSITORIES, e))?;
             names.extend(
                 page.repositories()
                     .iter()
@@ -200,4 +164,40 @@ impl RepositoryInventory for EcrRegistry {
         names.sort();
         Ok(names)
     }
+}
+
+impl EcrRegistry {
+    /// BatchDeleteImage of `ids`, one call per [`BATCH_LIMIT`]: each call's per-image
+    /// failures, in the order of the batches.
+    async fn batch_delete(
+        &self,
+        repository: &str,
+        ids: &[ImageIdentifier],
+    ) -> Result<Vec<Vec<ImageFailure>>, AdapterError> {
+        let mut failures = Vec::new();
+        for batch in ids.chunks(BATCH_LIMIT) {
+            let output = self
+                .client
+                .batch_delete_image()
+                .repository_name(repository)
+                .set_image_ids(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(ECR_BATCH_DELETE_IMAGE, e))?;
+            failures.push(output.failures().to_vec());
+        }
+        Ok(failures)
+    }
+}
+
+/// A per-image failure as ECR reports it: `code: reason`.
+fn failure_text(failure: &ImageFailure) -> String {
+    format!(
+        "{}: {}",
+        failure
+            .failure_code()
+            .map(|c| c.as_str())
+            .unwrap_or("Unknown"),
+        failure.failure_reason().unwrap_or_default()
+    )
 }

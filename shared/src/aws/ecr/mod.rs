@@ -9,6 +9,11 @@ use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
 use crate::domain::Digest;
 use crate::error::AdapterError;
+use crate::operation::{
+    ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
+    ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD, ECR_PUT_IMAGE,
+    ECR_UPLOAD_LAYER_PART,
+};
 use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
@@ -47,7 +52,7 @@ impl EcrRegistry {
             ))
             .send()
             .await
-            .map_err(|e| classify("ECR", "BatchGetImage", e))
+            .map_err(|e| classify(ECR_BATCH_GET_IMAGE, e))
     }
 
     pub fn new(client: aws_sdk_ecr::Client) -> Self {
@@ -142,12 +147,8 @@ impl Registry for EcrRegistry {
                     }
                     Some(raw)
                 }
-                FetchedManifest::Failed(reason)
-                    if reason.starts_with("ImageNotFound") || reason == "not returned" =>
-                {
-                    None
-                }
-                FetchedManifest::Failed(reason) => {
+                FetchedManifest::NotFound(_) => None,
+                FetchedManifest::Unreadable(reason) => {
                     return Err(unexpected(
                         "BatchGetImage",
                         format!("image {digest}: {reason}"),
@@ -213,7 +214,7 @@ impl Registry for EcrRegistry {
                         what: format!("image {digest} in repository {repository}"),
                     })
                 }
-                Err(e) => return Err(classify("ECR", "DescribeImageScanFindings", e)),
+                Err(e) => return Err(classify(ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, e)),
             };
             result.status =
                 page.image_scan_status()
@@ -272,62 +273,6 @@ impl Registry for EcrRegistry {
         Ok(Some(result))
     }
 
-    async fn put_manifest(
-        &self,
-        repository: &str,
-        tag: &str,
-        manifest: &RawManifest,
-        digest: &Digest,
-    ) -> Result<(), AdapterError> {
-        let body = std::str::from_utf8(&manifest.bytes)
-            .map_err(|e| unexpected("PutImage", format!("manifest is not UTF-8: {e}")))?;
-        let result = self
-            .client
-            .put_image()
-            .repository_name(repository)
-            .image_tag(tag)
-            .image_manifest(body)
-            .set_image_manifest_media_type(manifest.media_type.clone())
-            .image_digest(digest.as_str())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutImageError::ImageTagAlreadyExistsException(_)) =>
-            {
-                Err(AdapterError::TagTaken {
-                    service: "ECR",
-                    operation: "PutImage",
-                    tag: tag.to_owned(),
-                    source: e.into_err().into(),
-                })
-            }
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutImageError::ImageAlreadyExistsException(_)) =>
-            {
-                // The answer names the image the tag already has. Only the same digest is
-                // "already done"; another digest under the tag is a tag conflict (some
-                // registries report an immutable tag this way).
-                let message = e.err().meta().message().unwrap_or_default().to_owned();
-                let other = message
-                    .match_indices("sha256:")
-                    .map(|(at, _)| &message[at..(at + 71).min(message.len())])
-                    .find(|named| *named != digest.as_str());
-                match other {
-                    None => Ok(()),
-                    Some(_) => Err(AdapterError::TagTaken {
-                        service: "ECR",
-                        operation: "PutImage",
-                        tag: tag.to_owned(),
-                        source: message.into(),
-                    }),
-                }
-            }
-            Err(e) => Err(classify("ECR", "PutImage", e)),
-        }
-    }
-
     async fn upload_blobs(&self, repository: &str, blobs: &[Blob]) -> Result<(), AdapterError> {
         if blobs.is_empty() {
             return Ok(());
@@ -339,7 +284,7 @@ impl Registry for EcrRegistry {
             .set_layer_digests(Some(blobs.iter().map(|b| b.digest.to_string()).collect()))
             .send()
             .await
-            .map_err(|e| classify("ECR", "BatchCheckLayerAvailability", e))?;
+            .map_err(|e| classify(ECR_BATCH_CHECK_LAYER_AVAILABILITY, e))?;
         let available: Vec<&str> = checked
             .layers()
             .iter()
@@ -355,9 +300,10 @@ impl Registry for EcrRegistry {
         Ok(())
     }
 
-    async fn put_untagged(
+    async fn put_image(
         &self,
         repository: &str,
+        tag: Option<&str>,
         manifest: &RawManifest,
         digest: &Digest,
     ) -> Result<(), AdapterError> {
@@ -367,20 +313,46 @@ impl Registry for EcrRegistry {
             .client
             .put_image()
             .repository_name(repository)
+            .set_image_tag(tag.map(str::to_owned))
             .image_manifest(body)
             .set_image_manifest_media_type(manifest.media_type.clone())
             .image_digest(digest.as_str())
             .send()
             .await;
+        let taken = |source: crate::error::BoxError| AdapterError::TagTaken {
+            service: "ECR",
+            operation: "PutImage",
+            tag: tag.unwrap_or_default().to_owned(),
+            source,
+        };
         match result {
             Ok(_) => Ok(()),
-            // Content-addressed: the same digest is already there.
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutImageError::ImageTagAlreadyExistsException(_)) =>
+            {
+                Err(taken(e.into_err().into()))
+            }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutImageError::ImageAlreadyExistsException(_)) =>
             {
-                Ok(())
+                if tag.is_none() {
+                    // Content-addressed: the same digest is already there.
+                    return Ok(());
+                }
+                // The answer names the image the tag already has. Only the same digest is
+                // "already done"; another digest under the tag is a tag conflict (some
+                // registries report an immutable tag this way).
+                let message = e.err().meta().message().unwrap_or_default().to_owned();
+                let other = message
+                    .match_indices("sha256:")
+                    .map(|(at, _)| &message[at..(at + 71).min(message.len())])
+                    .find(|named| *named != digest.as_str());
+                match other {
+                    None => Ok(()),
+                    Some(_) => Err(taken(message.into())),
+                }
             }
-            Err(e) => Err(classify("ECR", "PutImage", e)),
+            Err(e) => Err(classify(ECR_PUT_IMAGE, e)),
         }
     }
 }
@@ -395,7 +367,7 @@ impl EcrRegistry {
             .repository_name(repository)
             .send()
             .await
-            .map_err(|e| classify("ECR", "InitiateLayerUpload", e))?;
+            .map_err(|e| classify(ECR_INITIATE_LAYER_UPLOAD, e))?;
         let upload_id = upload
             .upload_id()
             .ok_or_else(|| unexpected("InitiateLayerUpload", "no upload id".to_owned()))?;
@@ -409,7 +381,7 @@ impl EcrRegistry {
             .layer_part_blob(aws_smithy_types::Blob::new(blob.bytes.clone()))
             .send()
             .await
-            .map_err(|e| classify("ECR", "UploadLayerPart", e))?;
+            .map_err(|e| classify(ECR_UPLOAD_LAYER_PART, e))?;
         match self
             .client
             .complete_layer_upload()
@@ -432,7 +404,7 @@ impl EcrRegistry {
             // upload): the blob is what counts.
             Err(e) => match self.available(repository, &blob.digest).await {
                 Ok(true) => Ok(()),
-                _ => Err(classify("ECR", "CompleteLayerUpload", e)),
+                _ => Err(classify(ECR_COMPLETE_LAYER_UPLOAD, e)),
             },
         }
     }
@@ -445,7 +417,7 @@ impl EcrRegistry {
             .layer_digests(digest.as_str())
             .send()
             .await
-            .map_err(|e| classify("ECR", "BatchCheckLayerAvailability", e))?;
+            .map_err(|e| classify(ECR_BATCH_CHECK_LAYER_AVAILABILITY, e))?;
         Ok(checked
             .layers()
             .iter()

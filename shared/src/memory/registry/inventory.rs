@@ -2,13 +2,13 @@
 //! ECR would refuse (an image an index lists), repositories by prefix.
 
 use super::*;
+use crate::operation::{
+    ECR_BATCH_DELETE_IMAGE, ECR_BATCH_GET_IMAGE, ECR_DESCRIBE_IMAGES, ECR_DESCRIBE_REPOSITORIES,
+};
 
 impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageSummary>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("ECR", "DescribeImages", "ECR.DescribeImages")
-            .await?;
+        let fault = self.chaos.enter(ECR_DESCRIBE_IMAGES).await?;
         let images = {
             let state = self.lock();
             let repo = state
@@ -27,9 +27,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
                 })
                 .collect::<Vec<_>>()
         };
-        self.chaos
-            .leave(fault, "ECR", "DescribeImages", images)
-            .await
+        self.chaos.leave(fault, ECR_DESCRIBE_IMAGES, images).await
     }
 
     async fn manifests_by_digest(
@@ -39,16 +37,9 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
     ) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
         let mut fetched = Vec::with_capacity(digests.len());
         for batch in digests.chunks(crate::ports::BATCH_LIMIT) {
-            let fault = self
-                .chaos
-                .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
-                .await?;
+            let fault = self.chaos.enter(ECR_BATCH_GET_IMAGE).await?;
             let read = self.read(repository, batch)?;
-            fetched.extend(
-                self.chaos
-                    .leave(fault, "ECR", "BatchGetImage", read)
-                    .await?,
-            );
+            fetched.extend(self.chaos.leave(fault, ECR_BATCH_GET_IMAGE, read).await?);
         }
         Ok(fetched)
     }
@@ -58,56 +49,41 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         repository: &str,
         digests: &[Digest],
     ) -> Result<DeleteResult, AdapterError> {
-        let mut result = DeleteResult::default();
-        for batch in digests.chunks(crate::ports::BATCH_LIMIT) {
-            let fault = self
-                .chaos
-                .enter("ECR", "BatchDeleteImage", "ECR.BatchDeleteImage")
-                .await?;
-            let mut answer = DeleteResult::default();
-            {
-                let mut state = self.lock();
-                let State {
-                    repositories, log, ..
-                } = &mut *state;
-                let repo = repositories
-                    .get_mut(repository)
-                    .ok_or_else(|| not_found("BatchDeleteImage", repository))?;
-                for digest in batch {
-                    if !repo.images.contains_key(digest) {
-                        answer.failed.push((
-                            digest.clone(),
-                            "ImageNotFound: Requested image not found".to_owned(),
-                        ));
-                    } else if repo.referenced_by_an_index(digest) {
-                        let reason = "ImageReferencedByManifestList: the image is referenced by an image index".to_owned();
-                        log.push(RegistryEvent::DeleteRefused {
-                            repository: repository.to_owned(),
-                            digest: digest.clone(),
-                            reason: reason.clone(),
-                        });
-                        answer.failed.push((digest.clone(), reason));
-                    } else {
-                        let tags = repo.tags_of(digest);
-                        for tag in &tags {
-                            repo.tags.remove(tag);
-                        }
-                        repo.remove(digest);
-                        log.push(RegistryEvent::Deleted {
-                            repository: repository.to_owned(),
-                            digest: digest.clone(),
-                            tags,
-                        });
-                        answer.deleted.push(digest.clone());
-                    }
+        let outcomes = self
+            .batch_delete(repository, digests, |repo, log, digest| {
+                if !repo.images.contains_key(digest) {
+                    return Err("ImageNotFound: Requested image not found".to_owned());
                 }
+                if repo.referenced_by_an_index(digest) {
+                    let reason =
+                        "ImageReferencedByManifestList: the image is referenced by an image index"
+                            .to_owned();
+                    log.push(RegistryEvent::DeleteRefused {
+                        repository: repository.to_owned(),
+                        digest: digest.clone(),
+                        reason: reason.clone(),
+                    });
+                    return Err(reason);
+                }
+                let tags = repo.tags_of(digest);
+                for tag in &tags {
+                    repo.tags.remove(tag);
+                }
+                repo.remove(digest);
+                log.push(RegistryEvent::Deleted {
+                    repository: repository.to_owned(),
+                    digest: digest.clone(),
+                    tags,
+                });
+                Ok(())
+            })
+            .await?;
+        let mut result = DeleteResult::default();
+        for (digest, outcome) in outcomes {
+            match outcome {
+                Ok(()) => result.deleted.push(digest),
+                Err(reason) => result.failed.push((digest, reason)),
             }
-            let answer = self
-                .chaos
-                .leave(fault, "ECR", "BatchDeleteImage", answer)
-                .await?;
-            result.deleted.extend(answer.deleted);
-            result.failed.extend(answer.failed);
         }
         Ok(result)
     }
@@ -117,70 +93,49 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         repository: &str,
         tags: &[String],
     ) -> Result<Vec<(String, String)>, AdapterError> {
-        let mut failed = Vec::new();
-        for batch in tags.chunks(crate::ports::BATCH_LIMIT) {
-            let fault = self
-                .chaos
-                .enter("ECR", "BatchDeleteImage", "ECR.BatchDeleteImage")
-                .await?;
-            let mut answer = Vec::new();
-            {
-                let mut state = self.lock();
-                let State {
-                    repositories, log, ..
-                } = &mut *state;
-                let repo = repositories
-                    .get_mut(repository)
-                    .ok_or_else(|| not_found("BatchDeleteImage", repository))?;
-                for tag in batch {
-                    let Some(digest) = repo.tags.get(tag).cloned() else {
-                        answer.push((
-                            tag.clone(),
-                            "ImageNotFound: Requested image not found".to_owned(),
-                        ));
-                        continue;
-                    };
-                    if repo.tags_of(&digest).len() > 1 {
-                        repo.tags.remove(tag);
-                        log.push(RegistryEvent::Untagged {
-                            repository: repository.to_owned(),
-                            tag: tag.clone(),
-                            digest,
-                        });
-                    } else if repo.referenced_by_an_index(&digest) {
-                        // The last tag: ECR deletes the image, which an index still lists.
-                        let reason = "ImageReferencedByManifestList: the image is referenced by an image index".to_owned();
-                        log.push(RegistryEvent::DeleteRefused {
-                            repository: repository.to_owned(),
-                            digest: digest.clone(),
-                            reason: reason.clone(),
-                        });
-                        answer.push((tag.clone(), reason));
-                    } else {
-                        repo.tags.remove(tag);
-                        repo.remove(&digest);
-                        log.push(RegistryEvent::Deleted {
-                            repository: repository.to_owned(),
-                            digest,
-                            tags: vec![tag.clone()],
-                        });
-                    }
+        let outcomes = self
+            .batch_delete(repository, tags, |repo, log, tag| {
+                let Some(digest) = repo.tags.get(tag).cloned() else {
+                    return Err("ImageNotFound: Requested image not found".to_owned());
+                };
+                if repo.tags_of(&digest).len() > 1 {
+                    repo.tags.remove(tag);
+                    log.push(RegistryEvent::Untagged {
+                        repository: repository.to_owned(),
+                        tag: tag.clone(),
+                        digest,
+                    });
+                } else if repo.referenced_by_an_index(&digest) {
+                    // The last tag: ECR deletes the image, which an index still lists.
+                    let reason =
+                        "ImageReferencedByManifestList: the image is referenced by an image index"
+                            .to_owned();
+                    log.push(RegistryEvent::DeleteRefused {
+                        repository: repository.to_owned(),
+                        digest: digest.clone(),
+                        reason: reason.clone(),
+                    });
+                    return Err(reason);
+                } else {
+                    repo.tags.remove(tag);
+                    repo.remove(&digest);
+                    log.push(RegistryEvent::Deleted {
+                        repository: repository.to_owned(),
+                        digest,
+                        tags: vec![tag.clone()],
+                    });
                 }
-            }
-            let answer = self
-                .chaos
-                .leave(fault, "ECR", "BatchDeleteImage", answer)
-                .await?;
-            failed.extend(answer);
-        }
-        Ok(failed)
+                Ok(())
+            })
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .filter_map(|(tag, outcome)| outcome.err().map(|reason| (tag, reason)))
+            .collect())
     }
 
     async fn repositories(&self, prefix: &str) -> Result<Vec<String>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("ECR", "DescribeRepositories", "ECR.DescribeRepositories")
-            .await?;
+        let fault = self.chaos.enter(ECR_DESCRIBE_REPOSITORIES).await?;
         let names: Vec<String> = self
             .lock()
             .repositories
@@ -189,7 +144,43 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
             .cloned()
             .collect();
         self.chaos
-            .leave(fault, "ECR", "DescribeRepositories", names)
+            .leave(fault, ECR_DESCRIBE_REPOSITORIES, names)
             .await
+    }
+}
+
+impl<C: Clock> MemoryRegistry<C> {
+    /// BatchDeleteImage of `items` (digests or tags), one call per [`BATCH_LIMIT`] through
+    /// the fault plan: `each` applies one item to the repository, logging what happened, and
+    /// says why it failed; the answer is each item's outcome, in order.
+    async fn batch_delete<T: Clone>(
+        &self,
+        repository: &str,
+        items: &[T],
+        mut each: impl FnMut(&mut Repository, &mut Vec<RegistryEvent>, &T) -> Result<(), String> + Send,
+    ) -> Result<Vec<(T, Result<(), String>)>, AdapterError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for batch in items.chunks(crate::ports::BATCH_LIMIT) {
+            let fault = self.chaos.enter(ECR_BATCH_DELETE_IMAGE).await?;
+            let answer: Vec<(T, Result<(), String>)> = {
+                let mut state = self.lock();
+                let State {
+                    repositories, log, ..
+                } = &mut *state;
+                let repo = repositories
+                    .get_mut(repository)
+                    .ok_or_else(|| not_found("BatchDeleteImage", repository))?;
+                batch
+                    .iter()
+                    .map(|item| (item.clone(), each(repo, log, item)))
+                    .collect()
+            };
+            outcomes.extend(
+                self.chaos
+                    .leave(fault, ECR_BATCH_DELETE_IMAGE, answer)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
     }
 }

@@ -13,6 +13,11 @@ use crate::domain::oci::RawManifest;
 use crate::domain::retention::{read_links, ManifestLinks};
 use crate::domain::{Digest, Millis};
 use crate::error::AdapterError;
+use crate::operation::{
+    ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
+    ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD, ECR_PUT_IMAGE,
+    ECR_UPLOAD_LAYER_PART,
+};
 use crate::ports::{
     Clock, DeleteResult, FetchedManifest, ImageSummary, Registry, RepositoryInventory, ScanFindings,
 };
@@ -264,13 +269,13 @@ impl<C: Clock> MemoryRegistry<C> {
             .iter()
             .map(|digest| {
                 let fetched = if state.unreadable.contains(digest) {
-                    FetchedManifest::Failed(
+                    FetchedManifest::Unreadable(
                         "UpstreamUnavailable: the manifest could not be read".to_owned(),
                     )
                 } else {
                     match repo.images.get(digest) {
                         Some(image) => FetchedManifest::Found(image.manifest.clone()),
-                        None => FetchedManifest::Failed(
+                        None => FetchedManifest::NotFound(
                             "ImageNotFound: Requested image not found".to_owned(),
                         ),
                     }
@@ -287,10 +292,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
         repository: &str,
         tags: &[String],
     ) -> Result<Vec<Option<RawManifest>>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
-            .await?;
+        let fault = self.chaos.enter(ECR_BATCH_GET_IMAGE).await?;
         let found = {
             let state = self.lock();
             let repo = state
@@ -307,7 +309,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 })
                 .collect::<Vec<_>>()
         };
-        self.chaos.leave(fault, "ECR", "BatchGetImage", found).await
+        self.chaos.leave(fault, ECR_BATCH_GET_IMAGE, found).await
     }
 
     async fn images_by_digest(
@@ -315,16 +317,13 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
         repository: &str,
         digests: &[Digest],
     ) -> Result<Vec<Option<RawManifest>>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter("ECR", "BatchGetImage", "ECR.BatchGetImage")
-            .await?;
+        let fault = self.chaos.enter(ECR_BATCH_GET_IMAGE).await?;
         let mut found = Vec::with_capacity(digests.len());
         for (digest, fetched) in self.read(repository, digests)? {
             found.push(match fetched {
                 FetchedManifest::Found(raw) => Some(raw),
-                FetchedManifest::Failed(reason) if reason.starts_with("ImageNotFound") => None,
-                FetchedManifest::Failed(reason) => {
+                FetchedManifest::NotFound(_) => None,
+                FetchedManifest::Unreadable(reason) => {
                     return Err(AdapterError::Unexpected {
                         service: "ECR",
                         operation: "BatchGetImage",
@@ -333,7 +332,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 }
             });
         }
-        self.chaos.leave(fault, "ECR", "BatchGetImage", found).await
+        self.chaos.leave(fault, ECR_BATCH_GET_IMAGE, found).await
     }
 
     async fn scan_findings(
@@ -341,14 +340,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<ScanFindings>, AdapterError> {
-        let fault = self
-            .chaos
-            .enter(
-                "ECR",
-                "DescribeImageScanFindings",
-                "ECR.DescribeImageScanFindings",
-            )
-            .await?;
+        let fault = self.chaos.enter(ECR_DESCRIBE_IMAGE_SCAN_FINDINGS).await?;
         let found = {
             let state = self.lock();
             let repo = state
@@ -366,18 +358,62 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
             repo.scans.get(digest).cloned()
         };
         self.chaos
-            .leave(fault, "ECR", "DescribeImageScanFindings", found)
+            .leave(fault, ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, found)
             .await
     }
 
-    async fn put_manifest(
+    async fn upload_blobs(&self, repository: &str, blobs: &[Blob]) -> Result<(), AdapterError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let fault = self.chaos.enter(ECR_BATCH_CHECK_LAYER_AVAILABILITY).await?;
+        let missing: Vec<&Blob> = {
+            let state = self.lock();
+            let repo = state
+                .repositories
+                .get(repository)
+                .ok_or_else(|| not_found("BatchCheckLayerAvailability", repository))?;
+            blobs
+                .iter()
+                .filter(|b| !repo.blobs.contains(&b.digest))
+                .collect()
+        };
+        let missing = self
+            .chaos
+            .leave(fault, ECR_BATCH_CHECK_LAYER_AVAILABILITY, missing)
+            .await?;
+        for blob in missing {
+            for call in [ECR_INITIATE_LAYER_UPLOAD, ECR_UPLOAD_LAYER_PART] {
+                let fault = self.chaos.enter(call).await?;
+                self.chaos.leave(fault, call, ()).await?;
+            }
+            let fault = self.chaos.enter(ECR_COMPLETE_LAYER_UPLOAD).await?;
+            if Digest::of(&blob.bytes) != blob.digest {
+                return Err(AdapterError::Rejected {
+                    service: "ECR",
+                    operation: "CompleteLayerUpload",
+                    code: "InvalidLayerException".to_owned(),
+                    source: format!("the upload does not hash to {}", blob.digest).into(),
+                });
+            }
+            if let Some(repo) = self.lock().repositories.get_mut(repository) {
+                repo.blobs.insert(blob.digest.clone());
+            }
+            self.chaos
+                .leave(fault, ECR_COMPLETE_LAYER_UPLOAD, ())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn put_image(
         &self,
         repository: &str,
-        tag: &str,
+        tag: Option<&str>,
         manifest: &RawManifest,
         digest: &Digest,
     ) -> Result<(), AdapterError> {
-        let fault = self.chaos.enter("ECR", "PutImage", "ECR.PutImage").await?;
+        let fault = self.chaos.enter(ECR_PUT_IMAGE).await?;
         if Digest::of(&manifest.bytes) != *digest {
             return Err(AdapterError::Rejected {
                 service: "ECR",
@@ -395,120 +431,6 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
             let repo = repositories
                 .get_mut(repository)
                 .ok_or_else(|| not_found("PutImage", repository))?;
-            match repo.tags.get(tag) {
-                // A repeat of identical content is as good as a first write.
-                Some(current) if current == digest => {}
-                Some(current) if repo.immutable => {
-                    return Err(AdapterError::TagTaken {
-                        service: "ECR",
-                        operation: "PutImage",
-                        tag: tag.to_owned(),
-                        source: format!("tag {tag} already names {current}").into(),
-                    })
-                }
-                current => {
-                    let from = current.cloned();
-                    repo.insert(
-                        digest,
-                        StoredImage {
-                            manifest: manifest.clone(),
-                            pushed_at: now,
-                            artifact_media_type: None,
-                        },
-                    );
-                    repo.tags.insert(tag.to_owned(), digest.clone());
-                    log.push(RegistryEvent::TagMoved {
-                        repository: repository.to_owned(),
-                        tag: tag.to_owned(),
-                        from,
-                        to: digest.clone(),
-                        at: now,
-                    });
-                }
-            }
-        }
-        self.chaos.leave(fault, "ECR", "PutImage", ()).await
-    }
-
-    async fn upload_blobs(&self, repository: &str, blobs: &[Blob]) -> Result<(), AdapterError> {
-        if blobs.is_empty() {
-            return Ok(());
-        }
-        let fault = self
-            .chaos
-            .enter(
-                "ECR",
-                "BatchCheckLayerAvailability",
-                "ECR.BatchCheckLayerAvailability",
-            )
-            .await?;
-        let missing: Vec<&Blob> = {
-            let state = self.lock();
-            let repo = state
-                .repositories
-                .get(repository)
-                .ok_or_else(|| not_found("BatchCheckLayerAvailability", repository))?;
-            blobs
-                .iter()
-                .filter(|b| !repo.blobs.contains(&b.digest))
-                .collect()
-        };
-        let missing = self
-            .chaos
-            .leave(fault, "ECR", "BatchCheckLayerAvailability", missing)
-            .await?;
-        for blob in missing {
-            for (operation, name) in [
-                ("InitiateLayerUpload", "ECR.InitiateLayerUpload"),
-                ("UploadLayerPart", "ECR.UploadLayerPart"),
-            ] {
-                let fault = self.chaos.enter("ECR", operation, name).await?;
-                self.chaos.leave(fault, "ECR", operation, ()).await?;
-            }
-            let fault = self
-                .chaos
-                .enter("ECR", "CompleteLayerUpload", "ECR.CompleteLayerUpload")
-                .await?;
-            if Digest::of(&blob.bytes) != blob.digest {
-                return Err(AdapterError::Rejected {
-                    service: "ECR",
-                    operation: "CompleteLayerUpload",
-                    code: "InvalidLayerException".to_owned(),
-                    source: format!("the upload does not hash to {}", blob.digest).into(),
-                });
-            }
-            if let Some(repo) = self.lock().repositories.get_mut(repository) {
-                repo.blobs.insert(blob.digest.clone());
-            }
-            self.chaos
-                .leave(fault, "ECR", "CompleteLayerUpload", ())
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn put_untagged(
-        &self,
-        repository: &str,
-        manifest: &RawManifest,
-        digest: &Digest,
-    ) -> Result<(), AdapterError> {
-        let fault = self.chaos.enter("ECR", "PutImage", "ECR.PutImage").await?;
-        if Digest::of(&manifest.bytes) != *digest {
-            return Err(AdapterError::Rejected {
-                service: "ECR",
-                operation: "PutImage",
-                code: "ImageDigestDoesNotMatchException".to_owned(),
-                source: format!("the manifest does not hash to {digest}").into(),
-            });
-        }
-        let now = self.clock.now_millis();
-        {
-            let mut state = self.lock();
-            let repo = state
-                .repositories
-                .get_mut(repository)
-                .ok_or_else(|| not_found("PutImage", repository))?;
             // An image manifest's config and layers must be in the repository first.
             let parsed = ReferrerManifest::parse(&manifest.bytes);
             let named = parsed
@@ -522,15 +444,38 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                     source: format!("blob {missing} was never uploaded").into(),
                 });
             }
-            repo.insert(
-                digest,
-                StoredImage {
-                    manifest: manifest.clone(),
-                    pushed_at: now,
-                    artifact_media_type: parsed.and_then(|m| m.artifact_type),
-                },
-            );
+            let image = StoredImage {
+                manifest: manifest.clone(),
+                pushed_at: now,
+                artifact_media_type: parsed.and_then(|m| m.artifact_type),
+            };
+            match tag.map(|tag| (tag, repo.tags.get(tag))) {
+                // Content-addressed: an untagged image is there once, however often pushed.
+                None => repo.insert(digest, image),
+                // A repeat of identical content is as good as a first write.
+                Some((_, Some(current))) if current == digest => {}
+                Some((tag, Some(current))) if repo.immutable => {
+                    return Err(AdapterError::TagTaken {
+                        service: "ECR",
+                        operation: "PutImage",
+                        tag: tag.to_owned(),
+                        source: format!("tag {tag} already names {current}").into(),
+                    })
+                }
+                Some((tag, current)) => {
+                    let from = current.cloned();
+                    repo.insert(digest, image);
+                    repo.tags.insert(tag.to_owned(), digest.clone());
+                    log.push(RegistryEvent::TagMoved {
+                        repository: repository.to_owned(),
+                        tag: tag.to_owned(),
+                        from,
+                        to: digest.clone(),
+                        at: now,
+                    });
+                }
+            }
         }
-        self.chaos.leave(fault, "ECR", "PutImage", ()).await
+        self.chaos.leave(fault, ECR_PUT_IMAGE, ()).await
     }
 }

@@ -106,13 +106,6 @@ impl DeadLetter {
     }
 }
 
-/// Whether an event is one of the template's schedules (the reconciler's, retention's): those
-/// are sent back by invoking the deployed function, not by running the pass here.
-pub fn is_scheduled(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some("aws.events")
-        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
-}
-
 /// A Lambda function's name from its name or ARN (`arn:aws:lambda:…:function:NAME[:QUALIFIER]`).
 pub fn function_name(name_or_arn: &str) -> &str {
     match name_or_arn.split_once(":function:") {
@@ -179,6 +172,7 @@ impl ScheduledFunctions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use archgate::inbound::is_scheduled;
     use serde_json::json;
 
     #[test]

@@ -2,15 +2,20 @@
 //! a pipeline event through its handler (the functions' own code, as `replay` runs it), a
 //! scheduled event by invoking the deployed function it was for.
 
+mod letters;
+
 use super::configured;
-use crate::dead_letters::{is_scheduled, DeadLetter, ScheduledFunctions};
 use crate::error::CliError;
-use crate::local::LocalError;
+// The template's schedules (the reconciler's, retention's) are sent back by invoking the
+// deployed function, not by running the pass here.
+use crate::local::aws;
 use archgate::aws::sdk_config;
 use archgate::config::DEAD_LETTER_QUEUE;
+use archgate::inbound::is_scheduled;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use letters::{DeadLetter, ScheduledFunctions};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,12 +48,7 @@ async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
-        .map_err(|e| {
-            CliError::Local(LocalError::Aws {
-                what: format!("ReceiveMessage on {queue}"),
-                source: Box::new(e),
-            })
-        })?;
+        .map_err(aws(format!("ReceiveMessage on {queue}")))?;
     Ok(output
         .messages()
         .iter()
@@ -113,12 +113,7 @@ async fn reported_count(sqs: &aws_sdk_sqs::Client, queue: &str) -> Result<u64, C
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
-        .map_err(|e| {
-            CliError::Local(LocalError::Aws {
-                what: format!("GetQueueAttributes on {queue}"),
-                source: Box::new(e),
-            })
-        })?;
+        .map_err(aws(format!("GetQueueAttributes on {queue}")))?;
     let attributes = output.attributes();
     let count = |name: QueueAttributeName| -> u64 {
         attributes
@@ -212,12 +207,7 @@ pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
                 .receipt_handle(&letter.receipt_handle)
                 .send()
                 .await
-                .map_err(|e| {
-                    CliError::Local(LocalError::Aws {
-                        what: format!("DeleteMessage on {queue}"),
-                        source: Box::new(e),
-                    })
-                })?;
+                .map_err(aws(format!("DeleteMessage on {queue}")))?;
             handled += 1;
         }
     }
