@@ -1,7 +1,7 @@
 //! archgate's retention against a naive cleanup on a *latency model of ECR*, on identical
 //! fresh copies of the same repository. The emulator (moto) costs every BatchGetImage in
 //! proportion to the repository's size and says nothing about real ECR; here the state is
-//! the in-memory registry and ledger (`archgate::memory`), and each real ECR call is charged
+//! the in-memory registry and ledger (`archgate_testkit::memory`), and each real ECR call is charged
 //! its modelled time on tokio's paused (virtual) clock. (The listing goes through [`State`],
 //! an O(images + tags) equivalent of the in-memory registry's own; the whole bench still
 //! takes minutes of CPU, mostly the in-memory registry's deletes, whose tag lookup is linear.)
@@ -53,7 +53,6 @@ use archgate::domain::{
     Arch, BuildStatus, Digest, ManifestMode, Millis, Release, ReleaseKey, ReleaseTag, SourceObject,
 };
 use archgate::error::AdapterError;
-use archgate::memory::{Chaos, ManualClock, MemoryEvents, MemoryLedger, MemoryRegistry};
 use archgate::ports::{
     DeleteResult, FetchedManifest, ImageSummary, Ledger, Registry, RepositoryInventory,
     BATCH_LIMIT, LIST_PAGE,
@@ -61,6 +60,7 @@ use archgate::ports::{
 use archgate::retention::{
     apply_plan, plan_repository, plan_survey, Rules, Targets, DELETE_CONCURRENCY, READ_CONCURRENCY,
 };
+use archgate_testkit::memory::{Chaos, ManualClock, MemoryEvents, MemoryLedger, MemoryRegistry};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -932,9 +932,11 @@ impl Repo {
 
 #[tokio::test]
 async fn when_workloads_cannot_be_read_nothing_is_deleted_and_the_report_says_why() {
-    use archgate::memory::{Chaos, Fault, ManualClock, Memory, MemoryServices, MemoryWorkloads};
     use archgate::operation::ECS_DESCRIBE_TASK_DEFINITION;
     use archgate::retention::{run, Request, Retention};
+    use archgate_testkit::memory::{
+        Chaos, Fault, ManualClock, Memory, MemoryServices, MemoryWorkloads,
+    };
     // Given a repository with an old untagged image and a retention policy that expires
     let services = MemoryServices::new(Chaos::default(), ManualClock::at(NOW - 30 * DAY));
     services.registry.create_repository(REPO, false);

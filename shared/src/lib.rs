@@ -12,7 +12,6 @@ pub mod domain;
 pub mod error;
 pub mod handler_error;
 pub mod inbound;
-pub mod memory;
 pub mod operation;
 pub mod pipeline;
 pub mod ports;

@@ -410,7 +410,7 @@ pub trait Workloads: Send + Sync {
 }
 
 /// One implementation of every port: the AWS adapters ([`crate::wiring::Aws`]) or the
-/// in-memory services ([`crate::memory::Memory`]). The pipeline, retention, the reconciler
+/// in-memory services (`archgate_testkit::memory::Memory`). The pipeline, retention, the reconciler
 /// and the handlers are generic over a bundle, so a new port is added here, not to each of
 /// their signatures.
 pub trait Ports: 'static {

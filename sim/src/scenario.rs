@@ -8,7 +8,7 @@ use archgate::config::ReleaseRules;
 use archgate::domain::oci::{RawManifest, OCI_MANIFEST};
 use archgate::domain::retention::TagPattern;
 use archgate::domain::{Arch, Millis};
-use archgate::memory::FaultRates;
+use archgate_testkit::memory::FaultRates;
 
 pub const REPOSITORY: &str = "app";
 pub const BUCKET: &str = "archgate-src-123456789012";

@@ -5,7 +5,7 @@ use crate::scenario::{MOVING_TAG, REPOSITORY};
 use crate::world::{short, World};
 use archgate::build_variables::RELEASE_TAG;
 use archgate::domain::Release;
-use archgate::memory::registry::RegistryEvent;
+use archgate_testkit::memory::registry::RegistryEvent;
 use std::rc::Rc;
 
 /// Whether the current attempt of `release` holds `digest` (its builds' images, its index).

@@ -13,7 +13,7 @@ impl Checker {
     pub(super) fn check_releases(
         &mut self,
         world: &World,
-        repo: &archgate::memory::registry::Repository,
+        repo: &archgate_testkit::memory::registry::Repository,
         releases: &[Rc<Release>],
         expiry: &BTreeMap<String, Option<i64>>,
     ) -> Result<(), Violation> {
@@ -401,7 +401,7 @@ impl Checker {
 
 /// Every image a tagged index in the repository lists that is gone (a release that no longer
 /// pulls).
-fn dangling(repo: &archgate::memory::registry::Repository) -> Vec<(Digest, Digest)> {
+fn dangling(repo: &archgate_testkit::memory::registry::Repository) -> Vec<(Digest, Digest)> {
     let tagged: BTreeSet<&Digest> = repo.tags.values().collect();
     let mut missing = Vec::new();
     for (digest, children) in repo.indexes() {

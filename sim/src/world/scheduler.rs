@@ -4,8 +4,8 @@ use super::{is_trouble, short, Done, Job, World, RECONCILE_EVERY};
 use crate::scenario::*;
 use archgate::domain::release::Service;
 use archgate::domain::{Digest, Millis};
-use archgate::memory::Memory;
 use archgate::retention::{Request, Retention};
+use archgate_testkit::memory::Memory;
 
 /// What retention-cleanup's role allows of a release's effects: its announcements.
 const RETENTION_PERFORMS: &[Service] = &[Service::Events];

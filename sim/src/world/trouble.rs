@@ -201,7 +201,7 @@ impl World {
 impl World {
     /// A lasting fault begins or is fixed.
     pub(super) fn outage(&mut self, kind: OutageKind, on: bool) {
-        use archgate::memory::Fault;
+        use archgate_testkit::memory::Fault;
         let chaos = &self.svc.chaos;
         match (kind, on) {
             (OutageKind::StartBuildThrottled, true) => {

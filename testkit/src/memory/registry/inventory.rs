@@ -2,7 +2,7 @@
 //! ECR would refuse (an image an index lists), repositories by prefix.
 
 use super::*;
-use crate::operation::{
+use archgate::operation::{
     ECR_BATCH_DELETE_IMAGE, ECR_BATCH_GET_IMAGE, ECR_DESCRIBE_IMAGES, ECR_DESCRIBE_REPOSITORIES,
 };
 
@@ -36,7 +36,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         digests: &[Digest],
     ) -> Result<Vec<(Digest, FetchedManifest)>, AdapterError> {
         let mut fetched = Vec::with_capacity(digests.len());
-        for batch in digests.chunks(crate::ports::BATCH_LIMIT) {
+        for batch in digests.chunks(archgate::ports::BATCH_LIMIT) {
             let fault = self.chaos.enter(ECR_BATCH_GET_IMAGE).await?;
             let read = self.read(repository, batch)?;
             fetched.extend(self.chaos.leave(fault, ECR_BATCH_GET_IMAGE, read).await?);
@@ -160,7 +160,7 @@ impl<C: Clock> MemoryRegistry<C> {
         mut each: impl FnMut(&mut Repository, &mut Vec<RegistryEvent>, &T) -> Result<(), String> + Send,
     ) -> Result<Vec<(T, Result<(), String>)>, AdapterError> {
         let mut outcomes = Vec::with_capacity(items.len());
-        for batch in items.chunks(crate::ports::BATCH_LIMIT) {
+        for batch in items.chunks(archgate::ports::BATCH_LIMIT) {
             let fault = self.chaos.enter(ECR_BATCH_DELETE_IMAGE).await?;
             let answer: Vec<(T, Result<(), String>)> = {
                 let mut state = self.lock();

@@ -3,8 +3,8 @@
 //! may throttle, fail, lose the answer, or kill the calling process (before or after the
 //! call took effect).
 
-use crate::error::AdapterError;
-use crate::operation::Operation;
+use archgate::error::AdapterError;
+use archgate::operation::Operation;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

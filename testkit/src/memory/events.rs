@@ -2,9 +2,9 @@
 //! detail exactly as PutEvents would carry them.
 
 use super::chaos::Chaos;
-use crate::error::AdapterError;
-use crate::operation::EVENTBRIDGE_PUT_EVENTS;
-use crate::ports::EventPublisher;
+use archgate::error::AdapterError;
+use archgate::operation::EVENTBRIDGE_PUT_EVENTS;
+use archgate::ports::EventPublisher;
 use std::sync::{Arc, Mutex};
 
 /// One published event: detail-type and the detail as JSON.

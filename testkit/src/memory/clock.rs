@@ -1,6 +1,6 @@
 //! A clock that only moves when told: the simulation advances it by minutes or by months.
 
-use crate::ports::Clock;
+use archgate::ports::Clock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 

@@ -4,10 +4,12 @@
 //! caller (the simulation), which finishes them with [`MemoryBuilds::finish`].
 
 use super::chaos::Chaos;
-use crate::domain::{BuildStatus, Millis};
-use crate::error::AdapterError;
-use crate::operation::{CODEBUILD_BATCH_GET_BUILDS, CODEBUILD_START_BUILD, CODEBUILD_STOP_BUILD};
-use crate::ports::{BuildDetails, BuildRequest, Builds, Clock};
+use archgate::domain::{BuildStatus, Millis};
+use archgate::error::AdapterError;
+use archgate::operation::{
+    CODEBUILD_BATCH_GET_BUILDS, CODEBUILD_START_BUILD, CODEBUILD_STOP_BUILD,
+};
+use archgate::ports::{BuildDetails, BuildRequest, Builds, Clock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

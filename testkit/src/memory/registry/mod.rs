@@ -8,17 +8,17 @@
 mod inventory;
 
 use super::chaos::Chaos;
-use crate::domain::attestation::{Blob, ReferrerManifest};
-use crate::domain::oci::RawManifest;
-use crate::domain::retention::{read_links, ManifestLinks};
-use crate::domain::{Digest, Millis};
-use crate::error::AdapterError;
-use crate::operation::{
+use archgate::domain::attestation::{Blob, ReferrerManifest};
+use archgate::domain::oci::RawManifest;
+use archgate::domain::retention::{read_links, ManifestLinks};
+use archgate::domain::{Digest, Millis};
+use archgate::error::AdapterError;
+use archgate::operation::{
     ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
     ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD, ECR_PUT_IMAGE,
     ECR_UPLOAD_LAYER_PART,
 };
-use crate::ports::{
+use archgate::ports::{
     Clock, DeleteResult, FetchedManifest, ImageSummary, Registry, RepositoryInventory, ScanFindings,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -194,7 +194,8 @@ impl<C: Clock> MemoryRegistry<C> {
         let repo = repositories.entry(repository.to_owned()).or_default();
         let is_index = matches!(
             manifest.media_type.as_deref(),
-            Some(crate::domain::oci::OCI_INDEX) | Some(crate::domain::oci::DOCKER_MANIFEST_LIST)
+            Some(archgate::domain::oci::OCI_INDEX)
+                | Some(archgate::domain::oci::DOCKER_MANIFEST_LIST)
         );
         repo.insert(
             &digest,

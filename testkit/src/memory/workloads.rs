@@ -2,9 +2,9 @@
 //! the simulation sets. Reads go through the fault plan like any other call.
 
 use super::chaos::Chaos;
-use crate::error::AdapterError;
-use crate::operation::ECS_DESCRIBE_TASK_DEFINITION;
-use crate::ports::{ImageUse, Workloads};
+use archgate::error::AdapterError;
+use archgate::operation::ECS_DESCRIBE_TASK_DEFINITION;
+use archgate::ports::{ImageUse, Workloads};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Default)]

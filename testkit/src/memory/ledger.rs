@@ -5,11 +5,13 @@
 //! pointers, and conditional updates for the moving-tag locks.
 
 use super::chaos::Chaos;
-use crate::domain::retention::mentioned_digests;
-use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
-use crate::error::AdapterError;
-use crate::operation::{DYNAMODB_GET_ITEM, DYNAMODB_PUT_ITEM, DYNAMODB_SCAN, DYNAMODB_UPDATE_ITEM};
-use crate::ports::{
+use archgate::domain::retention::mentioned_digests;
+use archgate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
+use archgate::error::AdapterError;
+use archgate::operation::{
+    DYNAMODB_GET_ITEM, DYNAMODB_PUT_ITEM, DYNAMODB_SCAN, DYNAMODB_UPDATE_ITEM,
+};
+use archgate::ports::{
     Ledger, Listing, MovingTagHolder, MovingTagLock, SaveError, Stored, UnreadableRecord,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 /// DynamoDB's item size limit.
 pub const ITEM_LIMIT: usize = 400 * 1024;
 /// A digest pointer names at most this many releases (as the DynamoDB adapter).
-pub const MAX_POINTER_RELEASES: usize = crate::aws::MAX_POINTER_RELEASES;
+pub const MAX_POINTER_RELEASES: usize = archgate::aws::MAX_POINTER_RELEASES;
 
 #[derive(Debug, Clone)]
 struct ReleaseItem {

@@ -21,9 +21,9 @@ pub use registry::MemoryRegistry;
 pub use signer::MemorySigner;
 pub use workloads::MemoryWorkloads;
 
-use crate::config::Config;
-use crate::pipeline::{Adapters, Pipeline};
-use crate::ports::Ports;
+use archgate::config::Config;
+use archgate::pipeline::{Adapters, Pipeline};
+use archgate::ports::Ports;
 
 /// The in-memory services, sharing one clock and one fault plan.
 pub struct Memory;

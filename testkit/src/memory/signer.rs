@@ -2,9 +2,9 @@
 //! signature of the same message differs, so only what was recorded can be pushed twice.
 
 use super::chaos::Chaos;
-use crate::error::AdapterError;
-use crate::operation::{KMS_DESCRIBE_KEY, KMS_SIGN};
-use crate::ports::Signer;
+use archgate::error::AdapterError;
+use archgate::operation::{KMS_DESCRIBE_KEY, KMS_SIGN};
+use archgate::ports::Signer;
 use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
