@@ -52,18 +52,10 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         let outcomes = self
             .batch_delete(repository, digests, |repo, log, digest| {
                 if !repo.images.contains_key(digest) {
-                    return Err("ImageNotFound: Requested image not found".to_owned());
+                    return Err(NOT_FOUND.to_owned());
                 }
                 if repo.referenced_by_an_index(digest) {
-                    let reason =
-                        "ImageReferencedByManifestList: the image is referenced by an image index"
-                            .to_owned();
-                    log.push(RegistryEvent::DeleteRefused {
-                        repository: repository.to_owned(),
-                        digest: digest.clone(),
-                        reason: reason.clone(),
-                    });
-                    return Err(reason);
+                    return Err(refuse_listed(log, repository, digest));
                 }
                 let tags = repo.tags_of(digest);
                 for tag in &tags {
@@ -96,7 +88,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
         let outcomes = self
             .batch_delete(repository, tags, |repo, log, tag| {
                 let Some(digest) = repo.tags.get(tag).cloned() else {
-                    return Err("ImageNotFound: Requested image not found".to_owned());
+                    return Err(NOT_FOUND.to_owned());
                 };
                 if repo.tags_of(&digest).len() > 1 {
                     repo.tags.remove(tag);
@@ -107,15 +99,7 @@ impl<C: Clock> RepositoryInventory for MemoryRegistry<C> {
                     });
                 } else if repo.referenced_by_an_index(&digest) {
                     // The last tag: ECR deletes the image, which an index still lists.
-                    let reason =
-                        "ImageReferencedByManifestList: the image is referenced by an image index"
-                            .to_owned();
-                    log.push(RegistryEvent::DeleteRefused {
-                        repository: repository.to_owned(),
-                        digest: digest.clone(),
-                        reason: reason.clone(),
-                    });
-                    return Err(reason);
+                    return Err(refuse_listed(log, repository, &digest));
                 } else {
                     repo.tags.remove(tag);
                     repo.remove(&digest);
@@ -183,4 +167,17 @@ impl<C: Clock> MemoryRegistry<C> {
         }
         Ok(outcomes)
     }
+}
+
+/// ECR refuses to delete an image an index still lists (`ImageReferencedByManifestList`):
+/// logged for the simulation's checks; the reason is the per-image failure.
+fn refuse_listed(log: &mut Vec<RegistryEvent>, repository: &str, digest: &Digest) -> String {
+    let reason =
+        "ImageReferencedByManifestList: the image is referenced by an image index".to_owned();
+    log.push(RegistryEvent::DeleteRefused {
+        repository: repository.to_owned(),
+        digest: digest.clone(),
+        reason: reason.clone(),
+    });
+    reason
 }

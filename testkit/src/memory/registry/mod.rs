@@ -115,6 +115,9 @@ pub enum RegistryEvent {
     },
 }
 
+/// ECR's per-image answer for an image it does not hold.
+const NOT_FOUND: &str = "ImageNotFound: Requested image not found";
+
 #[derive(Debug, Default)]
 struct State {
     repositories: BTreeMap<String, Repository>,
@@ -276,9 +279,7 @@ impl<C: Clock> MemoryRegistry<C> {
                 } else {
                     match repo.images.get(digest) {
                         Some(image) => FetchedManifest::Found(image.manifest.clone()),
-                        None => FetchedManifest::NotFound(
-                            "ImageNotFound: Requested image not found".to_owned(),
-                        ),
+                        None => FetchedManifest::NotFound(NOT_FOUND.to_owned()),
                     }
                 };
                 (digest.clone(), fetched)
