@@ -19,5 +19,6 @@ pub mod reconcile;
 pub mod retention;
 pub mod telemetry;
 pub mod wiring;
+pub mod write;
 
 pub use config::Config;

@@ -2,12 +2,13 @@
 //! delivery already obtained), claim, perform, record. A conflicting write ends an attempt;
 //! the next one reads again.
 
-use super::{EffectError, Outcome, Pipeline, PipelineError, MAX_ATTEMPTS};
+use super::{EffectError, Outcome, Pipeline, PipelineError};
 use crate::domain::release::Claim;
 use crate::domain::{
     decide, Decision, Effect, EffectResult, Fact, IgnoreReason, Millis, Release, ReleaseKey,
 };
-use crate::ports::{Clock, Ledger, Ports, SaveError, Stored};
+use crate::ports::{Clock, Ledger, Ports, Stored};
+use crate::write::{self, FirstRead, Reads};
 use std::collections::VecDeque;
 use tracing::{info, warn};
 
@@ -55,6 +56,12 @@ struct Plan {
     ours: Vec<Effect>,
 }
 
+/// How an attempt ended: with the answer, or with a conflicting write (read again).
+enum Attempt {
+    Done(Outcome),
+    Conflict,
+}
+
 /// The release as an attempt is changing it.
 struct Working {
     state: Release,
@@ -62,12 +69,6 @@ struct Working {
     version: Option<u64>,
     /// Whether the ledger already holds the claim on the promotion.
     promotion_on_record: bool,
-}
-
-/// How an attempt ended: with the answer, or with a conflicting write (read again).
-enum Attempt {
-    Done(Outcome),
-    Conflict,
 }
 
 impl<P: Ports> Pipeline<P> {
@@ -85,36 +86,35 @@ impl<P: Ports> Pipeline<P> {
         &self,
         key: &ReleaseKey,
         fact: Fact,
-        mut read: Option<Stored>,
+        read: Option<Stored>,
     ) -> Result<Outcome, PipelineError> {
         let mut progress = Progress::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.clock.now_millis();
+        let first = match (&fact, read) {
+            (_, Some(read)) => FirstRead::Given(Box::new(read)),
             // A new upload is created with a conditional put: no read needed the first time.
-            let stored = match (&fact, read.take()) {
-                (_, Some(read)) => Some(read),
-                (Fact::SourceUploaded { .. }, None) if attempt == 0 => None,
-                _ => self
-                    .ledger
-                    .load(key)
-                    .await
-                    .map_err(|source| ledger_error(key, source))?,
+            (Fact::SourceUploaded { .. }, None) => FirstRead::New,
+            _ => FirstRead::Load,
+        };
+        let mut reads = Reads::new(&self.ledger, key, first);
+        loop {
+            let now = self.clock.now_millis();
+            let Some(fresh) = reads.next().await? else {
+                return Err(PipelineError::Contention {
+                    release: key.to_string(),
+                });
             };
-            let plan = match self.plan(key, &fact, stored.as_ref(), &progress, now) {
+            let plan = match self.plan(key, &fact, fresh.stored.as_ref(), &progress, now) {
                 Ok(plan) => plan,
                 Err(ignored) => return Ok(ignored),
             };
             match self
-                .attempt(key, stored.as_ref(), plan, &mut progress, now)
+                .attempt(key, fresh.stored.as_ref(), plan, &mut progress, now)
                 .await?
             {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Conflict => continue,
             }
         }
-        Err(PipelineError::Contention {
-            release: key.to_string(),
-        })
     }
 
     /// Decides on a fresh read what to reach and what to perform, or why this delivery has
@@ -314,11 +314,9 @@ impl<P: Ports> Pipeline<P> {
         state: &Release,
         expected: Option<u64>,
     ) -> Result<Option<u64>, PipelineError> {
-        match self.ledger.save(state, expected).await {
-            Ok(version) => Ok(Some(version)),
-            Err(SaveError::Conflict { .. }) => Ok(None),
-            Err(SaveError::Adapter(source)) => Err(ledger_error(key, source)),
-        }
+        write::save(&self.ledger, state, expected)
+            .await
+            .map_err(|source| ledger_error(key, source))
     }
 
     fn applied(&self, release: &Release, effects: &[Effect]) -> Outcome {

@@ -1,9 +1,9 @@
 //! What can go wrong performing an effect, and applying a fact.
 
-use super::MAX_ATTEMPTS;
 use crate::domain::oci;
 use crate::domain::{BuildRole, Digest, Effect};
 use crate::error::AdapterError;
+use crate::write::{ReadFailed, WRITE_ATTEMPTS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EffectError {
@@ -110,8 +110,17 @@ pub enum PipelineError {
         #[source]
         source: AdapterError,
     },
-    #[error("release {release} changed under {MAX_ATTEMPTS} consecutive attempts")]
+    #[error("release {release} changed under {WRITE_ATTEMPTS} consecutive attempts")]
     Contention { release: String },
+}
+
+impl From<ReadFailed> for PipelineError {
+    fn from(failed: ReadFailed) -> Self {
+        PipelineError::Ledger {
+            release: failed.key.to_string(),
+            source: failed.source,
+        }
+    }
 }
 
 impl PipelineError {

@@ -28,9 +28,6 @@ use crate::error::AdapterError;
 use crate::ports::{BuildDetails, Builds, Clock, Ledger, Listing, Ports, Stored};
 use std::collections::VecDeque;
 
-/// Conflicting writes before giving up (the invocation is then retried by Lambda).
-const MAX_ATTEMPTS: usize = 8;
-
 /// The pipeline with its ports. One instance per process, built outside the handler.
 pub struct Pipeline<P: Ports> {
     pub(crate) config: Config,

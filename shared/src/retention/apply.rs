@@ -10,15 +10,13 @@ use crate::domain::retention::Fate;
 use crate::domain::{decide, Decision, Digest, Effect, Fact, Millis, Phase, ReleaseKey};
 use crate::error::{chain, AdapterError};
 use crate::ports::{
-    DeleteResult, EventPublisher, Ledger, RepositoryInventory, SaveError, Stored, BATCH_LIMIT,
+    DeleteResult, EventPublisher, Ledger, RepositoryInventory, Stored, BATCH_LIMIT,
 };
+use crate::write::{self, FirstRead, Reads};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tracing::{info, warn};
-
-/// Conflicting writes of one release's tombstone before retention leaves it for a later run.
-const WRITE_ATTEMPTS: usize = 4;
 
 /// A release this run expired.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -228,7 +226,7 @@ fn expired_releases(survey: &Survey, deleted: &[Digest]) -> Vec<ExpiredRelease> 
 }
 
 /// Writes a release's tombstone: the state machine decides on the stored record (it refuses a
-/// release that is not at rest), the ledger's conditional write records it. A conflict reads
+/// release that is not at rest), the ledger's conditional write records it; a conflict reads
 /// the record again and decides again. Returns the record written, if any, and the calls.
 async fn tombstone<L: Ledger>(
     ledger: &L,
@@ -238,11 +236,12 @@ async fn tombstone<L: Ledger>(
 ) -> Result<(Option<Stored>, usize), AdapterError> {
     let key = stored.release.key.clone();
     let fact = Fact::Expire { rule: rule.clone() };
-    let mut current = Some(stored.clone());
     let mut calls = 0;
-    for _ in 0..WRITE_ATTEMPTS {
-        let Some(stored) = current.take() else {
-            return Ok((None, calls));
+    let mut reads = Reads::new(ledger, &key, FirstRead::Given(Box::new(stored.clone())));
+    while let Some(fresh) = reads.next().await? {
+        calls += usize::from(fresh.loaded);
+        let Some(stored) = fresh.stored else {
+            break;
         };
         let next = match decide(Some(&stored.release), &key, &fact, now) {
             Decision::Apply { mut next, effects } if next.phase() == Phase::Expired => {
@@ -256,30 +255,21 @@ async fn tombstone<L: Ledger>(
             }
             Decision::Apply { .. } => {
                 info!(release = %key, "release has work under way; it expires in a later run");
-                return Ok((None, calls));
+                break;
             }
             Decision::Ignore(reason) => {
                 info!(release = %key, %reason, "release not expired");
-                return Ok((None, calls));
+                break;
             }
         };
         calls += 1;
-        match ledger.save(&next, Some(stored.version)).await {
-            Ok(version) => {
-                info!(release = %key, rule = rule.name(), "release expired");
-                return Ok((
-                    Some(Stored {
-                        release: *next,
-                        version,
-                    }),
-                    calls,
-                ));
-            }
-            Err(SaveError::Conflict { .. }) => {
-                calls += 1;
-                current = ledger.load(&key).await?;
-            }
-            Err(SaveError::Adapter(error)) => return Err(error),
+        if let Some(version) = write::save(ledger, &next, Some(stored.version)).await? {
+            info!(release = %key, rule = rule.name(), "release expired");
+            let written = Stored {
+                release: *next,
+                version,
+            };
+            return Ok((Some(written), calls));
         }
     }
     Ok((None, calls))
@@ -301,9 +291,10 @@ async fn announce<L: Ledger, E: EventPublisher>(
         kind: EventKind::Expired,
     });
     let mut calls = 1;
-    let mut current = Some(stored);
-    for _ in 0..WRITE_ATTEMPTS {
-        let Some(stored) = current.take() else {
+    let mut reads = Reads::new(ledger, &key, FirstRead::Given(Box::new(stored)));
+    while let Some(fresh) = reads.next().await? {
+        calls += usize::from(fresh.loaded);
+        let Some(stored) = fresh.stored else {
             break;
         };
         let Decision::Apply { mut next, effects } = decide(Some(&stored.release), &key, &fact, now)
@@ -317,13 +308,11 @@ async fn announce<L: Ledger, E: EventPublisher>(
             next.leave_to_others(Some(&stored.release), effect);
         }
         calls += 1;
-        match ledger.save(&next, Some(stored.version)).await {
-            Ok(_) => break,
-            Err(SaveError::Conflict { .. }) => {
-                calls += 1;
-                current = ledger.load(&key).await?;
-            }
-            Err(SaveError::Adapter(error)) => return Err(error),
+        if write::save(ledger, &next, Some(stored.version))
+            .await?
+            .is_some()
+        {
+            break;
         }
     }
     Ok(calls)
