@@ -21,139 +21,24 @@ use archgate::aws::{AwsWorkloads, CallLog, Clients};
 use archgate::domain::Digest;
 use archgate::error::AdapterError;
 use archgate::ports::{ImageUse, Workloads};
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ecs::config::Credentials;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use archgate_testkit::emulator::{self, Emulator, ACCOUNT};
 
 const REGION: &str = "eu-west-1";
-const ACCOUNT: &str = "123456789012";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 
 /// A digest an image reference pins.
 const PINNED: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
-/// moto's server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    _stdin: ChildStdin,
-    endpoint: String,
+/// An emulator whose Lambda resolves an image's tag in its own ECR instead of inventing a
+/// digest. Fails the test, with the reason, when the emulator cannot start.
+fn emulator() -> Emulator {
+    Emulator::start_with(&[("MOTO_LAMBDA_STUB_ECR", "false")])
+        .unwrap_or_else(|e| panic!("the local AWS emulator is required for this test: {e}"))
 }
 
-const SERVER: &str = r#"
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"READY http://{host}:{port}", flush=True)
-try:
-    sys.stdin.read()
-finally:
-    server.stop()
-"#;
-
-impl Moto {
-    /// Fails the test, with the reason, when the emulator cannot start.
-    fn start() -> Self {
-        let python = std::env::var_os("ARCHGATE_EMULATOR_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
-            });
-        let mut child = Command::new(&python)
-            .args(["-c", SERVER])
-            // Lambda resolves an image's tag in moto's ECR instead of inventing a digest.
-            .env("MOTO_LAMBDA_STUB_ECR", "false")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the local AWS emulator is required for this test: cannot run {} ({e}); set ARCHGATE_EMULATOR_PYTHON to a Python with moto's server",
-                    python.display()
-                )
-            });
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut line);
-        let Some(endpoint) = line.trim().strip_prefix("READY ").map(str::to_owned) else {
-            let _ = child.kill();
-            let mut reason = String::new();
-            let _ = stderr.read_to_string(&mut reason);
-            panic!(
-                "the local AWS emulator is required for this test and did not start with {}: {reason}",
-                python.display()
-            );
-        };
-        // Drain stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Moto {
-            child,
-            _stdin: stdin,
-            endpoint,
-        }
-    }
-
-    async fn clients(&self) -> Clients {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(archgate::aws::http_client_trusting(None))
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                "archgate-test",
-                "archgate-test",
-                None,
-                None,
-                "archgate-test",
-            ))
-            .load()
-            .await;
-        Clients::with_call_log(&sdk, CallLog::default())
-    }
-
-    /// Creates an IAM role Lambda may assume; returns its ARN.
-    fn create_role(&self, name: &str) -> String {
-        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        let body = format!(
-            "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}",
-            percent_encoded(policy)
-        );
-        let authority = self.endpoint.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(authority).expect("connect to the emulator");
-        // The credential scope names the service: moto routes on it and checks no signature.
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=archgate-test/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("send CreateRole");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read CreateRole");
-        assert!(answer.starts_with("HTTP/1.1 200"), "CreateRole: {answer}");
-        format!("arn:aws:iam::{ACCOUNT}:role/{name}")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn percent_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+async fn clients(emulator: &Emulator) -> Clients {
+    let sdk = emulator::sdk_config_in(emulator.endpoint(), REGION).await;
+    Clients::with_call_log(&sdk, CallLog::default())
 }
 
 fn used(image: &str, resolved: Option<&Digest>, user: &str) -> ImageUse {
@@ -199,8 +84,8 @@ async fn register(clients: &Clients, family: &str, images: &[String]) -> String 
 
 #[tokio::test]
 async fn every_workload_names_its_images_with_its_user() {
-    let moto = Moto::start();
-    let clients = moto.clients().await;
+    let moto = emulator();
+    let clients = clients(&moto).await;
     let myapp = format!("{REGISTRY}/myapp:v1");
     let pinned = format!("{REGISTRY}/myapp@{PINNED}");
 
@@ -276,7 +161,8 @@ async fn every_workload_names_its_images_with_its_user() {
         .send()
         .await
         .unwrap();
-    let role = moto.create_role("archgate-workload");
+    let role = emulator::create_lambda_role(moto.endpoint(), "archgate-workload")
+        .expect("the emulator creates the function's role");
     let function = format!("{REGISTRY}/fn:v1");
     clients
         .lambda()

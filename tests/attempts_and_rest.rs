@@ -23,10 +23,10 @@ use archgate::ports::{Clock, EventPublisher, Ports, ShiftedClock, SystemClock};
 use archgate::retention::{Request, Retention};
 use archgate::wiring::AwsPipeline;
 use archgate_cli::local::{config_with, LocalEnv};
-use archgate_cli::replay::dispatch;
 use archgate_integration_tests::releases::{manifest, publish, record};
 use archgate_integration_tests::*;
 use archgate_reconciler::handler::handle as reconcile;
+use archgate_testkit::routing::dispatch;
 use aws_sdk_codebuild::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -925,7 +925,7 @@ async fn a_scan_of_an_expired_releases_image_is_ignored_not_an_error() {
 
     // When ECR's scan of its amd64 image and an Inspector finding on its arm64 image arrive
     let region = env.region();
-    let account = archgate_cli::emulator::ACCOUNT;
+    let account = archgate_testkit::emulator::ACCOUNT;
     let repository = env.config.repository.clone();
     let mut scan = sample("ecr-scan-findings.json");
     scan["region"] = json!(region);

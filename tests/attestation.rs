@@ -11,10 +11,10 @@ use archgate::domain::attestation::{
 use archgate::domain::oci::{RawManifest, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::{Arch, Digest, Phase};
 use archgate::ports::{FetchedManifest, Registry, RepositoryInventory};
-use archgate_cli::emulator::Emulator;
 use archgate_cli::local::LocalEnv;
 use archgate_cli::verify::{verify, Key, VerifyError};
 use archgate_integration_tests::*;
+use archgate_testkit::emulator::Emulator;
 use p256::pkcs8::EncodePublicKey;
 use std::time::Instant;
 

@@ -269,8 +269,8 @@ async fn a_success_without_an_image_is_a_retryable_error_that_a_retry_repairs() 
     env.build_completed(a).await;
     let release = env.release(TAG).await.unwrap().unwrap().release;
     let arm_build = release.build(BuildRole::Arm64).build_id.clone().unwrap();
-    let event = archgate_cli::builder::state_change_event(
-        archgate_cli::builder::EventTemplate::Arm64,
+    let event = archgate_testkit::builder::state_change_event(
+        archgate_testkit::builder::EventTemplate::Arm64,
         "archgate-build-arm64",
         &arm_build,
         "SUCCEEDED",

@@ -3,8 +3,8 @@
 
 use archgate::domain::oci::OCI_INDEX;
 use archgate::domain::{Arch, Digest, Phase};
-use archgate_cli::builder::{state_change_event, EventTemplate};
 use archgate_integration_tests::*;
+use archgate_testkit::builder::{state_change_event, EventTemplate};
 
 #[tokio::test]
 async fn the_manifest_build_publishes_the_candidate() {

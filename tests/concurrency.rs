@@ -34,7 +34,7 @@ async fn deliver(
     shuffle(&mut deliveries, seed);
     let answers: Vec<(Value, Value)> = stream::iter(deliveries)
         .map(|event| async move {
-            let answer = archgate_cli::replay::dispatch(&env.pipeline, event.clone()).await;
+            let answer = archgate_testkit::routing::dispatch(&env.pipeline, event.clone()).await;
             (event, answer)
         })
         .buffer_unordered(IN_FLIGHT)
@@ -48,7 +48,7 @@ async fn deliver(
             continue;
         }
         assert_eq!(answer["retryable"], true, "{answer}");
-        let retried = archgate_cli::replay::dispatch(&env.pipeline, event).await;
+        let retried = archgate_testkit::routing::dispatch(&env.pipeline, event).await;
         assert_ne!(status(&retried), "error", "{answer} then {retried}");
     }
     env.calls.take()

@@ -254,10 +254,9 @@ async fn a_blocked_release_rests_past_the_deadline_and_a_re_evaluation_publishes
             r#"[{"id": "CVE-2024-3094", "expires": "2099-12-31", "reason": "not linked into the binary"}]"#,
         )],
     );
-    let evaluation =
-        archgate_cli::evaluate::evaluate(&env.clients.pipeline(&allowing), &env.key(TAG))
-            .await
-            .unwrap();
+    let evaluation = archgate::evaluate::evaluate(&env.clients.pipeline(&allowing), &env.key(TAG))
+        .await
+        .unwrap();
 
     // Then it is published
     assert_eq!(evaluation.phase, Phase::Published, "{evaluation:?}");
@@ -439,8 +438,8 @@ async fn a_digest_shared_by_two_releases_is_recorded_for_both_and_its_scans_reac
                 .clone()
                 .unwrap();
             let template = match arch {
-                Arch::Amd64 => archgate_cli::builder::EventTemplate::Amd64,
-                Arch::Arm64 => archgate_cli::builder::EventTemplate::Arm64,
+                Arch::Amd64 => archgate_testkit::builder::EventTemplate::Amd64,
+                Arch::Arm64 => archgate_testkit::builder::EventTemplate::Arm64,
             };
             let project = env
                 .config
@@ -452,8 +451,8 @@ async fn a_digest_shared_by_two_releases_is_recorded_for_both_and_its_scans_reac
                 ("IMAGE_ARCH".to_owned(), arch.as_str().to_owned()),
                 ("ARCHGATE_RELEASE_TAG".to_owned(), tag.to_owned()),
             ];
-            let event = archgate_cli::builder::with_exported(
-                archgate_cli::builder::state_change_event(
+            let event = archgate_testkit::builder::with_exported(
+                archgate_testkit::builder::state_change_event(
                     template,
                     project,
                     &build_id,
@@ -855,7 +854,7 @@ async fn an_inspector_finding_on_a_published_image_is_judged_again_and_announced
             .scan_arch_image(TAG, arch, "COMPLETE", findings)
             .await
             .unwrap();
-        archgate_cli::replay::dispatch(&lenient, scan).await;
+        archgate_testkit::routing::dispatch(&lenient, scan).await;
     }
     let release = env.release(TAG).await.unwrap().unwrap().release;
     assert_eq!(release.phase(), Phase::Published);

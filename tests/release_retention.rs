@@ -824,7 +824,7 @@ async fn evaluating_an_expired_release_answers_with_the_tombstone() {
     drain(&env).await;
 
     // When an operator re-evaluates it
-    let evaluation = archgate_cli::evaluate::evaluate(&env.pipeline, &env.key("myapp-1.01")).await;
+    let evaluation = archgate::evaluate::evaluate(&env.pipeline, &env.key("myapp-1.01")).await;
 
     // Then it is still expired, unchanged, and nothing is announced
     match evaluation {

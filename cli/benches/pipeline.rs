@@ -7,8 +7,8 @@
 use archgate::domain::{
     decide, Arch, BuildRole, BuildStatus, Fact, ManifestMode, ReleaseKey, ReleaseTag, SourceObject,
 };
-use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv, LocalFinding};
+use archgate_testkit::builder::ImageShape;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1,12 +1,12 @@
 //! The one error type of the `archgate` commands, and the exit status of each kind of failure.
 
 use crate::commands::reconcile::ReconcileError;
-use crate::evaluate::EvaluateError;
 use crate::local::LocalError;
 use crate::provision::ProvisionError;
 use archgate::config::ConfigError;
 use archgate::domain::tag::TagError;
 use archgate::error::AdapterError;
+use archgate::evaluate::EvaluateError;
 use std::process::ExitCode;
 
 /// The command ran and its answer is no, or part of its work failed, as its output says.

@@ -1,12 +1,9 @@
 //! The `archgate` command line: local emulator, provisioning, the demo, replay and release
 //! inspection. The library half is what the integration tests drive too.
 
-pub mod builder;
 pub mod commands;
 pub mod demo;
-pub mod emulator;
 pub mod error;
-pub mod evaluate;
 pub mod local;
 pub mod provision;
 pub mod replay;

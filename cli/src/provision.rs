@@ -157,7 +157,7 @@ pub async fn provision(
 ) -> Result<Vec<ProvisionedResource>, ProvisionError> {
     let mut done = Vec::new();
 
-    let s3 = crate::emulator::s3_client(sdk);
+    let s3 = archgate_testkit::emulator::s3_client(sdk);
     let bucket = &config.source_bucket;
     // Outside us-east-1, S3 wants the bucket's region as its location constraint.
     let region = sdk.region().map(|r| r.as_ref().to_owned());

@@ -3,7 +3,7 @@
 use archgate::domain::gate::Verdict;
 use archgate::domain::notice::NoticeKind;
 use archgate::domain::release::GateState;
-use archgate::domain::{Arch, BuildRole, Digest, Release};
+use archgate::domain::{rfc3339, Arch, BuildRole, Digest, Release};
 
 pub fn describe_verdict(arch: Arch, digest: &Digest, verdict: Option<&Verdict>) -> String {
     match verdict {
@@ -60,16 +60,6 @@ pub fn format_counts(counts: &archgate::domain::gate::SeverityCounts) -> String 
         .join(", ")
 }
 
-pub fn format_time(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| millis.to_string())
-}
-
 /// What the release is owed and cannot get, and its stall: `failing  <effect>: N tries since
 /// <time> (last <time>): <error>`. Until a release rests, this is why it waits; after the
 /// deadline ended it, what kept failing.
@@ -85,8 +75,8 @@ pub fn trouble_lines(release: &Release) -> Vec<String> {
                 t.effect,
                 t.tries,
                 if t.tries == 1 { "try" } else { "tries" },
-                format_time(t.since),
-                format_time(t.last_at),
+                rfc3339(t.since),
+                rfc3339(t.last_at),
                 t.error_type,
                 t.error
             )
@@ -95,7 +85,7 @@ pub fn trouble_lines(release: &Release) -> Vec<String> {
     if let Some(stall) = &release.stalled {
         lines.push(format!(
             "stalled  {}: {} (published as soon as the fault clears)",
-            format_time(stall.at),
+            rfc3339(stall.at),
             stall.reason
         ));
     }
@@ -184,7 +174,7 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
         out!(
             "tags     {} (at publication, {})",
             published.tags.join(", "),
-            format_time(published.at)
+            rfc3339(published.at)
         );
     }
     if !moving.is_empty() {
@@ -193,7 +183,7 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
     if let Some(expiry) = &release.expired {
         out!(
             "expired  {} by retention ({}): {}; {}",
-            format_time(expiry.at),
+            rfc3339(expiry.at),
             expiry.rule.name(),
             expiry.rule,
             if release.is_tombstone() {
@@ -217,8 +207,8 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
             past.attempt,
             past.outcome,
             past.revision,
-            format_time(past.started_at),
-            format_time(past.ended_at),
+            rfc3339(past.started_at),
+            rfc3339(past.ended_at),
             past.reason
                 .as_ref()
                 .map(|r| format!(": {r}"))
@@ -234,21 +224,21 @@ pub fn status_lines(release: &Release, version: u64, moving: &[String]) -> Vec<S
         match &notice.kind {
             NoticeKind::Rejected { source, reason } => out!(
                 "refused  {}  s3://{}/{} version {}: {reason} ({announced})",
-                format_time(notice.at),
+                rfc3339(notice.at),
                 source.bucket,
                 source.key,
                 source.revision()
             ),
             NoticeKind::Vulnerable { scan } => out!(
                 "vulnerable {}  {} ({announced})",
-                format_time(notice.at),
+                rfc3339(notice.at),
                 describe_verdict(scan.arch, &scan.digest, Some(&scan.verdict))
             ),
         }
     }
     out!("timeline");
     for entry in &release.timeline {
-        out!("  {}  {}", format_time(entry.at), entry.what);
+        out!("  {}  {}", rfc3339(entry.at), entry.what);
     }
     lines
 }

@@ -1,8 +1,8 @@
 //! `archgate dlq`: what landed in the dead-letter queue, and sending it back — pipeline events
 //! through their handlers, scheduled events to the deployed function they were for.
 
-use archgate_cli::emulator::{control_api_post, create_lambda_role, ACCOUNT};
 use archgate_cli::local::{sample_build_context, LocalEnv};
+use archgate_testkit::emulator::{control_api_post, create_lambda_role, ACCOUNT};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::{json, Value};
 use std::process::Output;

@@ -2,8 +2,8 @@
 //! after the policy changed.
 
 use archgate::domain::{Arch, Phase};
-use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{sample_build_context, LocalEnv, LocalFinding};
+use archgate_testkit::builder::ImageShape;
 use std::process::Output;
 
 const TAG: &str = "myapp-2.0.0";

@@ -3,8 +3,8 @@
 //! holds, records that do not parse.
 
 use archgate::domain::Arch;
-use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{sample_build_context, LocalEnv, LocalFinding};
+use archgate_testkit::builder::ImageShape;
 use std::process::Output;
 
 const TAG: &str = "myapp-3.0";

@@ -3,6 +3,7 @@
 
 mod demo;
 mod dlq;
+mod emulator;
 mod evaluate;
 mod exit_status;
 mod keys_and_expiry;
@@ -14,8 +15,8 @@ mod verify;
 mod watch;
 
 use archgate::domain::{Arch, ManifestMode};
-use archgate_cli::builder::ImageShape;
 use archgate_cli::local::{default_config, sample_build_context, LocalEnv};
+use archgate_testkit::builder::ImageShape;
 use serde_json::Value;
 use std::process::Command;
 

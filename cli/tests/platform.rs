@@ -3,8 +3,8 @@
 
 use archgate::build_variables::{IMAGE_DIGEST, IMAGE_PLATFORM};
 use archgate::domain::{Arch, ReleaseTag};
-use archgate_cli::builder::{with_exported, ImageShape};
 use archgate_cli::local::{sample_build_context, LocalEnv};
+use archgate_testkit::builder::{with_exported, ImageShape};
 use aws_sdk_ecr::types::ImageIdentifier;
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! `archgate release watch`: a release's state changes as they happen, until it ends.
 
 use archgate::domain::Arch;
-use archgate_cli::builder::ImageShape;
 use archgate_cli::local::sample_build_context;
+use archgate_testkit::builder::ImageShape;
 use std::process::Stdio;
 
 const TAG: &str = "myapp-3.1.0";

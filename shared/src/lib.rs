@@ -10,6 +10,7 @@ pub mod build_variables;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod evaluate;
 pub mod handler_error;
 pub mod inbound;
 pub mod operation;

@@ -7,8 +7,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use archgate::domain::ManifestMode;
-pub use archgate_cli::builder::ImageShape;
 pub use archgate_cli::local;
+pub use archgate_testkit::builder::ImageShape;
 
 pub const TAG: &str = "myapp-1.4.2";
 pub const KEY: &str = "releases/myapp-1.4.2.zip";

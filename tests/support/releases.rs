@@ -5,8 +5,8 @@ use crate::{candidate_ready, status, upload, ImageShape, LocalFinding};
 use archgate::build_variables::{IMAGE_ARCH, IMAGE_REPO_NAME, IMAGE_TAG, RELEASE_TAG};
 use archgate::domain::oci::{ACCEPTED_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST};
 use archgate::domain::{Arch, BuildRole, Digest, Phase, Release};
-use archgate_cli::builder::{state_change_event, with_exported, EventTemplate};
 use archgate_cli::local::LocalEnv;
+use archgate_testkit::builder::{state_change_event, with_exported, EventTemplate};
 use aws_sdk_ecr::types::ImageIdentifier;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,7 +144,7 @@ async fn build_pushing(env: &LocalEnv, tag: &str, arch: Arch, manifest: &[u8]) -
     .map(|(name, value)| (name.to_owned(), value.to_owned()));
     with_exported(
         state_change_event(template, project, &build_id, "SUCCEEDED", &environment),
-        &archgate_cli::builder::exported_by_build(arch, &digest),
+        &archgate_testkit::builder::exported_by_build(arch, &digest),
     )
 }
 
@@ -354,7 +354,7 @@ pub async fn pulls_on_both_platforms(
 pub fn image_reference(env: &LocalEnv) -> String {
     format!(
         "{}.dkr.ecr.{}.amazonaws.com/{}",
-        archgate_cli::emulator::ACCOUNT,
+        archgate_testkit::emulator::ACCOUNT,
         env.region(),
         env.config.repository
     )
@@ -384,8 +384,9 @@ pub async fn register_task_definition(env: &LocalEnv, family: &str, image: &str)
 
 /// Creates a Lambda function packaged as the image `image`; returns its ARN.
 pub async fn create_image_function(env: &LocalEnv, name: &str, image: &str) -> String {
-    let role = archgate_cli::emulator::create_lambda_role(&env.endpoint, &format!("{name}-role"))
-        .expect("CreateRole");
+    let role =
+        archgate_testkit::emulator::create_lambda_role(&env.endpoint, &format!("{name}-role"))
+            .expect("CreateRole");
     env.clients
         .lambda()
         .create_function()

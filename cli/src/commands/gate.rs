@@ -18,7 +18,7 @@ pub async fn check(tag: &str) -> Result<(), CliError> {
         // Its images are gone: there is nothing left to judge, and no AWS error to show.
         return Err(CliError::Expired(format!(
             "{key} expired by retention at {} ({}): its images are gone, nothing to judge",
-            crate::status::format_time(expiry.at),
+            archgate::domain::rfc3339(expiry.at),
             expiry.rule
         )));
     }

@@ -1,7 +1,6 @@
 //! `archgate local …`: a local installation on the emulator, driven by hand with the same
 //! handlers as on AWS: up, provision, upload, build, scan, env, down.
 
-use crate::emulator::{self, Emulator};
 use crate::error::CliError;
 use crate::local::session::{self, LOCAL_DIR};
 use crate::local::{LocalEnv, LocalError, LocalFinding};
@@ -9,6 +8,7 @@ use archgate::aws::sdk_config;
 use archgate::config::{sample_lookup, RETENTION_REPOSITORIES};
 use archgate::domain::Arch;
 use archgate::Config;
+use archgate_testkit::emulator::{self, Emulator};
 use serde_json::Value;
 use std::path::Path;
 
@@ -158,7 +158,12 @@ pub async fn build(tag: &str, fail: Option<&str>) -> Result<(), CliError> {
             "SUCCEEDED"
         };
         let (event, _) = env
-            .finish_arch_build(tag, arch, status, crate::builder::ImageShape::Manifest)
+            .finish_arch_build(
+                tag,
+                arch,
+                status,
+                archgate_testkit::builder::ImageShape::Manifest,
+            )
             .await?;
         answers.push(env.build_completed(event).await);
     }

@@ -2,9 +2,10 @@
 
 use super::configured;
 use crate::error::CliError;
-use crate::status::{describe_verdict, format_time, print_status};
+use crate::status::{describe_verdict, print_status};
 use crate::verify::{Key, VerifyError};
 use archgate::config::{MOVING_TAGS, REPOSITORY, SIGNING_KEY};
+use archgate::domain::rfc3339;
 use archgate::domain::{Phase, ReleaseKey, ReleaseTag};
 use archgate::ports::Ledger;
 use archgate::Config;
@@ -49,7 +50,7 @@ pub async fn list(limit: usize) -> Result<(), CliError> {
             r.key.to_string(),
             r.phase().as_str(),
             r.attempt_started(),
-            format_time(r.updated_at)
+            rfc3339(r.updated_at)
         );
     }
     // One bad item stops nothing: it is listed with the reason.
@@ -65,7 +66,7 @@ pub async fn evaluate(tag: &str) -> Result<(), CliError> {
     let (config, clients) = configured().await?;
     let pipeline = clients.pipeline(&config);
     let key = ReleaseKey::new(config.repository.clone(), ReleaseTag::parse(tag)?);
-    let evaluation = crate::evaluate::evaluate(&pipeline, &key).await?;
+    let evaluation = archgate::evaluate::evaluate(&pipeline, &key).await?;
     for (arch, digest, verdict) in &evaluation.verdicts {
         println!("{}", describe_verdict(*arch, digest, verdict.as_ref()));
     }
@@ -101,7 +102,7 @@ pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), 
                 if seen != Some(now) {
                     println!(
                         "{}  {key}  {}, attempt {}",
-                        format_time(release.updated_at),
+                        rfc3339(release.updated_at),
                         now.0,
                         now.1
                     );

@@ -2,10 +2,10 @@
 //! `myapp-1.4.2` scans clean and is published (with `latest`); `myapp-1.5.0` carries a
 //! critical finding and is blocked, and the output says why.
 
-use crate::builder::ImageShape;
 use crate::local::{default_config, sample_build_context, LocalEnv, LocalError, LocalFinding};
 use crate::report;
 use archgate::domain::{Arch, ManifestMode};
+use archgate_testkit::builder::ImageShape;
 use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ impl Demo {
     /// Runs one handler invocation as a timed, counted step.
     async fn invoke(&mut self, name: String, event: Value) -> Value {
         let (before, started) = (self.env.calls.total(), Instant::now());
-        let answer = crate::replay::dispatch(&self.env.pipeline, event).await;
+        let answer = archgate_testkit::routing::dispatch(&self.env.pipeline, event).await;
         let (outcome, ok) = summarise(&answer);
         progress(&format!("{name}: {outcome}"));
         self.report.steps.push(Step {
@@ -207,7 +207,7 @@ impl Demo {
         for i in 0..3 {
             let tag =
                 archgate::domain::ReleaseTag::parse(&format!("myapp-0.9.{i}")).expect("valid tag");
-            let bytes = crate::builder::image_manifest(&tag, Arch::Amd64, "orphan");
+            let bytes = archgate_testkit::builder::image_manifest(&tag, Arch::Amd64, "orphan");
             let digest = archgate::domain::Digest::of(&bytes);
             self.env
                 .clients

@@ -2,8 +2,6 @@
 //! provisioned resources, the real handlers, and a local builder playing CodeBuild. The demo
 //! and the integration tests both drive releases through this.
 
-use crate::builder::{self, EventTemplate, ImageShape, PushedImage};
-use crate::emulator::{self, Emulator, EmulatorError};
 use crate::provision::{provision, ProvisionError, ProvisionedResource};
 use archgate::aws::{CallLog, Clients, DynamoLedger};
 use archgate::config::{
@@ -14,6 +12,8 @@ use archgate::domain::{Arch, BuildRole, ManifestMode, ReleaseKey, ReleaseTag};
 use archgate::ports::{Ledger, Stored};
 use archgate::wiring::AwsPipeline;
 use archgate::Config;
+use archgate_testkit::builder::{self, EventTemplate, ImageShape, PushedImage};
+use archgate_testkit::emulator::{self, Emulator, EmulatorError};
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -197,11 +197,11 @@ impl LocalEnv {
     }
 
     pub async fn start_builds(&self, event: Value) -> Value {
-        crate::replay::dispatch(&self.pipeline, event).await
+        archgate_testkit::routing::dispatch(&self.pipeline, event).await
     }
 
     pub async fn build_completed(&self, event: Value) -> Value {
-        crate::replay::dispatch(&self.pipeline, event).await
+        archgate_testkit::routing::dispatch(&self.pipeline, event).await
     }
 
     pub async fn release(&self, tag: &str) -> Result<Option<Stored>, LocalError> {

@@ -2,8 +2,8 @@
 //! "ECR Image Scan" event AWS would send.
 
 use super::{aws, LocalEnv, LocalError};
-use crate::emulator;
 use archgate::domain::Arch;
+use archgate_testkit::emulator;
 use serde_json::{json, Value};
 
 const ECR_SCAN: &str = include_str!("../../../events/ecr-scan-findings.json");
@@ -150,6 +150,6 @@ impl LocalEnv {
     }
 
     pub async fn scan_gate(&self, event: Value) -> Value {
-        crate::replay::dispatch(&self.pipeline, event).await
+        archgate_testkit::routing::dispatch(&self.pipeline, event).await
     }
 }

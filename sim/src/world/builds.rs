@@ -1,8 +1,9 @@
 //! Uploads and builds: S3 versions and their events, CodeBuild builds that push and finish.
 
-use super::{rfc3339, short, short_id, BuildRun, Job, Note, Upload, World};
+use super::{short, short_id, BuildRun, Job, Note, Upload, World};
 use crate::scenario::*;
 use archgate::build_variables::{IMAGE_ARCH, RELEASE_TAG};
+use archgate::domain::rfc3339;
 use archgate::domain::{Arch, BuildStatus};
 use serde_json::{json, Value};
 
@@ -237,15 +238,15 @@ impl World {
         let exported = run
             .pushed
             .iter()
-            .flat_map(|d| archgate_cli::builder::exported_by_build(run.arch, d))
+            .flat_map(|d| archgate_testkit::builder::exported_by_build(run.arch, d))
             .collect::<Vec<_>>();
         self.svc.builds.finish(id, status, exported.clone());
         let build = self.svc.builds.get(id).expect("the build exists");
         let template = match run.arch {
-            Arch::Amd64 => archgate_cli::builder::EventTemplate::Amd64,
-            Arch::Arm64 => archgate_cli::builder::EventTemplate::Arm64,
+            Arch::Amd64 => archgate_testkit::builder::EventTemplate::Amd64,
+            Arch::Arm64 => archgate_testkit::builder::EventTemplate::Arm64,
         };
-        let event = archgate_cli::builder::state_change_event(
+        let event = archgate_testkit::builder::state_change_event(
             template,
             &build.request.project,
             id,
@@ -254,7 +255,7 @@ impl World {
         );
         // CodeBuild's event carries the exported variables, except when it does not.
         let event = if self.rng.chance(85) {
-            archgate_cli::builder::with_exported(event, &exported)
+            archgate_testkit::builder::with_exported(event, &exported)
         } else {
             event
         };

@@ -195,16 +195,6 @@ pub fn config() -> Config {
     Config::from_lookup(sample_lookup(&OVERRIDES)).expect("the simulation's configuration is valid")
 }
 
-fn rfc3339(millis: Millis) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 impl World {
     pub fn new(seed: u64, max_uploads: usize) -> World {
         let mut rng = Rng::new(seed);

@@ -1,8 +1,9 @@
 //! ECR scans: findings on push and rescans, announced as ECR's or Inspector's events.
 
-use super::{rfc3339, short, Note, World};
+use super::{short, Note, World};
 use crate::scenario::*;
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
+use archgate::domain::rfc3339;
 use archgate::domain::Digest;
 use archgate::ports::ScanFindings;
 use serde_json::{json, Value};

@@ -74,10 +74,10 @@ impl World {
             Note::None => {}
         }
         let pipeline = self.svc.pipeline(&self.config);
-        let performs = archgate_cli::replay::route(&event).map_or(&[][..], |r| r.performs());
+        let performs = archgate_testkit::routing::route(&event).map_or(&[][..], |r| r.performs());
         let future = Box::pin({
             let event = event.clone();
-            async move { Done::Answer(archgate_cli::replay::dispatch(&pipeline, event).await) }
+            async move { Done::Answer(archgate_testkit::routing::dispatch(&pipeline, event).await) }
         });
         self.spawn(
             label.clone(),

@@ -188,7 +188,7 @@ impl World {
             None,
             Box::pin(async move {
                 Done::Evaluated(
-                    archgate_cli::evaluate::evaluate(&pipeline, &key)
+                    archgate::evaluate::evaluate(&pipeline, &key)
                         .await
                         .map(|e| e.phase)
                         .map_err(|e| archgate::error::chain(&e)),

@@ -191,7 +191,7 @@ pub async fn redrive(queue: Option<String>) -> Result<(), CliError> {
                     Ok(function) => invoke(&lambda, function, event).await,
                     Err(reason) => json!({"status": "unrouted", "reason": reason}),
                 },
-                Some(event) => crate::replay::dispatch(&pipeline, event.clone()).await,
+                Some(event) => archgate_testkit::routing::dispatch(&pipeline, event.clone()).await,
             };
             println!("{}  {answer}", letter.message_id);
             let done = matches!(

@@ -2,11 +2,11 @@
 //! fed to the release through the same state machine as a scan event. After an allowlist
 //! change or a rescan, this is how a blocked release (at any age) gets published.
 
-use archgate::domain::gate::Verdict;
-use archgate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
-use archgate::error::AdapterError;
-use archgate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
-use archgate::ports::Ports;
+use crate::domain::gate::Verdict;
+use crate::domain::{Arch, Digest, Fact, Phase, ReleaseKey};
+use crate::error::AdapterError;
+use crate::pipeline::{Outcome, Pipeline, PipelineError, Rejudge};
+use crate::ports::Ports;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {

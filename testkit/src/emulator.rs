@@ -88,10 +88,12 @@ children = set()
 for line in sys.stdin:
     words = line.split()
     if words[:1] == ["start"]:
+        settings = dict(word.split("=", 1) for word in words[1:] if "=" in word)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(r)
+            os.environ.update(settings)
             parent = os.getppid()
             try:
                 server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
@@ -217,10 +219,14 @@ impl ForkServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Asks for one server; its endpoint and process id.
-    fn fork(&mut self) -> Result<(String, u32), EmulatorError> {
+    /// Asks for one server with these settings of moto's; its endpoint and process id.
+    fn fork(&mut self, settings: &[(&str, &str)]) -> Result<(String, u32), EmulatorError> {
         let limit = Duration::from_secs(60);
-        let asked = writeln!(self.stdin, "start").and_then(|()| self.stdin.flush());
+        let line: String = settings
+            .iter()
+            .map(|(name, value)| format!(" {name}={value}"))
+            .collect();
+        let asked = writeln!(self.stdin, "start{line}").and_then(|()| self.stdin.flush());
         let line = match asked {
             Ok(()) => self.answers.recv_timeout(limit).unwrap_or_default(),
             Err(error) => error.to_string(),
@@ -270,6 +276,12 @@ impl Emulator {
     /// A new emulator with nothing in it, forked from this process's fork server (started,
     /// or started again, when needed).
     pub fn start() -> Result<Self, EmulatorError> {
+        Self::start_with(&[])
+    }
+
+    /// [`Emulator::start`] with some of moto's settings (environment variables it reads when
+    /// it serves a request, such as `MOTO_LAMBDA_STUB_ECR`; no spaces in names or values).
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, EmulatorError> {
         let mut slot = FORK_SERVER
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -277,7 +289,7 @@ impl Emulator {
             *slot = Some(ForkServer::spawn()?);
         }
         let server = slot.as_mut().expect("started above");
-        let (endpoint, pid) = server.fork()?;
+        let (endpoint, pid) = server.fork(settings)?;
         Ok(Emulator { pid, endpoint })
     }
 
@@ -458,7 +470,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// The interpreter a script's `#!` line names (a pip-installed `moto_server` names the
 /// Python of its environment).
-fn shebang_interpreter(script: &std::path::Path) -> Option<PathBuf> {
+pub fn shebang_interpreter(script: &std::path::Path) -> Option<PathBuf> {
     let first = std::fs::read_to_string(script).ok()?;
     let line = first.lines().next()?.strip_prefix("#!")?.trim();
     let python = PathBuf::from(line.split_whitespace().next()?);
@@ -472,30 +484,4 @@ fn has_moto(python: &std::path::Path) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pip_installed_moto_server_names_the_python_of_its_environment() {
-        // Given a console script as pip writes it, naming an interpreter that exists
-        let python = on_path("python3").expect("python3 is on PATH");
-        let script = std::env::temp_dir().join(format!("moto_server-{}", std::process::id()));
-        std::fs::write(
-            &script,
-            format!(
-                "#!{}\n# -*- coding: utf-8 -*-\nfrom moto.server import main\n",
-                python.display()
-            ),
-        )
-        .unwrap();
-        // When its interpreter is read, then it is that Python
-        assert_eq!(shebang_interpreter(&script), Some(python));
-        // And a script naming no interpreter gives none
-        std::fs::write(&script, "echo hello\n").unwrap();
-        assert_eq!(shebang_interpreter(&script), None);
-        let _ = std::fs::remove_file(script);
-    }
 }
