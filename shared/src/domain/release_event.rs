@@ -125,17 +125,21 @@ pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {
     let mut event = release_event(release, EventKind::Started);
     let detail = &mut event.detail;
     detail.tags = Vec::new();
+    let identity = notice.identity();
+    let key = |slug| {
+        keyed(
+            slug,
+            &[
+                release.key.repository.as_str(),
+                release.key.tag.as_str(),
+                &identity,
+            ],
+        )
+    };
     match &notice.kind {
         NoticeKind::Rejected { source, reason } => {
             event.detail_type = RELEASE_REJECTED;
-            detail.event_key = keyed(
-                "rejected",
-                &[
-                    release.key.repository.as_str(),
-                    release.key.tag.as_str(),
-                    &notice.identity(),
-                ],
-            );
+            detail.event_key = key("rejected");
             detail.attempt = release.attempt_started();
             detail.source = SourceRef {
                 bucket: source.bucket.clone(),
@@ -151,14 +155,7 @@ pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {
         }
         NoticeKind::Vulnerable { scan } => {
             event.detail_type = RELEASE_VULNERABLE;
-            detail.event_key = keyed(
-                "vulnerable",
-                &[
-                    release.key.repository.as_str(),
-                    release.key.tag.as_str(),
-                    &notice.identity(),
-                ],
-            );
+            detail.event_key = key("vulnerable");
             let summary = scan_summary(scan);
             detail.reason = summary
                 .rule

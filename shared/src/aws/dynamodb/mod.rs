@@ -19,7 +19,7 @@ use crate::ports::{
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, DIGEST_POINTER};
 use std::collections::HashMap;
@@ -45,6 +45,27 @@ impl DynamoLedger {
             AttributeValue::S(moving_tag_id(repository, tag)),
         )
     }
+}
+
+/// Sends a conditional UpdateItem: its output, or `None` when the condition did not hold.
+async fn conditional_update(
+    update: UpdateItemFluentBuilder,
+) -> Result<Option<UpdateItemOutput>, AdapterError> {
+    match update.send().await {
+        Ok(output) => Ok(Some(output)),
+        Err(SdkError::ServiceError(e))
+            if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
+    }
+}
+
+/// A moving tag's holder as its item stores it.
+fn holder_json(holder: &MovingTagHolder) -> Result<String, AdapterError> {
+    serde_json::to_string(holder)
+        .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))
 }
 
 impl Ledger for DynamoLedger {
@@ -144,7 +165,7 @@ impl Ledger for DynamoLedger {
         // pointers never expire: a published release's untagged children need them for
         // findings after publication.
         for (digest, arch) in links {
-            let result = self
+            let update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
@@ -165,18 +186,10 @@ impl Ledger for DynamoLedger {
                 .expression_attribute_values(
                     ":max",
                     AttributeValue::N(MAX_POINTER_RELEASES.to_string()),
-                )
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                // Full: this release's scans of that image come through the reconciler.
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-                {
-                    tracing::warn!(release = %key, %digest, "digest pointer is full; scans of this image reach the release through the reconciler");
-                }
-                Err(e) => return Err(classify(DYNAMODB_UPDATE_ITEM, e)),
+                );
+            // Full: this release's scans of that image come through the reconciler.
+            if conditional_update(update).await?.is_none() {
+                tracing::warn!(release = %key, %digest, "digest pointer is full; scans of this image reach the release through the reconciler");
             }
         }
         Ok(())
@@ -279,9 +292,8 @@ impl Ledger for DynamoLedger {
         now: Millis,
         until: Millis,
     ) -> Result<MovingTagLock, AdapterError> {
-        let intent = serde_json::to_string(intent)
-            .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
-        let result = self
+        let intent = holder_json(intent)?;
+        let update = self
             .moving_tag_update(repository, tag)
             .update_expression("SET lock_by = :me, lock_until = :until, intent = :intent")
             .condition_expression("attribute_not_exists(lock_until) OR lock_until < :now")
@@ -289,18 +301,11 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":intent", AttributeValue::S(intent))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        let old = match result {
-            Ok(output) => output.attributes.unwrap_or_default(),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                return Ok(MovingTagLock::Busy)
-            }
-            Err(e) => return Err(classify(DYNAMODB_UPDATE_ITEM, e)),
+            .return_values(ReturnValue::AllOld);
+        let Some(output) = conditional_update(update).await? else {
+            return Ok(MovingTagLock::Busy);
         };
+        let old = output.attributes.unwrap_or_default();
         let read = |name: &str| -> Result<Option<MovingTagHolder>, AdapterError> {
             old.get(name)
                 .and_then(|v| v.as_s().ok())
@@ -334,24 +339,15 @@ impl Ledger for DynamoLedger {
         holder: &str,
         now: Millis,
     ) -> Result<(), AdapterError> {
-        let result = self
+        let update = self
             .moving_tag_update(repository, tag)
             .update_expression("SET lock_until = :lapsed")
             .condition_expression("lock_by = :me")
             .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
-            .expression_attribute_values(":lapsed", AttributeValue::N((now - 1).to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // No longer ours: nothing to give back.
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
-        }
+            .expression_attribute_values(":lapsed", AttributeValue::N((now - 1).to_string()));
+        // No longer ours (the condition failed): nothing to give back.
+        conditional_update(update).await?;
+        Ok(())
     }
 
     async fn moving_tag(
@@ -394,24 +390,13 @@ impl Ledger for DynamoLedger {
         holder: &str,
         current: &MovingTagHolder,
     ) -> Result<bool, AdapterError> {
-        let current = serde_json::to_string(current)
-            .map_err(|e| unexpected("UpdateItem", format!("moving tag does not serialise: {e}")))?;
-        let result = self
+        let current = holder_json(current)?;
+        let update = self
             .moving_tag_update(repository, tag)
             .update_expression("SET holder = :holder REMOVE lock_by, lock_until, intent")
             .condition_expression("lock_by = :me")
             .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
-            .expression_attribute_values(":holder", AttributeValue::S(current))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
-        }
+            .expression_attribute_values(":holder", AttributeValue::S(current));
+        Ok(conditional_update(update).await?.is_some())
     }
 }
