@@ -223,7 +223,12 @@ pub async fn verify<I: RepositoryInventory>(
     }
     let children = index_bytes
         .as_ref()
-        .map(|raw| child_digests(&raw.bytes))
+        .map(|raw| {
+            archgate::domain::oci::linux_children(&raw.bytes)
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let index_size = index_bytes.as_ref().map(|raw| raw.bytes.len() as u64);
     let mut verified = Vec::new();
@@ -305,18 +310,6 @@ pub async fn verify<I: RepositoryInventory>(
         attestations: verified,
         others,
     })
-}
-
-fn child_digests(index: &[u8]) -> Vec<String> {
-    let doc: Value = serde_json::from_slice(index).unwrap_or_default();
-    doc["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["platform"]["os"] == "linux")
-        .filter_map(|m| m["digest"].as_str())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The in-toto statement a referrer carries in a DSSE envelope, with the envelope; or why it

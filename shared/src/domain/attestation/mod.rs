@@ -7,11 +7,12 @@
 //! two referrers.
 
 pub mod dsse;
-pub mod referrer;
 pub mod statement;
 
 pub use dsse::Envelope;
-pub use referrer::{referrer, Blob, Descriptor, Referrer, ReferrerManifest};
+// Referrers are OCI documents (`domain::oci`); attestations are what they carry.
+pub use crate::domain::oci::referrer::{self, referrer, Blob, Referrer, ReferrerManifest};
+pub use crate::domain::oci::Descriptor;
 pub use statement::{Context, StatementError};
 
 use serde::{Deserialize, Serialize};

@@ -5,23 +5,11 @@
 //! are deterministic: the same children always give the same index and the same digest, which
 //! makes a repeated PutImage a no-op.
 
-use super::digest::Digest;
-use super::release::Arch;
+use super::{Descriptor, Platform, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::domain::digest::Digest;
+use crate::domain::release::Arch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// Every media type archgate asks ECR for: single-platform manifests and indexes alike.
-pub const ACCEPTED_MEDIA_TYPES: [&str; 4] = [
-    DOCKER_MANIFEST,
-    OCI_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    OCI_INDEX,
-];
 
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -203,30 +191,32 @@ fn from_index(arch: Arch, doc: &Value) -> Result<PlatformImage, OciError> {
     })
 }
 
+/// The digests of an index's linux image entries (not its attestation entries, whose
+/// platform is `unknown/unknown`); none when the bytes are not an index of descriptors.
+pub fn linux_children(index: &[u8]) -> Vec<Digest> {
+    #[derive(Deserialize)]
+    struct Entries {
+        #[serde(default)]
+        manifests: Vec<Descriptor>,
+    }
+    serde_json::from_slice::<Entries>(index)
+        .map(|entries| {
+            entries
+                .manifests
+                .into_iter()
+                .filter(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux"))
+                .map(|d| d.digest)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn is_attestation(entry: &Value) -> bool {
     entry
         .get("annotations")
         .and_then(|a| a.get(REFERENCE_TYPE))
         .and_then(Value::as_str)
         == Some(ATTESTATION)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
-    platform: Platform<'a>,
-}
-
-/// An index entry's platform: the OCI field order (architecture, os, variant).
-#[derive(Serialize)]
-struct Platform<'a> {
-    architecture: &'a str,
-    os: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -274,14 +264,12 @@ pub fn build_index(annotations: &IndexAnnotations, images: &[PlatformImage]) -> 
         .iter()
         .map(|image| {
             serde_json::to_value(Descriptor {
-                media_type: &image.media_type,
-                digest: image.digest.as_str(),
-                size: image.size,
-                platform: Platform {
-                    architecture: &image.platform.architecture,
-                    os: &image.platform.os,
-                    variant: image.platform.variant.as_deref(),
-                },
+                platform: Some(Platform {
+                    architecture: image.platform.architecture.clone(),
+                    os: image.platform.os.clone(),
+                    variant: image.platform.variant.clone(),
+                }),
+                ..Descriptor::of_digest(&image.media_type, image.digest.clone(), image.size)
             })
             .expect("descriptor serialises")
         })

@@ -1,8 +1,8 @@
 //! OCI 1.1 referrers: an attestation is an image manifest whose `subject` is the release's
 //! index, whose one layer is the DSSE envelope and whose config is the empty descriptor.
 
+use super::{Descriptor, OCI_MANIFEST};
 use crate::domain::digest::Digest;
-use crate::domain::oci::OCI_MANIFEST;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -28,31 +28,6 @@ impl Blob {
         Blob {
             digest: Digest::of(&bytes),
             bytes,
-        }
-    }
-}
-
-/// What a referrer points at: the release's index as the registry stores it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<std::collections::BTreeMap<String, String>>,
-}
-
-impl Descriptor {
-    pub fn of(media_type: &str, bytes: &[u8]) -> Self {
-        Descriptor {
-            media_type: media_type.to_owned(),
-            digest: Digest::of(bytes),
-            size: bytes.len() as u64,
-            data: None,
-            annotations: None,
         }
     }
 }
