@@ -8,6 +8,7 @@ mod codebuild_mode;
 mod concurrency;
 mod crash_safety;
 mod hostile;
+mod iam;
 mod lifecycle;
 mod package;
 mod reconciler;

@@ -94,6 +94,10 @@ for line in sys.stdin:
         if pid == 0:
             os.close(r)
             os.environ.update(settings)
+            if "INITIAL_NO_AUTH_ACTION_COUNT" in settings:
+                # moto read this one at import: the fork takes it where moto looks per request.
+                import moto.settings
+                moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = float(settings["INITIAL_NO_AUTH_ACTION_COUNT"])
             parent = os.getppid()
             try:
                 server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
@@ -363,17 +367,35 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 
 /// SDK configuration for a local endpoint in `region`.
 pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
+    let local = Credentials::new(
+        LOCAL_CREDENTIAL,
+        LOCAL_CREDENTIAL,
+        None,
+        None,
+        LOCAL_CREDENTIAL,
+    );
+    sdk_config_with(endpoint, region, local).await
+}
+
+/// SDK configuration for a local endpoint in `region`, signing as an IAM user (an emulator
+/// that enforces IAM checks the signature and the user's policies).
+pub async fn sdk_config_as(endpoint: &str, region: &str, user: &UserKeys) -> SdkConfig {
+    let keys = Credentials::new(
+        &user.access_key_id,
+        &user.secret_access_key,
+        None,
+        None,
+        "archgate-iam-user",
+    );
+    sdk_config_with(endpoint, region, keys).await
+}
+
+async fn sdk_config_with(endpoint: &str, region: &str, credentials: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(archgate::aws::http_client_trusting(None))
         .endpoint_url(endpoint)
         .region(Region::new(region.to_owned()))
-        .credentials_provider(Credentials::new(
-            LOCAL_CREDENTIAL,
-            LOCAL_CREDENTIAL,
-            None,
-            None,
-            LOCAL_CREDENTIAL,
-        ))
+        .credentials_provider(credentials)
         .load()
         .await
 }
@@ -403,23 +425,78 @@ pub fn control_api_post(endpoint: &str, path: &str, body: &str) -> std::io::Resu
         })
 }
 
-/// Creates an IAM role Lambda may assume on the emulator at `endpoint`, with a raw IAM Query
-/// API call (archgate has no IAM client; the emulator wants a function's role to exist).
-/// Returns its ARN.
+/// Creates an IAM role Lambda may assume on the emulator at `endpoint` (the emulator wants a
+/// function's role to exist). Returns its ARN.
 pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String> {
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let encoded: String = policy
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
+    iam_call(
+        endpoint,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", policy),
+        ],
+    )?;
+    Ok(format!("arn:aws:iam::{ACCOUNT}:role/{name}"))
+}
+
+/// An IAM user's access key and secret.
+pub struct UserKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Creates an IAM user whose one inline policy is `policy` and an access key for it: three
+/// IAM calls. On an emulator that enforces IAM ([`ENFORCE_IAM_AFTER`]), these are meant to be
+/// among the calls it lets through unsigned.
+pub fn create_user_with_policy(
+    endpoint: &str,
+    name: &str,
+    policy: &str,
+) -> std::io::Result<UserKeys> {
+    iam_call(endpoint, &[("Action", "CreateUser"), ("UserName", name)])?;
+    iam_call(
+        endpoint,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", name),
+            ("PolicyDocument", policy),
+        ],
+    )?;
+    let answer = iam_call(
+        endpoint,
+        &[("Action", "CreateAccessKey"), ("UserName", name)],
+    )?;
+    let field = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = answer.find(&open)? + open.len();
+        let end = start + answer[start..].find("</")?;
+        Some(answer[start..end].to_owned())
+    };
+    match (field("AccessKeyId"), field("SecretAccessKey")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(UserKeys {
+            access_key_id,
+            secret_access_key,
+        }),
+        _ => Err(std::io::Error::other(
+            "CreateAccessKey answered without a key",
+        )),
+    }
+}
+
+/// The moto setting that makes a server check every request's signature and its caller's IAM
+/// policies once this many requests have been served (moto's actions only: it matches most
+/// services' requests against resource `*`).
+pub const ENFORCE_IAM_AFTER: &str = "INITIAL_NO_AUTH_ACTION_COUNT";
+
+/// One IAM Query API call (archgate has no IAM client), unsigned; the whole answer.
+fn iam_call(endpoint: &str, params: &[(&str, &str)]) -> std::io::Result<String> {
+    let body: Vec<String> = params
+        .iter()
+        .chain(&[("Version", "2010-05-08")])
+        .map(|(name, value)| format!("{name}={}", percent_encoded(value)))
         .collect();
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={encoded}"
-    );
     // The credential scope names the service: the emulator routes on it.
     let authorization = "Authorization: AWS4-HMAC-SHA256 Credential=archgate-local/20240101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n";
     let answer = post(
@@ -427,15 +504,27 @@ pub fn create_lambda_role(endpoint: &str, name: &str) -> std::io::Result<String>
         "/",
         "application/x-www-form-urlencoded",
         authorization,
-        &body,
+        &body.join("&"),
     )?;
     if !answer.starts_with("HTTP/1.1 200") {
         return Err(std::io::Error::other(format!(
-            "CreateRole: {}",
+            "IAM {}: {}",
+            params.first().map_or("", |(_, action)| action),
             answer.lines().next().unwrap_or("")
         )));
     }
-    Ok(format!("arn:aws:iam::{ACCOUNT}:role/{name}"))
+    Ok(answer)
+}
+
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One HTTP/1.1 POST to the emulator, the whole answer read (`headers`: extra header lines,
