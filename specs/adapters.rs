@@ -707,6 +707,155 @@ mod ecr_registry {
     }
 }
 
+mod ecr_repositories {
+    //! Repositories on first use. moto cannot emulate IMMUTABLE_WITH_EXCLUSION's filters,
+    //! so the request's shape is checked here; creating and finding one is on the emulator
+    //! (tests/repositories.rs).
+    use super::*;
+    use archgate::domain::repository::{
+        tag_mutability, Ensured, RepositorySettings, TagMutability,
+    };
+    use aws_sdk_ecr::operation::create_repository::{
+        CreateRepositoryError, CreateRepositoryOutput,
+    };
+    use aws_sdk_ecr::types::error::RepositoryAlreadyExistsException;
+    use aws_sdk_ecr::types::{
+        EncryptionType, ImageTagMutability, ImageTagMutabilityExclusionFilterType,
+    };
+    use aws_sdk_ecr::Client;
+
+    fn moving(tags: &[&str]) -> Vec<String> {
+        tags.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn release_tags_are_immutable_when_the_moving_tags_fit_five_filters() {
+        // Given one moving tag, when the repository's tag policy is chosen, then every tag is
+        // immutable but the internal tags, the cache refs and the moving tag
+        assert_eq!(
+            tag_mutability(&moving(&["latest"])),
+            TagMutability::ImmutableExcept(moving(&[
+                "*-amd64",
+                "*-arm64",
+                "*-candidate",
+                "buildcache-*",
+                "latest"
+            ]))
+        );
+        // And with none, four filters do
+        assert!(matches!(tag_mutability(&[]), TagMutability::ImmutableExcept(f) if f.len() == 4));
+        // And with two moving tags six filters would be needed: ECR takes five, so mutable
+        assert_eq!(
+            tag_mutability(&moving(&["latest", "stable"])),
+            TagMutability::Mutable
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_repository_is_scanned_on_push_encrypted_and_pins_release_tags() {
+        // Given ECR creates what it is asked for
+        let rule = mock!(Client::create_repository)
+            .match_requests(|req| {
+                let filters: Vec<(Option<&ImageTagMutabilityExclusionFilterType>, &str)> = req
+                    .image_tag_mutability_exclusion_filters()
+                    .iter()
+                    .map(|f| (Some(f.filter_type()), f.filter()))
+                    .collect();
+                req.repository_name() == Some("apps/web")
+                    && req
+                        .image_scanning_configuration()
+                        .is_some_and(|c| c.scan_on_push())
+                    && req.encryption_configuration().is_some_and(|e| {
+                        e.encryption_type() == &EncryptionType::Kms
+                            && e.kms_key() == Some("alias/archgate-images")
+                    })
+                    && req.image_tag_mutability()
+                        == Some(&ImageTagMutability::ImmutableWithExclusion)
+                    && filters.len() == 5
+                    && filters
+                        .iter()
+                        .all(|(t, _)| *t == Some(&ImageTagMutabilityExclusionFilterType::Wildcard))
+                    && filters.iter().any(|(_, f)| *f == "latest")
+            })
+            .then_output(|| CreateRepositoryOutput::builder().build());
+        let registry = ecr(&[&rule]);
+        let settings = RepositorySettings::new(
+            Some("alias/archgate-images".to_owned()),
+            &moving(&["latest"]),
+        );
+
+        // When archgate makes sure the repository exists
+        let ensured = registry.ensure_repository("apps/web", &settings).await;
+
+        // Then it asked for the settings, once, and created it
+        assert_eq!(ensured.unwrap(), Ensured::Created);
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_registry_pins_release_tags_and_moves_the_excluded_ones() {
+        // Given a repository created with release tags immutable and `latest` moving
+        use archgate_testkit::memory::{Chaos, ManualClock, MemoryRegistry};
+        let registry = MemoryRegistry::new(Chaos::default(), ManualClock::at(T0));
+        let settings = RepositorySettings::new(None, &moving(&["latest"]));
+        let created = registry.ensure_repository("apps/web", &settings).await;
+        assert_eq!(created.unwrap(), Ensured::Created);
+        let one = RawManifest {
+            media_type: Some(OCI_MANIFEST.to_owned()),
+            bytes: br#"{"schemaVersion":2,"layers":[1]}"#.to_vec(),
+        };
+        let two = RawManifest {
+            media_type: Some(OCI_MANIFEST.to_owned()),
+            bytes: br#"{"schemaVersion":2,"layers":[2]}"#.to_vec(),
+        };
+        let put = |tag: &'static str, manifest: &RawManifest| {
+            let (registry, manifest) = (registry.clone(), manifest.clone());
+            async move {
+                let digest = Digest::of(&manifest.bytes);
+                registry
+                    .put_image("apps/web", Some(tag), &manifest, &digest)
+                    .await
+            }
+        };
+        for tag in ["web-1.0", "web-1.0-amd64", "latest", "buildcache-amd64"] {
+            put(tag, &one).await.unwrap();
+        }
+
+        // When other content is pushed under each tag
+        // Then the release tag stays where it is, and the excluded tags move
+        assert!(matches!(
+            put("web-1.0", &two).await,
+            Err(AdapterError::TagTaken { .. })
+        ));
+        for tag in ["web-1.0-amd64", "latest", "buildcache-amd64"] {
+            assert!(put(tag, &two).await.is_ok(), "{tag} moves");
+        }
+        // And a second first release finds the repository
+        let again = registry.ensure_repository("apps/web", &settings).await;
+        assert_eq!(again.unwrap(), Ensured::Existed);
+    }
+
+    #[tokio::test]
+    async fn a_repository_that_exists_is_found_not_failed() {
+        // Given the repository exists (another first release created it a moment ago)
+        let rule = mock!(Client::create_repository).then_error(|| {
+            CreateRepositoryError::RepositoryAlreadyExistsException(
+                RepositoryAlreadyExistsException::builder()
+                    .message("The repository with name 'apps/web' already exists")
+                    .meta(error_meta("RepositoryAlreadyExistsException"))
+                    .build(),
+            )
+        });
+        let registry = ecr(&[&rule]);
+
+        // When archgate makes sure it exists, then it is there, and nothing failed
+        let ensured = registry
+            .ensure_repository("apps/web", &RepositorySettings::new(None, &[]))
+            .await;
+        assert_eq!(ensured.unwrap(), Ensured::Existed);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // DynamoDB: the ledger's conditional PutItem
 // ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod lifecycle;
 mod package;
 mod reconciler;
 mod release_retention;
+mod repositories;
 mod retention;
 mod retention_function;
 mod scan_gate;

@@ -38,6 +38,7 @@ pub const ECR_COMPLETE_LAYER_UPLOAD: Operation = Operation::new("ECR", "Complete
 pub const ECR_DESCRIBE_IMAGES: Operation = Operation::new("ECR", "DescribeImages");
 pub const ECR_DESCRIBE_IMAGE_SCAN_FINDINGS: Operation =
     Operation::new("ECR", "DescribeImageScanFindings");
+pub const ECR_CREATE_REPOSITORY: Operation = Operation::new("ECR", "CreateRepository");
 pub const ECR_DESCRIBE_REPOSITORIES: Operation = Operation::new("ECR", "DescribeRepositories");
 pub const ECR_INITIATE_LAYER_UPLOAD: Operation = Operation::new("ECR", "InitiateLayerUpload");
 pub const ECR_PUT_IMAGE: Operation = Operation::new("ECR", "PutImage");

@@ -6,6 +6,7 @@ use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::release_event::ReleaseEvent;
+use crate::domain::repository::{Ensured, RepositorySettings};
 use crate::domain::{Arch, BuildStatus, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use std::future::Future;
@@ -251,6 +252,14 @@ pub trait Registry: Send + Sync {
         repository: &str,
         blobs: &[Blob],
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// CreateRepository with `settings`, unless the repository exists: concurrent callers
+    /// create it once, and each learns whether it was there.
+    fn ensure_repository(
+        &self,
+        repository: &str,
+        settings: &RepositorySettings,
+    ) -> impl Future<Output = Result<Ensured, AdapterError>> + Send;
 }
 
 /// Signs release attestations (the DSSE pre-auth encoding), or leaves them unsigned.

@@ -8,6 +8,7 @@ pub mod notice;
 pub mod oci;
 pub mod release;
 pub mod release_event;
+pub mod repository;
 pub mod retention;
 pub mod scan;
 pub mod tag;

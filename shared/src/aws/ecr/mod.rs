@@ -7,22 +7,28 @@ use super::classify;
 use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, Severity, SeverityCounts};
 use crate::domain::oci::{RawManifest, ACCEPTED_MEDIA_TYPES};
+use crate::domain::repository::{Ensured, RepositorySettings, TagMutability};
 use crate::domain::Digest;
 use crate::error::AdapterError;
 use crate::operation::{
     ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
-    ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD, ECR_PUT_IMAGE,
-    ECR_UPLOAD_LAYER_PART,
+    ECR_CREATE_REPOSITORY, ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD,
+    ECR_PUT_IMAGE, ECR_UPLOAD_LAYER_PART,
 };
 use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::complete_layer_upload::CompleteLayerUploadError;
+use aws_sdk_ecr::operation::create_repository::CreateRepositoryError;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
 use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::LayerAvailability;
 use aws_sdk_ecr::types::ScanStatus as EcrScanStatus;
-use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::types::{
+    EncryptionConfiguration, EncryptionType, ImageFailureCode, ImageIdentifier,
+    ImageScanningConfiguration, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType,
+};
 
 /// Pages of findings read for one image before giving up (1,000 findings a page).
 const MAX_FINDING_PAGES: usize = 100;
@@ -69,6 +75,59 @@ fn unexpected(operation: &'static str, reason: String) -> AdapterError {
 }
 
 impl Registry for EcrRegistry {
+    async fn ensure_repository(
+        &self,
+        repository: &str,
+        settings: &RepositorySettings,
+    ) -> Result<Ensured, AdapterError> {
+        let encryption = match &settings.kms_key {
+            Some(key) => EncryptionConfiguration::builder()
+                .encryption_type(EncryptionType::Kms)
+                .kms_key(key),
+            None => EncryptionConfiguration::builder().encryption_type(EncryptionType::Aes256),
+        }
+        .build()
+        .map_err(|e| unexpected("CreateRepository", e.to_string()))?;
+        let mut create = self
+            .client
+            .create_repository()
+            .repository_name(repository)
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(true)
+                    .build(),
+            )
+            .encryption_configuration(encryption);
+        create = match &settings.tag_mutability {
+            TagMutability::Mutable => create.image_tag_mutability(ImageTagMutability::Mutable),
+            TagMutability::ImmutableExcept(filters) => {
+                create = create.image_tag_mutability(ImageTagMutability::ImmutableWithExclusion);
+                for filter in filters {
+                    create = create.image_tag_mutability_exclusion_filters(
+                        ImageTagMutabilityExclusionFilter::builder()
+                            .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                            .filter(filter)
+                            .build()
+                            .map_err(|e| unexpected("CreateRepository", e.to_string()))?,
+                    );
+                }
+                create
+            }
+        };
+        match create.send().await {
+            Ok(_) => Ok(Ensured::Created),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    CreateRepositoryError::RepositoryAlreadyExistsException(_)
+                ) =>
+            {
+                Ok(Ensured::Existed)
+            }
+            Err(e) => Err(classify(ECR_CREATE_REPOSITORY, e)),
+        }
+    }
+
     async fn manifests_by_tag(
         &self,
         repository: &str,

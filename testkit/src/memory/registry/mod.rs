@@ -10,13 +10,14 @@ mod inventory;
 use super::chaos::Chaos;
 use archgate::domain::attestation::{Blob, ReferrerManifest};
 use archgate::domain::oci::RawManifest;
+use archgate::domain::repository::{Ensured, RepositorySettings, TagMutability};
 use archgate::domain::retention::{read_links, ManifestLinks};
 use archgate::domain::{Digest, Millis};
 use archgate::error::AdapterError;
 use archgate::operation::{
     ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
-    ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD, ECR_PUT_IMAGE,
-    ECR_UPLOAD_LAYER_PART,
+    ECR_CREATE_REPOSITORY, ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD,
+    ECR_PUT_IMAGE, ECR_UPLOAD_LAYER_PART,
 };
 use archgate::ports::{
     Clock, DeleteResult, FetchedManifest, ImageSummary, Registry, RepositoryInventory, ScanFindings,
@@ -34,6 +35,9 @@ pub struct StoredImage {
 #[derive(Debug, Clone, Default)]
 pub struct Repository {
     pub immutable: bool,
+    /// With `immutable`, the wildcard filters of the tags that still move
+    /// (IMMUTABLE_WITH_EXCLUSION).
+    pub exclusions: Vec<String>,
     pub images: BTreeMap<Digest, StoredImage>,
     pub tags: BTreeMap<String, Digest>,
     pub scans: BTreeMap<Digest, ScanFindings>,
@@ -163,6 +167,11 @@ impl<C: Clock> MemoryRegistry<C> {
             .immutable = immutable;
     }
 
+    /// Whether a repository of that name exists.
+    pub fn has_repository(&self, name: &str) -> bool {
+        self.lock().repositories.contains_key(name)
+    }
+
     /// A copy of a repository as it is now (for checks).
     pub fn repository(&self, name: &str) -> Repository {
         self.lock()
@@ -288,7 +297,66 @@ impl<C: Clock> MemoryRegistry<C> {
     }
 }
 
+impl Repository {
+    /// Whether `tag` stays on the image it names (immutable, and no exclusion filter lets it
+    /// move).
+    fn pins(&self, tag: &str) -> bool {
+        self.immutable && !self.exclusions.iter().any(|filter| wildcard(filter, tag))
+    }
+}
+
+/// ECR's wildcard filters: `*` matches any run of characters, the rest matches itself.
+fn wildcard(filter: &str, tag: &str) -> bool {
+    let mut parts = filter.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = tag.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 impl<C: Clock> Registry for MemoryRegistry<C> {
+    async fn ensure_repository(
+        &self,
+        repository: &str,
+        settings: &RepositorySettings,
+    ) -> Result<Ensured, AdapterError> {
+        let fault = self.chaos.enter(ECR_CREATE_REPOSITORY).await?;
+        let ensured = {
+            let mut state = self.lock();
+            if state.repositories.contains_key(repository) {
+                Ensured::Existed
+            } else {
+                let (immutable, exclusions) = match &settings.tag_mutability {
+                    TagMutability::Mutable => (false, Vec::new()),
+                    TagMutability::ImmutableExcept(filters) => (true, filters.clone()),
+                };
+                state.repositories.insert(
+                    repository.to_owned(),
+                    Repository {
+                        immutable,
+                        exclusions,
+                        ..Repository::default()
+                    },
+                );
+                Ensured::Created
+            }
+        };
+        self.chaos
+            .leave(fault, ECR_CREATE_REPOSITORY, ensured)
+            .await
+    }
+
     async fn manifests_by_tag(
         &self,
         repository: &str,
@@ -456,7 +524,7 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                 None => repo.insert(digest, image),
                 // A repeat of identical content is as good as a first write.
                 Some((_, Some(current))) if current == digest => {}
-                Some((tag, Some(current))) if repo.immutable => {
+                Some((tag, Some(current))) if repo.pins(tag) => {
                     return Err(AdapterError::TagTaken {
                         service: "ECR",
                         operation: "PutImage",
