@@ -14,6 +14,7 @@ mod logging;
 mod oci_index;
 mod release_retention;
 mod release_tags;
+mod repositories;
 mod retention;
 mod samples;
 mod scan_gate;

@@ -178,3 +178,53 @@ async fn a_multipart_upload_starts_a_release_named_after_its_file() {
     assert_eq!(status(&answer), "applied", "{answer}");
     assert!(env.release("webapp-2.0.0").await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_under_the_namespace_starts_a_release_of_its_own_repository() {
+    // Given a deployment in eu-west-1 whose uploads may name repositories under `apps/`
+    let config = archgate_cli::local::config_with(
+        ManifestMode::Native,
+        &[(archgate::config::REPOSITORY_PREFIX, "apps/")],
+    );
+    let env = archgate_cli::local::LocalEnv::start_in(config, "eu-west-1")
+        .await
+        .expect("the local AWS emulator is required for this test");
+    let event = upload(&env, "releases/apps/web/web-1.4.2.zip").await;
+    calls(&env);
+
+    // When start-builds handles the upload
+    let answer = env.start_builds(event).await;
+
+    // Then the release is apps/web's, and its repository was created for its first build
+    assert_eq!(status(&answer), "applied", "{answer}");
+    let tally = calls(&env);
+    assert_eq!(count(&tally, "ECR.CreateRepository"), 1, "{tally:?}");
+    assert_eq!(count(&tally, "CodeBuild.StartBuild"), 2, "{tally:?}");
+    let key = archgate::domain::ReleaseKey::new(
+        "apps/web",
+        archgate::domain::ReleaseTag::parse("web-1.4.2").unwrap(),
+    );
+    let stored = env.pipeline.release(&key).await.unwrap().expect("recorded");
+    assert_eq!(stored.release.phase(), Phase::Building);
+    assert!(
+        env.release("web-1.4.2").await.unwrap().is_none(),
+        "not the default repository's"
+    );
+    let described = env
+        .clients
+        .ecr
+        .describe_repositories()
+        .repository_names("apps/web")
+        .send()
+        .await
+        .expect("the repository exists");
+    assert!(described.repositories()[0]
+        .image_scanning_configuration()
+        .is_some_and(|c| c.scan_on_push()));
+
+    // And the next release of that repository finds it made already: no second CreateRepository
+    let event = upload(&env, "releases/apps/web/web-1.4.3.zip").await;
+    calls(&env);
+    assert_eq!(status(&env.start_builds(event).await), "applied");
+    assert_eq!(count(&calls(&env), "ECR.CreateRepository"), 0);
+}

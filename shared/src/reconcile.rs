@@ -236,8 +236,9 @@ pub async fn reconcile_all<P: Ports>(
             reason: item.reason,
         });
     }
+    let repositories = pipeline.config.repositories();
     for stored in listing.releases {
-        if stored.release.key.repository != pipeline.config.repository {
+        if !repositories.owns(&stored.release.key.repository) {
             continue;
         }
         match reconcile_release(pipeline, &stored.release, policy, now, dry_run).await {

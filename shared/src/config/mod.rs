@@ -17,6 +17,7 @@ pub use sample::{sample_lookup, SAMPLE};
 pub use variables::*;
 
 use crate::domain::gate::Policy;
+use crate::domain::repository::Repositories;
 use crate::domain::{BuildRole, ManifestMode};
 use names::{bucket_name, event_bus_name, key_prefix, project_name, table_name};
 use std::collections::HashMap;
@@ -26,7 +27,11 @@ pub struct Config {
     pub source_bucket: String,
     /// Keys must start with this (may be empty: the whole bucket).
     pub source_prefix: String,
+    /// The default repository: every upload's without a namespace, and a key's without a
+    /// folder with one.
     pub repository: String,
+    /// The namespace of repositories a key may name (`ARCHGATE_REPOSITORY_PREFIX`).
+    pub repository_prefix: Option<String>,
     pub amd64_project: String,
     pub arm64_project: String,
     pub manifest_mode: ManifestMode,
@@ -129,6 +134,12 @@ impl Config {
         );
         let repository =
             problems.take(required(REPOSITORY).and_then(|v| check(REPOSITORY, v, repository_name)));
+        let repository_prefix = problems.take(
+            lookup(REPOSITORY_PREFIX)
+                .filter(|v| !v.is_empty())
+                .map(|v| check(REPOSITORY_PREFIX, v, names::repository_namespace))
+                .transpose(),
+        );
         let amd64_project = problems
             .take(required(AMD64_PROJECT).and_then(|v| check(AMD64_PROJECT, v, project_name)));
         let arm64_project = problems
@@ -196,6 +207,7 @@ impl Config {
                 source_bucket: source_bucket?,
                 source_prefix: source_prefix?,
                 repository: repository?,
+                repository_prefix: repository_prefix?,
                 amd64_project: amd64_project?,
                 arm64_project: arm64_project?,
                 manifest_mode: manifest_mode?,
@@ -215,6 +227,14 @@ impl Config {
                 Ok(config)
             }
             None => Err(problems.into_error()),
+        }
+    }
+
+    /// The repositories archgate releases into.
+    pub fn repositories(&self) -> Repositories {
+        Repositories {
+            default: self.repository.clone(),
+            namespace: self.repository_prefix.clone(),
         }
     }
 
@@ -246,6 +266,9 @@ impl Config {
             (LEDGER_TABLE, self.ledger_table.clone()),
             (EVENT_BUS, self.event_bus.clone()),
         ];
+        if let Some(prefix) = &self.repository_prefix {
+            vars.push((REPOSITORY_PREFIX, prefix.clone()));
+        }
         if let Some(project) = &self.manifest_project {
             vars.push((MANIFEST_PROJECT, project.clone()));
         }

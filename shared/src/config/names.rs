@@ -28,25 +28,14 @@ pub(super) fn key_prefix(value: &str) -> Result<(), String> {
     }
 }
 
-/// ECR: `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`, 2-256 characters.
+/// ECR's repository names ([`crate::domain::repository::check_repository_name`]).
 pub fn repository_name(value: &str) -> Result<(), String> {
-    let component_ok = |c: &str| {
-        let bytes = c.as_bytes();
-        !bytes.is_empty()
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-            && bytes.iter().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-            && !bytes
-                .windows(2)
-                .any(|w| matches!(w[0], b'.' | b'_' | b'-') && matches!(w[1], b'.' | b'_' | b'-'))
-    };
-    if (2..=256).contains(&value.len()) && value.split('/').all(component_ok) {
-        Ok(())
-    } else {
-        Err("an ECR repository name is 2-256 lowercase letters, digits and single `.`, `_`, `-` separators, with `/` between components".into())
-    }
+    crate::domain::repository::check_repository_name(value).map_err(str::to_owned)
+}
+
+/// A repository namespace ([`crate::domain::repository::check_namespace`]).
+pub fn repository_namespace(value: &str) -> Result<(), String> {
+    crate::domain::repository::check_namespace(value).map_err(str::to_owned)
 }
 
 pub(super) fn project_name(value: &str) -> Result<(), String> {

@@ -3,6 +3,9 @@
 pub const SOURCE_BUCKET: &str = "ARCHGATE_SOURCE_BUCKET";
 pub const SOURCE_PREFIX: &str = "ARCHGATE_SOURCE_PREFIX";
 pub const REPOSITORY: &str = "ARCHGATE_REPOSITORY";
+/// Optional: the namespace of repositories uploads may name by their key's folder
+/// (`apps/`: `releases/apps/web/web-1.4.2.zip` is release `web-1.4.2` of `apps/web`).
+pub const REPOSITORY_PREFIX: &str = "ARCHGATE_REPOSITORY_PREFIX";
 pub const AMD64_PROJECT: &str = "ARCHGATE_AMD64_PROJECT";
 pub const ARM64_PROJECT: &str = "ARCHGATE_ARM64_PROJECT";
 pub const MANIFEST_MODE: &str = "ARCHGATE_MANIFEST_MODE";

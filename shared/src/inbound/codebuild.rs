@@ -243,11 +243,12 @@ pub fn build_fact(
             build_id: build_id(),
         });
     };
-    if repository != config.repository {
+    let repositories = config.repositories();
+    if !repositories.owns(repository) {
         return Err(IgnoreReason::BuildOfForeignRepository {
             build_id: build_id(),
             repository: truncate_for_message(repository),
-            expected: config.repository.clone(),
+            expected: repositories.to_string(),
         });
     }
     let tag = ReleaseTag::parse(tag).map_err(|e| IgnoreReason::BadReleaseTag {

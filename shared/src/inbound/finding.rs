@@ -80,10 +80,11 @@ pub fn finding_observation(
         return Err(IgnoreReason::NotAContainerImage.into());
     };
     let repository = required(image.repository_name.as_deref(), "repositoryName")?;
-    if repository != config.repository {
+    let repositories = config.repositories();
+    if !repositories.owns(repository) {
         return Err(IgnoreReason::ForeignRepository {
             repository: truncate_for_message(repository),
-            expected: config.repository.clone(),
+            expected: repositories.to_string(),
         }
         .into());
     }

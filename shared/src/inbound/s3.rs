@@ -100,7 +100,18 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
         uploaded_at: event.time.map(|t| t.timestamp_millis()),
         sequencer,
     };
-    let key = ReleaseKey::new(config.repository.clone(), tag);
+    // The key's path below the prefix names the repository (with a namespace).
+    let rest = &key[config.source_prefix.len()..];
+    let repositories = config.repositories();
+    let repository = repositories
+        .of_key(rest)
+        .map_err(|refusal| IgnoreReason::BadObjectKey {
+            problem: format!(
+                "object key `{}` is refused: {refusal}",
+                truncate_for_message(key)
+            ),
+        })?;
+    let key = ReleaseKey::new(repository.to_owned(), tag);
     // A reserved name starts nothing; the refusal is recorded and announced.
     let fact = match key.tag.reserved(&config.moving_tags) {
         Some(reason) => Fact::SourceRefused { source, reason },

@@ -90,10 +90,11 @@ pub fn scan_observation(
         Some((prefix, name)) if prefix.starts_with("arn:") => name,
         _ => named,
     };
-    if repository != config.repository {
+    let repositories = config.repositories();
+    if !repositories.owns(repository) {
         return Err(IgnoreReason::ForeignRepository {
             repository: truncate_for_message(repository),
-            expected: config.repository.clone(),
+            expected: repositories.to_string(),
         }
         .into());
     }

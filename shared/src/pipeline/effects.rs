@@ -9,11 +9,40 @@ use crate::config::Config;
 use crate::domain::oci::{self, RawManifest};
 use crate::domain::release::{Candidate, CandidateChild};
 use crate::domain::release_event::{notice_event, release_event};
+use crate::domain::repository::RepositorySettings;
 use crate::domain::{Arch, BuildRole, Digest, Effect, EffectResult, Release};
 use crate::ports::{BuildRequest, Builds, EventPublisher, Ledger, Ports, Registry};
 use sha2::{Digest as _, Sha256};
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 impl<P: Ports> Pipeline<P> {
+    /// A repository of the namespace exists before its first build pushes to it: created
+    /// with archgate's settings on its first release (once per process; a concurrent first
+    /// release finds it). The default repository is the template's.
+    async fn ensure_repository(&self, repository: &str) -> Result<(), EffectError> {
+        let known = |ensured: &Mutex<HashSet<String>>| {
+            ensured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(repository)
+        };
+        if repository == self.config.repository || known(&self.ensured) {
+            return Ok(());
+        }
+        let settings = RepositorySettings::new(None, &self.config.moving_tags);
+        let ensured = self
+            .registry
+            .ensure_repository(repository, &settings)
+            .await?;
+        tracing::info!(%repository, ?ensured, "repository ready for its first build");
+        self.ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(repository.to_owned());
+        Ok(())
+    }
+
     pub(super) async fn perform(
         &self,
         release: &Release,
@@ -22,6 +51,7 @@ impl<P: Ports> Pipeline<P> {
         match effect {
             Effect::StartBuild(role) => {
                 let request = build_request(&self.config, release, role)?;
+                self.ensure_repository(&release.key.repository).await?;
                 let build_id = self.builds.start(&request).await?;
                 Ok(EffectResult::BuildStarted { role, build_id })
             }

@@ -26,7 +26,8 @@ use crate::domain::release::Service;
 use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
 use crate::ports::{BuildDetails, Builds, Clock, Ledger, Listing, Ports, Stored};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 /// The pipeline with its ports. One instance per process, built outside the handler.
 pub struct Pipeline<P: Ports> {
@@ -41,6 +42,8 @@ pub struct Pipeline<P: Ports> {
     /// The services this function's role may use: effects on others are left to the
     /// functions that can (or the reconciler), never claimed here.
     performs: &'static [Service],
+    /// The namespace's repositories this process has made sure exist (each once).
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 impl<P: Ports> Clone for Pipeline<P> {
@@ -54,6 +57,7 @@ impl<P: Ports> Clone for Pipeline<P> {
             clock: self.clock.clone(),
             signer: self.signer.clone(),
             performs: self.performs,
+            ensured: Arc::clone(&self.ensured),
         }
     }
 }
@@ -88,6 +92,7 @@ impl<P: Ports> Pipeline<P> {
             clock: adapters.clock,
             signer: adapters.signer,
             performs: EVERY_SERVICE,
+            ensured: Arc::default(),
         }
     }
 
