@@ -586,6 +586,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .into_iter()
                 .chain(GATE_MAX)
                 .chain([
+                    archgate::config::REPOSITORY_PREFIX,
                     GATE_ALLOWLIST,
                     GATE_ON_SCAN_FAILURE,
                     MOVING_TAGS,
@@ -600,6 +601,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .into_iter()
                 .chain(GATE_MAX)
                 .chain([
+                    archgate::config::REPOSITORY_PREFIX,
                     GATE_ALLOWLIST,
                     GATE_ON_SCAN_FAILURE,
                     MOVING_TAGS,
@@ -766,6 +768,8 @@ struct Deployment {
     prefix: &'static str,
     moving_tags: &'static [&'static str],
     retained: &'static [&'static str],
+    /// The repository namespace the pipeline functions read.
+    namespace: Option<&'static str>,
 }
 
 #[test]
@@ -780,6 +784,7 @@ fn with_the_defaults_and_with_other_parameters_each_function_accepts_its_environ
             prefix: "releases/",
             moving_tags: &["latest"],
             retained: &["myapp"],
+            namespace: None,
         },
         Deployment {
             name: "codebuild mode, a retention list, no prefix, no moving tags",
@@ -793,6 +798,16 @@ fn with_the_defaults_and_with_other_parameters_each_function_accepts_its_environ
             prefix: "",
             moving_tags: &[],
             retained: &["team/*", "myapp"],
+            namespace: None,
+        },
+        Deployment {
+            name: "a repository namespace",
+            parameters: &[("RepositoryPrefix", "apps/")],
+            mode: ManifestMode::Native,
+            prefix: "releases/",
+            moving_tags: &["latest"],
+            retained: &["myapp"],
+            namespace: Some("apps/"),
         },
     ];
     let mut problems = Vec::new();
@@ -831,6 +846,7 @@ fn with_the_defaults_and_with_other_parameters_each_function_accepts_its_environ
                             "myapp",
                             "archgate",
                             deployment.moving_tags.to_vec(),
+                            deployment.namespace,
                         );
                         let actual = (
                             config.manifest_mode,
@@ -839,6 +855,7 @@ fn with_the_defaults_and_with_other_parameters_each_function_accepts_its_environ
                             config.repository.as_str(),
                             config.event_bus.as_str(),
                             config.moving_tags.iter().map(String::as_str).collect(),
+                            config.repository_prefix.as_deref(),
                         );
                         if actual != expected {
                             problems.push(format!("{at}: {actual:?}, expected {expected:?}"));
@@ -1052,7 +1069,12 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             .collect();
         for service in services {
             actions.extend(match service {
-                Service::CodeBuild => &["codebuild:StartBuild", "codebuild:StopBuild"][..],
+                // a namespace's repository is made sure of before its first build
+                Service::CodeBuild => &[
+                    "codebuild:StartBuild",
+                    "codebuild:StopBuild",
+                    "ecr:CreateRepository",
+                ][..],
                 Service::Registry => &[
                     "ecr:BatchGetImage",
                     "ecr:PutImage",
@@ -1556,4 +1578,136 @@ async fn each_rule_delivers_exactly_the_samples_it_is_meant_for() {
         inspector.contains(own_inspector_name),
         "{INSPECTOR_RULE} delivers {inspector:?}"
     );
+}
+
+#[tokio::test]
+async fn with_a_namespace_the_scan_rules_take_every_repository_under_it_and_no_other() {
+    // Given the scan rules resolved for a deployment with the namespace `apps/`, each on the
+    // emulator's default bus with a queue as its target
+    let template = template();
+    let resolver = Resolver::new(&template, &[("RepositoryPrefix", "apps/")]);
+    let rules: Vec<Rule> = rules(&template, &resolver)
+        .into_iter()
+        .filter(|rule| rule.name.starts_with("ScanGateFunction"))
+        .collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let env = installation(ManifestMode::Native).await;
+    let events = &env.clients.eventbridge;
+    let sqs = aws_sdk_sqs::Client::new(&env.sdk);
+    let mut queues = BTreeMap::new();
+    for rule in &rules {
+        let url = sqs
+            .create_queue()
+            .queue_name(format!("ns-{}", rule.name))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("queue url")
+            .to_owned();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("queue arn")
+            .clone();
+        events
+            .put_rule()
+            .name(&rule.name)
+            .event_pattern(rule.pattern.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRule {}: {e:?}", rule.name));
+        events
+            .put_targets()
+            .rule(&rule.name)
+            .targets(
+                Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutTargets {}: {e:?}", rule.name));
+        queues.insert(rule.name.clone(), url);
+    }
+
+    // When scans of `myapp` (the default), `apps/web` and `teams/web` are published, as ECR
+    // names them and as Inspector does (by ARN; a finding by the image's ARN)
+    let arn = |repository: &str| format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repository}");
+    let digest = "sha256:f7ed027418dd7023e9bec5ac36443264e0512043b99acddc0db7ec9604940ed9";
+    for repository in ["myapp", "apps/web", "teams/web"] {
+        let entries = [
+            (
+                "aws.ecr",
+                "ECR Image Scan",
+                json!({"repository-name": repository}),
+                vec![],
+            ),
+            (
+                "aws.inspector2",
+                "Inspector2 Scan",
+                json!({"repository-name": arn(repository)}),
+                vec![arn(repository)],
+            ),
+            (
+                "aws.inspector2",
+                "Inspector2 Finding",
+                json!({"repository": repository}),
+                vec![format!("{}/{digest}", arn(repository))],
+            ),
+        ];
+        for (source, detail_type, detail, resources) in entries {
+            let entry = PutEventsRequestEntry::builder()
+                .source(source)
+                .detail_type(detail_type)
+                .detail(detail.to_string())
+                .set_resources(Some(resources))
+                .build();
+            let out = events
+                .put_events()
+                .entries(entry)
+                .send()
+                .await
+                .expect("PutEvents");
+            assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+        }
+    }
+
+    // Then each rule delivers the default repository's scan and apps/web's, and not teams/web's
+    for rule in &rules {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queues[&rule.name])
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let mut named: Vec<String> = received
+            .messages()
+            .iter()
+            .map(|m| {
+                let body: Json = serde_json::from_str(m.body().unwrap_or_default()).unwrap();
+                let resources = body["resources"].to_string();
+                let repository = ["myapp", "apps/web", "teams/web"]
+                    .into_iter()
+                    .find(|r| {
+                        body["detail"]["repository-name"] == json!(r)
+                            || body["detail"]["repository-name"] == json!(arn(r))
+                            || resources.contains(&format!("{}/sha256:", arn(r)))
+                    })
+                    .unwrap_or("?");
+                repository.to_owned()
+            })
+            .collect();
+        named.sort();
+        assert_eq!(named, ["apps/web", "myapp"], "{}", rule.name);
+    }
 }
