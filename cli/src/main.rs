@@ -130,10 +130,25 @@ enum DlqCommand {
     },
 }
 
+/// A release: `<repository>:<tag>`, or a tag of `--repository` (default: ARCHGATE_REPOSITORY).
+#[derive(clap::Args)]
+struct ReleaseArg {
+    /// The release tag, or `<repository>:<tag>`.
+    #[arg(value_name = "[REPOSITORY:]TAG")]
+    tag: String,
+    /// The repository (one of archgate's: the default, or one under
+    /// ARCHGATE_REPOSITORY_PREFIX).
+    #[arg(long)]
+    repository: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum GateCommand {
     /// The verdict on a release now (current findings, current policy), changing nothing.
-    Check { tag: String },
+    Check {
+        #[command(flatten)]
+        release: ReleaseArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,14 +198,16 @@ enum ReleaseCommand {
     /// Checks the provenance and gate verdict attached to the index a tag names: signatures
     /// (the key of ARCHGATE_SIGNING_KEY by KMS GetPublicKey, or --key), subjects, verdict.
     Verify {
-        tag: String,
+        #[command(flatten)]
+        release: ReleaseArg,
         /// A PEM public key (SubjectPublicKeyInfo) to verify with instead of asking KMS.
         #[arg(long)]
         key: Option<std::path::PathBuf>,
     },
     /// State, builds, digests and timeline of one release.
     Status {
-        tag: String,
+        #[command(flatten)]
+        release: ReleaseArg,
         #[arg(long)]
         json: bool,
     },
@@ -198,7 +215,8 @@ enum ReleaseCommand {
     /// keeps failing, until it is published, fails, is rejected, rests blocked or is
     /// announced stalled (exit 0 only when published).
     Watch {
-        tag: String,
+        #[command(flatten)]
+        release: ReleaseArg,
         /// Seconds between reads of the ledger.
         #[arg(long, default_value_t = 2)]
         every: u64,
@@ -213,7 +231,10 @@ enum ReleaseCommand {
     },
     /// Read current findings, apply the current policy, and promote or block accordingly
     /// (after an allowlist change or a rescan).
-    Evaluate { tag: String },
+    Evaluate {
+        #[command(flatten)]
+        release: ReleaseArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -270,22 +291,29 @@ async fn run(command: Command) -> Result<(), CliError> {
             } => local::scan(&tag, arch.as_deref(), &findings).await,
         },
         Command::Release { command } => match command {
-            ReleaseCommand::Status { tag, json } => release::status(&tag, json).await,
+            ReleaseCommand::Status { release: r, json } => {
+                release::status(&r.tag, r.repository.as_deref(), json).await
+            }
             ReleaseCommand::List { limit } => release::list(limit).await,
             ReleaseCommand::Watch {
-                tag,
+                release: r,
                 every,
                 timeout_minutes,
             } => {
                 release::watch(
-                    &tag,
+                    &r.tag,
+                    r.repository.as_deref(),
                     std::time::Duration::from_secs(every.max(1)),
                     std::time::Duration::from_secs(timeout_minutes * 60),
                 )
                 .await
             }
-            ReleaseCommand::Evaluate { tag } => release::evaluate(&tag).await,
-            ReleaseCommand::Verify { tag, key } => release::verify(&tag, key.as_deref()).await,
+            ReleaseCommand::Evaluate { release: r } => {
+                release::evaluate(&r.tag, r.repository.as_deref()).await
+            }
+            ReleaseCommand::Verify { release: r, key } => {
+                release::verify(&r.tag, r.repository.as_deref(), key.as_deref()).await
+            }
         },
         Command::Retention { command } => {
             let (args, mode) = match command {
@@ -312,7 +340,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             DlqCommand::Redrive { queue } => dlq::redrive(queue).await,
         },
         Command::Gate { command } => match command {
-            GateCommand::Check { tag } => gate::check(&tag).await,
+            GateCommand::Check { release: r } => gate::check(&r.tag, r.repository.as_deref()).await,
         },
         Command::Reconcile { dry_run, json } => reconcile::run(dry_run, json).await,
     }

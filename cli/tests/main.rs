@@ -11,6 +11,7 @@ mod lifecycle;
 mod local_loop;
 mod platform;
 mod replay;
+mod repositories;
 mod verify;
 mod watch;
 

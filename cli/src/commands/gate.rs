@@ -4,11 +4,10 @@
 use super::configured;
 use crate::error::CliError;
 use crate::status::describe_verdict;
-use archgate::domain::{ReleaseKey, ReleaseTag};
 
-pub async fn check(tag: &str) -> Result<(), CliError> {
+pub async fn check(tag: &str, repository: Option<&str>) -> Result<(), CliError> {
+    let key = super::release_key(tag, repository)?;
     let (config, clients) = configured().await?;
-    let key = ReleaseKey::new(config.repository.clone(), ReleaseTag::parse(tag)?);
     let pipeline = clients.pipeline(&config);
     let stored = pipeline
         .release(&key)

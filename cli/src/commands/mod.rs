@@ -12,7 +12,9 @@ pub mod retention;
 
 use crate::error::CliError;
 use archgate::aws::{sdk_config, Clients, DynamoLedger};
-use archgate::config::{ConfigError, LEDGER_TABLE};
+use archgate::config::{ConfigError, LEDGER_TABLE, REPOSITORY, REPOSITORY_PREFIX};
+use archgate::domain::repository::Repositories;
+use archgate::domain::{ReleaseKey, ReleaseTag};
 use archgate::Config;
 
 /// The configuration in the environment and clients for the configured endpoint.
@@ -35,4 +37,47 @@ async fn ledger() -> Result<(DynamoLedger, Clients), CliError> {
     let table = required(LEDGER_TABLE)?;
     let clients = Clients::new(&sdk_config().await?);
     Ok((DynamoLedger::new(clients.dynamodb.clone(), &table), clients))
+}
+
+/// The release a command names: `<repository>:<tag>`, or `<tag>` of `--repository`, or of
+/// the default repository (`ARCHGATE_REPOSITORY`). A repository that is not archgate's (the
+/// default one, or one under `ARCHGATE_REPOSITORY_PREFIX`) is refused before any call.
+fn release_key(reference: &str, repository: Option<&str>) -> Result<ReleaseKey, CliError> {
+    let (named, tag) = match reference.rsplit_once(':') {
+        Some((named, tag)) => (Some(named), tag),
+        None => (None, reference),
+    };
+    let tag = ReleaseTag::parse(tag)?;
+    let default = required(REPOSITORY).ok();
+    let repositories = Repositories {
+        default: default.clone().unwrap_or_default(),
+        namespace: required(REPOSITORY_PREFIX).ok(),
+    };
+    let repository = match (named, repository) {
+        (Some(named), Some(flag)) if named != flag => {
+            return Err(CliError::InvalidArgument(format!(
+                "{reference} names repository {named}, --repository names {flag}"
+            )))
+        }
+        (Some(named), _) => named.to_owned(),
+        (None, Some(flag)) => flag.to_owned(),
+        (None, None) => default.ok_or(ConfigError::Missing {
+            variable: REPOSITORY,
+        })?,
+    };
+    if repository.is_empty() || !repositories.owns(&repository) {
+        return Err(CliError::InvalidArgument(format!(
+            "{repository} is not one of archgate's repositories ({})",
+            describe(&repositories)
+        )));
+    }
+    Ok(ReleaseKey::new(repository, tag))
+}
+
+fn describe(repositories: &Repositories) -> String {
+    match (repositories.default.as_str(), &repositories.namespace) {
+        ("", Some(namespace)) => format!("those under {namespace}"),
+        ("", None) => "none configured".to_owned(),
+        _ => repositories.to_string(),
+    }
 }

@@ -4,20 +4,20 @@ use super::configured;
 use crate::error::CliError;
 use crate::status::{describe_verdict, print_status};
 use crate::verify::{Key, VerifyError};
-use archgate::config::{MOVING_TAGS, REPOSITORY, SIGNING_KEY};
+use archgate::config::{MOVING_TAGS, SIGNING_KEY};
 use archgate::domain::rfc3339;
-use archgate::domain::{Phase, ReleaseKey, ReleaseTag};
+use archgate::domain::Phase;
 use archgate::ports::Ledger;
 use archgate::Config;
 use std::time::{Duration, Instant};
 
 /// `release status <tag>`: the release as the ledger records it, with the moving tags it holds.
-pub async fn status(tag: &str, json: bool) -> Result<(), CliError> {
+pub async fn status(tag: &str, repository: Option<&str>, json: bool) -> Result<(), CliError> {
     // The ledger, the repository and the moving tags: nothing of the builds.
+    let key = super::release_key(tag, repository)?;
     let (ledger, _) = super::ledger().await?;
-    let repository = super::required(REPOSITORY)?;
+    let repository = key.repository.clone();
     let moving_tags = Config::moving_tags_from(std::env::var(MOVING_TAGS).unwrap_or_default())?;
-    let key = ReleaseKey::new(repository.clone(), ReleaseTag::parse(tag)?);
     let Some(stored) = ledger.load(&key).await? else {
         return Err(CliError::NotFound(key.to_string()));
     };
@@ -62,10 +62,10 @@ pub async fn list(limit: usize) -> Result<(), CliError> {
 
 /// `release evaluate <tag>`: the current findings under the current policy, fed to the
 /// release as a scan event would be.
-pub async fn evaluate(tag: &str) -> Result<(), CliError> {
+pub async fn evaluate(tag: &str, repository: Option<&str>) -> Result<(), CliError> {
+    let key = super::release_key(tag, repository)?;
     let (config, clients) = configured().await?;
     let pipeline = clients.pipeline(&config);
-    let key = ReleaseKey::new(config.repository.clone(), ReleaseTag::parse(tag)?);
     let evaluation = archgate::evaluate::evaluate(&pipeline, &key).await?;
     for (arch, digest, verdict) in &evaluation.verdicts {
         println!("{}", describe_verdict(*arch, digest, verdict.as_ref()));
@@ -81,10 +81,14 @@ pub async fn evaluate(tag: &str) -> Result<(), CliError> {
 /// recorded it, and the last error of what it is owed while that keeps failing, until the
 /// release ends (published, failed, rejected), rests blocked or is announced stalled.
 /// Succeeds when it is published.
-pub async fn watch(tag: &str, every: Duration, timeout: Duration) -> Result<(), CliError> {
+pub async fn watch(
+    tag: &str,
+    repository: Option<&str>,
+    every: Duration,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let key = super::release_key(tag, repository)?;
     let (ledger, _) = super::ledger().await?;
-    let repository = super::required(REPOSITORY)?;
-    let key = ReleaseKey::new(repository, ReleaseTag::parse(tag)?);
     let started = Instant::now();
     let mut seen: Option<(Phase, u32)> = None;
     let mut troubles_seen: Vec<String> = Vec::new();
@@ -173,8 +177,14 @@ fn print_why(release: &archgate::domain::Release) {
 
 /// `release verify <tag>`: the attestations of the index `<tag>` names, checked against the
 /// registry as it is now. Exit 1, with the reason, on any mismatch.
-pub async fn verify(tag: &str, key_file: Option<&std::path::Path>) -> Result<(), CliError> {
-    let repository = super::required(REPOSITORY)?;
+pub async fn verify(
+    tag: &str,
+    repository: Option<&str>,
+    key_file: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    let release = super::release_key(tag, repository)?;
+    let repository = release.repository.clone();
+    let tag = release.tag.as_str();
     let clients = archgate::aws::Clients::new(&archgate::aws::sdk_config().await?);
     let key = match (key_file, super::required(SIGNING_KEY).ok()) {
         (Some(path), _) => {
