@@ -228,6 +228,9 @@ enum ReleaseCommand {
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only this repository's releases (default: every repository's).
+        #[arg(long)]
+        repository: Option<String>,
     },
     /// Read current findings, apply the current policy, and promote or block accordingly
     /// (after an allowlist change or a rescan).
@@ -294,7 +297,9 @@ async fn run(command: Command) -> Result<(), CliError> {
             ReleaseCommand::Status { release: r, json } => {
                 release::status(&r.tag, r.repository.as_deref(), json).await
             }
-            ReleaseCommand::List { limit } => release::list(limit).await,
+            ReleaseCommand::List { limit, repository } => {
+                release::list(limit, repository.as_deref()).await
+            }
             ReleaseCommand::Watch {
                 release: r,
                 every,

@@ -47,6 +47,14 @@ async fn a_release_of_the_namespace_is_named_with_its_repository() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output));
         assert!(text(&output).contains("apps/web"), "{}", text(&output));
     }
+    // And `release list` shows it, alone when listing apps/web, not when listing myapp
+    let listed = text(&run(&["release", "list"]));
+    assert!(listed.contains("apps/web:web-1.4.2"), "{listed}");
+    let listed = text(&run(&["release", "list", "--repository", "apps/web"]));
+    assert!(listed.contains("apps/web:web-1.4.2"), "{listed}");
+    let listed = text(&run(&["release", "list", "--repository", "myapp"]));
+    assert!(!listed.contains("web-1.4.2"), "{listed}");
+
     // And the bare tag is the default repository's, where there is no such release
     let output = run(&["release", "status", "web-1.4.2"]);
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));

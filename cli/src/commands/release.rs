@@ -39,11 +39,16 @@ pub async fn status(tag: &str, repository: Option<&str>, json: bool) -> Result<(
     Ok(())
 }
 
-/// `release list`: recent releases with their state.
-pub async fn list(limit: usize) -> Result<(), CliError> {
+/// `release list`: recent releases of every repository (or of one) with their state.
+pub async fn list(limit: usize, repository: Option<&str>) -> Result<(), CliError> {
     let (ledger, _) = super::ledger().await?;
-    let listing = ledger.list(limit).await?;
-    for stored in &listing.releases {
+    let listing = ledger.list(usize::MAX).await?;
+    let releases = listing
+        .releases
+        .iter()
+        .filter(|stored| repository.is_none_or(|r| stored.release.key.repository == r))
+        .take(limit);
+    for stored in releases {
         let r = &stored.release;
         println!(
             "{:<40} {:<16} attempt {:<3} {}",
