@@ -2,7 +2,7 @@
 //! key's folder is the repository, and a folder that is not a valid name under the namespace
 //! is refused, never mapped to another repository.
 
-use archgate::config::{sample_lookup, ConfigError, REPOSITORY_PREFIX};
+use archgate::config::{sample_lookup, ConfigError, REPOSITORY_KMS_KEY, REPOSITORY_PREFIX};
 use archgate::domain::repository::{Repositories, RepositoryRefusal};
 use archgate::domain::{IgnoreReason, ReleaseKey, ReleaseTag};
 use archgate::inbound::{parse_s3_event, upload_fact};
@@ -102,6 +102,15 @@ fn the_namespace_is_checked_like_every_variable() {
     }
     let config = Config::from_lookup(sample_lookup(&[(REPOSITORY_PREFIX, "apps/")])).unwrap();
     assert_eq!(config.repositories(), with_namespace());
+    // And so is the key the namespace's repositories are encrypted with
+    let error = Config::from_lookup(sample_lookup(&[(REPOSITORY_KMS_KEY, "my key")])).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::Invalid { variable, .. } if *variable == REPOSITORY_KMS_KEY),
+        "{error}"
+    );
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let config = Config::from_lookup(sample_lookup(&[(REPOSITORY_KMS_KEY, key)])).unwrap();
+    assert_eq!(config.repository_kms_key.as_deref(), Some(key));
 }
 
 #[test]

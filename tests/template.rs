@@ -587,6 +587,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .chain(GATE_MAX)
                 .chain([
                     archgate::config::REPOSITORY_PREFIX,
+                    archgate::config::REPOSITORY_KMS_KEY,
                     GATE_ALLOWLIST,
                     GATE_ON_SCAN_FAILURE,
                     MOVING_TAGS,
@@ -602,6 +603,7 @@ fn read_by(dir: &str) -> Option<Vec<&'static str>> {
                 .chain(GATE_MAX)
                 .chain([
                     archgate::config::REPOSITORY_PREFIX,
+                    archgate::config::REPOSITORY_KMS_KEY,
                     GATE_ALLOWLIST,
                     GATE_ON_SCAN_FAILURE,
                     MOVING_TAGS,
@@ -802,7 +804,13 @@ fn with_the_defaults_and_with_other_parameters_each_function_accepts_its_environ
         },
         Deployment {
             name: "a repository namespace",
-            parameters: &[("RepositoryPrefix", "apps/")],
+            parameters: &[
+                ("RepositoryPrefix", "apps/"),
+                (
+                    "RepositoryKmsKeyArn",
+                    "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                ),
+            ],
             mode: ManifestMode::Native,
             prefix: "releases/",
             moving_tags: &["latest"],
@@ -1074,6 +1082,10 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                     "codebuild:StartBuild",
                     "codebuild:StopBuild",
                     "ecr:CreateRepository",
+                    // what ECR needs of whoever creates a repository encrypted with a KMS key
+                    "kms:CreateGrant",
+                    "kms:DescribeKey",
+                    "kms:RetireGrant",
                 ][..],
                 Service::Registry => &[
                     "ecr:BatchGetImage",

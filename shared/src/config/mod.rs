@@ -32,6 +32,9 @@ pub struct Config {
     pub repository: String,
     /// The namespace of repositories a key may name (`ARCHGATE_REPOSITORY_PREFIX`).
     pub repository_prefix: Option<String>,
+    /// The KMS key the namespace's new repositories are encrypted with
+    /// (`ARCHGATE_REPOSITORY_KMS_KEY`); AES256 when `None`.
+    pub repository_kms_key: Option<String>,
     pub amd64_project: String,
     pub arm64_project: String,
     pub manifest_mode: ManifestMode,
@@ -140,6 +143,12 @@ impl Config {
                 .map(|v| check(REPOSITORY_PREFIX, v, names::repository_namespace))
                 .transpose(),
         );
+        let repository_kms_key = problems.take(
+            lookup(REPOSITORY_KMS_KEY)
+                .filter(|v| !v.is_empty())
+                .map(|v| check(REPOSITORY_KMS_KEY, v, names::kms_key))
+                .transpose(),
+        );
         let amd64_project = problems
             .take(required(AMD64_PROJECT).and_then(|v| check(AMD64_PROJECT, v, project_name)));
         let arm64_project = problems
@@ -208,6 +217,7 @@ impl Config {
                 source_prefix: source_prefix?,
                 repository: repository?,
                 repository_prefix: repository_prefix?,
+                repository_kms_key: repository_kms_key?,
                 amd64_project: amd64_project?,
                 arm64_project: arm64_project?,
                 manifest_mode: manifest_mode?,
@@ -268,6 +278,9 @@ impl Config {
         ];
         if let Some(prefix) = &self.repository_prefix {
             vars.push((REPOSITORY_PREFIX, prefix.clone()));
+        }
+        if let Some(key) = &self.repository_kms_key {
+            vars.push((REPOSITORY_KMS_KEY, key.clone()));
         }
         if let Some(project) = &self.manifest_project {
             vars.push((MANIFEST_PROJECT, project.clone()));

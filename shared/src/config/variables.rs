@@ -6,6 +6,9 @@ pub const REPOSITORY: &str = "ARCHGATE_REPOSITORY";
 /// Optional: the namespace of repositories uploads may name by their key's folder
 /// (`apps/`: `releases/apps/web/web-1.4.2.zip` is release `web-1.4.2` of `apps/web`).
 pub const REPOSITORY_PREFIX: &str = "ARCHGATE_REPOSITORY_PREFIX";
+/// Optional: the KMS key the namespace's repositories are encrypted with when archgate
+/// creates them (AES256 without one).
+pub const REPOSITORY_KMS_KEY: &str = "ARCHGATE_REPOSITORY_KMS_KEY";
 pub const AMD64_PROJECT: &str = "ARCHGATE_AMD64_PROJECT";
 pub const ARM64_PROJECT: &str = "ARCHGATE_ARM64_PROJECT";
 pub const MANIFEST_MODE: &str = "ARCHGATE_MANIFEST_MODE";

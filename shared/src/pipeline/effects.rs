@@ -30,7 +30,10 @@ impl<P: Ports> Pipeline<P> {
         if repository == self.config.repository || known(&self.ensured) {
             return Ok(());
         }
-        let settings = RepositorySettings::new(None, &self.config.moving_tags);
+        let settings = RepositorySettings::new(
+            self.config.repository_kms_key.clone(),
+            &self.config.moving_tags,
+        );
         let ensured = self
             .registry
             .ensure_repository(repository, &settings)
