@@ -336,16 +336,18 @@ fn ledger_error(key: &ReleaseKey, source: crate::error::AdapterError) -> Pipelin
     }
 }
 
-/// Unique per delivery: the process, the time it started and a counter.
+/// Unique per delivery: the process, the time it started and a counter, each at a fixed
+/// width (the ledger item's size then does not depend on which process wrote the claim, so a
+/// simulated schedule is the same byte for byte whichever process runs it).
 pub(super) fn invocation_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
+        .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
     format!(
-        "{}-{nanos:x}-{}",
+        "{:08x}-{nanos:016x}-{:016x}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
