@@ -5,7 +5,7 @@
 use archgate::config::{sample_lookup, ConfigError, REPOSITORY_KMS_KEY, REPOSITORY_PREFIX};
 use archgate::domain::repository::{Repositories, RepositoryRefusal};
 use archgate::domain::{IgnoreReason, ReleaseKey, ReleaseTag};
-use archgate::inbound::{parse_s3_event, upload_fact};
+use archgate::inbound::{parse_s3_event, refusal_event, upload_fact};
 use archgate::Config;
 use proptest::prelude::*;
 
@@ -136,7 +136,46 @@ fn an_upload_starts_a_release_of_the_repository_its_key_names() {
     // And an upload naming a repository outside the namespace starts nothing, and says why
     let refused = upload("releases/teams/web/web-1.4.2.zip").unwrap_err();
     assert!(
-        matches!(&refused, IgnoreReason::BadObjectKey { problem } if problem.contains("not under the namespace `apps/`")),
+        matches!(&refused, IgnoreReason::RefusedRepository { refusal, .. } if refusal.rule() == "outside_namespace"),
         "{refused}"
     );
+    assert!(
+        refused
+            .to_string()
+            .contains("not under the namespace `apps/`"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_refused_upload_is_announced_as_rejected_with_its_rule_and_no_release() {
+    // Given a deployment with the namespace `apps/`, and the sample upload moved under a folder
+    let config = Config::from_lookup(sample_lookup(&[(REPOSITORY_PREFIX, "apps/")])).unwrap();
+    let event = |key: &str| {
+        let path = format!(
+            "{}/../events/s3-object-created.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        event["detail"]["object"]["key"] = serde_json::json!(key);
+        parse_s3_event(event).unwrap()
+    };
+    // When the folder is outside the namespace, then `Release Rejected` says so, with the rule
+    let rejected = refusal_event(&event("releases/teams/web/web-1.4.2.zip"), &config)
+        .expect("a refused upload is announced");
+    assert_eq!(rejected.detail_type(), "Release Rejected");
+    assert_eq!(rejected.detail.repository, "teams/web");
+    assert_eq!(rejected.detail.tag, "web-1.4.2");
+    assert_eq!(rejected.detail.rule, Some("outside_namespace"));
+    assert_eq!(rejected.detail.attempt, 0);
+    // And the same upload delivered twice is the same announcement (consumers drop repeats)
+    let again = refusal_event(&event("releases/teams/web/web-1.4.2.zip"), &config).unwrap();
+    assert_eq!(again.detail.event_key, rejected.detail.event_key);
+    // And a folder that is no repository name is announced with that rule
+    let bad = refusal_event(&event("releases/apps/Web/web-1.4.2.zip"), &config).unwrap();
+    assert_eq!(bad.detail.rule, Some("not_a_repository_name"));
+    // And an upload that starts a release, or is ignored for another reason, announces nothing
+    assert!(refusal_event(&event("releases/apps/web/web-1.4.2.zip"), &config).is_none());
+    assert!(refusal_event(&event("releases/web.tar.gz"), &config).is_none());
 }

@@ -228,3 +228,35 @@ async fn an_upload_under_the_namespace_starts_a_release_of_its_own_repository() 
     assert_eq!(status(&env.start_builds(event).await), "applied");
     assert_eq!(count(&calls(&env), "ECR.CreateRepository"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_naming_a_repository_outside_the_namespace_is_rejected_and_starts_nothing() {
+    // Given a deployment whose uploads may name repositories under `apps/`
+    let config = archgate_cli::local::config_with(
+        ManifestMode::Native,
+        &[(archgate::config::REPOSITORY_PREFIX, "apps/")],
+    );
+    let env = archgate_cli::local::LocalEnv::start_in(config, "eu-west-1")
+        .await
+        .expect("the local AWS emulator is required for this test");
+    let event = upload(&env, "releases/teams/web/web-1.4.2.zip").await;
+    calls(&env);
+
+    // When start-builds handles an upload under `teams/`
+    let answer = env.start_builds(event.clone()).await;
+
+    // Then it is ignored with the rule, announced as rejected, and nothing else happened
+    assert_eq!(status(&answer), "ignored", "{answer}");
+    assert_eq!(answer["kind"], "refused_repository", "{answer}");
+    let tally = calls(&env);
+    assert_eq!(count(&tally, "EventBridge.PutEvents"), 1, "{tally:?}");
+    let touched: usize = tally
+        .iter()
+        .filter(|(call, _)| !call.starts_with("EventBridge."))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(touched, 0, "only the announcement: {tally:?}");
+    assert_eq!(release_events(&env).await, vec!["Release Rejected"]);
+    let listing = env.pipeline.releases(10).await.unwrap();
+    assert!(listing.releases.is_empty(), "no ledger item: {listing:?}");
+}

@@ -64,6 +64,11 @@ pub enum IgnoreReason {
     NotHexadecimal { field: &'static str, value: String },
     #[error("{problem}")]
     BadObjectKey { problem: String },
+    #[error("object key `{key}` is refused: {refusal}")]
+    RefusedRepository {
+        key: String,
+        refusal: super::repository::RepositoryRefusal,
+    },
     #[error("build {build_id}: {problem}")]
     BadReleaseTag { build_id: String, problem: String },
     #[error("build {build_id} of the {expected} project says IMAGE_ARCH={said}")]
@@ -237,6 +242,7 @@ impl IgnoreReason {
             LongField { .. } => "long_field",
             NotHexadecimal { .. } => "not_hexadecimal",
             BadObjectKey { .. } => "bad_object_key",
+            RefusedRepository { .. } => "refused_repository",
             BadReleaseTag { .. } => "bad_release_tag",
             ArchMismatch { .. } => "arch_mismatch",
             UnknownBuildStatus { .. } => "unknown_build_status",

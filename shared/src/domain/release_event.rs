@@ -119,6 +119,39 @@ pub fn event_key(release: &Release, kind: EventKind) -> String {
     )
 }
 
+/// `Release Rejected` of an upload whose key names no repository of archgate's: no release
+/// holds it (nothing is recorded: there is no repository of archgate's to record it in), so
+/// the event says what the key asked for and the rule it broke. Its key is the upload's.
+pub fn refused_upload_event(
+    source: SourceRef,
+    revision: &str,
+    repository: &str,
+    tag: &str,
+    reason: String,
+    rule: &'static str,
+) -> ReleaseEvent {
+    ReleaseEvent {
+        detail_type: RELEASE_REJECTED,
+        detail: ReleaseEventDetail {
+            event_key: keyed("rejected", &[repository, tag, revision, rule]),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            attempt: 0,
+            state: "rejected".to_owned(),
+            source,
+            builds: BTreeMap::new(),
+            image_digests: BTreeMap::new(),
+            index_digest: None,
+            candidate_tag: None,
+            reason: Some(reason),
+            scans: BTreeMap::new(),
+            tags: Vec::new(),
+            rule: Some(rule),
+            last_error: None,
+        },
+    }
+}
+
 /// The event announcing a notice: `Release Rejected` or `Release Vulnerable`. Its key is the
 /// notice's identity, so a repeated announcement is recognisably the same news.
 pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {

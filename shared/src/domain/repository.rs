@@ -54,6 +54,24 @@ pub enum RepositoryRefusal {
     OutsideNamespace { folder: String, namespace: String },
 }
 
+impl RepositoryRefusal {
+    /// The folder the key named (bounded for messages).
+    pub fn folder(&self) -> &str {
+        match self {
+            RepositoryRefusal::NotARepositoryName { folder, .. }
+            | RepositoryRefusal::OutsideNamespace { folder, .. } => folder,
+        }
+    }
+
+    /// The rule the key broke, as `Release Rejected` names it.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            RepositoryRefusal::NotARepositoryName { .. } => "not_a_repository_name",
+            RepositoryRefusal::OutsideNamespace { .. } => "outside_namespace",
+        }
+    }
+}
+
 impl Repositories {
     /// Whether `repository` is one of archgate's.
     pub fn owns(&self, repository: &str) -> bool {

@@ -112,6 +112,14 @@ pub enum PipelineError {
     },
     #[error("release {release} changed under {WRITE_ATTEMPTS} consecutive attempts")]
     Contention { release: String },
+    /// Announcing an upload that starts no release (`Release Rejected` of a refused key).
+    #[error("could not announce {detail_type} of {key}")]
+    Announce {
+        detail_type: &'static str,
+        key: String,
+        #[source]
+        source: AdapterError,
+    },
 }
 
 impl From<ReadFailed> for PipelineError {
@@ -128,7 +136,8 @@ impl PipelineError {
         match self {
             PipelineError::Ledger { source, .. }
             | PipelineError::Read { source, .. }
-            | PipelineError::Findings { source, .. } => source.is_retryable(),
+            | PipelineError::Findings { source, .. }
+            | PipelineError::Announce { source, .. } => source.is_retryable(),
             PipelineError::Effect { source, .. } => source.is_retryable(),
             PipelineError::Contention { .. } => true,
         }
@@ -138,7 +147,8 @@ impl PipelineError {
         match self {
             PipelineError::Ledger { source, .. }
             | PipelineError::Read { source, .. }
-            | PipelineError::Findings { source, .. } => source.error_type(),
+            | PipelineError::Findings { source, .. }
+            | PipelineError::Announce { source, .. } => source.error_type(),
             PipelineError::Effect { source, .. } => source.error_type(),
             PipelineError::Contention { .. } => "Archgate.Contention",
         }

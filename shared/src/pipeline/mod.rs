@@ -23,9 +23,10 @@ pub use scans::{Rejudge, Rejudged};
 use crate::config::Config;
 use crate::domain::gate::Verdict;
 use crate::domain::release::Service;
+use crate::domain::release_event::ReleaseEvent;
 use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
-use crate::ports::{BuildDetails, Builds, Clock, Ledger, Listing, Ports, Stored};
+use crate::ports::{BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Ports, Stored};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -125,6 +126,20 @@ impl<P: Ports> Pipeline<P> {
 }
 
 impl<P: Ports> Pipeline<P> {
+    /// Publishes a release event that no release's effects carry (the `Release Rejected` of
+    /// an upload whose key names no repository of archgate's: there is no release to record
+    /// it on). At least once, like every event: its key lets consumers drop repeats.
+    pub async fn announce(&self, event: &ReleaseEvent) -> Result<(), PipelineError> {
+        self.events
+            .publish(event)
+            .await
+            .map_err(|source| PipelineError::Announce {
+                detail_type: event.detail_type(),
+                key: event.detail.source.key.clone(),
+                source,
+            })
+    }
+
     /// The time by the pipeline's clock.
     pub fn now(&self) -> Millis {
         self.clock.now_millis()
