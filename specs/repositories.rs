@@ -136,7 +136,7 @@ fn an_upload_starts_a_release_of_the_repository_its_key_names() {
     // And an upload naming a repository outside the namespace starts nothing, and says why
     let refused = upload("releases/teams/web/web-1.4.2.zip").unwrap_err();
     assert!(
-        matches!(&refused, IgnoreReason::RefusedRepository { refusal, .. } if refusal.rule() == "outside_namespace"),
+        matches!(&refused, IgnoreReason::RefusedRepository { refusal, .. } if refusal.rule() == "outside-namespace"),
         "{refused}"
     );
     assert!(
@@ -167,14 +167,14 @@ fn a_refused_upload_is_announced_as_rejected_with_its_rule_and_no_release() {
     assert_eq!(rejected.detail_type(), "Release Rejected");
     assert_eq!(rejected.detail.repository, "teams/web");
     assert_eq!(rejected.detail.tag, "web-1.4.2");
-    assert_eq!(rejected.detail.rule, Some("outside_namespace"));
+    assert_eq!(rejected.detail.rule, Some("outside-namespace"));
     assert_eq!(rejected.detail.attempt, 0);
     // And the same upload delivered twice is the same announcement (consumers drop repeats)
     let again = refusal_event(&event("releases/teams/web/web-1.4.2.zip"), &config).unwrap();
     assert_eq!(again.detail.event_key, rejected.detail.event_key);
     // And a folder that is no repository name is announced with that rule
     let bad = refusal_event(&event("releases/apps/Web/web-1.4.2.zip"), &config).unwrap();
-    assert_eq!(bad.detail.rule, Some("not_a_repository_name"));
+    assert_eq!(bad.detail.rule, Some("not-a-repository-name"));
     // And an upload that starts a release, or is ignored for another reason, announces nothing
     assert!(refusal_event(&event("releases/apps/web/web-1.4.2.zip"), &config).is_none());
     assert!(refusal_event(&event("releases/web.tar.gz"), &config).is_none());

@@ -66,8 +66,8 @@ impl RepositoryRefusal {
     /// The rule the key broke, as `Release Rejected` names it.
     pub fn rule(&self) -> &'static str {
         match self {
-            RepositoryRefusal::NotARepositoryName { .. } => "not_a_repository_name",
-            RepositoryRefusal::OutsideNamespace { .. } => "outside_namespace",
+            RepositoryRefusal::NotARepositoryName { .. } => "not-a-repository-name",
+            RepositoryRefusal::OutsideNamespace { .. } => "outside-namespace",
         }
     }
 }

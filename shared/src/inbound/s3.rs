@@ -104,12 +104,13 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
     // The key's path below the prefix names the repository (with a namespace).
     let rest = &key[config.source_prefix.len()..];
     let repositories = config.repositories();
-    let repository = repositories
-        .of_key(rest)
-        .map_err(|refusal| IgnoreReason::RefusedRepository {
-            key: truncate_for_message(key),
-            refusal,
-        })?;
+    let repository =
+        repositories
+            .of_key(rest)
+            .map_err(|refusal| IgnoreReason::RefusedRepository {
+                key: truncate_for_message(key),
+                refusal,
+            })?;
     let key = ReleaseKey::new(repository.to_owned(), tag);
     // A reserved name starts nothing; the refusal is recorded and announced.
     let fact = match key.tag.reserved(&config.moving_tags) {
