@@ -2,7 +2,7 @@
 
 use super::{short, short_id, BuildRun, Job, Note, Upload, World};
 use crate::scenario::*;
-use archgate::build_variables::{IMAGE_ARCH, RELEASE_TAG};
+use archgate::build_variables::{IMAGE_ARCH, IMAGE_REPO_NAME, RELEASE_TAG};
 use archgate::domain::rfc3339;
 use archgate::domain::{Arch, BuildStatus};
 use serde_json::{json, Value};
@@ -160,6 +160,7 @@ impl World {
                 build.id.clone(),
                 BuildRun {
                     id: build.id.clone(),
+                    repository: env(IMAGE_REPO_NAME),
                     tag: env(RELEASE_TAG),
                     arch,
                     content,
@@ -187,7 +188,7 @@ impl World {
             .is_some_and(|b| b.status == BuildStatus::InProgress);
         if still_running && run.content.fails_on != Some(run.arch) {
             let digest = self.svc.registry.push(
-                REPOSITORY,
+                &run.repository,
                 Some(&format!("{}-{}", run.tag, run.arch)),
                 image_manifest(run.content.id, run.arch),
             );
@@ -203,12 +204,19 @@ impl World {
             }
             if self.scenario.vanishing_images && self.rng.chance(20) {
                 let at = self.now() + self.rng.between(5_000, 2 * MINUTE);
-                self.schedule(at, Job::Vanish(digest.clone()));
+                self.schedule(
+                    at,
+                    Job::Vanish {
+                        repository: run.repository.clone(),
+                        digest: digest.clone(),
+                    },
+                );
             }
             let at = self.now() + self.rng.between(30_000, 20 * MINUTE);
             self.schedule(
                 at,
                 Job::Scan {
+                    repository: run.repository.clone(),
                     digest,
                     rescan: false,
                 },

@@ -45,8 +45,9 @@ pub enum Job {
     Push(String),
     /// A build ends and CodeBuild sends its state change.
     Finish(String),
-    /// ECR scans an image (scan on push, or a rescan with new findings).
+    /// ECR scans an image of a repository (scan on push, or a rescan with new findings).
     Scan {
+        repository: String,
         digest: Digest,
         rescan: bool,
     },
@@ -67,8 +68,8 @@ pub enum Job {
         kind: OutageKind,
         on: bool,
     },
-    /// Someone deletes a per-arch image by hand.
-    Vanish(Digest),
+    /// Someone deletes a per-arch image of a repository by hand.
+    Vanish { repository: String, digest: Digest },
 }
 
 /// What a delivery stands for in the ground truth.
@@ -125,6 +126,8 @@ pub struct Upload {
 #[derive(Debug, Clone)]
 pub struct BuildRun {
     pub id: String,
+    /// The repository it pushes to (`IMAGE_REPO_NAME`).
+    pub repository: String,
     pub tag: String,
     pub arch: Arch,
     pub content: Content,
@@ -377,7 +380,7 @@ fn is_trouble(job: &Job) -> bool {
             | Job::Fix(_)
             | Job::Scan { rescan: true, .. }
             | Job::Outage { .. }
-            | Job::Vanish(_)
+            | Job::Vanish { .. }
     )
 }
 

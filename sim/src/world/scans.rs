@@ -1,7 +1,6 @@
 //! ECR scans: findings on push and rescans, announced as ECR's or Inspector's events.
 
 use super::{short, Note, World};
-use crate::scenario::*;
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use archgate::domain::rfc3339;
 use archgate::domain::Digest;
@@ -14,9 +13,9 @@ const FINDING_TEMPLATE: &str = include_str!("../../../events/inspector2-finding.
 impl World {
     /// ECR scans an image: findings as its content carries them (or, for a rescan, a new
     /// critical finding), then the scan event with the image's tags at that moment.
-    pub(super) fn scan(&mut self, digest: &Digest, rescan: bool) {
+    pub(super) fn scan(&mut self, repository: &str, digest: &Digest, rescan: bool) {
         let now = self.now();
-        let Some(tags) = self.svc.registry.inspect(REPOSITORY, |repo| {
+        let Some(tags) = self.svc.registry.inspect(repository, |repo| {
             repo.images
                 .contains_key(digest)
                 .then(|| repo.tags_of(digest))
@@ -33,7 +32,7 @@ impl World {
         }
         counts.insert(Severity::High, 2);
         self.svc.registry.set_scan(
-            REPOSITORY,
+            repository,
             digest,
             ScanFindings {
                 status: Some(ScanStatus::Complete),
@@ -49,10 +48,10 @@ impl World {
             event["id"] = json!(format!("finding-{}-{now}", digest.hex()));
             event["time"] = json!(rfc3339(now));
             event["resources"] = json!([format!(
-                "arn:aws:ecr:eu-west-1:123456789012:repository/{REPOSITORY}/{digest}"
+                "arn:aws:ecr:eu-west-1:123456789012:repository/{repository}/{digest}"
             )]);
             let image = &mut event["detail"]["resources"][0]["details"]["awsEcrContainerImage"];
-            image["repositoryName"] = json!(REPOSITORY);
+            image["repositoryName"] = json!(repository);
             image["imageHash"] = json!(digest);
             image["imageTags"] = json!(tags);
             event
@@ -61,7 +60,7 @@ impl World {
             event["id"] = json!(format!("scan-{}-{now}", digest.hex()));
             event["time"] = json!(rfc3339(now));
             let detail = &mut event["detail"];
-            detail["repository-name"] = json!(REPOSITORY);
+            detail["repository-name"] = json!(repository);
             detail["image-digest"] = json!(digest);
             detail["image-tags"] = json!(tags);
             detail["finding-severity-counts"] = json!(counts

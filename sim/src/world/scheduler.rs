@@ -99,13 +99,17 @@ impl World {
             } => self.spawn_delivery(event, label, tries, note),
             Job::Push(id) => self.push(&id),
             Job::Finish(id) => self.finish(&id),
-            Job::Scan { digest, rescan } => self.scan(&digest, rescan),
+            Job::Scan {
+                repository,
+                digest,
+                rescan,
+            } => self.scan(&repository, &digest, rescan),
             Job::Flood(pushes) => self.flood(pushes),
             Job::ForeignPush { tag, left } => self.foreign_push(tag, left),
             Job::Damage => self.damage(),
             Job::Fix(tag) => self.fix(&tag),
             Job::Outage { kind, on } => self.outage(kind, on),
-            Job::Vanish(digest) => self.vanish(&digest),
+            Job::Vanish { repository, digest } => self.vanish(&repository, &digest),
         }
     }
 

@@ -46,6 +46,7 @@ impl World {
         self.schedule(
             scan_at,
             Job::Scan {
+                repository: REPOSITORY.to_owned(),
                 digest,
                 rescan: false,
             },
@@ -144,6 +145,7 @@ impl World {
                         self.schedule(
                             at,
                             Job::Scan {
+                                repository: release.key.repository.clone(),
                                 digest: child,
                                 rescan: true,
                             },
@@ -224,8 +226,8 @@ impl World {
     }
 
     /// Someone deletes a per-arch image by hand (refused while an index lists it).
-    pub(super) fn vanish(&mut self, digest: &Digest) {
-        if self.svc.registry.delete_by_hand(REPOSITORY, digest) {
+    pub(super) fn vanish(&mut self, repository: &str, digest: &Digest) {
+        if self.svc.registry.delete_by_hand(repository, digest) {
             self.vanished.insert(digest.clone());
             self.note(format!("someone deletes {} by hand", short(digest)));
         }
