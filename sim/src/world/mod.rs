@@ -69,7 +69,10 @@ pub enum Job {
         on: bool,
     },
     /// Someone deletes a per-arch image of a repository by hand.
-    Vanish { repository: String, digest: Digest },
+    Vanish {
+        repository: String,
+        digest: Digest,
+    },
 }
 
 /// What a delivery stands for in the ground truth.
