@@ -3,9 +3,10 @@
 //! is refused, never mapped to another repository.
 
 use archgate::config::{sample_lookup, ConfigError, REPOSITORY_KMS_KEY, REPOSITORY_PREFIX};
+use archgate::domain::release_event::rejection_event;
 use archgate::domain::repository::{Repositories, RepositoryRefusal};
 use archgate::domain::{IgnoreReason, ReleaseKey, ReleaseTag};
-use archgate::inbound::{parse_s3_event, refusal_event, upload_fact};
+use archgate::inbound::{parse_s3_event, upload_fact, S3Event};
 use archgate::Config;
 use proptest::prelude::*;
 
@@ -113,20 +114,23 @@ fn the_namespace_is_checked_like_every_variable() {
     assert_eq!(config.repository_kms_key.as_deref(), Some(key));
 }
 
+/// The sample S3 upload, under `key`.
+fn upload_event(key: &str) -> S3Event {
+    let path = format!(
+        "{}/../events/s3-object-created.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["detail"]["object"]["key"] = serde_json::json!(key);
+    parse_s3_event(event).unwrap()
+}
+
 #[test]
 fn an_upload_starts_a_release_of_the_repository_its_key_names() {
     // Given a deployment with the namespace `apps/`
     let config = Config::from_lookup(sample_lookup(&[(REPOSITORY_PREFIX, "apps/")])).unwrap();
-    let upload = |key: &str| {
-        let path = format!(
-            "{}/../events/s3-object-created.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut event: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        event["detail"]["object"]["key"] = serde_json::json!(key);
-        upload_fact(&parse_s3_event(event).unwrap(), &config)
-    };
+    let upload = |key: &str| upload_fact(&upload_event(key), &config);
     // When web's release is uploaded under its folder, then it is a release of apps/web
     let (key, _) = upload("releases/apps/web/web-1.4.2.zip").unwrap();
     assert_eq!(
@@ -151,31 +155,27 @@ fn an_upload_starts_a_release_of_the_repository_its_key_names() {
 fn a_refused_upload_is_announced_as_rejected_with_its_rule_and_no_release() {
     // Given a deployment with the namespace `apps/`, and the sample upload moved under a folder
     let config = Config::from_lookup(sample_lookup(&[(REPOSITORY_PREFIX, "apps/")])).unwrap();
-    let event = |key: &str| {
-        let path = format!(
-            "{}/../events/s3-object-created.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut event: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        event["detail"]["object"]["key"] = serde_json::json!(key);
-        parse_s3_event(event).unwrap()
+    // (what start-builds announces: the rejection its ignore reason carries)
+    let announced = |key: &str| {
+        upload_fact(&upload_event(key), &config)
+            .err()
+            .and_then(|reason| rejection_event(&reason))
     };
     // When the folder is outside the namespace, then `Release Rejected` says so, with the rule
-    let rejected = refusal_event(&event("releases/teams/web/web-1.4.2.zip"), &config)
-        .expect("a refused upload is announced");
+    let rejected =
+        announced("releases/teams/web/web-1.4.2.zip").expect("a refused upload is announced");
     assert_eq!(rejected.detail_type(), "Release Rejected");
     assert_eq!(rejected.detail.repository, "teams/web");
     assert_eq!(rejected.detail.tag, "web-1.4.2");
     assert_eq!(rejected.detail.rule, Some("outside-namespace"));
     assert_eq!(rejected.detail.attempt, 0);
     // And the same upload delivered twice is the same announcement (consumers drop repeats)
-    let again = refusal_event(&event("releases/teams/web/web-1.4.2.zip"), &config).unwrap();
+    let again = announced("releases/teams/web/web-1.4.2.zip").unwrap();
     assert_eq!(again.detail.event_key, rejected.detail.event_key);
     // And a folder that is no repository name is announced with that rule
-    let bad = refusal_event(&event("releases/apps/Web/web-1.4.2.zip"), &config).unwrap();
+    let bad = announced("releases/apps/Web/web-1.4.2.zip").unwrap();
     assert_eq!(bad.detail.rule, Some("not-a-repository-name"));
     // And an upload that starts a release, or is ignored for another reason, announces nothing
-    assert!(refusal_event(&event("releases/apps/web/web-1.4.2.zip"), &config).is_none());
-    assert!(refusal_event(&event("releases/web.tar.gz"), &config).is_none());
+    assert!(announced("releases/apps/web/web-1.4.2.zip").is_none());
+    assert!(announced("releases/web.tar.gz").is_none());
 }

@@ -1,7 +1,8 @@
 //! S3 "Object Created" → `SourceUploaded` fact → the release pipeline.
 
+use archgate::domain::release_event::rejection_event;
 use archgate::handler_error::HandlerError;
-use archgate::inbound::{parse_s3_event, refusal_event, upload_fact};
+use archgate::inbound::{parse_s3_event, upload_fact};
 use archgate::pipeline::{Outcome, Pipeline};
 use archgate::ports::Ports;
 use tracing::info;
@@ -16,7 +17,7 @@ pub async fn handle<P: Ports>(
         Err(reason) => {
             info!(event_id = event.id.as_deref().unwrap_or_default(), %reason, "ignored");
             // A key that names no repository of archgate's starts nothing, and says so.
-            if let Some(rejection) = refusal_event(&event, pipeline.config()) {
+            if let Some(rejection) = rejection_event(&reason) {
                 pipeline.announce(&rejection).await?;
             }
             return Ok(reason.into());

@@ -68,6 +68,9 @@ pub enum IgnoreReason {
     RefusedRepository {
         key: String,
         refusal: super::repository::RepositoryRefusal,
+        /// The upload and the tag its file names: what its `Release Rejected` says.
+        tag: super::tag::ReleaseTag,
+        upload: Box<super::release::SourceObject>,
     },
     #[error("build {build_id}: {problem}")]
     BadReleaseTag { build_id: String, problem: String },

@@ -2,8 +2,9 @@
 
 use super::digest::Digest;
 use super::gate::{Finding, SeverityCounts, Verdict};
+use super::ignore::IgnoreReason;
 use super::notice::{Notice, NoticeKind};
-use super::release::{BuildRole, EventKind, Release, ScanRecord};
+use super::release::{BuildRole, EventKind, Release, ScanRecord, SourceObject};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -83,6 +84,16 @@ pub struct SourceRef {
     pub version_id: Option<String>,
 }
 
+impl From<&SourceObject> for SourceRef {
+    fn from(source: &SourceObject) -> Self {
+        SourceRef {
+            bucket: source.bucket.clone(),
+            key: source.key.clone(),
+            version_id: source.version_id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseEvent {
     pub detail_type: &'static str,
@@ -119,37 +130,44 @@ pub fn event_key(release: &Release, kind: EventKind) -> String {
     )
 }
 
-/// `Release Rejected` of an upload whose key names no repository of archgate's: no release
-/// holds it (nothing is recorded: there is no repository of archgate's to record it in), so
-/// the event says what the key asked for and the rule it broke. Its key is the upload's.
-pub fn refused_upload_event(
-    source: SourceRef,
-    revision: &str,
-    repository: &str,
-    tag: &str,
-    reason: String,
-    rule: &'static str,
-) -> ReleaseEvent {
-    ReleaseEvent {
+/// `Release Rejected` of an upload whose key names no repository of archgate's
+/// ([`IgnoreReason::RefusedRepository`]; `None` for any other reason): no release holds it
+/// (nothing is recorded: there is no repository of archgate's to record it in), so the event
+/// says what the key asked for and the rule it broke. Its key is the upload's.
+pub fn rejection_event(reason: &IgnoreReason) -> Option<ReleaseEvent> {
+    let IgnoreReason::RefusedRepository {
+        refusal,
+        tag,
+        upload,
+        ..
+    } = reason
+    else {
+        return None;
+    };
+    let (repository, rule) = (refusal.folder(), refusal.rule());
+    Some(ReleaseEvent {
         detail_type: RELEASE_REJECTED,
         detail: ReleaseEventDetail {
-            event_key: keyed("rejected", &[repository, tag, revision, rule]),
+            event_key: keyed(
+                "rejected",
+                &[repository, tag.as_str(), upload.revision(), rule],
+            ),
             repository: repository.to_owned(),
-            tag: tag.to_owned(),
+            tag: tag.to_string(),
             attempt: 0,
             state: "rejected".to_owned(),
-            source,
+            source: SourceRef::from(&**upload),
             builds: BTreeMap::new(),
             image_digests: BTreeMap::new(),
             index_digest: None,
             candidate_tag: None,
-            reason: Some(reason),
+            reason: Some(reason.to_string()),
             scans: BTreeMap::new(),
             tags: Vec::new(),
             rule: Some(rule),
             last_error: None,
         },
-    }
+    })
 }
 
 /// The event announcing a notice: `Release Rejected` or `Release Vulnerable`. Its key is the
@@ -174,11 +192,7 @@ pub fn notice_event(release: &Release, notice: &Notice) -> ReleaseEvent {
             event.detail_type = RELEASE_REJECTED;
             detail.event_key = key("rejected");
             detail.attempt = release.attempt_started();
-            detail.source = SourceRef {
-                bucket: source.bucket.clone(),
-                key: source.key.clone(),
-                version_id: source.version_id.clone(),
-            };
+            detail.source = SourceRef::from(source);
             detail.reason = Some(reason.to_string());
             detail.rule = Some(reason.slug());
             detail.scans = BTreeMap::new();
@@ -277,11 +291,7 @@ pub fn release_event(release: &Release, kind: EventKind) -> ReleaseEvent {
             tag: release.key.tag.to_string(),
             attempt: release.attempt,
             state: release.phase().as_str().to_owned(),
-            source: SourceRef {
-                bucket: release.source.bucket.clone(),
-                key: release.source.key.clone(),
-                version_id: release.source.version_id.clone(),
-            },
+            source: SourceRef::from(&release.source),
             builds,
             image_digests,
             index_digest: release.candidate.as_ref().map(|c| c.digest.clone()),

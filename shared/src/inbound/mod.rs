@@ -18,8 +18,8 @@ pub use finding::{
     FindingResourceDetails, InspectorFinding, INSPECTOR_FINDING,
 };
 pub use s3::{
-    parse_s3_event, refusal_event, upload_fact, S3Bucket, S3Event, S3Object, S3ObjectCreated,
-    S3_OBJECT_CREATED, S3_SOURCE,
+    parse_s3_event, upload_fact, S3Bucket, S3Event, S3Object, S3ObjectCreated, S3_OBJECT_CREATED,
+    S3_SOURCE,
 };
 pub use scan::{
     parse_scan_event, scan_observation, ImageScan, InvalidField, NoObservation, ScanEvent,

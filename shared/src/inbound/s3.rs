@@ -3,7 +3,6 @@
 use super::{foreign, optional, other_event, parse, required, MalformedEvent};
 use crate::config::Config;
 use crate::domain::digest::truncate_for_message;
-use crate::domain::release_event::{refused_upload_event, ReleaseEvent, SourceRef};
 use crate::domain::tag::ReleaseTag;
 use crate::domain::{Fact, IgnoreReason, ReleaseKey, SourceObject};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -104,13 +103,17 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
     // The key's path below the prefix names the repository (with a namespace).
     let rest = &key[config.source_prefix.len()..];
     let repositories = config.repositories();
-    let repository =
-        repositories
-            .of_key(rest)
-            .map_err(|refusal| IgnoreReason::RefusedRepository {
+    let repository = match repositories.of_key(rest) {
+        Ok(repository) => repository,
+        Err(refusal) => {
+            return Err(IgnoreReason::RefusedRepository {
                 key: truncate_for_message(key),
                 refusal,
-            })?;
+                tag,
+                upload: Box::new(source),
+            })
+        }
+    };
     let key = ReleaseKey::new(repository.to_owned(), tag);
     // A reserved name starts nothing; the refusal is recorded and announced.
     let fact = match key.tag.reserved(&config.moving_tags) {
@@ -121,36 +124,4 @@ pub fn upload_fact(event: &S3Event, config: &Config) -> Result<(ReleaseKey, Fact
         },
     };
     Ok((key, fact))
-}
-
-/// What an upload refused for the repository its key names announces: `Release Rejected`
-/// with the rule (`None` for any other upload, refused or not).
-pub fn refusal_event(event: &S3Event, config: &Config) -> Option<ReleaseEvent> {
-    let (ignored, object) = (
-        upload_fact(event, config).err()?,
-        event.detail.object.as_ref()?,
-    );
-    let IgnoreReason::RefusedRepository { refusal, .. } = &ignored else {
-        return None;
-    };
-    let key = object.key.as_deref()?;
-    let tag = ReleaseTag::from_object_key(key, &config.source_prefix).ok()?;
-    let version_id = object.version_id.clone();
-    let revision = version_id
-        .clone()
-        .or_else(|| object.etag.clone())
-        .unwrap_or_else(|| "unversioned".to_owned());
-    let source = SourceRef {
-        bucket: config.source_bucket.clone(),
-        key: truncate_for_message(key),
-        version_id,
-    };
-    Some(refused_upload_event(
-        source,
-        &revision,
-        refusal.folder(),
-        tag.as_str(),
-        ignored.to_string(),
-        refusal.rule(),
-    ))
 }
