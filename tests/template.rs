@@ -1434,50 +1434,7 @@ async fn each_rule_delivers_exactly_the_samples_it_is_meant_for() {
     let env = installation(ManifestMode::Native).await;
     let events = &env.clients.eventbridge;
     let sqs = aws_sdk_sqs::Client::new(&env.sdk);
-    let mut queues = BTreeMap::new();
-    for rule in &rules {
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("route-{}", rule.name))
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url()
-            .expect("queue url")
-            .to_owned();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .expect("queue arn")
-            .clone();
-        events
-            .put_rule()
-            .name(&rule.name)
-            .event_pattern(rule.pattern.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutRule {}: {e:?}", rule.name));
-        events
-            .put_targets()
-            .rule(&rule.name)
-            .targets(
-                Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutTargets {}: {e:?}", rule.name));
-        queues.insert(rule.name.clone(), queue_url);
-    }
+    let queues = route_to_queues(events, &sqs, &rules, "route").await;
 
     // When every sample is put on the default bus (PutEvents cannot set account and region;
     // no rule filters on them)
@@ -1513,36 +1470,16 @@ async fn each_rule_delivers_exactly_the_samples_it_is_meant_for() {
     let mut delivered_by = BTreeMap::new();
     for rule in &rules {
         let mut delivered = BTreeSet::new();
-        loop {
-            let received = sqs
-                .receive_message()
-                .queue_url(&queues[&rule.name])
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            if received.messages().is_empty() {
-                break;
+        for body in drain(&sqs, &queues[&rule.name]).await {
+            let id = body["id"].as_str().unwrap_or_default();
+            let Some(name) = sent.get(id) else {
+                problems.push(format!("{}: delivered an unknown event {body}", rule.name));
+                continue;
+            };
+            if body["detail"] != samples[name]["detail"] {
+                problems.push(format!("{}: {name} arrived with another detail", rule.name));
             }
-            for message in received.messages() {
-                let body: Json = serde_json::from_str(message.body().unwrap_or_default())
-                    .expect("an EventBridge event");
-                let id = body["id"].as_str().unwrap_or_default();
-                let Some(name) = sent.get(id) else {
-                    problems.push(format!("{}: delivered an unknown event {body}", rule.name));
-                    continue;
-                };
-                if body["detail"] != samples[name]["detail"] {
-                    problems.push(format!("{}: {name} arrived with another detail", rule.name));
-                }
-                delivered.insert(name.clone());
-                sqs.delete_message()
-                    .queue_url(&queues[&rule.name])
-                    .receipt_handle(message.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
+            delivered.insert(name.clone());
         }
         let mut expected = BTreeSet::new();
         for (name, event) in &samples {
@@ -1606,50 +1543,7 @@ async fn with_a_namespace_the_scan_rules_take_every_repository_under_it_and_no_o
     let env = installation(ManifestMode::Native).await;
     let events = &env.clients.eventbridge;
     let sqs = aws_sdk_sqs::Client::new(&env.sdk);
-    let mut queues = BTreeMap::new();
-    for rule in &rules {
-        let url = sqs
-            .create_queue()
-            .queue_name(format!("ns-{}", rule.name))
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url()
-            .expect("queue url")
-            .to_owned();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .expect("queue arn")
-            .clone();
-        events
-            .put_rule()
-            .name(&rule.name)
-            .event_pattern(rule.pattern.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutRule {}: {e:?}", rule.name));
-        events
-            .put_targets()
-            .rule(&rule.name)
-            .targets(
-                Target::builder()
-                    .id("queue")
-                    .arn(arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutTargets {}: {e:?}", rule.name));
-        queues.insert(rule.name.clone(), url);
-    }
+    let queues = route_to_queues(events, &sqs, &rules, "ns").await;
 
     // When scans of `myapp` (the default), `apps/web` and `teams/web` are published, as ECR
     // names them and as Inspector does (by ARN; a finding by the image's ARN)
@@ -1695,18 +1589,10 @@ async fn with_a_namespace_the_scan_rules_take_every_repository_under_it_and_no_o
 
     // Then each rule delivers the default repository's scan and apps/web's, and not teams/web's
     for rule in &rules {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queues[&rule.name])
-            .max_number_of_messages(10)
-            .send()
+        let mut named: Vec<String> = drain(&sqs, &queues[&rule.name])
             .await
-            .expect("receive");
-        let mut named: Vec<String> = received
-            .messages()
-            .iter()
-            .map(|m| {
-                let body: Json = serde_json::from_str(m.body().unwrap_or_default()).unwrap();
+            .into_iter()
+            .map(|body| {
                 let resources = body["resources"].to_string();
                 let repository = ["myapp", "apps/web", "teams/web"]
                     .into_iter()
@@ -1721,5 +1607,89 @@ async fn with_a_namespace_the_scan_rules_take_every_repository_under_it_and_no_o
             .collect();
         named.sort();
         assert_eq!(named, ["apps/web", "myapp"], "{}", rule.name);
+    }
+}
+
+/// Creates each rule on the emulator's default bus with a queue of its own (`<prefix>-<rule>`)
+/// as its target; the queue URLs by rule name.
+async fn route_to_queues(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    rules: &[Rule],
+    prefix: &str,
+) -> BTreeMap<String, String> {
+    let mut queues = BTreeMap::new();
+    for rule in rules {
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-{}", rule.name))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("queue url")
+            .to_owned();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("queue arn")
+            .clone();
+        events
+            .put_rule()
+            .name(&rule.name)
+            .event_pattern(rule.pattern.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRule {}: {e:?}", rule.name));
+        events
+            .put_targets()
+            .rule(&rule.name)
+            .targets(
+                Target::builder()
+                    .id("queue")
+                    .arn(queue_arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutTargets {}: {e:?}", rule.name));
+        queues.insert(rule.name.clone(), queue_url);
+    }
+    queues
+}
+
+/// Every event a rule's queue holds (each deleted once read).
+async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Json> {
+    let mut bodies = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        if received.messages().is_empty() {
+            return bodies;
+        }
+        for message in received.messages() {
+            bodies.push(
+                serde_json::from_str(message.body().unwrap_or_default())
+                    .expect("an EventBridge event"),
+            );
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
     }
 }
