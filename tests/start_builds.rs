@@ -182,13 +182,7 @@ async fn a_multipart_upload_starts_a_release_named_after_its_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_under_the_namespace_starts_a_release_of_its_own_repository() {
     // Given a deployment in eu-west-1 whose uploads may name repositories under `apps/`
-    let config = archgate_cli::local::config_with(
-        ManifestMode::Native,
-        &[(archgate::config::REPOSITORY_PREFIX, "apps/")],
-    );
-    let env = archgate_cli::local::LocalEnv::start_in(config, "eu-west-1")
-        .await
-        .expect("the local AWS emulator is required for this test");
+    let env = installation_with_namespace("apps/", "eu-west-1").await;
     let event = upload(&env, "releases/apps/web/web-1.4.2.zip").await;
     calls(&env);
 
@@ -232,13 +226,7 @@ async fn an_upload_under_the_namespace_starts_a_release_of_its_own_repository() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_naming_a_repository_outside_the_namespace_is_rejected_and_starts_nothing() {
     // Given a deployment whose uploads may name repositories under `apps/`
-    let config = archgate_cli::local::config_with(
-        ManifestMode::Native,
-        &[(archgate::config::REPOSITORY_PREFIX, "apps/")],
-    );
-    let env = archgate_cli::local::LocalEnv::start_in(config, "eu-west-1")
-        .await
-        .expect("the local AWS emulator is required for this test");
+    let env = installation_with_namespace("apps/", "eu-west-1").await;
     let event = upload(&env, "releases/teams/web/web-1.4.2.zip").await;
     calls(&env);
 

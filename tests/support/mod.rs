@@ -34,6 +34,21 @@ pub async fn installation_in(mode: ManifestMode, region: &str) -> LocalEnv {
     }
 }
 
+/// A fresh installation in `region` whose uploads may name repositories under `namespace`
+/// (`ARCHGATE_REPOSITORY_PREFIX`).
+pub async fn installation_with_namespace(namespace: &str, region: &str) -> LocalEnv {
+    let config = archgate_cli::local::config_with(
+        ManifestMode::Native,
+        &[(archgate::config::REPOSITORY_PREFIX, namespace)],
+    );
+    match LocalEnv::start_in(config, region).await {
+        Ok(env) => env,
+        Err(e) => {
+            panic!("the local AWS emulator is required for this test and could not start: {e:?}")
+        }
+    }
+}
+
 /// A sample from `events/`, parsed.
 pub fn sample(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
