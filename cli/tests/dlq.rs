@@ -1,6 +1,7 @@
 //! `archgate dlq`: what landed in the dead-letter queue, and sending it back — pipeline events
 //! through their handlers, scheduled events to the deployed function they were for.
 
+use crate::text;
 use archgate_cli::local::{sample_build_context, LocalEnv};
 use archgate_testkit::emulator::{control_api_post, create_lambda_role, ACCOUNT};
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -13,14 +14,6 @@ fn archgate(env: &LocalEnv, args: &[&str], variables: &[(&str, &str)]) -> Output
         .envs(variables.iter().copied())
         .output()
         .expect("archgate runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The installation's dead-letter queue, empty; its URL.

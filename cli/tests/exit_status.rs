@@ -1,7 +1,7 @@
 //! The exit statuses the README documents (and `archgate --help` lists), each held to a case
 //! that produces it, through the binary. Cases held elsewhere are named where they are.
 
-use std::process::Output;
+use crate::text;
 
 /// One documented status and the command that produces it.
 struct Case {
@@ -11,14 +11,6 @@ struct Case {
     removed: &'static [&'static str],
     status: i32,
     says: &'static str,
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test]

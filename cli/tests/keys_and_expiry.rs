@@ -25,14 +25,7 @@ fn archgate(env: &LocalEnv, args: &[&str], overrides: &[(&str, &str)]) -> (Optio
         .envs(overrides.iter().copied())
         .output()
         .expect("archgate runs");
-    (
-        output.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    (output.status.code(), crate::text(&output))
 }
 
 async fn new_key(env: &LocalEnv, spec: KeySpec, usage: KeyUsageType) -> String {

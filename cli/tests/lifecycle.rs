@@ -15,14 +15,7 @@ fn archgate(env: &LocalEnv, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("archgate runs");
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    (output.status.success(), crate::text(&output))
 }
 
 async fn build(env: &LocalEnv, status: &str) {

@@ -1,6 +1,7 @@
 //! `archgate local …`: a release driven by hand on the local emulator with the commands an
 //! operator types, each a separate process reading `.archgate/local.env`.
 
+use crate::text;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -23,14 +24,6 @@ fn archgate_with(dir: &Path, args: &[&str], variables: &[(&str, &str)]) -> Outpu
     }
     command.envs(variables.iter().copied());
     command.output().expect("archgate runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Stops the emulator however the test ends.

@@ -31,6 +31,15 @@ async fn installation() -> LocalEnv {
         .expect("the local AWS emulator is required")
 }
 
+/// What a command printed, stdout then stderr.
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// `archgate` as an operator of `env` runs it: the installation's settings, its endpoint and
 /// its region (which is not us-east-1 when the tests run elsewhere).
 fn operator(env: &LocalEnv) -> Command {

@@ -1,17 +1,10 @@
 //! The release commands name a release of any of archgate's repositories (`<repository>:<tag>`
 //! or `--repository`), and refuse, before any call, a repository that is not archgate's.
 
+use crate::text;
 use archgate::config::REPOSITORY_PREFIX;
 use archgate::domain::ManifestMode;
 use archgate_cli::local::{config_with, sample_build_context, LocalEnv};
-
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[tokio::test]
 async fn a_release_of_the_namespace_is_named_with_its_repository() {

@@ -90,11 +90,7 @@ async fn a_release_with_a_third_party_dsse_sbom_verifies_by_tag_and_by_latest() 
             .env_remove(MOVING_TAGS)
             .output()
             .expect("archgate runs");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let said = crate::text(&output);
 
         // Then it passes for that release, and lists both others as not archgate's
         assert_eq!(output.status.code(), Some(0), "{tag}: {said}");
