@@ -13,36 +13,26 @@ use crate::domain::repository::RepositorySettings;
 use crate::domain::{Arch, BuildRole, Digest, Effect, EffectResult, Release};
 use crate::ports::{BuildRequest, Builds, EventPublisher, Ledger, Ports, Registry};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashSet;
-use std::sync::Mutex;
 
 impl<P: Ports> Pipeline<P> {
     /// A repository of the namespace exists before its first build pushes to it: created
     /// with archgate's settings on its first release (once per process; a concurrent first
     /// release finds it). The default repository is the template's.
     async fn ensure_repository(&self, repository: &str) -> Result<(), EffectError> {
-        let known = |ensured: &Mutex<HashSet<String>>| {
-            ensured
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(repository)
-        };
-        if repository == self.config.repository || known(&self.ensured) {
+        let ensured = || self.ensured.lock().unwrap_or_else(|p| p.into_inner());
+        if repository == self.config.repository || ensured().contains(repository) {
             return Ok(());
         }
         let settings = RepositorySettings::new(
             self.config.repository_kms_key.clone(),
             &self.config.moving_tags,
         );
-        let ensured = self
+        let found = self
             .registry
             .ensure_repository(repository, &settings)
             .await?;
-        tracing::info!(%repository, ?ensured, "repository ready for its first build");
-        self.ensured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(repository.to_owned());
+        tracing::info!(%repository, ?found, "repository ready for its first build");
+        ensured().insert(repository.to_owned());
         Ok(())
     }
 
