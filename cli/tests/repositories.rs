@@ -73,4 +73,17 @@ async fn a_release_of_the_namespace_is_named_with_its_repository() {
             "teams/web is not one of archgate's repositories (myapp or a repository under apps/)"
         )
     );
+
+    // And a malformed namespace names no repository (`apps` would own `appsweb`)
+    let output = crate::operator(&env)
+        .args(["release", "status", "appsweb:web-1.4.2"])
+        .env("ARCHGATE_REPOSITORY_PREFIX", "apps")
+        .output()
+        .expect("archgate runs");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("ARCHGATE_REPOSITORY_PREFIX"),
+        "{}",
+        text(&output)
+    );
 }

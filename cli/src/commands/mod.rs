@@ -13,7 +13,7 @@ pub mod retention;
 use crate::error::CliError;
 use archgate::aws::{sdk_config, Clients, DynamoLedger};
 use archgate::config::{ConfigError, LEDGER_TABLE, REPOSITORY, REPOSITORY_PREFIX};
-use archgate::domain::repository::Repositories;
+use archgate::domain::repository::{check_namespace, Repositories};
 use archgate::domain::{ReleaseKey, ReleaseTag};
 use archgate::Config;
 
@@ -49,9 +49,18 @@ fn release_key(reference: &str, repository: Option<&str>) -> Result<ReleaseKey, 
     };
     let tag = ReleaseTag::parse(tag)?;
     let default = required(REPOSITORY).ok();
+    // The namespace as the functions read it: a malformed one names nothing.
+    let namespace = required(REPOSITORY_PREFIX).ok();
+    if let Some(value) = &namespace {
+        check_namespace(value).map_err(|reason| ConfigError::Invalid {
+            variable: REPOSITORY_PREFIX,
+            value: value.clone(),
+            reason: reason.to_owned(),
+        })?;
+    }
     let repositories = Repositories {
         default: default.clone().unwrap_or_default(),
-        namespace: required(REPOSITORY_PREFIX).ok(),
+        namespace,
     };
     let repository = match (named, repository) {
         (Some(named), Some(flag)) if named != flag => {
