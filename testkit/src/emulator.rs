@@ -24,9 +24,10 @@ pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 /// What every emulator process runs before serving.
 ///
 /// moto's conditional writes made atomic, as the services' are: moto checks a DynamoDB
-/// condition and then writes without a lock, and deletes ECR images by list position, so two
-/// concurrent handlers could both win one conditional save (a lost update) or delete the wrong
-/// image. Every write of those two services is applied one at a time; reads are not held.
+/// condition and then writes without a lock, deletes ECR images by list position, and checks
+/// that a repository is new before adding it, so two concurrent handlers could both win one
+/// conditional save (a lost update), delete the wrong image, or both create one repository.
+/// Every write of those two services is applied one at a time; reads are not held.
 ///
 /// And work moto repeats on every request that changes nothing: listing its own package
 /// directory to route a request (once, then kept), listing a handler class's methods to
@@ -53,7 +54,7 @@ def _one_at_a_time(cls, names):
     for name in names:
         setattr(cls, name, atomic(getattr(cls, name)))
 _one_at_a_time(DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items"))
-_one_at_a_time(ECRBackend, ("put_image", "batch_delete_image"))
+_one_at_a_time(ECRBackend, ("create_repository", "put_image", "batch_delete_image"))
 _moto_modules = tuple(moto.backends.list_of_moto_modules())
 moto.backends.list_of_moto_modules = lambda: _moto_modules
 moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)
