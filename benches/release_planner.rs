@@ -120,6 +120,7 @@ fn release(n: usize, images: &mut Vec<ImageRecord>) -> Release {
             scanned_at: started,
             evaluated_at: started,
             scanner: None,
+            policy_version: None,
         });
     }
     let mut index_tags = vec![release_tag.candidate_tag()];

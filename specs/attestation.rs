@@ -55,6 +55,7 @@ fn policy() -> Policy {
 fn context(policy: &Policy) -> Context<'_> {
     Context {
         policy,
+        policy_version: 0,
         amd64_project: "archgate-build-amd64",
         arm64_project: "archgate-build-arm64",
         manifest_project: None,
@@ -85,6 +86,7 @@ fn pass(arch: Arch, at: Millis, allowlisted: Vec<String>) -> Fact {
         scanned_at: at,
         evaluated_at: at,
         scanner: Some(Scanner::Inspector),
+        policy_version: None,
     })
 }
 
@@ -100,6 +102,7 @@ fn block(arch: Arch, at: Millis) -> Fact {
         scanned_at: at,
         evaluated_at: at,
         scanner: Some(Scanner::Basic),
+        policy_version: None,
     })
 }
 

@@ -126,6 +126,7 @@ fn an_expired_attempt_can_be_built_again_and_its_scans_no_longer_count() {
         scanned_at: NOW,
         evaluated_at: NOW,
         scanner: None,
+        policy_version: None,
     });
     match decide(Some(&expired), &expired.key, &scan, NOW) {
         Decision::Ignore(reason) => assert_eq!(reason.kind(), "release_expired"),
@@ -692,6 +693,7 @@ fn published(tag: &str, order: u32, age_days: i64) -> Release {
             scanned_at: NOW - age_days * DAY,
             evaluated_at: NOW - age_days * DAY,
             scanner: None,
+            policy_version: None,
         });
     }
     release.published = Some(Publication {
@@ -714,6 +716,7 @@ fn blocked(tag: &str, order: u32, age_days: i64) -> Release {
         scanned_at: NOW - age_days * DAY,
         evaluated_at: NOW - age_days * DAY,
         scanner: None,
+        policy_version: None,
     });
     let release = settle(release);
     assert_eq!(release.phase(), Phase::Blocked);
@@ -841,6 +844,7 @@ impl Repo {
                 scanned_at: NOW,
                 evaluated_at: NOW,
                 scanner: None,
+                policy_version: None,
             });
         }
         self.push_release(settle(release), true, age_days);

@@ -199,6 +199,7 @@ impl ScanEvent {
             scanned_at: self.scanned_at,
             evaluated_at: self.evaluated_at,
             scanner: None,
+            policy_version: None,
         }
     }
 
@@ -216,6 +217,7 @@ fn scan_of(arch: Arch, digest: Digest, judgement: Judgement, scanned_at: Millis)
         scanned_at,
         evaluated_at: scanned_at,
         scanner: None,
+        policy_version: None,
     })
 }
 
@@ -2162,6 +2164,7 @@ fn a_blocking_scan_during_a_promotion_neither_cancels_it_nor_announces_a_block()
         scanned_at: at,
         evaluated_at: at,
         scanner: None,
+        policy_version: None,
     };
     (release, _) = applied(step(
         Some(&release),

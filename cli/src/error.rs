@@ -3,10 +3,12 @@
 use crate::commands::reconcile::ReconcileError;
 use crate::local::LocalError;
 use crate::provision::ProvisionError;
+use archgate::config::policy::PolicyError;
 use archgate::config::ConfigError;
 use archgate::domain::tag::TagError;
 use archgate::error::AdapterError;
 use archgate::evaluate::EvaluateError;
+use archgate::pipeline::EffectError;
 use std::process::ExitCode;
 
 /// The command ran and its answer is no, or part of its work failed, as its output says.
@@ -25,7 +27,8 @@ Exit status:
   1  the command ran and its answer is no, or part of its work failed, as its output says:
      the gate does not pass, `retention apply` refused its plan, a replayed event,
      a release to reconcile or an image to delete failed, the demo found a problem
-  2  bad arguments or configuration (a missing or invalid ARCHGATE_* variable, an invalid tag)
+  2  bad arguments or configuration (a missing or invalid ARCHGATE_* variable, an invalid tag,
+     a repository's stored policy that cannot be applied)
   3  an AWS service or the emulator failed
   4  the release is not in the ledger, or expired (retention removed its images)";
 
@@ -47,6 +50,12 @@ pub enum CliError {
     Expired(String),
     #[error(transparent)]
     Aws(#[from] AdapterError),
+    /// A repository's stored policy cannot be applied (it does not parse, or is invalid).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Judging a release's images: its repository's policy or the findings.
+    #[error(transparent)]
+    Judge(#[from] EffectError),
     /// The emulator, or an AWS call the local installation makes.
     #[error(transparent)]
     Local(#[from] LocalError),
@@ -68,7 +77,11 @@ pub enum CliError {
 impl CliError {
     pub fn exit_status(&self) -> u8 {
         match self {
-            CliError::Config(_) | CliError::Tag(_) | CliError::InvalidArgument(_) => EXIT_USAGE,
+            CliError::Config(_)
+            | CliError::Tag(_)
+            | CliError::InvalidArgument(_)
+            | CliError::Policy(_)
+            | CliError::Judge(EffectError::Policy(_)) => EXIT_USAGE,
             CliError::NotFound(_)
             | CliError::Expired(_)
             | CliError::Evaluate(EvaluateError::NotFound(_)) => EXIT_NOT_FOUND,
@@ -78,6 +91,7 @@ impl CliError {
             | CliError::Local(_)
             | CliError::Provision(_)
             | CliError::Evaluate(_)
+            | CliError::Judge(_)
             | CliError::Reconcile(_) => EXIT_AWS,
             CliError::Refused(_) | CliError::Incomplete(_) => EXIT_UNSUCCESSFUL,
         }

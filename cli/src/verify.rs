@@ -536,15 +536,20 @@ pub fn describe(verification: &Verification) -> Vec<String> {
                 }
             }
             AttestationKind::Verdict => {
+                let gate = &predicate[archgate::domain::attestation::statement::GATE_FIELD];
                 lines.push(format!(
-                    "    gate {} at {} (policy sha256:{})",
+                    "    gate {} at {} (policy sha256:{}{})",
                     predicate["verificationResult"].as_str().unwrap_or("?"),
                     predicate["timeVerified"].as_str().unwrap_or("?"),
                     predicate["policy"]["digest"]["sha256"]
                         .as_str()
                         .unwrap_or("?"),
+                    // Attestations made before policies had versions name none.
+                    gate["policyVersion"]
+                        .as_u64()
+                        .map(|v| format!(", version {v}"))
+                        .unwrap_or_default(),
                 ));
-                let gate = &predicate[archgate::domain::attestation::statement::GATE_FIELD];
                 for image in gate["images"].as_array().into_iter().flatten() {
                     let accepted: Vec<&str> = image["accepted"]
                         .as_array()

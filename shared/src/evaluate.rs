@@ -48,7 +48,10 @@ pub async fn evaluate<P: Ports>(
     let rejudged = pipeline
         .rejudge(&stored.release, Rejudge::All)
         .await
-        .map_err(read)?;
+        .map_err(|source| PipelineError::Judge {
+            repository: key.repository.clone(),
+            source,
+        })?;
     let mut verdicts = Vec::new();
     let mut outcomes = Vec::new();
     for judged in rejudged {

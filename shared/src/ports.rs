@@ -5,6 +5,7 @@
 use crate::domain::attestation::Blob;
 use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
+use crate::domain::policy::{PolicyRead, PolicyRecord};
 use crate::domain::release_event::ReleaseEvent;
 use crate::domain::repository::{Ensured, RepositorySettings};
 use crate::domain::{Arch, BuildStatus, Digest, Millis, Release, ReleaseKey, ReleaseTag};
@@ -102,9 +103,12 @@ pub trait Ledger: Send + Sync {
         links: &[(Digest, Arch)],
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 
-    /// Every release and arch whose candidate references this per-arch image digest.
+    /// Every release and arch of `repository` whose candidate references this per-arch
+    /// image digest (pointers are per repository: another repository's releases of the same
+    /// bytes are neither found nor counted against this one's).
     fn find_by_digest(
         &self,
+        repository: &str,
         digest: &Digest,
     ) -> impl Future<Output = Result<Vec<(ReleaseKey, Arch)>, AdapterError>> + Send;
 
@@ -134,6 +138,25 @@ pub trait Ledger: Send + Sync {
         holder: &str,
         now: Millis,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// What the ledger holds for a repository's own policy.
+    fn policy(
+        &self,
+        repository: &str,
+    ) -> impl Future<Output = Result<PolicyRead, AdapterError>> + Send;
+
+    /// Writes a repository's policy if its stored version is still `expected` (`None`: none
+    /// is stored yet).
+    fn save_policy(
+        &self,
+        record: &PolicyRecord,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<(), SaveError>> + Send;
+
+    /// Every repository's stored policy, by repository.
+    fn policies(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, PolicyRead)>, AdapterError>> + Send;
 
     /// Which release a moving tag of a repository names, as last recorded.
     fn moving_tag(

@@ -116,7 +116,10 @@ pub async fn observe<P: Ports>(
             let rejudged = pipeline
                 .rejudge(release, Rejudge::Missing)
                 .await
-                .map_err(read_error)?;
+                .map_err(|source| PipelineError::Judge {
+                    repository: release.key.repository.clone(),
+                    source,
+                })?;
             facts.extend(
                 rejudged
                     .into_iter()

@@ -23,5 +23,6 @@ pub async fn handle<P: Ports>(
             return Ok(reason.into());
         }
     };
+    let fact = pipeline.screen_upload(&key, fact).await?;
     Ok(pipeline.apply(&key, fact).await?)
 }

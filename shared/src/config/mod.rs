@@ -5,6 +5,7 @@
 mod allowlist;
 mod gate;
 mod names;
+pub mod policy;
 mod reconcile;
 mod retention;
 mod sample;
@@ -46,6 +47,8 @@ pub struct Config {
     pub gate: Policy,
     /// Tags that follow the newest published release (e.g. `latest`).
     pub moving_tags: Vec<String>,
+    /// The release-level retention rules (the defaults of each repository's policy).
+    pub releases: ReleaseRules,
     /// When set, events of other accounts are ignored.
     pub account_id: Option<String>,
     /// When set, events of other regions are ignored.
@@ -68,6 +71,8 @@ pub enum ConfigError {
     /// More than one problem, each on its own line.
     #[error("{} configuration problems:{}", .0.len(), .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     Several(Vec<ConfigError>),
+    #[error("{name} is not a repository setting (one of {})", policy::SETTINGS.join(", "))]
+    UnknownSetting { name: String },
 }
 
 /// The problems found while reading a configuration.
@@ -190,8 +195,9 @@ impl Config {
             problems.take(required(LEDGER_TABLE).and_then(|v| check(LEDGER_TABLE, v, table_name)));
         let event_bus =
             problems.take(required(EVENT_BUS).and_then(|v| check(EVENT_BUS, v, event_bus_name)));
-        let gate = problems.take(gate::policy(&lookup));
+        let gate = gate::policy(&lookup, &mut problems);
         let moving_tags = problems.take(moving_tags(lookup(MOVING_TAGS).unwrap_or_default()));
+        let releases = ReleaseRules::collect(&lookup, &mut problems);
         let account_id = problems.take(
             required(ACCOUNT_ID)
                 .ok()
@@ -226,6 +232,7 @@ impl Config {
                 event_bus: event_bus?,
                 gate: gate?,
                 moving_tags: moving_tags?,
+                releases: releases?,
                 account_id: account_id?,
                 region: region?,
                 signing_key: signing_key?,
@@ -287,6 +294,7 @@ impl Config {
         }
         vars.extend(gate::to_env(&self.gate));
         vars.push((MOVING_TAGS, self.moving_tags.join(",")));
+        vars.extend(self.releases.to_env());
         if let Some(account) = &self.account_id {
             vars.push((ACCOUNT_ID, account.clone()));
         }
@@ -307,7 +315,7 @@ impl Config {
     }
 }
 
-fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn moving_tags(value: String) -> Result<Vec<String>, ConfigError> {
     let mut tags: Vec<String> = Vec::new();
     for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let valid = crate::domain::ReleaseTag::parse(tag).is_ok();

@@ -25,7 +25,7 @@ pub struct RetentionConfig {
 }
 
 /// The release-level rules; nothing set (the default) expires no release.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseRules {
     /// Keep the newest N published releases (release-level expiry by count when set).
     pub keep_releases: Option<u32>,
@@ -51,7 +51,10 @@ impl ReleaseRules {
         }
     }
 
-    fn collect(lookup: &impl Fn(&str) -> Option<String>, problems: &mut Problems) -> Option<Self> {
+    pub(super) fn collect(
+        lookup: &impl Fn(&str) -> Option<String>,
+        problems: &mut Problems,
+    ) -> Option<Self> {
         let keep_releases = problems.take(optional_count(
             lookup,
             RETENTION_KEEP_RELEASES,
@@ -80,6 +83,24 @@ impl ReleaseRules {
             protect: protect?,
             attempt_days: attempt_days?,
         })
+    }
+
+    /// The variables that give these rules back (an unset rule as an empty value).
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let count = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        vec![
+            (RETENTION_KEEP_RELEASES, count(self.keep_releases)),
+            (RETENTION_KEEP_DAYS, count(self.keep_days)),
+            (
+                RETENTION_PROTECT,
+                self.protect
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (RETENTION_ATTEMPT_DAYS, count(self.attempt_days)),
+        ]
     }
 
     /// The release-level policy with the safety valve's share.

@@ -6,6 +6,7 @@ pub mod gate;
 pub mod ignore;
 pub mod notice;
 pub mod oci;
+pub mod policy;
 pub mod release;
 pub mod release_event;
 pub mod repository;

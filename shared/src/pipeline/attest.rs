@@ -10,8 +10,12 @@ impl<P: Ports> Pipeline<P> {
     /// One DescribeKey, then one KMS Sign per Statement (none without a key).
     pub(super) async fn attest(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let config = &self.config;
+        // The policy the gate applies now; each image's verdict names the version that
+        // judged it.
+        let policy = self.policy_of(&release.key.repository).await?;
         let context = Context {
-            policy: &config.gate,
+            policy: &policy.gate,
+            policy_version: policy.version,
             amd64_project: &config.amd64_project,
             arm64_project: &config.arm64_project,
             manifest_project: config.manifest_project.as_deref(),

@@ -23,10 +23,9 @@ impl<P: Ports> Pipeline<P> {
         if repository == self.config.repository || ensured().contains(repository) {
             return Ok(());
         }
-        let settings = RepositorySettings::new(
-            self.config.repository_kms_key.clone(),
-            &self.config.moving_tags,
-        );
+        let policy = self.policy_of(repository).await?;
+        let settings =
+            RepositorySettings::new(self.config.repository_kms_key.clone(), &policy.moving_tags);
         let found = self
             .registry
             .ensure_repository(repository, &settings)

@@ -1,5 +1,6 @@
 //! What can go wrong performing an effect, and applying a fact.
 
+use crate::config::policy::PolicyError;
 use crate::domain::oci;
 use crate::domain::{BuildRole, Digest, Effect};
 use crate::error::AdapterError;
@@ -48,6 +49,10 @@ pub enum EffectError {
     MovingTagLockLost { repository: String, tag: String },
     #[error("notice {0} is no longer recorded")]
     NoNotice(u32),
+    /// The repository's policy cannot be applied: nothing is judged, promoted or refused by
+    /// defaults it was not given (an operator fixes it with `archgate repo set`).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 impl EffectError {
@@ -64,6 +69,7 @@ impl EffectError {
                 "Archgate.Contention"
             }
             EffectError::NoNotice(_) => "Archgate.Misconfigured",
+            EffectError::Policy(_) => "Archgate.PolicyUnreadable",
             EffectError::NoProject(_)
             | EffectError::NoBuildId { .. }
             | EffectError::NoCandidate => "Archgate.Misconfigured",
@@ -110,6 +116,21 @@ pub enum PipelineError {
         #[source]
         source: AdapterError,
     },
+    /// Reading the policy of the repository an upload names failed.
+    #[error("could not read the policy of repository {repository}")]
+    Policy {
+        repository: String,
+        #[source]
+        source: EffectError,
+    },
+    /// Judging scans under their repository's policy failed: the policy or the findings
+    /// could not be read.
+    #[error("could not judge scans of repository {repository}")]
+    Judge {
+        repository: String,
+        #[source]
+        source: EffectError,
+    },
     #[error("release {release} changed under {WRITE_ATTEMPTS} consecutive attempts")]
     Contention { release: String },
     /// Announcing an upload that starts no release (`Release Rejected` of a refused key).
@@ -138,7 +159,9 @@ impl PipelineError {
             | PipelineError::Read { source, .. }
             | PipelineError::Findings { source, .. }
             | PipelineError::Announce { source, .. } => source.is_retryable(),
-            PipelineError::Effect { source, .. } => source.is_retryable(),
+            PipelineError::Effect { source, .. }
+            | PipelineError::Policy { source, .. }
+            | PipelineError::Judge { source, .. } => source.is_retryable(),
             PipelineError::Contention { .. } => true,
         }
     }
@@ -149,7 +172,9 @@ impl PipelineError {
             | PipelineError::Read { source, .. }
             | PipelineError::Findings { source, .. }
             | PipelineError::Announce { source, .. } => source.error_type(),
-            PipelineError::Effect { source, .. } => source.error_type(),
+            PipelineError::Effect { source, .. }
+            | PipelineError::Policy { source, .. }
+            | PipelineError::Judge { source, .. } => source.error_type(),
             PipelineError::Contention { .. } => "Archgate.Contention",
         }
     }

@@ -20,11 +20,12 @@ pub use error::{EffectError, PipelineError};
 pub use outcome::Outcome;
 pub use scans::{Rejudge, Rejudged};
 
+use crate::config::policy::{self, RepositoryPolicy};
 use crate::config::Config;
 use crate::domain::gate::Verdict;
 use crate::domain::release::Service;
 use crate::domain::release_event::ReleaseEvent;
-use crate::domain::{Arch, Digest, Effect, Millis, Release, ReleaseKey};
+use crate::domain::{Arch, Digest, Effect, Fact, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
 use crate::ports::{BuildDetails, Builds, Clock, EventPublisher, Ledger, Listing, Ports, Stored};
 use std::collections::{HashSet, VecDeque};
@@ -155,14 +156,46 @@ impl<P: Ports> Pipeline<P> {
         self.ledger.list(limit).await
     }
 
+    /// The policy of a repository now: the environment's values overlaid with what the
+    /// repository sets in the ledger (read fresh, so a change applies to what is judged after
+    /// it).
+    pub async fn policy_of(&self, repository: &str) -> Result<RepositoryPolicy, EffectError> {
+        let read = self.ledger.policy(repository).await?;
+        Ok(policy::effective(&self.config, repository, read)?)
+    }
+
+    /// An upload named like one of its repository's moving tags starts nothing. The
+    /// environment's moving tags are refused on arrival (every repository keeps them
+    /// reserved); a repository's own are known once its policy is read, here.
+    pub async fn screen_upload(&self, key: &ReleaseKey, fact: Fact) -> Result<Fact, PipelineError> {
+        let Fact::SourceUploaded { source, .. } = &fact else {
+            return Ok(fact);
+        };
+        let policy =
+            self.policy_of(&key.repository)
+                .await
+                .map_err(|source| PipelineError::Policy {
+                    repository: key.repository.clone(),
+                    source,
+                })?;
+        Ok(match key.tag.reserved(&policy.moving_tags) {
+            Some(reason) => Fact::SourceRefused {
+                source: source.clone(),
+                reason,
+            },
+            None => fact,
+        })
+    }
+
     /// The verdicts on a release's candidate images as their current findings give them
-    /// (a re-evaluation under this pipeline's policy); `None` for an image not scanned yet.
+    /// under its repository's current policy; `None` for an image not scanned yet.
     pub async fn current_verdicts(
         &self,
         release: &Release,
-    ) -> Result<Vec<(Arch, Digest, Option<(Verdict, Option<Millis>)>)>, AdapterError> {
+    ) -> Result<Vec<(Arch, Digest, Option<(Verdict, Option<Millis>)>)>, EffectError> {
         let today = crate::domain::gate::date_of(self.now());
-        gate::current_verdicts(&self.config.gate, &self.registry, release, &today).await
+        let policy = self.policy_of(&release.key.repository).await?;
+        Ok(gate::current_verdicts(&policy.gate, &self.registry, release, &today).await?)
     }
 
     /// What CodeBuild says of a build; `None` when it does not know it.

@@ -15,6 +15,8 @@ impl<P: Ports> Pipeline<P> {
     pub(super) async fn promote(&self, release: &Release) -> Result<EffectResult, EffectError> {
         let repository = &release.key.repository;
         let candidate = release.candidate.as_ref().ok_or(EffectError::NoCandidate)?;
+        // Read first: an unreadable policy promotes nothing rather than half.
+        let policy = self.policy_of(repository).await?;
         let raw = match &candidate.manifest {
             Some(manifest) => RawManifest {
                 media_type: candidate.media_type.clone(),
@@ -68,7 +70,7 @@ impl<P: Ports> Pipeline<P> {
             media_type: raw.media_type.clone(),
         };
         let mut tags = vec![release_tag];
-        for moving in &self.config.moving_tags {
+        for moving in &policy.moving_tags {
             if self.move_tag(repository, moving, &me).await? {
                 tags.push(moving.clone());
             }

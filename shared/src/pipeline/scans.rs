@@ -2,7 +2,7 @@
 //! holds the image: the findings are read once, each release records its verdict.
 
 use super::gate::{current_verdicts, judge, judge_current};
-use super::{Outcome, Pipeline, PipelineError};
+use super::{EffectError, Outcome, Pipeline, PipelineError};
 use crate::domain::gate::date_of;
 use crate::domain::gate::Verdict;
 use crate::domain::release::ScanRecord;
@@ -22,7 +22,7 @@ impl<P: Ports> Pipeline<P> {
         let mut located = scan.located.clone();
         let pointed = self
             .ledger
-            .find_by_digest(&scan.digest)
+            .find_by_digest(&scan.repository, &scan.digest)
             .await
             .map_err(|source| PipelineError::Findings {
                 digest: scan.digest.to_string(),
@@ -46,6 +46,7 @@ impl<P: Ports> Pipeline<P> {
         // nothing.
         let now = self.clock.now_millis();
         let mut verdict = None;
+        let mut policy = None;
         let mut outcomes = Vec::with_capacity(located.len());
         for (key, arch) in located {
             let known = self
@@ -69,6 +70,14 @@ impl<P: Ports> Pipeline<P> {
             let judged = match &verdict {
                 Some(judged) => judged,
                 None => {
+                    // Read only when there is something to judge, once per invocation.
+                    let applied = self.policy_of(&scan.repository).await.map_err(|source| {
+                        PipelineError::Judge {
+                            repository: scan.repository.clone(),
+                            source,
+                        }
+                    })?;
+                    let applied = policy.insert(applied);
                     let findings_error = |source| PipelineError::Findings {
                         digest: scan.digest.to_string(),
                         source,
@@ -84,7 +93,7 @@ impl<P: Ports> Pipeline<P> {
                     };
                     let judged = match &scan.result {
                         ScanResult::Reported { status, counts } => match judge(
-                            &self.config.gate,
+                            &applied.gate,
                             &self.registry,
                             &scan.repository,
                             &scan.digest,
@@ -99,7 +108,7 @@ impl<P: Ports> Pipeline<P> {
                         },
                         ScanResult::FindingChanged => {
                             match judge_current(
-                                &self.config.gate,
+                                &applied.gate,
                                 &self.registry,
                                 &scan.repository,
                                 &scan.digest,
@@ -131,6 +140,7 @@ impl<P: Ports> Pipeline<P> {
                 scanned_at: scan.scanned_at,
                 evaluated_at: now,
                 scanner: Some(scan.scanner),
+                policy_version: policy.as_ref().map(|p| p.version),
             };
             outcomes.push(self.apply_to(known, Fact::ScanEvaluated(record)).await?);
         }
@@ -146,14 +156,14 @@ impl<P: Ports> Pipeline<P> {
         &self,
         release: &Release,
         which: Rejudge,
-    ) -> Result<Vec<Rejudged>, AdapterError> {
+    ) -> Result<Vec<Rejudged>, EffectError> {
         if release.phase() == crate::domain::Phase::Expired {
             // Its images are gone: nothing to judge, and the tombstone is the answer.
             return Ok(Vec::new());
         }
         let now = self.clock.now_millis();
-        let judged =
-            current_verdicts(&self.config.gate, &self.registry, release, &date_of(now)).await?;
+        let policy = self.policy_of(&release.key.repository).await?;
+        let judged = current_verdicts(&policy.gate, &self.registry, release, &date_of(now)).await?;
         Ok(judged
             .into_iter()
             .map(|(arch, digest, found)| {
@@ -172,6 +182,7 @@ impl<P: Ports> Pipeline<P> {
                             .max(recorded.unwrap_or(0)),
                         evaluated_at: now,
                         scanner: release.verdict_for(arch, &digest).and_then(|r| r.scanner),
+                        policy_version: Some(policy.version),
                     }),
                 };
                 Rejudged {

@@ -249,7 +249,12 @@ impl Checker {
             if let Some(candidate) = &release.candidate {
                 for child in &candidate.children {
                     let entry = format!("{}#{}", release.key.id(), child.arch);
-                    if !world.svc.ledger.pointer(&child.digest).contains(&entry) {
+                    if !world
+                        .svc
+                        .ledger
+                        .pointer(&release.key.repository, &child.digest)
+                        .contains(&entry)
+                    {
                         violation(
                             Rule::BoundedRecords,
                             format!(

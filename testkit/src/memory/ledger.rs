@@ -5,6 +5,7 @@
 //! pointers, and conditional updates for the moving-tag locks.
 
 use super::chaos::Chaos;
+use archgate::domain::policy::{PolicyRead, PolicyRecord};
 use archgate::domain::retention::mentioned_digests;
 use archgate::domain::{Arch, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use archgate::error::AdapterError;
@@ -41,7 +42,10 @@ struct MovingItem {
 #[derive(Debug, Default)]
 struct Table {
     releases: BTreeMap<String, ReleaseItem>,
-    pointers: BTreeMap<Digest, BTreeSet<String>>,
+    /// Per repository, as the DynamoDB ledger keys them.
+    pointers: BTreeMap<(String, Digest), BTreeSet<String>>,
+    /// Policy items by repository: their version and document.
+    policies: BTreeMap<String, (u64, String)>,
     moving: BTreeMap<(String, String), MovingItem>,
     largest_item: usize,
     expired: u64,
@@ -125,13 +129,20 @@ impl MemoryLedger {
         serde_json::from_str(&table.releases.get(id)?.doc).ok()
     }
 
-    /// The releases a digest pointer names, without faults.
-    pub fn pointer(&self, digest: &Digest) -> BTreeSet<String> {
+    /// The releases a repository's digest pointer names, without faults.
+    pub fn pointer(&self, repository: &str, digest: &Digest) -> BTreeSet<String> {
         self.lock()
             .pointers
-            .get(digest)
+            .get(&(repository.to_owned(), digest.clone()))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Stores a policy item's document as given (a damaged one, for instance).
+    pub fn put_raw_policy(&self, repository: &str, version: u64, doc: &str) {
+        self.lock()
+            .policies
+            .insert(repository.to_owned(), (version, doc.to_owned()));
     }
 }
 
@@ -148,6 +159,19 @@ fn parse(id: &str, item: &ReleaseItem) -> Result<Stored, String> {
         release,
         version: item.version,
     })
+}
+
+/// A policy item's record, or why it cannot be applied (as the DynamoDB ledger reads it).
+fn decode_policy(repository: &str, doc: &str) -> PolicyRead {
+    match serde_json::from_str::<PolicyRecord>(doc) {
+        Ok(record) if record.repository == repository => PolicyRead::Found(record),
+        Ok(record) => PolicyRead::Unreadable {
+            reason: format!("it names repository {}", record.repository),
+        },
+        Err(e) => PolicyRead::Unreadable {
+            reason: e.to_string(),
+        },
+    }
 }
 
 fn pointer_entry(key: &ReleaseKey, arch: Arch) -> String {
@@ -228,7 +252,10 @@ impl Ledger for MemoryLedger {
             let fault = self.chaos.enter(DYNAMODB_UPDATE_ITEM).await?;
             {
                 let mut table = self.lock();
-                let entries = table.pointers.entry(digest.clone()).or_default();
+                let entries = table
+                    .pointers
+                    .entry((key.repository.clone(), digest.clone()))
+                    .or_default();
                 let entry = pointer_entry(key, *arch);
                 if entries.contains(&entry) || entries.len() < MAX_POINTER_RELEASES {
                     entries.insert(entry);
@@ -241,20 +268,26 @@ impl Ledger for MemoryLedger {
 
     async fn find_by_digest(
         &self,
+        repository: &str,
         digest: &Digest,
     ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
+        // Two reads, as in DynamoDB: the repository's pointer and the one pointers had
+        // before they were per repository (never written here).
         let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let found: Vec<(ReleaseKey, Arch)> = self
             .lock()
             .pointers
-            .get(digest)
+            .get(&(repository.to_owned(), digest.clone()))
             .map(|entries| {
                 entries
                     .iter()
                     .filter_map(|e| parse_pointer_entry(e))
+                    .filter(|(key, _)| key.repository == repository)
                     .collect()
             })
             .unwrap_or_default();
+        let found = self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await?;
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await
     }
 
@@ -279,6 +312,51 @@ impl Ledger for MemoryLedger {
             .sort_by_key(|s| std::cmp::Reverse(s.release.updated_at));
         listing.releases.truncate(limit);
         self.chaos.leave(fault, DYNAMODB_SCAN, listing).await
+    }
+
+    async fn policy(&self, repository: &str) -> Result<PolicyRead, AdapterError> {
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
+        let read = match self.lock().policies.get(repository) {
+            None => PolicyRead::Unset,
+            Some((_, doc)) => decode_policy(repository, doc),
+        };
+        self.chaos.leave(fault, DYNAMODB_GET_ITEM, read).await
+    }
+
+    async fn save_policy(
+        &self,
+        record: &PolicyRecord,
+        expected: Option<u64>,
+    ) -> Result<(), SaveError> {
+        let fault = self.chaos.enter(DYNAMODB_PUT_ITEM).await?;
+        let doc = serde_json::to_string(record).map_err(|e| {
+            SaveError::Adapter(release_error(
+                "PutItem",
+                format!("policy does not serialise: {e}"),
+            ))
+        })?;
+        {
+            let mut table = self.lock();
+            let current = table.policies.get(&record.repository).map(|(v, _)| *v);
+            if current != expected {
+                return Err(SaveError::Conflict { expected });
+            }
+            table
+                .policies
+                .insert(record.repository.clone(), (record.version, doc));
+        }
+        Ok(self.chaos.leave(fault, DYNAMODB_PUT_ITEM, ()).await?)
+    }
+
+    async fn policies(&self) -> Result<Vec<(String, PolicyRead)>, AdapterError> {
+        let fault = self.chaos.enter(DYNAMODB_SCAN).await?;
+        let found = self
+            .lock()
+            .policies
+            .iter()
+            .map(|(repository, (_, doc))| (repository.clone(), decode_policy(repository, doc)))
+            .collect();
+        self.chaos.leave(fault, DYNAMODB_SCAN, found).await
     }
 
     async fn lock_moving_tag(

@@ -1,7 +1,7 @@
 //! The ledger's item shapes: partition keys, digest-pointer entries, and a release item
 //! decoded into the record it stores.
 
-use crate::domain::{Arch, Release, ReleaseKey, ReleaseTag};
+use crate::domain::{Arch, Digest, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use crate::ports::Stored;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,6 +11,9 @@ use std::collections::HashMap;
 pub const LEDGER_KEY: &str = "pk";
 /// Partition-key prefix of the items that map a per-arch image digest to its releases.
 pub const DIGEST_POINTER: &str = "digest#";
+/// Partition-key prefix of the repositories' policy items (`policy:<repository>`; no release
+/// key holds `:`).
+pub const POLICY: &str = "policy:";
 /// Partition-key prefix of the moving-tag items.
 pub const MOVING_TAG: &str = "tag#";
 /// A digest pointer names at most this many releases (byte-identical builds of more
@@ -24,10 +27,13 @@ pub enum ItemKind {
     Release,
     DigestPointer,
     MovingTag,
+    Policy,
 }
 
 pub fn item_kind(pk: &str) -> ItemKind {
-    if pk.starts_with(DIGEST_POINTER) && pk.contains(':') {
+    if pk.starts_with(POLICY) {
+        ItemKind::Policy
+    } else if pk.starts_with(DIGEST_POINTER) && pk.contains(':') {
         ItemKind::DigestPointer
     } else if pk.starts_with(MOVING_TAG) && pk.matches('#').count() == 2 {
         ItemKind::MovingTag
@@ -39,6 +45,22 @@ pub fn item_kind(pk: &str) -> ItemKind {
 /// The partition key of a moving tag's item.
 pub fn moving_tag_id(repository: &str, tag: &str) -> String {
     format!("{MOVING_TAG}{repository}#{tag}")
+}
+
+/// The partition key of a repository's policy item.
+pub fn policy_id(repository: &str) -> String {
+    format!("{POLICY}{repository}")
+}
+
+/// The partition keys of a repository's pointer for a digest: its own
+/// (`digest#<repository>@<digest>`), then the one pointers had before they were per
+/// repository (`digest#<digest>`, still read: releases published then keep finding their
+/// findings).
+pub fn pointer_ids(repository: &str, digest: &Digest) -> [String; 2] {
+    [
+        format!("{DIGEST_POINTER}{repository}@{digest}"),
+        format!("{DIGEST_POINTER}{digest}"),
+    ]
 }
 
 /// A pointer entry: `repository#tag#arch`.

@@ -6,9 +6,12 @@
 
 mod items;
 
-pub use items::{item_kind, moving_tag_id, ItemKind, LEDGER_KEY, MAX_POINTER_RELEASES};
+pub use items::{
+    item_kind, moving_tag_id, pointer_ids, policy_id, ItemKind, LEDGER_KEY, MAX_POINTER_RELEASES,
+};
 
 use super::classify;
+use crate::domain::policy::{PolicyRead, PolicyRecord};
 use crate::domain::retention::mentioned_digests;
 use crate::domain::{Arch, Digest, Millis, Release, ReleaseKey};
 use crate::error::AdapterError;
@@ -21,7 +24,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, DIGEST_POINTER};
+use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, POLICY};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
@@ -45,6 +48,49 @@ impl DynamoLedger {
             AttributeValue::S(moving_tag_id(repository, tag)),
         )
     }
+
+    /// Puts a whole item if its stored `version` is still `expected` (`None`: the item must
+    /// not exist yet).
+    async fn put_versioned(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        expected: Option<u64>,
+    ) -> Result<(), SaveError> {
+        let (condition, names, values) = match expected {
+            None => (
+                "attribute_not_exists(#pk)",
+                HashMap::from([("#pk".to_owned(), LEDGER_KEY.to_owned())]),
+                None,
+            ),
+            Some(version) => (
+                "#v = :expected",
+                HashMap::from([("#v".to_owned(), "version".to_owned())]),
+                Some(HashMap::from([(
+                    ":expected".to_owned(),
+                    AttributeValue::N(version.to_string()),
+                )])),
+            ),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(SaveError::Conflict { expected })
+            }
+            Err(e) => Err(SaveError::Adapter(classify(DYNAMODB_PUT_ITEM, e))),
+        }
+    }
 }
 
 /// Sends a conditional UpdateItem: its output, or `None` when the condition did not hold.
@@ -59,6 +105,25 @@ async fn conditional_update(
             Ok(None)
         }
         Err(e) => Err(classify(DYNAMODB_UPDATE_ITEM, e)),
+    }
+}
+
+/// A policy item's record, or why it cannot be applied.
+fn decode_policy(repository: &str, item: &HashMap<String, AttributeValue>) -> PolicyRead {
+    let doc = item.get("doc").and_then(|v| v.as_s().ok());
+    let Some(doc) = doc else {
+        return PolicyRead::Unreadable {
+            reason: "the item has no `doc`".to_owned(),
+        };
+    };
+    match serde_json::from_str::<PolicyRecord>(doc) {
+        Ok(record) if record.repository == repository => PolicyRead::Found(record),
+        Ok(record) => PolicyRead::Unreadable {
+            reason: format!("it names repository {}", truncate(&record.repository)),
+        },
+        Err(e) => PolicyRead::Unreadable {
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -119,40 +184,8 @@ impl Ledger for DynamoLedger {
         if let Some(at) = release.expires_at() {
             item.insert("expires_at".to_owned(), AttributeValue::N(at.to_string()));
         }
-        let (condition, names, values) = match expected {
-            None => (
-                "attribute_not_exists(#pk)",
-                HashMap::from([("#pk".to_owned(), LEDGER_KEY.to_owned())]),
-                None,
-            ),
-            Some(version) => (
-                "#v = :expected",
-                HashMap::from([("#v".to_owned(), "version".to_owned())]),
-                Some(HashMap::from([(
-                    ":expected".to_owned(),
-                    AttributeValue::N(version.to_string()),
-                )])),
-            ),
-        };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(next),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Err(SaveError::Conflict { expected })
-            }
-            Err(e) => Err(SaveError::Adapter(classify(DYNAMODB_PUT_ITEM, e))),
-        }
+        self.put_versioned(item, expected).await?;
+        Ok(next)
     }
 
     async fn link_digests(
@@ -171,7 +204,7 @@ impl Ledger for DynamoLedger {
                 .table_name(&self.table)
                 .key(
                     LEDGER_KEY,
-                    AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
+                    AttributeValue::S(pointer_ids(&key.repository, digest)[0].clone()),
                 )
                 .update_expression("ADD #r :entry")
                 .condition_expression(
@@ -197,37 +230,41 @@ impl Ledger for DynamoLedger {
 
     async fn find_by_digest(
         &self,
+        repository: &str,
         digest: &Digest,
     ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                LEDGER_KEY,
-                AttributeValue::S(format!("{DIGEST_POINTER}{digest}")),
-            )
-            .send()
-            .await
-            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-        let Some(item) = output.item else {
-            return Ok(Vec::new());
-        };
-        let mut entries: Vec<String> = item
-            .get("releases")
-            .and_then(|v| v.as_ss().ok())
-            .cloned()
-            .unwrap_or_default();
-        // Pointers written before digests were shared: one `release` and one `arch`.
-        if let (Some(release), Some(arch)) = (
-            item.get("release").and_then(|v| v.as_s().ok()),
-            item.get("arch").and_then(|v| v.as_s().ok()),
-        ) {
-            entries.push(format!("{release}#{arch}"));
+        let mut entries: Vec<String> = Vec::new();
+        for id in pointer_ids(repository, digest) {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(LEDGER_KEY, AttributeValue::S(id))
+                .send()
+                .await
+                .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
+            let Some(item) = output.item else {
+                continue;
+            };
+            entries.extend(
+                item.get("releases")
+                    .and_then(|v| v.as_ss().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            // Pointers written before digests were shared: one `release` and one `arch`.
+            if let (Some(release), Some(arch)) = (
+                item.get("release").and_then(|v| v.as_s().ok()),
+                item.get("arch").and_then(|v| v.as_s().ok()),
+            ) {
+                entries.push(format!("{release}#{arch}"));
+            }
         }
         let mut found = Vec::with_capacity(entries.len());
         for entry in entries {
             match parse_pointer_entry(&entry) {
+                // Another repository's release of the same bytes is not this one's business.
+                Some(located) if located.0.repository != repository => {}
                 Some(located) if !found.contains(&located) => found.push(located),
                 Some(_) => {}
                 None => {
@@ -348,6 +385,78 @@ impl Ledger for DynamoLedger {
         // No longer ours (the condition failed): nothing to give back.
         conditional_update(update).await?;
         Ok(())
+    }
+
+    async fn policy(&self, repository: &str) -> Result<PolicyRead, AdapterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(LEDGER_KEY, AttributeValue::S(policy_id(repository)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
+        Ok(output
+            .item
+            .as_ref()
+            .map_or(PolicyRead::Unset, |item| decode_policy(repository, item)))
+    }
+
+    async fn save_policy(
+        &self,
+        record: &PolicyRecord,
+        expected: Option<u64>,
+    ) -> Result<(), SaveError> {
+        let doc = serde_json::to_string(record).map_err(|e| {
+            SaveError::Adapter(unexpected(
+                "PutItem",
+                format!("policy does not serialise: {e}"),
+            ))
+        })?;
+        let item: HashMap<String, AttributeValue> = [
+            (LEDGER_KEY, AttributeValue::S(policy_id(&record.repository))),
+            ("repository", AttributeValue::S(record.repository.clone())),
+            ("version", AttributeValue::N(record.version.to_string())),
+            (
+                "updated_at",
+                AttributeValue::N(record.updated_at.to_string()),
+            ),
+            ("doc", AttributeValue::S(doc)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.put_versioned(item, expected).await
+    }
+
+    async fn policies(&self) -> Result<Vec<(String, PolicyRead)>, AdapterError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .filter_expression("begins_with(#pk, :policy)")
+            .expression_attribute_names("#pk", LEDGER_KEY)
+            .expression_attribute_values(":policy", AttributeValue::S(POLICY.to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(DYNAMODB_SCAN, e))?;
+            for item in page.items() {
+                let Some(repository) = item
+                    .get(LEDGER_KEY)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix(POLICY))
+                else {
+                    continue;
+                };
+                found.push((repository.to_owned(), decode_policy(repository, item)));
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
     }
 
     async fn moving_tag(

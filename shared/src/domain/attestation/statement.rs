@@ -27,6 +27,8 @@ const MANIFEST_BUILDSPEC: &[u8] = include_bytes!("../../../../buildspecs/manifes
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     pub policy: &'a Policy,
+    /// The version of the repository's policy `policy` is (0: the environment's values).
+    pub policy_version: u64,
     pub amd64_project: &'a str,
     pub arm64_project: &'a str,
     pub manifest_project: Option<&'a str>,
@@ -253,6 +255,11 @@ pub fn verdict(release: &Release, context: &Context<'_>) -> Result<Vec<u8>, Stat
             "scannedOn": rfc3339(record.scanned_at),
             "evaluatedOn": rfc3339(record.evaluated_at),
         });
+        // Which version of the repository's policy judged this image (verdicts recorded
+        // before policies had versions name none).
+        if let Some(version) = record.policy_version {
+            image["policyVersion"] = json!(version);
+        }
         match &record.verdict {
             Verdict::Pass {
                 counts,
@@ -296,7 +303,12 @@ pub fn verdict(release: &Release, context: &Context<'_>) -> Result<Vec<u8>, Stat
             "verificationResult": gate_result(release),
             "verifiedLevels": [],
             "slsaVersion": "1.0",
-            GATE_FIELD: { "policy": policy, "images": images },
+            GATE_FIELD: {
+                "repository": release.key.repository,
+                "policy": policy,
+                "policyVersion": context.policy_version,
+                "images": images,
+            },
         },
     });
     Ok(serde_json::to_vec(&statement).expect("a statement serialises"))

@@ -71,6 +71,10 @@ pub struct ScanRecord {
     /// Which scanner reported the scan, when the event said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanner: Option<Scanner>,
+    /// The version of the repository's policy that judged it (0: the environment's values
+    /// alone); `None` for verdicts recorded before policies had versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }
 
 /// The scanner behind a scan: ECR's basic scanning or Amazon Inspector (enhanced scanning).
