@@ -1,6 +1,6 @@
 use archgate::error::chain;
 use archgate_cli::commands::retention::{self, parse_age};
-use archgate_cli::commands::{demo, dlq, gate, local, reconcile, release, replay};
+use archgate_cli::commands::{demo, dlq, gate, local, reconcile, release, replay, repo};
 use archgate_cli::error::{CliError, EXIT_STATUS_HELP};
 use archgate_cli::local::session;
 use clap::{Parser, Subcommand};
@@ -44,6 +44,13 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Each repository's own policy (gate limits and allowlist, moving tags, release
+    /// retention), stored with the ledger and versioned; the environment gives every value a
+    /// repository does not set.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
     },
     /// The scan gate.
     Gate {
@@ -143,6 +150,37 @@ struct ReleaseArg {
 }
 
 #[derive(Subcommand)]
+enum RepoCommand {
+    /// Every repository archgate manages (a release in the ledger, the default one, a stored
+    /// policy, or named by ARCHGATE_RETENTION_REPOSITORIES) with its releases and policy
+    /// version.
+    List,
+    /// A repository's effective policy and where each value comes from (repository,
+    /// environment or default).
+    Show {
+        repository: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets policy values of a repository, e.g. `GATE_MAX_CRITICAL=1 MOVING_TAGS=latest,stable
+    /// RETENTION_KEEP_RELEASES=10` (the ARCHGATE_ variables' names without the prefix),
+    /// checked as the environment is: every problem is named and nothing is written while there
+    /// is one. Each change is a new version; releases judged after it use it.
+    Set {
+        repository: String,
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
+    /// Removes policy values of a repository: it takes the environment's again (a new
+    /// version).
+    Unset {
+        repository: String,
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum GateCommand {
     /// The verdict on a release now (current findings, current policy), changing nothing.
     Check {
@@ -173,9 +211,14 @@ enum LocalCommand {
         /// The release name (default: the directory's or file's name).
         #[arg(long)]
         name: Option<String>,
+        /// The repository to release into (under ARCHGATE_REPOSITORY_PREFIX): the upload's key
+        /// names it (default: ARCHGATE_REPOSITORY).
+        #[arg(long)]
+        repository: Option<String>,
     },
     /// Play the builders: push each per-arch image and deliver the completions.
     Build {
+        /// The release: `<repository>:<tag>`, or a tag of ARCHGATE_REPOSITORY.
         tag: String,
         /// Let this architecture's build fail.
         #[arg(long, value_parser = ["amd64", "arm64"])]
@@ -183,6 +226,7 @@ enum LocalCommand {
     },
     /// Play the scanner: set each per-arch image's findings and deliver the scan events.
     Scan {
+        /// The release: `<repository>:<tag>`, or a tag of ARCHGATE_REPOSITORY.
         tag: String,
         /// Only this architecture's image.
         #[arg(long, value_parser = ["amd64", "arm64"])]
@@ -285,13 +329,26 @@ async fn run(command: Command) -> Result<(), CliError> {
             LocalCommand::Up => local::up().await,
             LocalCommand::Down => local::down(),
             LocalCommand::Env { format } => local::env(format),
-            LocalCommand::Upload { path, name } => local::upload(&path, name).await,
+            LocalCommand::Upload {
+                path,
+                name,
+                repository,
+            } => local::upload(&path, name, repository.as_deref()).await,
             LocalCommand::Build { tag, fail } => local::build(&tag, fail.as_deref()).await,
             LocalCommand::Scan {
                 tag,
                 arch,
                 findings,
             } => local::scan(&tag, arch.as_deref(), &findings).await,
+        },
+        Command::Repo { command } => match command {
+            RepoCommand::List => repo::list().await,
+            RepoCommand::Show { repository, json } => repo::show(&repository, json).await,
+            RepoCommand::Set {
+                repository,
+                assignments,
+            } => repo::set(&repository, &assignments).await,
+            RepoCommand::Unset { repository, names } => repo::unset(&repository, &names).await,
         },
         Command::Release { command } => match command {
             ReleaseCommand::Status { release: r, json } => {

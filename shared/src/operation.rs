@@ -39,6 +39,7 @@ pub const ECR_DESCRIBE_IMAGES: Operation = Operation::new("ECR", "DescribeImages
 pub const ECR_DESCRIBE_IMAGE_SCAN_FINDINGS: Operation =
     Operation::new("ECR", "DescribeImageScanFindings");
 pub const ECR_CREATE_REPOSITORY: Operation = Operation::new("ECR", "CreateRepository");
+pub const ECR_PUT_IMAGE_TAG_MUTABILITY: Operation = Operation::new("ECR", "PutImageTagMutability");
 pub const ECR_DESCRIBE_REPOSITORIES: Operation = Operation::new("ECR", "DescribeRepositories");
 pub const ECR_INITIATE_LAYER_UPLOAD: Operation = Operation::new("ECR", "InitiateLayerUpload");
 pub const ECR_PUT_IMAGE: Operation = Operation::new("ECR", "PutImage");

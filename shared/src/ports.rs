@@ -7,7 +7,7 @@ use crate::domain::gate::{Finding, ScanStatus, SeverityCounts};
 use crate::domain::oci::RawManifest;
 use crate::domain::policy::{PolicyRead, PolicyRecord};
 use crate::domain::release_event::ReleaseEvent;
-use crate::domain::repository::{Ensured, RepositorySettings};
+use crate::domain::repository::{Ensured, RepositorySettings, TagMutability};
 use crate::domain::{Arch, BuildStatus, Digest, Millis, Release, ReleaseKey, ReleaseTag};
 use crate::error::AdapterError;
 use std::future::Future;
@@ -283,6 +283,14 @@ pub trait Registry: Send + Sync {
         repository: &str,
         settings: &RepositorySettings,
     ) -> impl Future<Output = Result<Ensured, AdapterError>> + Send;
+
+    /// PutImageTagMutability: which tags of an existing repository ECR keeps immutable (the
+    /// moving tags of a repository's policy changed).
+    fn set_tag_mutability(
+        &self,
+        repository: &str,
+        mutability: &TagMutability,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
 /// Signs release attestations (the DSSE pre-auth encoding), or leaves them unsigned.

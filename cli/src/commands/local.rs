@@ -128,7 +128,11 @@ pub fn env(format: EnvFormat) -> Result<(), CliError> {
 
 /// `archgate local upload <dir|zip>`: the build context in the source bucket, and the S3
 /// event delivered to start-builds.
-pub async fn upload(path: &Path, name: Option<String>) -> Result<(), CliError> {
+pub async fn upload(
+    path: &Path,
+    name: Option<String>,
+    repository: Option<&str>,
+) -> Result<(), CliError> {
     let env = attached().await?;
     let body = if path.is_dir() {
         zip_directory(path)?
@@ -142,7 +146,13 @@ pub async fn upload(path: &Path, name: Option<String>) -> Result<(), CliError> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let key = format!("{}{name}.zip", env.config.source_prefix);
+    // Another repository than the default is named by the key's folder (the functions refuse
+    // one outside the namespace, and say so).
+    let folder = repository
+        .filter(|r| *r != env.config.repository)
+        .map(|r| format!("{r}/"))
+        .unwrap_or_default();
+    let key = format!("{}{folder}{name}.zip", env.config.source_prefix);
     let event = env.upload(&key, body).await?;
     answer(env.start_builds(event).await)
 }

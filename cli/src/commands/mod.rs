@@ -8,6 +8,7 @@ pub mod local;
 pub mod reconcile;
 pub mod release;
 pub mod replay;
+pub mod repo;
 pub mod retention;
 
 use crate::error::CliError;
@@ -48,20 +49,8 @@ fn release_key(reference: &str, repository: Option<&str>) -> Result<ReleaseKey, 
         None => (None, reference),
     };
     let tag = ReleaseTag::parse(tag)?;
-    let default = required(REPOSITORY).ok();
-    // The namespace as the functions read it: a malformed one names nothing.
-    let namespace = required(REPOSITORY_PREFIX).ok();
-    if let Some(value) = &namespace {
-        check_namespace(value).map_err(|reason| ConfigError::Invalid {
-            variable: REPOSITORY_PREFIX,
-            value: value.clone(),
-            reason: reason.to_owned(),
-        })?;
-    }
-    let repositories = Repositories {
-        default: default.clone().unwrap_or_default(),
-        namespace,
-    };
+    let repositories = repositories()?;
+    let default = Some(repositories.default.clone()).filter(|d| !d.is_empty());
     let repository = match (named, repository) {
         (Some(named), Some(flag)) if named != flag => {
             return Err(CliError::InvalidArgument(format!(
@@ -74,13 +63,37 @@ fn release_key(reference: &str, repository: Option<&str>) -> Result<ReleaseKey, 
             variable: REPOSITORY,
         })?,
     };
-    if repository.is_empty() || !repositories.owns(&repository) {
+    owned(&repositories, &repository)?;
+    Ok(ReleaseKey::new(repository, tag))
+}
+
+/// The repositories archgate releases into, as the functions read them: the default
+/// (`ARCHGATE_REPOSITORY`, may be unset here) and the namespace (a malformed one names
+/// nothing).
+fn repositories() -> Result<Repositories, CliError> {
+    let namespace = required(REPOSITORY_PREFIX).ok();
+    if let Some(value) = &namespace {
+        check_namespace(value).map_err(|reason| ConfigError::Invalid {
+            variable: REPOSITORY_PREFIX,
+            value: value.clone(),
+            reason: reason.to_owned(),
+        })?;
+    }
+    Ok(Repositories {
+        default: required(REPOSITORY).unwrap_or_default(),
+        namespace,
+    })
+}
+
+/// Refuses a repository that is not archgate's, before any call.
+fn owned(repositories: &Repositories, repository: &str) -> Result<(), CliError> {
+    if repository.is_empty() || !repositories.owns(repository) {
         return Err(CliError::InvalidArgument(format!(
             "{repository} is not one of archgate's repositories ({})",
-            describe(&repositories)
+            describe(repositories)
         )));
     }
-    Ok(ReleaseKey::new(repository, tag))
+    Ok(())
 }
 
 fn describe(repositories: &Repositories) -> String {

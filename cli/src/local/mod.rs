@@ -143,11 +143,13 @@ impl LocalEnv {
         })
     }
 
-    pub fn key(&self, tag: &str) -> ReleaseKey {
-        ReleaseKey::new(
-            self.config.repository.clone(),
-            ReleaseTag::parse(tag).expect("valid tag"),
-        )
+    /// The release a reference names: `<repository>:<tag>`, or a tag of the default
+    /// repository.
+    pub fn key(&self, reference: &str) -> ReleaseKey {
+        let (repository, tag) = reference
+            .rsplit_once(':')
+            .unwrap_or((self.config.repository.as_str(), reference));
+        ReleaseKey::new(repository, ReleaseTag::parse(tag).expect("valid tag"))
     }
 
     /// The region the installation lives in.
@@ -229,13 +231,13 @@ impl LocalEnv {
             stored.release.build(role).build_id.clone().ok_or_else(|| {
                 LocalError::Invalid(format!("{tag}: no {arch} build was started"))
             })?;
-        let release_tag = ReleaseTag::parse(tag).map_err(|e| LocalError::Invalid(e.to_string()))?;
+        let key = self.key(tag);
         let pushed = if status == "SUCCEEDED" {
             Some(
                 builder::push_arch_image(
                     &self.clients.ecr,
-                    &self.config.repository,
-                    &release_tag,
+                    &key.repository,
+                    &key.tag,
                     arch,
                     stored.release.source.revision(),
                     shape,

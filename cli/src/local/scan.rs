@@ -27,8 +27,9 @@ impl LocalEnv {
         status: &str,
         findings: &[LocalFinding],
     ) -> Result<Value, LocalError> {
-        let image_tag = format!("{tag}-{arch}");
-        let repository = &self.config.repository;
+        let key = self.key(tag);
+        let image_tag = format!("{}-{arch}", key.tag);
+        let repository = &key.repository;
         let found = self
             .clients
             .ecr
@@ -55,7 +56,7 @@ impl LocalEnv {
             .and_then(|id| id.image_digest())
             .ok_or_else(|| LocalError::Invalid(format!("{image_tag} is not in {repository}")))?
             .to_owned();
-        self.scan_image(&digest, &[image_tag], status, findings)
+        self.scan_image_in(repository, &digest, &[image_tag], status, findings)
             .await
     }
 
@@ -68,7 +69,19 @@ impl LocalEnv {
         status: &str,
         findings: &[LocalFinding],
     ) -> Result<Value, LocalError> {
-        let repository = &self.config.repository;
+        self.scan_image_in(&self.config.repository, digest, tags, status, findings)
+            .await
+    }
+
+    /// [`LocalEnv::scan_image`] of an image in another of archgate's repositories.
+    pub async fn scan_image_in(
+        &self,
+        repository: &str,
+        digest: &str,
+        tags: &[String],
+        status: &str,
+        findings: &[LocalFinding],
+    ) -> Result<Value, LocalError> {
         let scanned = self
             .clients
             .ecr

@@ -134,7 +134,7 @@ pub fn effective(
         PolicyRead::Found(PolicyRecord {
             values, version, ..
         }) => (values, version),
-        PolicyRead::Unreadable { reason } => {
+        PolicyRead::Unreadable { reason, .. } => {
             return Err(PolicyError::Unreadable {
                 repository: repository.to_owned(),
                 reason,

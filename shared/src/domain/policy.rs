@@ -27,5 +27,7 @@ pub enum PolicyRead {
     /// An item that does not parse: whoever needs the policy fails closed.
     Unreadable {
         reason: String,
+        /// The item's version, when that much reads: a replacement's write expects it.
+        version: Option<u64>,
     },
 }

@@ -52,7 +52,13 @@ pub enum EffectError {
     /// The repository's policy cannot be applied: nothing is judged, promoted or refused by
     /// defaults it was not given (an operator fixes it with `archgate repo set`).
     #[error(transparent)]
-    Policy(#[from] PolicyError),
+    Policy(Box<PolicyError>),
+}
+
+impl From<PolicyError> for EffectError {
+    fn from(error: PolicyError) -> Self {
+        EffectError::Policy(Box::new(error))
+    }
 }
 
 impl EffectError {

@@ -162,15 +162,23 @@ fn parse(id: &str, item: &ReleaseItem) -> Result<Stored, String> {
 }
 
 /// A policy item's record, or why it cannot be applied (as the DynamoDB ledger reads it).
-fn decode_policy(repository: &str, doc: &str) -> PolicyRead {
+fn decode_policy(repository: &str, version: u64, doc: &str) -> PolicyRead {
+    let unreadable = |reason: String| PolicyRead::Unreadable {
+        reason,
+        version: Some(version),
+    };
     match serde_json::from_str::<PolicyRecord>(doc) {
-        Ok(record) if record.repository == repository => PolicyRead::Found(record),
-        Ok(record) => PolicyRead::Unreadable {
-            reason: format!("it names repository {}", record.repository),
-        },
-        Err(e) => PolicyRead::Unreadable {
-            reason: e.to_string(),
-        },
+        Ok(record) if record.repository == repository && record.version == version => {
+            PolicyRead::Found(record)
+        }
+        Ok(record) if record.repository != repository => {
+            unreadable(format!("it names repository {}", record.repository))
+        }
+        Ok(record) => unreadable(format!(
+            "its document is version {}, the item {version}",
+            record.version
+        )),
+        Err(e) => unreadable(e.to_string()),
     }
 }
 
@@ -318,7 +326,7 @@ impl Ledger for MemoryLedger {
         let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let read = match self.lock().policies.get(repository) {
             None => PolicyRead::Unset,
-            Some((_, doc)) => decode_policy(repository, doc),
+            Some((version, doc)) => decode_policy(repository, *version, doc),
         };
         self.chaos.leave(fault, DYNAMODB_GET_ITEM, read).await
     }
@@ -354,7 +362,9 @@ impl Ledger for MemoryLedger {
             .lock()
             .policies
             .iter()
-            .map(|(repository, (_, doc))| (repository.clone(), decode_policy(repository, doc)))
+            .map(|(repository, (version, doc))| {
+                (repository.clone(), decode_policy(repository, *version, doc))
+            })
             .collect();
         self.chaos.leave(fault, DYNAMODB_SCAN, found).await
     }

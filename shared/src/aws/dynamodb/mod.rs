@@ -110,20 +110,27 @@ async fn conditional_update(
 
 /// A policy item's record, or why it cannot be applied.
 fn decode_policy(repository: &str, item: &HashMap<String, AttributeValue>) -> PolicyRead {
-    let doc = item.get("doc").and_then(|v| v.as_s().ok());
-    let Some(doc) = doc else {
-        return PolicyRead::Unreadable {
-            reason: "the item has no `doc`".to_owned(),
-        };
+    let version = item
+        .get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok());
+    let unreadable = |reason: String| PolicyRead::Unreadable { reason, version };
+    let Some(doc) = item.get("doc").and_then(|v| v.as_s().ok()) else {
+        return unreadable("the item has no `doc`".to_owned());
     };
     match serde_json::from_str::<PolicyRecord>(doc) {
-        Ok(record) if record.repository == repository => PolicyRead::Found(record),
-        Ok(record) => PolicyRead::Unreadable {
-            reason: format!("it names repository {}", truncate(&record.repository)),
-        },
-        Err(e) => PolicyRead::Unreadable {
-            reason: e.to_string(),
-        },
+        Ok(record) if record.repository == repository && Some(record.version) == version => {
+            PolicyRead::Found(record)
+        }
+        Ok(record) if record.repository != repository => unreadable(format!(
+            "it names repository {}",
+            truncate(&record.repository)
+        )),
+        Ok(record) => unreadable(format!(
+            "its document is version {}, the item {version:?}",
+            record.version
+        )),
+        Err(e) => unreadable(e.to_string()),
     }
 }
 

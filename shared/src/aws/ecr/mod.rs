@@ -13,7 +13,7 @@ use crate::error::AdapterError;
 use crate::operation::{
     ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
     ECR_CREATE_REPOSITORY, ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD,
-    ECR_PUT_IMAGE, ECR_UPLOAD_LAYER_PART,
+    ECR_PUT_IMAGE, ECR_PUT_IMAGE_TAG_MUTABILITY, ECR_UPLOAD_LAYER_PART,
 };
 use crate::ports::{Registry, ScanFindings};
 use aws_sdk_ecr::error::SdkError;
@@ -98,22 +98,10 @@ impl Registry for EcrRegistry {
                     .build(),
             )
             .encryption_configuration(encryption);
-        create = match &settings.tag_mutability {
-            TagMutability::Mutable => create.image_tag_mutability(ImageTagMutability::Mutable),
-            TagMutability::ImmutableExcept(filters) => {
-                create = create.image_tag_mutability(ImageTagMutability::ImmutableWithExclusion);
-                for filter in filters {
-                    create = create.image_tag_mutability_exclusion_filters(
-                        ImageTagMutabilityExclusionFilter::builder()
-                            .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
-                            .filter(filter)
-                            .build()
-                            .map_err(|e| unexpected("CreateRepository", e.to_string()))?,
-                    );
-                }
-                create
-            }
-        };
+        let (mutability, filters) = mutability_of(&settings.tag_mutability, "CreateRepository")?;
+        create = create
+            .image_tag_mutability(mutability)
+            .set_image_tag_mutability_exclusion_filters(filters);
         match create.send().await {
             Ok(_) => Ok(Ensured::Created),
             Err(SdkError::ServiceError(e))
@@ -126,6 +114,23 @@ impl Registry for EcrRegistry {
             }
             Err(e) => Err(classify(ECR_CREATE_REPOSITORY, e)),
         }
+    }
+
+    async fn set_tag_mutability(
+        &self,
+        repository: &str,
+        mutability: &TagMutability,
+    ) -> Result<(), AdapterError> {
+        let (mutability, filters) = mutability_of(mutability, "PutImageTagMutability")?;
+        self.client
+            .put_image_tag_mutability()
+            .repository_name(repository)
+            .image_tag_mutability(mutability)
+            .set_image_tag_mutability_exclusion_filters(filters)
+            .send()
+            .await
+            .map_err(|e| classify(ECR_PUT_IMAGE_TAG_MUTABILITY, e))?;
+        Ok(())
     }
 
     async fn manifests_by_tag(
@@ -489,4 +494,33 @@ fn severity_of(value: Option<&str>) -> Severity {
     value
         .and_then(Severity::parse)
         .unwrap_or(Severity::Undefined)
+}
+
+/// ECR's mutability setting and exclusion filters for archgate's [`TagMutability`].
+fn mutability_of(
+    mutability: &TagMutability,
+    operation: &'static str,
+) -> Result<
+    (
+        ImageTagMutability,
+        Option<Vec<ImageTagMutabilityExclusionFilter>>,
+    ),
+    AdapterError,
+> {
+    match mutability {
+        TagMutability::Mutable => Ok((ImageTagMutability::Mutable, None)),
+        TagMutability::ImmutableExcept(filters) => {
+            let filters = filters
+                .iter()
+                .map(|filter| {
+                    ImageTagMutabilityExclusionFilter::builder()
+                        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                        .filter(filter)
+                        .build()
+                        .map_err(|e| unexpected(operation, e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((ImageTagMutability::ImmutableWithExclusion, Some(filters)))
+        }
+    }
 }

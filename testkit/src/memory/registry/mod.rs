@@ -17,7 +17,7 @@ use archgate::error::AdapterError;
 use archgate::operation::{
     ECR_BATCH_CHECK_LAYER_AVAILABILITY, ECR_BATCH_GET_IMAGE, ECR_COMPLETE_LAYER_UPLOAD,
     ECR_CREATE_REPOSITORY, ECR_DESCRIBE_IMAGE_SCAN_FINDINGS, ECR_INITIATE_LAYER_UPLOAD,
-    ECR_PUT_IMAGE, ECR_UPLOAD_LAYER_PART,
+    ECR_PUT_IMAGE, ECR_PUT_IMAGE_TAG_MUTABILITY, ECR_UPLOAD_LAYER_PART,
 };
 use archgate::ports::{
     Clock, DeleteResult, FetchedManifest, ImageSummary, Registry, RepositoryInventory, ScanFindings,
@@ -326,6 +326,28 @@ fn wildcard(filter: &str, tag: &str) -> bool {
 }
 
 impl<C: Clock> Registry for MemoryRegistry<C> {
+    async fn set_tag_mutability(
+        &self,
+        repository: &str,
+        mutability: &TagMutability,
+    ) -> Result<(), AdapterError> {
+        let fault = self.chaos.enter(ECR_PUT_IMAGE_TAG_MUTABILITY).await?;
+        {
+            let mut state = self.lock();
+            let found = state
+                .repositories
+                .get_mut(repository)
+                .ok_or_else(|| not_found("PutImageTagMutability", repository))?;
+            (found.immutable, found.exclusions) = match mutability {
+                TagMutability::Mutable => (false, Vec::new()),
+                TagMutability::ImmutableExcept(filters) => (true, filters.clone()),
+            };
+        }
+        self.chaos
+            .leave(fault, ECR_PUT_IMAGE_TAG_MUTABILITY, ())
+            .await
+    }
+
     async fn ensure_repository(
         &self,
         repository: &str,
