@@ -11,6 +11,7 @@ mod hostile;
 mod iam;
 mod lifecycle;
 mod package;
+mod policies;
 mod reconciler;
 mod release_retention;
 mod repositories;

@@ -35,6 +35,10 @@ pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 /// of each event it delivers (kept per path), and logging each request (nothing reads that
 /// log). Responses go out without Nagle's delay: moto writes the headers and the body
 /// separately, and the second write would wait for the client's delayed acknowledgement.
+///
+/// And ECR's tag-mutability exclusion filters are wildcards (`*-amd64`), which moto compiles
+/// as regular expressions (a leading `*` fails every PutImage to the repository): its ECR
+/// module matches them as wildcards here, its own regular expressions as before.
 const EMULATOR_PATCHES: &str = r#"
 import functools, logging, threading
 import jsonpath_ng.ext
@@ -61,6 +65,15 @@ moto.core.responses.method_names_from_class = functools.cache(moto.core.response
 jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 MotoRequestHandler.disable_nagle_algorithm = True
+import fnmatch, re, types
+import moto.ecr.models
+def _match(pattern, string, flags=0):
+    if string is None:
+        return None
+    if pattern.startswith("^") or "(?" in pattern or ".*" in pattern:
+        return re.match(pattern, string, flags)
+    return fnmatch.fnmatchcase(string, pattern) or None
+moto.ecr.models.re = types.SimpleNamespace(**{**vars(re), "match": _match})
 "#;
 
 /// One Python process per owner that has imported moto's server and built the apps of the

@@ -92,10 +92,22 @@ pub async fn release_events(env: &LocalEnv) -> Vec<String> {
 use archgate::domain::Arch;
 pub use archgate_cli::local::LocalFinding;
 
-/// Drives a release through upload, both builds and the candidate index.
+/// The upload key of a release reference (`<repository>:<tag>` names a repository of the
+/// namespace by the key's folder).
+pub fn upload_key(env: &LocalEnv, reference: &str) -> String {
+    let key = env.key(reference);
+    if key.repository == env.config.repository {
+        format!("releases/{}.zip", key.tag)
+    } else {
+        format!("releases/{}/{}.zip", key.repository, key.tag)
+    }
+}
+
+/// Drives a release (a tag, or `<repository>:<tag>`) through upload, both builds and the
+/// candidate index.
 pub async fn candidate_ready(env: &LocalEnv, tag: &str) {
     let answer = env
-        .start_builds(upload(env, &format!("releases/{tag}.zip")).await)
+        .start_builds(upload(env, &upload_key(env, tag)).await)
         .await;
     assert_eq!(status(&answer), "applied", "{answer}");
     for arch in Arch::ALL {

@@ -108,7 +108,7 @@ async fn published(env: &LocalEnv, tag: &str) -> Release {
     release
 }
 
-async fn scan_both(env: &LocalEnv, tag: &str, amd64: &[LocalFinding]) {
+pub async fn scan_both(env: &LocalEnv, tag: &str, amd64: &[LocalFinding]) {
     for (arch, findings) in [(Arch::Amd64, amd64), (Arch::Arm64, &[][..])] {
         let event = env
             .scan_arch_image(tag, arch, "COMPLETE", findings)
