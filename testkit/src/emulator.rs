@@ -35,6 +35,11 @@ pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 /// of each event it delivers (kept per path), and logging each request (nothing reads that
 /// log). Responses go out without Nagle's delay: moto writes the headers and the body
 /// separately, and the second write would wait for the client's delayed acknowledgement.
+///
+/// And, where IAM is enforced, a request without a body (a GET) is checked against the
+/// signature of an empty payload, as it was signed: moto signs the request's form data
+/// instead, which for Lambda's GETs is its headers, so every signed Lambda read was refused as
+/// a signature mismatch.
 const EMULATOR_PATCHES: &str = r#"
 import functools, logging, threading
 import jsonpath_ng.ext
@@ -43,6 +48,7 @@ import moto.core.responses
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ecr.models import ECRBackend
+from moto.iam.access_control import IAMRequestBase
 def _one_at_a_time(cls, names):
     lock = threading.RLock()
     def atomic(method):
@@ -61,6 +67,12 @@ moto.core.responses.method_names_from_class = functools.cache(moto.core.response
 jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 MotoRequestHandler.disable_nagle_algorithm = True
+_create_aws_request = IAMRequestBase._create_aws_request
+def _signed_as_sent(self):
+    if not self._body and self._method in ("GET", "HEAD", "DELETE"):
+        self._data = {}
+    return _create_aws_request(self)
+IAMRequestBase._create_aws_request = _signed_as_sent
 "#;
 
 /// One Python process per owner that has imported moto's server and built the apps of the
