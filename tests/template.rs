@@ -209,6 +209,10 @@ impl<'t> Resolver<'t> {
             ("AWS::CodeBuild::Project", "Arn") => {
                 format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{name}")
             }
+            // CloudFormation's Arn of a log group ends in `:*` (every stream of it)
+            ("AWS::Logs::LogGroup", "Arn") => {
+                format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*")
+            }
             _ => return Err(format!("!GetAtt {logical}.{attribute} has no local value")),
         };
         Ok(json!(arn))
@@ -1131,6 +1135,7 @@ fn actions_needed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "RetentionCleanupFunction",
             BTreeSet::from([
                 // the inventory, its deletions, and the repositories prefix/* patterns name
+                "ecr:DescribeImages",
                 "ecr:BatchGetImage",
                 "ecr:BatchDeleteImage",
                 "ecr:DescribeRepositories",
@@ -1189,9 +1194,9 @@ fn each_function_is_granted_exactly_what_its_effects_and_reads_need() {
                 ));
             }
         }
-        // And nothing else is (least privilege; DescribeImages reads the index's media type)
+        // And nothing else is (least privilege)
         for action in &granted {
-            if !needed.contains(action.as_str()) && action != "ecr:DescribeImages" {
+            if !needed.contains(action.as_str()) {
                 problems.push(format!(
                     "{function} is granted {action}, which its code never calls"
                 ));
@@ -1199,6 +1204,285 @@ fn each_function_is_granted_exactly_what_its_effects_and_reads_need() {
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// One statement of a function's role as CloudFormation deploys it: every intrinsic function
+/// evaluated with the deployment's parameters, so a statement under a false `!If` is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    pub sid: String,
+    pub allow: bool,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    /// `{operator: {key: value or [values]}}`, or null.
+    pub condition: Json,
+}
+
+/// The statements of `function`'s `Policies`, deployed with the parameter defaults and
+/// `parameters` over them.
+pub(crate) fn deployed_statements(function: &str, parameters: &[(&str, &str)]) -> Vec<Statement> {
+    let template = template();
+    let resolver = Resolver::new(&template, parameters);
+    let (documents, _) = identity_policies(&template);
+    let owned = format!("{function} (");
+    let strings = |value: &Json| -> Vec<String> {
+        match value {
+            Json::Array(items) => items.iter().filter_map(|v| scalar(v).ok()).collect(),
+            Json::Null => Vec::new(),
+            single => scalar(single).into_iter().collect(),
+        }
+    };
+    let mut statements = Vec::new();
+    for document in documents.iter().filter(|d| d.owner.starts_with(&owned)) {
+        let resolved = resolver
+            .eval(document.document)
+            .unwrap_or_else(|e| panic!("{}: {e}", document.owner))
+            .unwrap_or_default();
+        let listed = match &resolved["Statement"] {
+            Json::Array(items) => items.clone(),
+            single => vec![single.clone()],
+        };
+        for statement in listed {
+            assert!(
+                statement.get("NotAction").is_none() && statement.get("NotResource").is_none(),
+                "{}: NotAction/NotResource are not evaluated here",
+                document.owner
+            );
+            statements.push(Statement {
+                sid: statement["Sid"].as_str().unwrap_or("<no Sid>").to_owned(),
+                allow: statement["Effect"] == "Allow",
+                actions: strings(&statement["Action"]),
+                resources: strings(&statement["Resource"]),
+                condition: statement.get("Condition").cloned().unwrap_or(Json::Null),
+            });
+        }
+    }
+    assert!(
+        !statements.is_empty(),
+        "template.yaml has no policies of {function}"
+    );
+    statements
+}
+
+/// Every action `function`'s role allows when deployed with `parameters`.
+pub(crate) fn deployed_actions(function: &str, parameters: &[(&str, &str)]) -> BTreeSet<String> {
+    deployed_statements(function, parameters)
+        .into_iter()
+        .filter(|s| s.allow)
+        .flat_map(|s| s.actions)
+        .collect()
+}
+
+/// `function`'s environment as CloudFormation deploys it with `parameters`.
+pub(crate) fn deployed_environment(
+    function: &str,
+    parameters: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let template = template();
+    let resolver = Resolver::new(&template, parameters);
+    let resource = &template["Resources"][function];
+    assert!(!resource.is_null(), "template.yaml has no {function}");
+    resolved_environment(&resolver, &template, resource)
+        .unwrap_or_else(|e| panic!("{function}: {e}"))
+}
+
+/// IAM's wildcards: `*` any run of characters, `?` any one (case-sensitive unless told).
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // The classic two-pointer match with backtracking to the last `*`.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
+/// A Resource entry (or an ArnLike value) against an ARN: `*` alone matches anything;
+/// otherwise each of the six colon-separated parts is matched on its own, as IAM does.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let parts = |s: &str| s.splitn(6, ':').map(str::to_owned).collect::<Vec<_>>();
+    let (pattern, arn) = (parts(pattern), parts(arn));
+    pattern.len() == 6
+        && arn.len() == 6
+        && pattern.iter().zip(&arn).all(|(p, a)| wildcard_match(p, a))
+}
+
+/// Whether a statement's Condition holds for a request whose context has `context`'s keys.
+/// A key the request does not carry fails its condition (no `...IfExists` here); an operator
+/// the evaluator does not know fails the test rather than pass silently.
+fn condition_holds(condition: &Json, context: &[(&str, &str)]) -> bool {
+    let Some(operators) = condition.as_object() else {
+        return true;
+    };
+    operators.iter().all(|(operator, keys)| {
+        keys.as_object()
+            .unwrap_or_else(|| panic!("Condition {operator}: {keys} is not a map"))
+            .iter()
+            .all(|(key, wanted)| {
+                let Some((_, actual)) = context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))
+                else {
+                    return false;
+                };
+                let wanted: Vec<String> = match wanted {
+                    Json::Array(values) => values.iter().filter_map(|v| scalar(v).ok()).collect(),
+                    value => scalar(value).into_iter().collect(),
+                };
+                wanted.iter().any(|w| match operator.as_str() {
+                    "ArnLike" | "ArnEquals" => arn_matches(w, actual),
+                    "StringEquals" => w == actual,
+                    "StringLike" => wildcard_match(w, actual),
+                    "Bool" => w.eq_ignore_ascii_case(actual),
+                    other => panic!("the policy evaluator does not know the operator {other}"),
+                })
+            })
+    })
+}
+
+/// IAM's decision on one request (`action` on the ARN `resource`, with the condition keys
+/// of `context`) against a role's statements: an explicit Deny wins, then any Allow whose
+/// action, resource and conditions all match; nothing matching is an implicit deny.
+pub(crate) fn allows(
+    statements: &[Statement],
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> bool {
+    allowed_by(statements, action, resource, context).is_some()
+}
+
+/// The Sid of the statement that allows the request, if it is allowed ([`allows`]).
+pub(crate) fn allowed_by(
+    statements: &[Statement],
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> Option<String> {
+    let matches = |s: &&Statement| {
+        s.actions
+            .iter()
+            .any(|a| wildcard_match(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            && s.resources.iter().any(|r| arn_matches(r, resource))
+            && condition_holds(&s.condition, context)
+    };
+    let (allowing, denying): (Vec<&Statement>, Vec<&Statement>) =
+        statements.iter().filter(matches).partition(|s| s.allow);
+    if denying.is_empty() {
+        allowing.first().map(|s| s.sid.clone())
+    } else {
+        None
+    }
+}
+
+#[test]
+fn the_policy_evaluator_matches_as_iam_does() {
+    // Given a statement on one repository and a namespace, and a listing under a condition
+    let statements = [
+        Statement {
+            sid: "Repositories".to_owned(),
+            allow: true,
+            actions: vec!["ecr:PutImage".to_owned()],
+            resources: vec![
+                format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/myapp"),
+                format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/apps/*"),
+            ],
+            condition: Json::Null,
+        },
+        Statement {
+            sid: "Listing".to_owned(),
+            allow: true,
+            actions: vec!["ecs:ListServices".to_owned()],
+            resources: vec!["*".to_owned()],
+            condition: json!({"ArnLike": {"ecs:cluster": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/*")}}),
+        },
+    ];
+    let repository = |name: &str| format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}");
+    // Then actions match whatever their case, resources exactly or through `*`
+    assert!(allows(
+        &statements,
+        "ecr:PutImage",
+        &repository("myapp"),
+        &[]
+    ));
+    assert!(allows(
+        &statements,
+        "ECR:putimage",
+        &repository("apps/web"),
+        &[]
+    ));
+    assert!(allows(
+        &statements,
+        "ecr:PutImage",
+        &repository("apps/team/web"),
+        &[]
+    ));
+    // And a name that only starts like one, another action or another region is denied
+    for outside in ["myapp2", "appsweb", "apps", "teams/web"] {
+        assert!(
+            !allows(&statements, "ecr:PutImage", &repository(outside), &[]),
+            "{outside}"
+        );
+    }
+    assert!(!allows(
+        &statements,
+        "ecr:BatchDeleteImage",
+        &repository("myapp"),
+        &[]
+    ));
+    let elsewhere = format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/myapp");
+    assert!(!allows(&statements, "ecr:PutImage", &elsewhere, &[]));
+    // And a condition holds only for a request that carries its key with a matching value
+    let cluster = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod");
+    let foreign = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/prod");
+    assert!(allows(
+        &statements,
+        "ecs:ListServices",
+        "*",
+        &[("ecs:cluster", &cluster)]
+    ));
+    assert!(!allows(
+        &statements,
+        "ecs:ListServices",
+        "*",
+        &[("ecs:cluster", &foreign)]
+    ));
+    assert!(!allows(&statements, "ecs:ListServices", "*", &[]));
+    // And an explicit Deny wins over an Allow
+    let mut denied = statements.to_vec();
+    denied.push(Statement {
+        sid: "NotThatOne".to_owned(),
+        allow: false,
+        actions: vec!["ecr:*".to_owned()],
+        resources: vec![repository("apps/secret")],
+        condition: Json::Null,
+    });
+    assert!(!allows(
+        &denied,
+        "ecr:PutImage",
+        &repository("apps/secret"),
+        &[]
+    ));
+    assert!(allows(
+        &denied,
+        "ecr:PutImage",
+        &repository("apps/web"),
+        &[]
+    ));
 }
 
 /// An EventBridge rule of the template, with its pattern resolved.

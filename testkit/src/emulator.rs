@@ -39,6 +39,11 @@ pub const LOCAL_CREDENTIAL: &str = "archgate-local";
 /// And ECR's tag-mutability exclusion filters are wildcards (`*-amd64`), which moto compiles
 /// as regular expressions (a leading `*` fails every PutImage to the repository): its ECR
 /// module matches them as wildcards here, its own regular expressions as before.
+///
+/// And, where IAM is enforced, a request without a body (a GET) is checked against the
+/// signature of an empty payload, as it was signed: moto signs the request's form data
+/// instead, which for Lambda's GETs is its headers, so every signed Lambda read was refused as
+/// a signature mismatch.
 const EMULATOR_PATCHES: &str = r#"
 import functools, logging, threading
 import jsonpath_ng.ext
@@ -47,6 +52,7 @@ import moto.core.responses
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ecr.models import ECRBackend
+from moto.iam.access_control import IAMRequestBase
 def _one_at_a_time(cls, names):
     lock = threading.RLock()
     def atomic(method):
@@ -74,6 +80,12 @@ def _match(pattern, string, flags=0):
         return re.match(pattern, string, flags)
     return fnmatch.fnmatchcase(string, pattern) or None
 moto.ecr.models.re = types.SimpleNamespace(**{**vars(re), "match": _match})
+_create_aws_request = IAMRequestBase._create_aws_request
+def _signed_as_sent(self):
+    if not self._body and self._method in ("GET", "HEAD", "DELETE"):
+        self._data = {}
+    return _create_aws_request(self)
+IAMRequestBase._create_aws_request = _signed_as_sent
 "#;
 
 /// One Python process per owner that has imported moto's server and built the apps of the
