@@ -16,6 +16,7 @@ mod release_retention;
 mod release_tags;
 mod repositories;
 mod retention;
+mod retention_runs;
 mod samples;
 mod scan_gate;
 mod state_machine;

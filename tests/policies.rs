@@ -7,8 +7,9 @@ use archgate::aws::DynamoLedger;
 use archgate::domain::policy::PolicyRecord;
 use archgate::domain::{Arch, Phase};
 use archgate::ports::Ledger;
+use archgate::retention::Request;
 use archgate_cli::local::LocalEnv;
-use archgate_integration_tests::releases::{record, scan_both, CRITICAL};
+use archgate_integration_tests::releases::{publish, record, scan_both, CRITICAL};
 use archgate_integration_tests::{candidate_ready, installation_with_namespace, status};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::BTreeMap;
@@ -147,4 +148,36 @@ async fn a_policy_that_cannot_be_read_judges_nothing_until_it_is_fixed() {
     let release = record(&env, "apps/web:v2").await;
     assert_eq!(release.phase(), Phase::Published);
     assert_eq!(versions(&release), [Some(4), Some(4)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_retention_covers_every_managed_repository_under_its_own_policy() {
+    // Given two published releases in each of apps/web and apps/api, apps/web keeping only its
+    // newest release (version 1) and the environment keeping every release
+    let env = installation_with_namespace("apps/", REGION).await;
+    set_policy(&env, "apps/web", 1, &[("RETENTION_KEEP_RELEASES", "1")]).await;
+    for release in ["apps/web:r1", "apps/api:r1", "apps/web:r2", "apps/api:r2"] {
+        publish(&env, release).await;
+    }
+
+    // When the scheduled run goes, configured with the default repository alone
+    let retention = env.clients.retention(env.retention_config(&[]));
+    let report = archgate::retention::run(&retention, Request::default()).await;
+
+    // Then it covers the repositories with releases in the ledger too, and only apps/web's
+    // older release expires
+    let covered: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.repository.as_str())
+        .collect();
+    assert_eq!(covered, ["apps/api", "apps/web", "myapp"], "{report:?}");
+    assert_eq!(record(&env, "apps/web:r1").await.phase(), Phase::Expired);
+    for release in ["apps/web:r2", "apps/api:r1", "apps/api:r2"] {
+        assert_eq!(
+            record(&env, release).await.phase(),
+            Phase::Published,
+            "{release}"
+        );
+    }
 }

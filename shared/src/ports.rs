@@ -158,6 +158,17 @@ pub trait Ledger: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<(String, PolicyRead)>, AdapterError>> + Send;
 
+    /// Where the next scheduled retention run starts: the first repository the last run
+    /// could not reach in its time (`None`: it reached every one).
+    fn retention_resume(&self)
+        -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+
+    /// Records where the next scheduled retention run starts.
+    fn set_retention_resume(
+        &self,
+        next: Option<&str>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
     /// Which release a moving tag of a repository names, as last recorded.
     fn moving_tag(
         &self,

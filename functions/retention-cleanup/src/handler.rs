@@ -33,6 +33,19 @@ pub async fn handle<P: Ports>(
     retention: &Retention<P>,
     event: serde_json::Value,
 ) -> Result<RunReport, BadRequest> {
-    let request = request_of(event)?;
+    handle_until(retention, event, None).await
+}
+
+/// [`handle`] within the invocation's time: no repository starts that could not finish
+/// before `deadline` (milliseconds since the epoch); the next scheduled run starts with it.
+pub async fn handle_until<P: Ports>(
+    retention: &Retention<P>,
+    event: serde_json::Value,
+    deadline: Option<archgate::domain::Millis>,
+) -> Result<RunReport, BadRequest> {
+    let request = Request {
+        deadline,
+        ..request_of(event)?
+    };
     Ok(run(retention, request).await)
 }

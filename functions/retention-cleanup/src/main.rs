@@ -1,7 +1,7 @@
 use archgate::aws::{lambda_sdk_config, RetentionClients};
 use archgate::config::RetentionConfig;
 use archgate::telemetry;
-use archgate_retention_cleanup::handler::handle;
+use archgate_retention_cleanup::handler::handle_until;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     let retention = &retention;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            handle(retention, event.payload).await
+            // The run stops between repositories before the invocation's time is up.
+            let deadline = i64::try_from(event.context.deadline).ok();
+            handle_until(retention, event.payload, deadline).await
         },
     ))
     .await

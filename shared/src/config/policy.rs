@@ -148,6 +148,39 @@ pub fn effective(
     })
 }
 
+/// A repository's release rules as retention applies them: `defaults` (retention's
+/// environment) overlaid with what the repository sets, and the version applied.
+pub fn release_rules(
+    defaults: &ReleaseRules,
+    repository: &str,
+    read: PolicyRead,
+) -> Result<(ReleaseRules, u64), PolicyError> {
+    let (values, version) = match read {
+        PolicyRead::Unset => return Ok((defaults.clone(), 0)),
+        PolicyRead::Found(PolicyRecord {
+            values, version, ..
+        }) => (values, version),
+        PolicyRead::Unreadable { reason, .. } => {
+            return Err(PolicyError::Unreadable {
+                repository: repository.to_owned(),
+                reason,
+            })
+        }
+    };
+    let defaults = defaults
+        .to_env()
+        .into_iter()
+        .filter_map(|(variable, value)| Some((variable.strip_prefix(PREFIX)?, value)))
+        .collect();
+    resolve(&defaults, &values, version)
+        .map(|policy| (policy.releases, version))
+        .map_err(|source| PolicyError::Invalid {
+            repository: repository.to_owned(),
+            version,
+            source,
+        })
+}
+
 /// Where each setting's value comes from, given the repository's values and the environment.
 pub fn sources(
     values: &BTreeMap<String, String>,

@@ -44,6 +44,8 @@ struct Table {
     releases: BTreeMap<String, ReleaseItem>,
     /// Per repository, as the DynamoDB ledger keys them.
     pointers: BTreeMap<(String, Digest), BTreeSet<String>>,
+    /// Where the next retention run starts.
+    retention_resume: Option<String>,
     /// Policy items by repository: their version and document.
     policies: BTreeMap<String, (u64, String)>,
     moving: BTreeMap<(String, String), MovingItem>,
@@ -367,6 +369,18 @@ impl Ledger for MemoryLedger {
             })
             .collect();
         self.chaos.leave(fault, DYNAMODB_SCAN, found).await
+    }
+
+    async fn retention_resume(&self) -> Result<Option<String>, AdapterError> {
+        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
+        let next = self.lock().retention_resume.clone();
+        self.chaos.leave(fault, DYNAMODB_GET_ITEM, next).await
+    }
+
+    async fn set_retention_resume(&self, next: Option<&str>) -> Result<(), AdapterError> {
+        let fault = self.chaos.enter(DYNAMODB_PUT_ITEM).await?;
+        self.lock().retention_resume = next.map(str::to_owned);
+        self.chaos.leave(fault, DYNAMODB_PUT_ITEM, ()).await
     }
 
     async fn lock_moving_tag(

@@ -14,6 +14,8 @@ pub const DIGEST_POINTER: &str = "digest#";
 /// Partition-key prefix of the repositories' policy items (`policy:<repository>`; no release
 /// key holds `:`).
 pub const POLICY: &str = "policy:";
+/// The partition key of the item that says where the next retention run starts.
+pub const RETENTION_RESUME: &str = "retention:resume";
 /// Partition-key prefix of the moving-tag items.
 pub const MOVING_TAG: &str = "tag#";
 /// A digest pointer names at most this many releases (byte-identical builds of more
@@ -28,11 +30,15 @@ pub enum ItemKind {
     DigestPointer,
     MovingTag,
     Policy,
+    /// An item of archgate's own bookkeeping (where retention resumes).
+    Marker,
 }
 
 pub fn item_kind(pk: &str) -> ItemKind {
     if pk.starts_with(POLICY) {
         ItemKind::Policy
+    } else if pk == RETENTION_RESUME {
+        ItemKind::Marker
     } else if pk.starts_with(DIGEST_POINTER) && pk.contains(':') {
         ItemKind::DigestPointer
     } else if pk.starts_with(MOVING_TAG) && pk.matches('#').count() == 2 {

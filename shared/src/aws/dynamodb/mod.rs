@@ -24,7 +24,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use items::{decode, parse_pointer_entry, pointer_entry, truncate, unexpected, POLICY};
+use items::{
+    decode, parse_pointer_entry, pointer_entry, truncate, unexpected, POLICY, RETENTION_RESUME,
+};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
@@ -464,6 +466,36 @@ impl Ledger for DynamoLedger {
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
+    }
+
+    async fn retention_resume(&self) -> Result<Option<String>, AdapterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(LEDGER_KEY, AttributeValue::S(RETENTION_RESUME.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("next")?.as_s().ok().cloned()))
+    }
+
+    async fn set_retention_resume(&self, next: Option<&str>) -> Result<(), AdapterError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(LEDGER_KEY, AttributeValue::S(RETENTION_RESUME.to_owned()));
+        if let Some(next) = next {
+            put = put.item("next", AttributeValue::S(next.to_owned()));
+        }
+        put.send()
+            .await
+            .map_err(|e| classify(DYNAMODB_PUT_ITEM, e))?;
+        Ok(())
     }
 
     async fn moving_tag(
