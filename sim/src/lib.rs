@@ -25,6 +25,8 @@ pub struct Options {
     pub uploads: usize,
     /// At most this many steps before the world is left to settle.
     pub steps: usize,
+    /// A deliberate cross-repository effect the world commits once (the checker's own tests).
+    pub sabotage: Option<world::Sabotage>,
 }
 
 impl Options {
@@ -33,6 +35,7 @@ impl Options {
             seed,
             uploads: 8,
             steps: 1_500,
+            sabotage: None,
         }
     }
 }
@@ -93,22 +96,25 @@ const SETTLE_STEPS: usize = 20_000;
 /// Runs one schedule.
 pub fn run(options: Options) -> Result<Summary, Failure> {
     let mut world = World::new(options.seed, options.uploads);
+    world.sabotage = options.sabotage;
     let mut checker = Checker::default();
     let fail = |world: &mut World, checker: &Checker, violation: Violation| {
         let mut trace = std::mem::take(&mut world.trace);
-        trace.push(format!(
-            "tags at the violation: {:?}",
-            world.svc.registry.inspect(scenario::REPOSITORY, |r| r
-                .tags
-                .iter()
-                .map(|(t, d)| format!("{t}={}", world::short(d)))
-                .collect::<Vec<_>>())
-        ));
+        for repository in scenario::REPOSITORIES.iter().map(|r| r.name) {
+            trace.push(format!(
+                "tags of {repository} at the violation: {:?}",
+                world.svc.registry.inspect(repository, |r| r
+                    .tags
+                    .iter()
+                    .map(|(t, d)| format!("{t}={}", world::short(d)))
+                    .collect::<Vec<_>>())
+            ));
+        }
         trace.push("ledger at the violation:".to_owned());
         for r in checker.releases() {
             trace.push(format!(
                 "  {} {} attempt {} candidate {:?} published {:?} scans {:?} notices {} pending {:?}",
-                r.key.tag,
+                r.key,
                 r.phase(),
                 r.attempt,
                 r.candidate.as_ref().map(|c| world::short(&c.digest)),

@@ -29,9 +29,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = |seed| Options {
-        seed,
         uploads: args.uploads,
         steps: args.steps,
+        ..Options::new(seed)
     };
     if let Some(seed) = args.seed {
         return match archgate_sim::run(options(seed)) {

@@ -1,10 +1,10 @@
 //! The rules checked on what happened since the last step: tag moves, deletions, events, builds.
 
 use super::{violation, Checker, Rule, Violation};
-use crate::scenario::{MOVING_TAG, REPOSITORY};
+use crate::scenario::moving_tags;
 use crate::world::{short, World};
-use archgate::build_variables::RELEASE_TAG;
-use archgate::domain::Release;
+use archgate::build_variables::{IMAGE_REPO_NAME, RELEASE_TAG};
+use archgate::domain::{Release, ReleaseKey, ReleaseTag};
 use archgate_testkit::memory::registry::RegistryEvent;
 use std::rc::Rc;
 
@@ -24,11 +24,25 @@ impl Checker {
         &mut self,
         world: &World,
         releases: &[Rc<Release>],
+        log: Vec<RegistryEvent>,
     ) -> Result<(), Violation> {
-        for event in world.svc.registry.take_log() {
+        // The release of a repository a tag names (the tag as a release tag).
+        let key_of = |repository: &str, tag: &str| {
+            ReleaseTag::parse(tag)
+                .ok()
+                .map(|t| ReleaseKey::new(repository, t))
+        };
+        for event in log {
             match event {
-                RegistryEvent::TagMoved { tag, to, from, .. } => {
-                    if let Some(index) = self.published.get(&tag) {
+                RegistryEvent::TagMoved {
+                    repository,
+                    tag,
+                    to,
+                    from,
+                    ..
+                } => {
+                    let published = key_of(&repository, &tag).and_then(|k| self.published.get(&k));
+                    if let Some(index) = published {
                         if *index != to {
                             violation(
                                 Rule::PublishedImmutable,
@@ -40,10 +54,10 @@ impl Checker {
                             )?;
                         }
                     }
-                    if tag == MOVING_TAG {
+                    if moving_tags(&repository).contains(&tag.as_str()) {
                         // The index names its release (its version annotation is the release
                         // tag); the ledger may not have recorded the candidate yet.
-                        let named = world.svc.registry.inspect(REPOSITORY, |repo| {
+                        let named = world.svc.registry.inspect(&repository, |repo| {
                             let image = repo.images.get(&to)?;
                             let doc: serde_json::Value =
                                 serde_json::from_slice(&image.manifest.bytes).ok()?;
@@ -51,32 +65,40 @@ impl Checker {
                                 .as_str()
                                 .map(str::to_owned)
                         });
-                        let holder = releases
-                            .iter()
-                            .find(|r| Some(r.key.tag.as_str()) == named.as_deref());
+                        let holder = releases.iter().find(|r| {
+                            r.key.repository == repository
+                                && Some(r.key.tag.as_str()) == named.as_deref()
+                        });
                         let Some(holder) = holder else {
                             return violation(
                                 Rule::MovingForward,
                                 format!(
-                                    "{MOVING_TAG} moved to {} ({named:?}), the index of no release",
+                                    "{tag} of {repository} moved to {} ({named:?}), the index of no release",
                                     short(&to)
                                 ),
                             );
                         };
                         let order = holder.upload_order();
                         let order = (order.0, order.1.to_owned());
-                        if let Some(last) = &self.latest {
+                        let last = self.latest.entry((repository.clone(), tag.clone()));
+                        if let std::collections::btree_map::Entry::Occupied(last) = &last {
+                            let last = last.get();
                             if order < *last {
-                                violation(Rule::MovingForward, format!("{MOVING_TAG} moved back from {} (uploaded at {}) to {} (uploaded at {})", last.1, last.0, order.1, order.0))?;
+                                violation(Rule::MovingForward, format!("{tag} of {repository} moved back from {} (uploaded at {}) to {} (uploaded at {})", last.1, last.0, order.1, order.0))?;
                             }
                         }
-                        self.latest = Some(order);
+                        *last.or_default() = order;
                     }
                 }
-                RegistryEvent::Untagged { tag, digest, .. } => {
-                    // Only a spent name leaves an image that stays.
+                RegistryEvent::Untagged {
+                    repository,
+                    tag,
+                    digest,
+                } => {
+                    // Only a spent name of the repository leaves an image that stays.
                     let spent = releases.iter().any(|r| {
-                        r.phase() == archgate::domain::Phase::Expired
+                        r.key.repository == repository
+                            && r.phase() == archgate::domain::Phase::Expired
                             && (r.key.tag.as_str() == tag
                                 || r.key.tag.internal_tags().contains(&tag)
                                 || archgate::domain::retention::cosign_subject(&tag).is_some())
@@ -97,13 +119,18 @@ impl Checker {
                         ),
                     )?;
                 }
-                RegistryEvent::Deleted { digest, tags, .. } => {
+                RegistryEvent::Deleted {
+                    repository,
+                    digest,
+                    tags,
+                } => {
                     // Only the tags of releases retention expired may go with an image.
                     // (or of an expired attempt the release has since replaced: the image is
                     // not the new attempt's).
                     let expired: Vec<&Rc<Release>> =
                         releases
                             .iter()
+                            .filter(|r| r.key.repository == repository)
                             .filter(|r| {
                                 r.phase() == archgate::domain::Phase::Expired
                                     || (r.history.last().is_some_and(|h| {
@@ -177,20 +204,35 @@ impl Checker {
                     format!("a Release Vulnerable event lacks its findings: {detail}"),
                 )?;
             }
+            check_event_repository(kind, detail)?;
+            // A key that names no repository of archgate's has no record to remember its
+            // rejection by: each delivery announces it again, under the same event key.
+            let unrecorded = detail["source"]["key"]
+                .as_str()
+                .is_some_and(|k| crate::scenario::repository_of(k).is_err());
+            if unrecorded {
+                continue;
+            }
             let key = detail["event-key"].as_str().unwrap_or_default().to_owned();
             *self.event_counts.entry(key.clone()).or_default() += 1;
             if !matches!(kind, "Release Rejected" | "Release Vulnerable") {
                 let tag = detail["tag"].as_str().unwrap_or_default().to_owned();
+                let repository = detail["repository"].as_str().unwrap_or_default();
                 let keys = self
                     .keys_by_kind
-                    .entry((tag.clone(), attempt as u32, kind.to_owned()))
+                    .entry((
+                        repository.to_owned(),
+                        tag.clone(),
+                        attempt as u32,
+                        kind.to_owned(),
+                    ))
                     .or_default();
                 keys.insert(key);
                 if keys.len() > 1 {
                     violation(
                         Rule::EffectsOnce,
                         format!(
-                            "{tag} attempt {attempt} announced {kind} under {} event keys",
+                            "{repository}:{tag} attempt {attempt} announced {kind} under {} event keys",
                             keys.len()
                         ),
                     )?;
@@ -215,6 +257,7 @@ impl Checker {
             }
             let env = |name: &str| build.request.variable(name).unwrap_or_default().to_owned();
             let tag = env(RELEASE_TAG);
+            let repository = env(IMAGE_REPO_NAME);
             if archgate::domain::ReleaseTag::parse(&tag)
                 .map(|t| t.reserved(&world.config.moving_tags).is_some())
                 .unwrap_or(true)
@@ -230,17 +273,50 @@ impl Checker {
                 .split_once('/')
                 .map(|(_, k)| k.to_owned())
                 .unwrap_or_default();
+            // Isolation: a build pushes to the repository its upload's key names.
+            let named = crate::scenario::repository_of(&key);
+            if named.as_deref().ok() != Some(repository.as_str()) {
+                violation(
+                    Rule::Isolation,
+                    format!("a build of {key} ({named:?}) pushes to {repository}"),
+                )?;
+            }
             let holder = self
                 .tag_sources
-                .entry(tag.clone())
+                .entry((repository.clone(), tag.clone()))
                 .or_insert_with(|| key.clone());
             if *holder != key {
                 violation(
                     Rule::ReservedNames,
-                    format!("{tag} was built from {holder} and then from {key}"),
+                    format!("{repository}:{tag} was built from {holder} and then from {key}"),
                 )?;
             }
         }
         Ok(())
+    }
+}
+
+/// Isolation: a release event names the repository its upload's key names (a refused key's
+/// rejection names the folder and the rule it broke).
+fn check_event_repository(kind: &str, detail: &serde_json::Value) -> Result<(), Violation> {
+    let Some(key) = detail["source"]["key"].as_str() else {
+        return Ok(());
+    };
+    let repository = detail["repository"].as_str().unwrap_or_default();
+    let agrees = match crate::scenario::repository_of(key) {
+        Ok(named) => named == repository,
+        Err(refusal) => {
+            kind == "Release Rejected"
+                && repository == refusal.folder()
+                && detail["rule"] == refusal.rule()
+        }
+    };
+    if agrees {
+        Ok(())
+    } else {
+        violation(
+            Rule::Isolation,
+            format!("a {kind} event of {repository} is about the upload {key}: {detail}"),
+        )
     }
 }

@@ -3,14 +3,15 @@
 //! world's ground truth after every step; the rules that speak of "eventually" are checked
 //! once the world is quiet.
 
+mod isolation;
 mod logs;
 mod quiet;
 mod releases;
 mod rest;
 
-use crate::scenario::REPOSITORY;
+use crate::scenario::REPOSITORIES;
 use crate::world::World;
-use archgate::domain::{Digest, Millis, Release};
+use archgate::domain::{Digest, Millis, Release, ReleaseKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -21,7 +22,8 @@ pub struct Violation {
     pub message: String,
 }
 
-/// The rules checked after every step: DESIGN.md's numbered lifecycle rules, then two of the
+/// The rules checked after every step: DESIGN.md's numbered lifecycle rules, then the
+/// independence of repositories ("Many repositories, one deployment"), then two of the
 /// simulation's own (every effect performed once, every release moving once faults end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -37,6 +39,7 @@ pub enum Rule {
     BoundedRecords,
     OwnBuilds,
     ComesToRest,
+    Isolation,
     EffectsOnce,
     Liveness,
 }
@@ -56,6 +59,7 @@ impl std::fmt::Display for Rule {
             Rule::BoundedRecords => "10 bounded-records",
             Rule::OwnBuilds => "11 own-builds",
             Rule::ComesToRest => "12 comes-to-rest",
+            Rule::Isolation => "isolation",
             Rule::EffectsOnce => "effects-once",
             Rule::Liveness => "liveness",
         })
@@ -72,38 +76,41 @@ pub const ITEM_BUDGET: usize = 32 * 1024;
 #[derive(Debug, Default)]
 pub struct Checker {
     parsed: BTreeMap<String, (u64, Option<Rc<Release>>)>,
-    /// Release tag → the index it was published with.
-    published: BTreeMap<String, Digest>,
-    /// (tag, attempt) seen blocked.
-    blocked: BTreeSet<(String, u32)>,
-    /// The upload order of the release `latest` last moved to.
-    latest: Option<(Millis, String)>,
+    /// Release → the index it was published with.
+    published: BTreeMap<ReleaseKey, Digest>,
+    /// (release, attempt) seen blocked.
+    blocked: BTreeSet<(ReleaseKey, u32)>,
+    /// (repository, moving tag) → the upload order of the release it last moved to.
+    latest: BTreeMap<(String, String), (Millis, String)>,
     events_seen: usize,
     event_counts: BTreeMap<String, usize>,
-    keys_by_kind: BTreeMap<(String, u32, String), BTreeSet<String>>,
+    /// (repository, tag, attempt, event kind) → the event keys it was announced under.
+    keys_by_kind: BTreeMap<(String, String, u32, String), BTreeSet<String>>,
     builds_seen: BTreeSet<String>,
-    /// Release tag → the source key its builds came from.
-    tag_sources: BTreeMap<String, String>,
-    /// Tags that ever had a release record (a record the TTL removed leaves no trace).
-    ever: BTreeSet<String>,
-    /// When the ledger last forgot a tag's record.
-    forgotten_at: BTreeMap<String, Millis>,
+    /// (repository, release tag) → the source key its builds came from.
+    tag_sources: BTreeMap<(String, String), String>,
+    /// Releases that ever had a record (a record the TTL removed leaves no trace).
+    ever: BTreeSet<ReleaseKey>,
+    /// When the ledger last forgot a release's record.
+    forgotten_at: BTreeMap<ReleaseKey, Millis>,
     /// Items written since the last check.
     changed: BTreeSet<String>,
-    /// Release tag → the step its tombstone (an expired published release) was first seen.
-    tombstones: BTreeMap<String, usize>,
+    /// Release → the step its tombstone (an expired published release) was first seen.
+    tombstones: BTreeMap<ReleaseKey, usize>,
     /// Retention reports already checked.
     retention_reports_seen: usize,
     /// A claim written since the last check by a function whose role cannot perform it.
     misclaimed: Option<String>,
-    /// (tag, attempt) → since when its gate passed and it has owed its signing or promotion.
-    owed_since: BTreeMap<(String, u32), Millis>,
+    /// (release, attempt) → since when its gate passed and it has owed its signing or promotion.
+    owed_since: BTreeMap<(ReleaseKey, u32), Millis>,
     /// Release id → since when it has not been at rest.
     unsettled_since: BTreeMap<String, Millis>,
     /// Release id → (ledger version, index, the referrers its recorded attestations make).
     recorded_referrers: BTreeMap<String, (u64, Digest, BTreeSet<Digest>)>,
     /// Referrer manifest → the image it refers to.
     referrer_subjects: BTreeMap<Digest, Option<Digest>>,
+    /// Index → what its annotations say of it (an image's bytes never change).
+    index_origins: BTreeMap<Digest, Option<isolation::Origin>>,
 }
 
 impl Checker {
@@ -122,17 +129,19 @@ impl Checker {
         // A record the TTL removed: the ledger forgot that release, and so does the checker
         // (a later upload of the name starts over at attempt 1). A published one is never
         // forgotten: rule 1 checks that it stays.
-        let forgotten: Vec<String> = self
+        let forgotten: Vec<ReleaseKey> = self
             .parsed
             .iter()
             .filter(|(id, _)| !versions.contains_key(*id))
-            .filter_map(|(_, (_, r))| r.as_ref().map(|r| r.key.tag.to_string()))
+            .filter_map(|(_, (_, r))| r.as_ref().map(|r| r.key.clone()))
             .collect();
-        for tag in forgotten {
-            self.forgotten_at.insert(tag.clone(), world.now());
-            self.keys_by_kind.retain(|(t, _, _), _| *t != tag);
-            self.blocked.retain(|(t, _)| *t != tag);
-            self.tag_sources.remove(&tag);
+        for key in forgotten {
+            let name = (key.repository.clone(), key.tag.to_string());
+            self.forgotten_at.insert(key.clone(), world.now());
+            self.keys_by_kind
+                .retain(|(r, t, _, _), _| (r, t) != (&name.0, &name.1));
+            self.blocked.retain(|(k, _)| *k != key);
+            self.tag_sources.remove(&name);
         }
         self.parsed.retain(|id, _| versions.contains_key(id));
         for (id, (version, expires)) in versions {
@@ -161,7 +170,7 @@ impl Checker {
                 }
                 self.changed.insert(id.clone());
                 if let Some(release) = &release {
-                    self.ever.insert(release.key.tag.to_string());
+                    self.ever.insert(release.key.clone());
                 }
                 self.parsed.insert(id, (version, release));
             }
@@ -175,12 +184,33 @@ impl Checker {
         if let Some(message) = self.misclaimed.take() {
             violation(Rule::ComesToRest, message)?;
         }
-        self.check_events(world)?;
         let releases = self.releases();
-        world.svc.registry.inspect(REPOSITORY, |repo| {
-            self.check_releases(world, repo, &releases, &expiry)
-        })?;
-        self.check_registry_log(world, &releases)?;
+        // Isolation first: a cross-repository effect would otherwise show as another rule's
+        // breach (a tag moved, an index of no release).
+        let log = world.svc.registry.take_log();
+        self.check_isolation(world, &releases, &log)?;
+        self.check_events(world)?;
+        let runs = self.retention_reports_seen;
+        self.retention_reports_seen = world.retention_reports.len();
+        for repository in REPOSITORIES.iter().map(|r| r.name) {
+            let own: Vec<Rc<Release>> = releases
+                .iter()
+                .filter(|r| r.key.repository == repository)
+                .cloned()
+                .collect();
+            world.svc.registry.inspect(repository, |repo| {
+                self.check_releases(world, repository, repo, &own, &expiry, runs)
+            })?;
+        }
+        // 10: bounded records.
+        let largest = world.svc.ledger.largest_item();
+        if largest > ITEM_BUDGET {
+            violation(
+                Rule::BoundedRecords,
+                format!("a ledger item reached {largest} bytes"),
+            )?;
+        }
+        self.check_registry_log(world, &releases, log)?;
         self.check_builds(world)?;
         self.check_rest(world, &releases)
     }

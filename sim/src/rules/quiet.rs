@@ -1,9 +1,9 @@
 //! The rules checked once the world is quiet: liveness, and what must eventually have happened.
 
 use super::{violation, Checker, Rule, Violation};
-use crate::scenario::{MOVING_TAG, REPOSITORY};
+use crate::scenario::{repository_of, REPOSITORIES};
 use crate::world::{short, World};
-use archgate::domain::{Phase, Release};
+use archgate::domain::{Phase, Release, ReleaseKey};
 use std::rc::Rc;
 
 impl Checker {
@@ -34,23 +34,22 @@ impl Checker {
             }
         }
         // 1: a release tag names an index only once its release is published.
-        let tagged: Vec<String> = world
-            .svc
-            .registry
-            .inspect(REPOSITORY, |repo| repo.tags.keys().cloned().collect());
         for release in &releases {
+            let tagged = world.svc.registry.inspect(&release.key.repository, |repo| {
+                repo.tags.contains_key(release.key.tag.as_str())
+            });
             // An expired release's tag goes with the retention run that expired it, or the
             // next one (per-run check in `releases.rs`); the world may rest between the two.
             if !matches!(
                 release.phase(),
                 Phase::Published | Phase::Rejected | Phase::Expired
-            ) && tagged.iter().any(|t| t == release.key.tag.as_str())
+            ) && tagged
             {
                 violation(
                     Rule::PublishedImmutable,
                     format!(
                         "the tag {} is in the registry, and its release is {} (attempt {})",
-                        release.key.tag,
+                        release.key,
                         release.phase(),
                         release.attempt
                     ),
@@ -63,42 +62,14 @@ impl Checker {
                 format!("a valid event failed for good: {broken}"),
             )?;
         }
-        // 6: the moving tag names the newest published upload.
-        let newest = releases
-            .iter()
-            .filter(|r| r.phase() == Phase::Published)
-            .max_by(|a, b| a.upload_order().cmp(&b.upload_order()));
-        if let Some(newest) = newest {
-            let repo = world.svc.registry.repository(REPOSITORY);
-            let index = newest.candidate.as_ref().map(|c| c.digest.clone());
-            if repo.tags.get(MOVING_TAG) != index.as_ref() {
-                let holder = releases
-                    .iter()
-                    .find(|r| r.candidate.as_ref().map(|c| &c.digest) == repo.tags.get(MOVING_TAG))
-                    .map(|r| r.key.tag.to_string());
-                let orders: Vec<String> = releases
-                    .iter()
-                    .filter(|r| r.phase() == Phase::Published)
-                    .map(|r| format!("{} {:?}", r.key.tag, r.upload_order()))
-                    .collect();
-                violation(Rule::MovingForward, format!("{MOVING_TAG} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key.tag))?;
-            }
-            let holds: Vec<&Rc<Release>> = releases
+        // 6: each repository's moving tags name its newest published upload.
+        for plan in &REPOSITORIES {
+            let own: Vec<&Rc<Release>> = releases
                 .iter()
-                .filter(|r| {
-                    r.published
-                        .as_ref()
-                        .is_some_and(|p| p.tags.iter().any(|t| t == MOVING_TAG))
-                })
+                .filter(|r| r.key.repository == plan.name)
                 .collect();
-            if !holds.iter().any(|r| r.key == newest.key) {
-                violation(
-                    Rule::MovingForward,
-                    format!(
-                        "the Release Published of {} does not say it received {MOVING_TAG}",
-                        newest.key.tag
-                    ),
-                )?;
+            for moving in plan.moving_tags {
+                check_moving_tag(world, plan.name, moving, &own)?;
             }
         }
         // 3, 4: every upload that reached archgate is accounted for: it started an attempt, or
@@ -107,23 +78,43 @@ impl Checker {
             let tag =
                 archgate::domain::ReleaseTag::from_object_key(&upload.key, crate::scenario::PREFIX)
                     .expect("scenario keys make tags");
+            let refusal = |rule: Option<&str>| {
+                events.iter().any(|e| {
+                    e.detail_type == "Release Rejected"
+                        && e.detail["source"]["key"] == upload.key.as_str()
+                        && e.detail["source"]["version-id"] == upload.version.as_str()
+                        && rule.is_none_or(|rule| e.detail["rule"] == rule)
+                })
+            };
+            let key = match repository_of(&upload.key) {
+                Ok(repository) => ReleaseKey::new(repository, tag.clone()),
+                // A key that names no repository of archgate's is refused, with the rule it broke.
+                Err(why) => {
+                    if !refusal(Some(why.rule())) {
+                        violation(
+                            Rule::Isolation,
+                            format!(
+                                "upload {} {} names no repository of archgate's ({why}) and was not announced as Release Rejected ({})",
+                                upload.key, upload.version, why.rule()
+                            ),
+                        )?;
+                    }
+                    continue;
+                }
+            };
             // Uploads of a release the TTL removed since are the ledger's to forget.
             if self
                 .forgotten_at
-                .get(tag.as_str())
+                .get(&key)
                 .is_some_and(|at| *at > upload.at)
             {
                 continue;
             }
-            let release = releases.iter().find(|r| r.key.tag == tag);
-            let refused = events.iter().any(|e| {
-                e.detail_type == "Release Rejected"
-                    && e.detail["source"]["key"] == upload.key.as_str()
-                    && e.detail["source"]["version-id"] == upload.version.as_str()
-            });
+            let release = releases.iter().find(|r| r.key == key);
+            let refused = refusal(None);
             let Some(release) = release else {
                 // A record the TTL removed (a failed or refused release, months later).
-                if !refused && !self.ever.contains(&tag.to_string()) {
+                if !refused && !self.ever.contains(&key) {
                     violation(
                         Rule::Attempts,
                         format!("upload {} {} left no trace", upload.key, upload.version),
@@ -153,53 +144,51 @@ impl Checker {
                 violation(Rule::ReservedNames, format!("{} {} sanitises to {tag}, held by {}, and was not announced as Release Rejected", upload.key, upload.version, release.source.key))?;
             }
             if !(started || superseded || refused) {
-                violation(Rule::Attempts, format!("upload {} {} of {tag} ({}, attempt {}) started nothing and was not refused", upload.key, upload.version, release.phase(), release.attempt))?;
+                violation(Rule::Attempts, format!("upload {} {} of {key} ({}, attempt {}) started nothing and was not refused", upload.key, upload.version, release.phase(), release.attempt))?;
             }
         }
         // 7: findings after publication were announced.
-        for (tag, digest) in &world.vulnerable_delivered {
+        for (key, digest) in &world.vulnerable_delivered {
             // Retention expired the release since (it expires only a release with nothing
             // left to announce); a finding delivered after that concerns images it removed.
-            if releases
-                .iter()
-                .any(|r| r.key.tag.as_str() == tag && r.is_tombstone())
-            {
+            if releases.iter().any(|r| r.key == *key && r.is_tombstone()) {
                 continue;
             }
             let announced = events.iter().any(|e| {
                 e.detail_type == "Release Vulnerable"
-                    && e.detail["tag"] == tag.as_str()
+                    && e.detail["repository"] == key.repository.as_str()
+                    && e.detail["tag"] == key.tag.as_str()
                     && e.detail["scans"]
                         .as_object()
                         .is_some_and(|s| s.values().any(|v| v["digest"] == digest.as_str()))
             });
             let still = releases
                 .iter()
-                .any(|r| r.key.tag.as_str() == tag && r.phase() == Phase::Published);
+                .any(|r| r.key == *key && r.phase() == Phase::Published);
             if !announced {
                 let seen: Vec<String> = events
                     .iter()
                     .filter(|e| e.detail_type == "Release Vulnerable")
                     .map(|e| e.detail.to_string())
                     .collect();
-                violation(Rule::FindingsAreNews, format!("a blocking scan of {} of published {tag} was delivered and never announced (announced: {seen:?})", short(digest)))?;
+                violation(Rule::FindingsAreNews, format!("a blocking scan of {} of published {key} was delivered and never announced (announced: {seen:?})", short(digest)))?;
             }
             if !still {
                 violation(
                     Rule::FindingsAreNews,
-                    format!("{tag} is no longer published after a finding"),
+                    format!("{key} is no longer published after a finding"),
                 )?;
             }
         }
         // 5: a blocked release that was fixed and re-evaluated got published.
-        for label in &world.fixed {
-            let tag = label.rsplit(' ').next().unwrap_or_default();
-            if !releases.iter().any(|r| {
-                r.key.tag.as_str() == tag && (r.phase() == Phase::Published || r.is_tombstone())
-            }) {
+        for key in &world.fixed {
+            if !releases
+                .iter()
+                .any(|r| r.key == *key && (r.phase() == Phase::Published || r.is_tombstone()))
+            {
                 violation(
                     Rule::BlockedRests,
-                    format!("{tag} was re-evaluated to published and is not"),
+                    format!("{key} was re-evaluated to published and is not"),
                 )?;
             }
         }
@@ -249,4 +238,52 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// 6: a repository's moving tag names the newest published upload among its own releases,
+/// and that release's `Release Published` says it received the tag.
+fn check_moving_tag(
+    world: &World,
+    repository: &str,
+    moving: &str,
+    releases: &[&Rc<Release>],
+) -> Result<(), Violation> {
+    let published = || releases.iter().filter(|r| r.phase() == Phase::Published);
+    let Some(newest) = published().max_by(|a, b| a.upload_order().cmp(&b.upload_order())) else {
+        return Ok(());
+    };
+    let named = world
+        .svc
+        .registry
+        .inspect(repository, |repo| repo.tags.get(moving).cloned());
+    let index = newest.candidate.as_ref().map(|c| c.digest.clone());
+    if named != index {
+        let holder = releases
+            .iter()
+            .find(|r| r.candidate.as_ref().map(|c| &c.digest) == named.as_ref())
+            .map(|r| r.key.to_string());
+        let orders: Vec<String> = published()
+            .map(|r| format!("{} {:?}", r.key, r.upload_order()))
+            .collect();
+        violation(Rule::MovingForward, format!("{moving} of {repository} names {holder:?}, the newest published upload is {} (published: {orders:?})", newest.key))?;
+    }
+    let received = |r: &&&Rc<Release>| {
+        r.published
+            .as_ref()
+            .is_some_and(|p| p.tags.iter().any(|t| t == moving))
+    };
+    if !releases
+        .iter()
+        .filter(received)
+        .any(|r| r.key == newest.key)
+    {
+        violation(
+            Rule::MovingForward,
+            format!(
+                "the Release Published of {} does not say it received {moving}",
+                newest.key
+            ),
+        )?;
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
-//! Rules 1, 2, 3, 5, 8, 10 and recorded effects, checked on every release record every step.
+//! Rules 1, 2, 3, 5, 8, 10 and recorded effects, checked on every release record every step,
+//! one repository at a time.
 
-use super::{violation, Checker, Rule, Violation, ITEM_BUDGET};
-use crate::scenario::REPOSITORY;
+use super::{violation, Checker, Rule, Violation};
 use crate::world::{short, World};
 use archgate::domain::attestation::{referrer, Descriptor, ReferrerManifest};
 use archgate::domain::release_event::event_key;
@@ -10,13 +10,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 impl Checker {
+    /// The releases of `repository` against that repository's images; `runs` is the first
+    /// retention report not yet checked.
     pub(super) fn check_releases(
         &mut self,
         world: &World,
+        repository: &str,
         repo: &archgate_testkit::memory::registry::Repository,
         releases: &[Rc<Release>],
         expiry: &BTreeMap<String, Option<i64>>,
+        runs: usize,
     ) -> Result<(), Violation> {
+        let vanished = |digest: &Digest| {
+            world
+                .vanished
+                .contains(&(repository.to_owned(), digest.clone()))
+        };
         // The attestations in the registry, by the index they refer to.
         let mut referrers: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
         for (digest, image) in &repo.images {
@@ -40,7 +49,8 @@ impl Checker {
             }
         }
         for release in releases {
-            let tag = release.key.tag.to_string();
+            let key = &release.key;
+            let tag = key.to_string();
             let phase = release.phase();
             // 2: an index carries only its release's recorded attestations (a repeated or
             // racing promotion pushes the recorded bytes, never a second signature), and a
@@ -95,7 +105,7 @@ impl Checker {
                 }
                 let kinds: BTreeSet<_> = release.attestations.iter().map(|a| a.kind).collect();
                 if phase == Phase::Published
-                    && repo.tags.get(&tag) == Some(index.0)
+                    && repo.tags.get(key.tag.as_str()) == Some(index.0)
                     && (attached != recorded || kinds.len() != 2)
                 {
                     violation(
@@ -130,7 +140,7 @@ impl Checker {
                         format!("{tag} is published without an index"),
                     );
                 };
-                if let Some(first) = self.published.get(&tag) {
+                if let Some(first) = self.published.get(key) {
                     if *first != index {
                         violation(
                             Rule::PublishedImmutable,
@@ -142,7 +152,7 @@ impl Checker {
                         )?;
                     }
                 } else {
-                    self.published.insert(tag.clone(), index.clone());
+                    self.published.insert(key.clone(), index.clone());
                 }
                 if expiry.get(&release.key.id()).copied().flatten().is_some() {
                     violation(
@@ -184,9 +194,9 @@ impl Checker {
             }
             // 5: a blocked attempt never fails.
             if phase == Phase::Blocked {
-                self.blocked.insert((tag.clone(), release.attempt));
+                self.blocked.insert((key.clone(), release.attempt));
             }
-            if phase == Phase::Failed && self.blocked.contains(&(tag.clone(), release.attempt)) {
+            if phase == Phase::Failed && self.blocked.contains(&(key.clone(), release.attempt)) {
                 violation(
                     Rule::BlockedRests,
                     format!(
@@ -199,14 +209,14 @@ impl Checker {
             // 1: an expired published release stays expired: its name is never built again,
             // and its record never expires.
             if release.is_tombstone() {
-                self.tombstones.entry(tag.clone()).or_insert(world.step);
+                self.tombstones.entry(key.clone()).or_insert(world.step);
                 if expiry.get(&release.key.id()).copied().flatten().is_some() {
                     violation(
                         Rule::PublishedImmutable,
                         format!("the tombstone of expired {tag} carries a TTL"),
                     )?;
                 }
-            } else if self.tombstones.contains_key(&tag) {
+            } else if self.tombstones.contains_key(key) {
                 violation(
                     Rule::PublishedImmutable,
                     format!(
@@ -221,7 +231,7 @@ impl Checker {
                     for digest in std::iter::once(&candidate.digest)
                         .chain(candidate.children.iter().map(|c| &c.digest))
                     {
-                        if !repo.images.contains_key(digest) && !world.vanished.contains(digest) {
+                        if !repo.images.contains_key(digest) && !vanished(digest) {
                             violation(
                                 Rule::RetentionFailsClosed,
                                 format!(
@@ -239,7 +249,7 @@ impl Checker {
                     let id = release.build(role).build_id.clone().unwrap_or_default();
                     let pushed = world.builds.get(&id).and_then(|b| b.pushed.clone());
                     if let Some(digest) = pushed {
-                        if !repo.images.contains_key(&digest) && !world.vanished.contains(&digest) {
+                        if !repo.images.contains_key(&digest) && !vanished(&digest) {
                             violation(Rule::RetentionFailsClosed, format!("{tag} ({phase}) waits for the image its {role} build pushed, {}, and the registry no longer has it", short(&digest)))?;
                         }
                     }
@@ -293,8 +303,12 @@ impl Checker {
         }
         // 1: every release ever published still is, with its tag on its index; or retention
         // expired it, and its tag names nothing else.
-        for (tag, index) in &self.published {
-            let id = format!("{REPOSITORY}#{tag}");
+        for (key, index) in self
+            .published
+            .iter()
+            .filter(|(k, _)| k.repository == repository)
+        {
+            let (tag, id) = (key.tag.as_str(), key.id());
             match self.parsed.get(&id) {
                 Some((_, Some(r))) if r.phase() == Phase::Published => {}
                 Some((_, Some(r))) if r.is_tombstone() => {
@@ -331,7 +345,7 @@ impl Checker {
         }
         // 8: an image a workload uses is never deleted (uses start while no retention run is
         // under way, so every run that could delete it saw the use).
-        for (user, digest) in &world.uses {
+        for (user, _, digest) in world.uses.iter().filter(|(_, r, _)| r == repository) {
             if !repo.images.contains_key(digest) {
                 violation(
                     Rule::RetentionFailsClosed,
@@ -342,9 +356,7 @@ impl Checker {
         // 8: a clean retention run leaves nothing of a release expired before it started:
         // its tag, its candidate tag and its index are gone (shared children stay with the
         // releases that keep them).
-        let runs = &world.retention_reports[self.retention_reports_seen..];
-        self.retention_reports_seen = world.retention_reports.len();
-        for (started, report) in runs {
+        for (started, report) in &world.retention_reports[runs..] {
             let clean = report.repositories.iter().all(|r| {
                 r.error.is_none()
                     && r.refused.is_none()
@@ -354,11 +366,12 @@ impl Checker {
             if !clean {
                 continue;
             }
-            for (tag, seen) in &self.tombstones {
-                if seen >= started {
+            for (key, seen) in &self.tombstones {
+                if seen >= started || key.repository != repository {
                     continue;
                 }
-                let Some(index) = self.published.get(tag) else {
+                let tag = key.tag.as_str();
+                let Some(index) = self.published.get(key) else {
                     continue;
                 };
                 // A ledger item that does not parse mentions it: kept, fail safe (rule 9).
@@ -373,7 +386,7 @@ impl Checker {
                     violation(
                         Rule::RetentionFailsClosed,
                         format!(
-                            "{tag} expired before the retention run of step {started}, which \
+                            "{key} expired before the retention run of step {started}, which \
                              left its tag, candidate tag or index {}",
                             short(index)
                         ),
@@ -390,14 +403,6 @@ impl Checker {
                     short(index),
                     short(child)
                 ),
-            )?;
-        }
-        // 10: bounded records.
-        let largest = world.svc.ledger.largest_item();
-        if largest > ITEM_BUDGET {
-            violation(
-                Rule::BoundedRecords,
-                format!("a ledger item reached {largest} bytes"),
             )?;
         }
         Ok(())

@@ -21,7 +21,7 @@ impl Checker {
         let now = world.now();
         let deadline = world.policy.deadline_ms;
         for release in releases {
-            let tag = release.key.tag.to_string();
+            let tag = release.key.to_string();
             // 11: every build the release records was started for its current attempt (from
             // the upload that started it), never an earlier attempt's.
             for role in [BuildRole::Amd64, BuildRole::Arm64, BuildRole::Manifest] {
@@ -51,7 +51,7 @@ impl Checker {
                     .required_effects()
                     .iter()
                     .any(|e| matches!(e, Effect::Attest | Effect::Promote));
-            let key = (tag.clone(), release.attempt);
+            let key = (release.key.clone(), release.attempt);
             if !owes_promotion {
                 self.owed_since.remove(&key);
             } else {
@@ -65,7 +65,8 @@ impl Checker {
                     None => since + deadline + RECONCILE_EVERY + SLACK_IN_TROUBLE,
                 };
                 let announced = self.keys_by_kind.contains_key(&(
-                    tag.clone(),
+                    release.key.repository.clone(),
+                    release.key.tag.to_string(),
                     release.attempt,
                     "Release Stalled".to_owned(),
                 ));

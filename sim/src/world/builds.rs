@@ -13,8 +13,8 @@ impl World {
     /// S3: a new version of the object, and its "Object Created" event.
     pub(super) fn upload(&mut self, n: usize) {
         let mut planned = self.scenario.uploads[n].clone();
-        if planned.key == SIGNATURE_OF_AN_INDEX {
-            // Named after an index archgate pushed, when there is one.
+        if planned.key.contains(SIGNATURE_OF_AN_INDEX) {
+            // Named after an index archgate pushed (in any repository), when there is one.
             let indexes: Vec<String> = self
                 .known
                 .clone()
@@ -28,7 +28,7 @@ impl World {
             } else {
                 self.rng.pick(&indexes).clone()
             };
-            planned.key = SIGNATURE_OF_AN_INDEX.replace("{index}", &format!("sha256-{hex}"));
+            planned.key = planned.key.replace("{index}", &format!("sha256-{hex}"));
         }
         let now = self.now();
         let sequencer = {
@@ -75,10 +75,11 @@ impl World {
             let tag = archgate::domain::ReleaseTag::from_object_key(&planned.key, PREFIX)
                 .map(|t| t.to_string())
                 .unwrap_or_default();
+            let name = (repository_of(&planned.key).unwrap_or_default(), tag);
             let earlier: Vec<(Value, String)> = self
                 .build_events
                 .iter()
-                .filter(|(t, v, _, _)| *t == tag && *v != version)
+                .filter(|(n, v, _, _)| *n == name && *v != version)
                 .map(|(_, _, event, label)| (event.clone(), label.clone()))
                 .collect();
             for (event, label) in earlier {
@@ -122,7 +123,7 @@ impl World {
                 matches!(
                     r.phase(),
                     archgate::domain::Phase::Failed | archgate::domain::Phase::Blocked
-                ) && ORDINARY.contains(&r.source.key.as_str())
+                ) && is_ordinary(&r.source.key)
             })
             .map(|r| r.source.key.clone())
             .collect();
@@ -202,6 +203,7 @@ impl World {
             if let Some(r) = self.builds.get_mut(id) {
                 r.pushed = Some(digest.clone());
             }
+            self.pushed.insert((run.repository.clone(), digest.clone()));
             if self.scenario.vanishing_images && self.rng.chance(20) {
                 let at = self.now() + self.rng.between(5_000, 2 * MINUTE);
                 self.schedule(
@@ -274,8 +276,12 @@ impl World {
             build.status.as_str()
         );
         let version = build.request.source_version.clone().unwrap_or_default();
-        self.build_events
-            .push((run.tag.clone(), version, event.clone(), label.clone()));
+        self.build_events.push((
+            (run.repository.clone(), run.tag.clone()),
+            version,
+            event.clone(),
+            label.clone(),
+        ));
         self.deliver(event, label, true, Note::None);
     }
 }

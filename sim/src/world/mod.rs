@@ -4,6 +4,7 @@
 //! invocations at every AWS call, delivers events late, twice or never, and moves the clock.
 
 mod builds;
+mod sabotage;
 mod scans;
 mod scheduler;
 mod tasks;
@@ -15,7 +16,7 @@ use archgate::config::sample_lookup;
 use archgate::config::ReconcilePolicy;
 use archgate::config::RetentionConfig;
 use archgate::domain::release::Service;
-use archgate::domain::{Arch, Digest, Millis, Release};
+use archgate::domain::{Arch, Digest, Millis, Release, ReleaseKey};
 use archgate::ports::Clock;
 use archgate::reconcile::ReconcileReport;
 use archgate::retention::RunReport;
@@ -26,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+
+pub use sabotage::Sabotage;
 
 /// The reconciler's schedule in the template.
 pub const RECONCILE_EVERY: Millis = 10 * MINUTE;
@@ -53,8 +56,9 @@ pub enum Job {
     },
     /// Somebody pushes under a release's arch tag, many times, one push at a time.
     Flood(usize),
-    /// One of those pushes, under this tag; the rest follow.
+    /// One of those pushes, under this tag of a repository; the rest follow.
     ForeignPush {
+        repository: String,
         tag: String,
         left: usize,
     },
@@ -62,7 +66,7 @@ pub enum Job {
     Damage,
     /// The findings of a blocked release are fixed (a rescan, an allowlist change) and an
     /// operator runs `archgate release evaluate`.
-    Fix(String),
+    Fix(ReleaseKey),
     /// A lasting fault begins (or, `on: false`, is fixed).
     Outage {
         kind: OutageKind,
@@ -82,7 +86,7 @@ pub enum Note {
     Upload(usize),
     /// A blocking scan of a published release's image.
     Vulnerable {
-        tag: String,
+        key: ReleaseKey,
         digest: Digest,
     },
 }
@@ -98,7 +102,7 @@ pub enum Done {
     /// A pass and the step it started at.
     Reconciled(usize, Result<ReconcileReport, String>),
     Retained(usize, RunReport),
-    Evaluated(Result<archgate::domain::Phase, String>),
+    Evaluated(ReleaseKey, Result<archgate::domain::Phase, String>),
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = Done>>>;
@@ -146,16 +150,23 @@ pub struct World {
     pub policy: ReconcilePolicy,
     /// The account's ECS and Lambda workloads, and the images they use (user, digest).
     pub workloads: MemoryWorkloads,
-    pub uses: Vec<(String, Digest)>,
+    /// (user, repository, digest).
+    pub uses: Vec<(String, String, Digest)>,
     jobs: Vec<Scheduled>,
     tasks: Vec<Task>,
     pub uploads: Vec<Upload>,
     sequencers: BTreeMap<String, u64>,
     pub builds: BTreeMap<String, BuildRun>,
+    /// (repository, image) of every image a build pushed: what a repository's own builds
+    /// put there.
+    pub pushed: BTreeSet<(String, Digest)>,
+    /// When each image of each repository was scanned (ECR's findings changed): a release's
+    /// scan record must come from its own repository's scans.
+    pub scanned: BTreeMap<(String, Digest), BTreeSet<Millis>>,
     /// Blocking scans of published releases' images that reached scan-gate.
-    pub vulnerable_delivered: BTreeSet<(String, Digest)>,
+    pub vulnerable_delivered: BTreeSet<(ReleaseKey, Digest)>,
     /// Releases whose findings were fixed and re-evaluated successfully.
-    pub fixed: BTreeSet<String>,
+    pub fixed: BTreeSet<ReleaseKey>,
     /// Reports with the step their run started at.
     pub reconcile_reports: Vec<(usize, ReconcileReport)>,
     pub retention_reports: Vec<(usize, RunReport)>,
@@ -175,25 +186,31 @@ pub struct World {
     /// The ledger's releases as the last check read them: what the world acts on.
     pub known: Vec<Rc<Release>>,
     foreign: u64,
-    /// Images someone deleted by hand (not retention's doing).
-    pub vanished: BTreeSet<Digest>,
-    /// Build events delivered so far: (release tag, source version, event, label).
-    build_events: Vec<(String, String, Value, String)>,
+    /// Images someone deleted by hand (not retention's doing), by repository.
+    pub vanished: BTreeSet<(String, Digest)>,
+    /// Build events delivered so far: ((repository, release tag), source version, event, label).
+    build_events: Vec<((String, String), String, Value, String)>,
     /// The task polled in this step, and what its role may do: it wrote whatever changed.
     pub polled: Option<(String, &'static [Service])>,
     /// When the world stopped making trouble (the fault window closed).
     pub faults_closed_at: Option<Millis>,
     /// The next delivery reaches its function at once (no EventBridge delay).
     prompt_delivery: bool,
+    /// A deliberate cross-repository effect the world commits once (tests of the checker).
+    pub sabotage: Option<Sabotage>,
 }
 
-/// The sample configuration, on the simulation's bucket and repository.
-const OVERRIDES: [(&str, &str); 6] = [
+/// Retention covers the default repository and every one under the namespace.
+const RETAINED: &str = "app,apps/*";
+
+/// The sample configuration, on the simulation's bucket, repository and namespace.
+const OVERRIDES: [(&str, &str); 7] = [
     (archgate::config::SOURCE_BUCKET, BUCKET),
     (archgate::config::SOURCE_PREFIX, PREFIX),
     (archgate::config::REPOSITORY, REPOSITORY),
+    (archgate::config::REPOSITORY_PREFIX, NAMESPACE),
     (archgate::config::MOVING_TAGS, MOVING_TAG),
-    (archgate::config::RETENTION_REPOSITORIES, REPOSITORY),
+    (archgate::config::RETENTION_REPOSITORIES, RETAINED),
     (archgate::config::RETENTION_MAX_DELETE_SHARE, "1"),
 ];
 
@@ -232,6 +249,8 @@ impl World {
             uploads: Vec::new(),
             sequencers: BTreeMap::new(),
             builds: BTreeMap::new(),
+            pushed: BTreeSet::new(),
+            scanned: BTreeMap::new(),
             vulnerable_delivered: BTreeSet::new(),
             fixed: BTreeSet::new(),
             reconcile_reports: Vec::new(),
@@ -252,6 +271,7 @@ impl World {
             polled: None,
             faults_closed_at: None,
             prompt_delivery: false,
+            sabotage: None,
         };
         world.svc.builds.set_late_stops(world.scenario.late_stops);
         for outage in world.scenario.outages.clone() {
@@ -288,7 +308,7 @@ impl World {
                 // Right as a daily retention run starts (it may expire what this rebuilds).
                 at = at - (at - T0) % DAY + DAY + world.rng.between(0, MINUTE);
             }
-            let key = world.rng.pick(&ORDINARY).to_string();
+            let key = ordinary_key(&mut world.rng);
             let content = *world.rng.pick(&CONTENTS);
             let n = world.scenario.uploads.len();
             world
@@ -325,6 +345,7 @@ impl World {
     /// After each step the world reacts: builds get played, trouble gets scheduled.
     pub fn react(&mut self, trouble: bool) {
         self.discover_builds();
+        self.sabotage();
         if trouble && self.step.is_multiple_of(50) {
             self.trouble();
         }

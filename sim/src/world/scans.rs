@@ -3,7 +3,7 @@
 use super::{short, Note, World};
 use archgate::domain::gate::{ScanStatus, Severity, SeverityCounts};
 use archgate::domain::rfc3339;
-use archgate::domain::Digest;
+use archgate::domain::{Digest, ReleaseKey};
 use archgate::ports::ScanFindings;
 use serde_json::{json, Value};
 
@@ -31,16 +31,7 @@ impl World {
             counts.insert(Severity::Critical, 1);
         }
         counts.insert(Severity::High, 2);
-        self.svc.registry.set_scan(
-            repository,
-            digest,
-            ScanFindings {
-                status: Some(ScanStatus::Complete),
-                counts: counts.clone(),
-                findings: Vec::new(),
-                completed_at: Some(now),
-            },
-        );
+        self.set_findings(repository, digest, counts.clone());
         // A rescan reaches archgate as ECR's scan event (basic scanning) or as Inspector's
         // finding event (enhanced scanning's continuous rescans).
         let event = if rescan && self.rng.chance(50) {
@@ -69,9 +60,9 @@ impl World {
                 .collect::<serde_json::Map<_, _>>());
             event
         };
-        let note = match (rescan, self.published_holding(digest)) {
-            (true, Some(tag)) => Note::Vulnerable {
-                tag,
+        let note = match (rescan, self.published_holding(repository, digest)) {
+            (true, Some(key)) => Note::Vulnerable {
+                key,
                 digest: digest.clone(),
             },
             _ => Note::None,
@@ -85,14 +76,40 @@ impl World {
         self.deliver(event, label, true, note);
     }
 
-    /// A published release whose index lists this image.
-    fn published_holding(&self, digest: &Digest) -> Option<String> {
+    /// ECR's findings of an image of a repository change (a scan, a fix): noted, so that a
+    /// release's scan record can be traced to its own repository's scans.
+    pub(super) fn set_findings(
+        &mut self,
+        repository: &str,
+        digest: &Digest,
+        counts: SeverityCounts,
+    ) {
+        let now = self.now();
+        self.svc.registry.set_scan(
+            repository,
+            digest,
+            ScanFindings {
+                status: Some(ScanStatus::Complete),
+                counts,
+                findings: Vec::new(),
+                completed_at: Some(now),
+            },
+        );
+        self.scanned
+            .entry((repository.to_owned(), digest.clone()))
+            .or_default()
+            .insert(now);
+    }
+
+    /// A published release of the repository whose index lists this image.
+    fn published_holding(&self, repository: &str, digest: &Digest) -> Option<ReleaseKey> {
         self.known.clone().into_iter().find_map(|r| {
             (r.phase() == archgate::domain::Phase::Published
+                && r.key.repository == repository
                 && r.candidate
                     .as_ref()
                     .is_some_and(|c| c.children.iter().any(|ch| &ch.digest == digest)))
-            .then(|| r.key.tag.to_string())
+            .then(|| r.key.clone())
         })
     }
 }

@@ -105,9 +105,13 @@ impl World {
                 rescan,
             } => self.scan(&repository, &digest, rescan),
             Job::Flood(pushes) => self.flood(pushes),
-            Job::ForeignPush { tag, left } => self.foreign_push(tag, left),
+            Job::ForeignPush {
+                repository,
+                tag,
+                left,
+            } => self.foreign_push(repository, tag, left),
             Job::Damage => self.damage(),
-            Job::Fix(tag) => self.fix(&tag),
+            Job::Fix(key) => self.fix(&key),
             Job::Outage { kind, on } => self.outage(kind, on),
             Job::Vanish { repository, digest } => self.vanish(&repository, &digest),
         }
@@ -138,7 +142,8 @@ impl World {
             // Someone pushes an index of their own (tag `bundle`) listing untagged images of
             // the repository, and its reads fail during this run: only failing closed keeps
             // what it lists. (archgate's own indexes are not read: the ledger holds them.)
-            let repo = self.svc.registry.repository(REPOSITORY);
+            let repository = self.rng.pick(&REPOSITORIES).name;
+            let repo = self.svc.registry.repository(repository);
             let listed: Vec<Digest> = repo
                 .images
                 .iter()
@@ -160,7 +165,7 @@ impl World {
                 }))
                 .expect("an index serialises");
                 let digest = self.svc.registry.push(
-                    REPOSITORY,
+                    repository,
                     Some("bundle"),
                     archgate::domain::oci::RawManifest {
                         media_type: Some(archgate::domain::oci::OCI_INDEX.to_owned()),
@@ -168,7 +173,7 @@ impl World {
                     },
                 );
                 self.note(format!(
-                    "someone pushes bundle {} listing {}; its reads fail during this retention run",
+                    "someone pushes bundle {} into {repository} listing {}; its reads fail during this retention run",
                     short(&digest),
                     listed.iter().map(short).collect::<Vec<_>>().join(", ")
                 ));

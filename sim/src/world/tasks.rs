@@ -67,9 +67,9 @@ impl World {
     pub(super) fn spawn_delivery(&mut self, event: Value, label: String, tries: u32, note: Note) {
         match &note {
             Note::Upload(n) => self.uploads[*n].delivered = true,
-            Note::Vulnerable { tag, digest } => {
+            Note::Vulnerable { key, digest } => {
                 self.vulnerable_delivered
-                    .insert((tag.clone(), digest.clone()));
+                    .insert((key.clone(), digest.clone()));
             }
             Note::None => {}
         }
@@ -204,12 +204,10 @@ impl World {
                 }
                 self.retention_reports.push((step, report));
             }
-            Done::Evaluated(result) => {
+            Done::Evaluated(key, result) => {
                 self.note(format!("{} → {result:?}", task.label));
-                if let Ok(phase) = result {
-                    if phase == archgate::domain::Phase::Published {
-                        self.fixed.insert(task.label.clone());
-                    }
+                if result == Ok(archgate::domain::Phase::Published) {
+                    self.fixed.insert(key);
                 }
             }
         }

@@ -2,42 +2,41 @@
 
 use super::{short, Done, Job, World};
 use crate::scenario::*;
-use archgate::domain::gate::{ScanStatus, SeverityCounts};
+use archgate::domain::gate::SeverityCounts;
 use archgate::domain::{Digest, ReleaseKey, ReleaseTag};
 use archgate::operation::{CODEBUILD_START_BUILD, ECR_PUT_IMAGE};
-use archgate::ports::ScanFindings;
 
 impl World {
     pub(super) fn flood(&mut self, pushes: usize) {
         // Under the arch tag of a release that is still building (its scans are what grows).
-        let building: Vec<String> = self
+        let building: Vec<ReleaseKey> = self
             .known
             .clone()
             .iter()
             .filter(|r| r.phase() == archgate::domain::Phase::Building)
-            .map(|r| r.key.tag.to_string())
+            .map(|r| r.key.clone())
             .collect();
-        let Some(tag) = (!building.is_empty()).then(|| self.rng.pick(&building).clone()) else {
+        let Some(key) = (!building.is_empty()).then(|| self.rng.pick(&building).clone()) else {
             // Nobody is building right now: try again a little later.
             let at = self.now() + self.rng.between(MINUTE, HOUR);
             self.schedule(at, Job::Flood(pushes));
             return;
         };
         self.note(format!(
-            "someone starts pushing {pushes} images under {tag}-amd64"
+            "someone starts pushing {pushes} images under {key}-amd64"
         ));
-        self.foreign_push(tag, pushes);
+        self.foreign_push(key.repository, key.tag.to_string(), pushes);
     }
 
     /// A push under somebody else's arch tag, scanned on push (before the next one moves the
     /// tag), and the next push a little later.
-    pub(super) fn foreign_push(&mut self, tag: String, left: usize) {
+    pub(super) fn foreign_push(&mut self, repository: String, tag: String, left: usize) {
         if left == 0 {
             return;
         }
         self.foreign += 1;
         let digest = self.svc.registry.push(
-            REPOSITORY,
+            &repository,
             Some(&format!("{tag}-amd64")),
             foreign_manifest(self.foreign),
         );
@@ -46,7 +45,7 @@ impl World {
         self.schedule(
             scan_at,
             Job::Scan {
-                repository: REPOSITORY.to_owned(),
+                repository: repository.clone(),
                 digest,
                 rescan: false,
             },
@@ -55,6 +54,7 @@ impl World {
         self.schedule(
             next,
             Job::ForeignPush {
+                repository,
                 tag,
                 left: left - 1,
             },
@@ -104,15 +104,16 @@ impl World {
                 continue;
             };
             let n = self.uses.len();
+            let repository = &release.key.repository;
             let (image, digest) = if self.rng.chance(50) {
                 (
-                    format!("{REPOSITORY}:{}", release.key.tag),
+                    format!("{repository}:{}", release.key.tag),
                     candidate.digest.clone(),
                 )
             } else {
                 let child = self.rng.pick(&candidate.children).digest.clone();
                 (
-                    format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{REPOSITORY}@{child}"),
+                    format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{repository}@{child}"),
                     child,
                 )
             };
@@ -123,20 +124,19 @@ impl World {
                 resolved: None,
                 user: user.clone(),
             });
-            self.uses.push((user, digest));
+            self.uses.push((user, repository.clone(), digest));
         }
         if !self.uses.is_empty() && self.rng.chance(20) {
             let at = self.rng.below(self.uses.len() as u64) as usize;
-            let (user, _) = self.uses.remove(at);
+            let (user, _, _) = self.uses.remove(at);
             self.note(format!("{user} stops"));
             self.workloads.stop(&user);
         }
         for release in releases {
-            let tag = release.key.tag.to_string();
             match release.phase() {
                 archgate::domain::Phase::Blocked if self.rng.chance(2) => {
                     let at = self.now() + self.rng.between(HOUR, 3 * DAY);
-                    self.schedule(at, Job::Fix(tag));
+                    self.schedule(at, Job::Fix(release.key.clone()));
                 }
                 archgate::domain::Phase::Published if self.rng.chance(1) => {
                     if let Some(candidate) = &release.candidate {
@@ -157,39 +157,25 @@ impl World {
         }
     }
 
-    pub(super) fn fix(&mut self, tag: &str) {
-        let Some(release) = self
-            .known
-            .clone()
-            .into_iter()
-            .find(|r| r.key.tag.as_str() == tag)
-        else {
+    pub(super) fn fix(&mut self, key: &ReleaseKey) {
+        let Some(release) = self.known.clone().into_iter().find(|r| r.key == *key) else {
             return;
         };
         if release.phase() != archgate::domain::Phase::Blocked {
             return;
         }
-        let now = self.now();
         for child in release.candidate.iter().flat_map(|c| c.children.iter()) {
-            self.svc.registry.set_scan(
-                REPOSITORY,
-                &child.digest,
-                ScanFindings {
-                    status: Some(ScanStatus::Complete),
-                    counts: SeverityCounts::new(),
-                    findings: Vec::new(),
-                    completed_at: Some(now),
-                },
-            );
+            self.set_findings(&key.repository, &child.digest, SeverityCounts::new());
         }
         let pipeline = self.svc.pipeline(&self.config);
         let key = release.key.clone();
         self.spawn(
-            format!("archgate release evaluate {tag}"),
+            format!("archgate release evaluate {key}"),
             archgate::pipeline::EVERY_SERVICE,
             None,
             Box::pin(async move {
                 Done::Evaluated(
+                    key.clone(),
                     archgate::evaluate::evaluate(&pipeline, &key)
                         .await
                         .map(|e| e.phase)
@@ -228,7 +214,8 @@ impl World {
     /// Someone deletes a per-arch image by hand (refused while an index lists it).
     pub(super) fn vanish(&mut self, repository: &str, digest: &Digest) {
         if self.svc.registry.delete_by_hand(repository, digest) {
-            self.vanished.insert(digest.clone());
+            self.vanished
+                .insert((repository.to_owned(), digest.clone()));
             self.note(format!("someone deletes {} by hand", short(digest)));
         }
     }

@@ -115,6 +115,18 @@ impl MemoryLedger {
         self.lock().largest_item
     }
 
+    /// Every digest pointer: its repository, the image and the releases it names, without
+    /// faults.
+    pub fn pointers(&self) -> Vec<(String, Digest, BTreeSet<String>)> {
+        self.lock()
+            .pointers
+            .iter()
+            .map(|((repository, digest), entries)| {
+                (repository.clone(), digest.clone(), entries.clone())
+            })
+            .collect()
+    }
+
     /// Every release item as stored right now: its version and TTL, without faults or
     /// scheduling (what the simulation's checks read).
     pub fn versions(&self) -> BTreeMap<String, (u64, Option<i64>)> {
@@ -129,6 +141,29 @@ impl MemoryLedger {
     pub fn peek(&self, id: &str) -> Option<Release> {
         let table = self.lock();
         serde_json::from_str(&table.releases.get(id)?.doc).ok()
+    }
+
+    /// Every moving-tag item: (repository, tag) → its holder and the intent of a move under
+    /// way, without faults.
+    pub fn moving_tags(&self) -> Vec<((String, String), Vec<MovingTagHolder>)> {
+        self.lock()
+            .moving
+            .iter()
+            .map(|(key, item)| {
+                let named = item.holder.iter().chain(item.intent.iter()).cloned();
+                (key.clone(), named.collect())
+            })
+            .collect()
+    }
+
+    /// Writes a moving tag's holder as another program might have (the simulation's
+    /// deliberate faults).
+    pub fn put_moving_tag(&self, repository: &str, tag: &str, holder: MovingTagHolder) {
+        self.lock()
+            .moving
+            .entry((repository.to_owned(), tag.to_owned()))
+            .or_default()
+            .holder = Some(holder);
     }
 
     /// The releases a repository's digest pointer names, without faults.

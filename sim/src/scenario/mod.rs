@@ -1,6 +1,7 @@
 //! What happens to archgate in one schedule, drawn from its seed: which uploads arrive when
-//! (names that collide with each other and with the reserved names, new versions of the
-//! same key, byte-identical contents under different names), what each build context does
+//! and to which repository (names that collide with each other, across repositories and with
+//! the reserved names, keys naming no repository of archgate's, new versions of the same key,
+//! byte-identical contents under different names and repositories), what each build context does
 //! (fails on an arch, carries a critical finding), and which trouble the world adds.
 
 use crate::rng::Rng;
@@ -10,37 +11,14 @@ use archgate::domain::retention::TagPattern;
 use archgate::domain::{Arch, Millis};
 use archgate_testkit::memory::FaultRates;
 
-pub const REPOSITORY: &str = "app";
-pub const BUCKET: &str = "archgate-src-123456789012";
-pub const PREFIX: &str = "releases/";
-pub const MOVING_TAG: &str = "latest";
+mod repositories;
+pub use repositories::*;
 
 /// 2026-01-01T00:00:00Z.
 pub const T0: Millis = 1_767_225_600_000;
 pub const MINUTE: Millis = 60_000;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
-
-/// Object keys uploads use: ordinary names, names that collide with reserved ones (internal
-/// suffixes, the moving tag, the build cache) and a key in another folder whose name
-/// sanitises to an ordinary one's tag.
-pub const ORDINARY: [&str; 4] = [
-    "releases/app-1.0.zip",
-    "releases/app-1.1.zip",
-    "releases/app-2.0.zip",
-    "releases/svc.zip",
-];
-pub const RESERVED: [&str; 5] = [
-    "releases/app-1.0-amd64.zip",
-    "releases/latest.zip",
-    "releases/buildcache.zip",
-    "releases/app-2.0-candidate.zip",
-    SIGNATURE_OF_AN_INDEX,
-];
-/// A name shaped like the signature tag of another release's index (`sha256-<hex>.sig`): the
-/// world fills in the digest of an index in the registry when it uploads it.
-pub const SIGNATURE_OF_AN_INDEX: &str = "releases/{index}.sig.zip";
-pub const TAKEN: [&str; 1] = ["releases/team/app-1.1.zip"];
 
 /// A build context: its images are a function of it, so equal contents give byte-identical
 /// images (shared digests) across releases.
@@ -196,16 +174,19 @@ impl Scenario {
         let mut uploads = Vec::with_capacity(count);
         for _ in 0..count {
             let roll = rng.below(100);
-            let key = if roll < 65 {
-                *rng.pick(&ORDINARY)
-            } else if roll < 85 {
-                *rng.pick(&RESERVED)
+            let repository = pick_repository(rng);
+            let key = if roll < 62 {
+                key(repository, rng.pick::<&str>(&ORDINARY))
+            } else if roll < 80 {
+                key(repository, rng.pick::<&str>(&RESERVED))
+            } else if roll < 93 {
+                key(repository, rng.pick::<&str>(&TAKEN))
             } else {
-                *rng.pick(&TAKEN)
+                (*rng.pick(&REFUSED)).to_owned()
             };
             uploads.push(PlannedUpload {
                 at,
-                key: key.to_owned(),
+                key,
                 content: *rng.pick(&CONTENTS),
             });
             at += if rng.chance(10) {

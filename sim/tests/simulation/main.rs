@@ -1,6 +1,9 @@
 //! `./dev test` runs the simulation: a bounded number of seeded schedules of the whole system,
 //! every lifecycle rule of DESIGN.md checked after every step. A failure prints the shrunk
-//! trace and the command that replays it.
+//! trace and the command that replays it. The checker's own tests (a rule that bites when the
+//! world breaks it on purpose) are modules of this binary.
+
+mod isolation;
 
 use archgate_sim::{run_and_shrink, Options};
 
