@@ -83,6 +83,7 @@ impl Checker {
             self.check_release_record(world, release)?;
         }
         self.check_pointers(world)?;
+        check_policy_versions(world, releases)?;
         self.check_moving_items(world)?;
         check_refused_keys(world, releases)
     }
@@ -341,6 +342,31 @@ fn check_refused_keys(world: &World, releases: &[Rc<Release>]) -> Result<(), Vio
                     refusal.folder()
                 ),
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// Every verdict names a version of its own repository's policy: one an operator wrote for
+/// that repository (or 0, the environment's values, before any).
+fn check_policy_versions(world: &World, releases: &[Rc<Release>]) -> Result<(), Violation> {
+    for release in releases {
+        let written = world
+            .policy_versions
+            .get(&release.key.repository)
+            .copied()
+            .unwrap_or(0);
+        for scan in &release.scans {
+            match scan.policy_version {
+                Some(version) if version <= written => {}
+                named => violation(
+                    Rule::Isolation,
+                    format!(
+                        "{} records a verdict under policy version {named:?}; {} has versions 0 to {written}",
+                        release.key, release.key.repository
+                    ),
+                )?,
+            }
         }
     }
     Ok(())

@@ -14,12 +14,8 @@ pub const BUCKET: &str = "archgate-src-123456789012";
 pub const PREFIX: &str = "releases/";
 pub const MOVING_TAG: &str = "latest";
 
-/// A repository of the scenario and the policy its releases are held to.
-///
-/// The policy is the deployment's today (the environment's gate limits and moving tags), so
-/// every entry says the same; once repositories carry their own policy (gate limits,
-/// allowlist, moving tags), an entry is what the world sets for its repository, changes
-/// mid-run, and what the checker holds that repository's releases to.
+/// A repository of the scenario and the moving tags its releases are held to. (Its policy's
+/// versions change mid-run: `Job::PolicyChange`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepositoryPlan {
     pub name: &'static str,

@@ -72,6 +72,10 @@ pub enum Job {
         kind: OutageKind,
         on: bool,
     },
+    /// An operator changes a repository's policy (`archgate repo set`): a new version, with
+    /// limits on severities the world's images never carry, so each verdict stays what the
+    /// checker expects while the versions move under the releases.
+    PolicyChange,
     /// Someone deletes a per-arch image of a repository by hand.
     Vanish {
         repository: String,
@@ -141,6 +145,9 @@ pub struct BuildRun {
     pub pushed: Option<Digest>,
 }
 
+/// How many policy changes a schedule makes.
+const POLICY_CHANGES: usize = 3;
+
 pub struct World {
     pub rng: Rng,
     pub scenario: Scenario,
@@ -163,6 +170,9 @@ pub struct World {
     /// When each image of each repository was scanned (ECR's findings changed): a release's
     /// scan record must come from its own repository's scans.
     pub scanned: BTreeMap<(String, Digest), BTreeSet<Millis>>,
+    /// The latest version of each repository's policy an operator wrote (`archgate repo set`);
+    /// a repository absent here has none (version 0).
+    pub policy_versions: BTreeMap<String, u64>,
     /// Blocking scans of published releases' images that reached scan-gate.
     pub vulnerable_delivered: BTreeSet<(ReleaseKey, Digest)>,
     /// Releases whose findings were fixed and re-evaluated successfully.
@@ -252,6 +262,7 @@ impl World {
             pushed: BTreeSet::new(),
             scanned: BTreeMap::new(),
             vulnerable_delivered: BTreeSet::new(),
+            policy_versions: BTreeMap::new(),
             fixed: BTreeSet::new(),
             reconcile_reports: Vec::new(),
             retention_reports: Vec::new(),
@@ -299,6 +310,11 @@ impl World {
         }
         if let Some(at) = world.scenario.damaged_item_at {
             world.schedule(at, Job::Damage);
+        }
+        // Operators change repositories' policies while releases are under way.
+        for _ in 0..POLICY_CHANGES {
+            let at = world.rng.between(T0, last.max(T0 + 1));
+            world.schedule(at, Job::PolicyChange);
         }
         // Months pass: re-uploads of keys long after (the 180-day ledger TTL included).
         let mut at = last;
@@ -405,6 +421,7 @@ fn is_trouble(job: &Job) -> bool {
             | Job::Scan { rescan: true, .. }
             | Job::Outage { .. }
             | Job::Vanish { .. }
+            | Job::PolicyChange
     )
 }
 

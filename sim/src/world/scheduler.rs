@@ -114,6 +114,7 @@ impl World {
             Job::Fix(key) => self.fix(&key),
             Job::Outage { kind, on } => self.outage(kind, on),
             Job::Vanish { repository, digest } => self.vanish(&repository, &digest),
+            Job::PolicyChange => self.change_policy(),
         }
     }
 

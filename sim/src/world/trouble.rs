@@ -61,6 +61,29 @@ impl World {
         );
     }
 
+    /// An operator writes a new version of a repository's policy.
+    pub(super) fn change_policy(&mut self) {
+        let repository = crate::scenario::pick_repository(&mut self.rng).name;
+        let version = self.policy_versions.get(repository).copied().unwrap_or(0) + 1;
+        let high = self.rng.below(5);
+        let record = archgate::domain::policy::PolicyRecord {
+            repository: repository.to_owned(),
+            version,
+            values: [
+                ("GATE_MAX_HIGH".to_owned(), high.to_string()),
+                ("GATE_MAX_LOW".to_owned(), "unlimited".to_owned()),
+            ]
+            .into(),
+            updated_at: self.now(),
+        };
+        let doc = serde_json::to_string(&record).expect("a policy serialises");
+        self.svc.ledger.put_raw_policy(repository, version, &doc);
+        self.policy_versions.insert(repository.to_owned(), version);
+        self.note(format!(
+            "an operator sets {repository}'s policy version {version} (GATE_MAX_HIGH={high})"
+        ));
+    }
+
     pub(super) fn damage(&mut self) {
         // Another version's record, mentioning an image that retention must keep safe.
         let mention = self
