@@ -95,12 +95,7 @@ pub use archgate_cli::local::LocalFinding;
 /// The upload key of a release reference (`<repository>:<tag>` names a repository of the
 /// namespace by the key's folder).
 pub fn upload_key(env: &LocalEnv, reference: &str) -> String {
-    let key = env.key(reference);
-    if key.repository == env.config.repository {
-        format!("releases/{}.zip", key.tag)
-    } else {
-        format!("releases/{}/{}.zip", key.repository, key.tag)
-    }
+    env.upload_key(reference)
 }
 
 /// Drives a release (a tag, or `<repository>:<tag>`) through upload, both builds and the

@@ -1,8 +1,10 @@
-//! `archgate demo`: two whole releases on the embedded emulator, through the real handlers.
-//! `myapp-1.4.2` scans clean and is published (with `latest`); `myapp-1.5.0` carries a
-//! critical finding and is blocked, and the output says why.
+//! `archgate demo`: three whole releases in two repositories on the embedded emulator, through
+//! the real handlers. `myapp-1.4.2` scans clean and is published (with `latest`);
+//! `myapp-1.5.0` carries a critical finding and is blocked, and the output says why;
+//! `apps/web:web-2.0.0` carries the same finding and is published, because its repository's
+//! own policy (`repo set apps/web GATE_MAX_CRITICAL=1`) allows one.
 
-use crate::local::{default_config, sample_build_context, LocalEnv, LocalError, LocalFinding};
+use crate::local::{config_with, sample_build_context, LocalEnv, LocalError, LocalFinding};
 use crate::report;
 use archgate::domain::{Arch, ManifestMode};
 use archgate_testkit::builder::ImageShape;
@@ -14,6 +16,9 @@ mod summary;
 
 pub const DEMO_TAG: &str = "myapp-1.4.2";
 pub const BLOCKED_TAG: &str = "myapp-1.5.0";
+/// A release of a repository of the namespace, whose own policy allows one critical finding.
+pub const OTHER_REPOSITORY: &str = "apps/web";
+pub const OTHER_RELEASE: &str = "apps/web:web-2.0.0";
 
 const CLEAN_AMD64: &[LocalFinding] = &[LocalFinding {
     id: "CVE-2023-4863",
@@ -126,7 +131,7 @@ impl Demo {
         amd64_findings: &[LocalFinding],
         redeliver: bool,
     ) -> Result<(), LocalError> {
-        let key = format!("releases/{tag}.zip");
+        let key = self.env.upload_key(tag);
         progress(&format!("uploading {key}"));
         let upload = self.env.upload(&key, sample_build_context(tag)).await?;
         self.invoke(
@@ -200,6 +205,34 @@ impl Demo {
 }
 
 impl Demo {
+    /// `archgate repo set apps/web GATE_MAX_CRITICAL=1`: the repository's own policy,
+    /// version 1, stored with the ledger.
+    async fn set_policy(&mut self) -> Result<(), LocalError> {
+        use archgate::ports::Ledger;
+        let started = Instant::now();
+        let record = archgate::domain::policy::PolicyRecord {
+            repository: OTHER_REPOSITORY.to_owned(),
+            version: 1,
+            values: [("GATE_MAX_CRITICAL".to_owned(), "1".to_owned())].into(),
+            updated_at: self.env.pipeline.now(),
+        };
+        archgate::aws::DynamoLedger::new(
+            self.env.clients.dynamodb.clone(),
+            &self.env.config.ledger_table,
+        )
+        .save_policy(&record, None)
+        .await
+        .map_err(|e| {
+            LocalError::Invalid(format!("storing the policy of {OTHER_REPOSITORY}: {e}"))
+        })?;
+        self.local_step(
+            format!("repo set {OTHER_REPOSITORY} GATE_MAX_CRITICAL=1"),
+            started,
+            "policy version 1".into(),
+        );
+        Ok(())
+    }
+
     /// Untagged leftovers of earlier builds, as a busy repository collects them.
     async fn push_orphans(&mut self) -> Result<Vec<archgate::domain::Digest>, LocalError> {
         let started = Instant::now();
@@ -290,7 +323,12 @@ impl Demo {
         );
         let started = Instant::now();
         let report = run(&retention, Request::default()).await;
-        let Some(repository) = report.repositories.first() else {
+        let default = &self.env.config.repository;
+        let Some(repository) = report
+            .repositories
+            .iter()
+            .find(|r| &r.repository == default)
+        else {
             self.report
                 .problems
                 .push("the retention cleanup reported no repository".into());
@@ -334,7 +372,10 @@ impl Demo {
 
 /// Runs the demo on `AWS_ENDPOINT_URL` when set, else on a private emulator.
 pub async fn run() -> Result<DemoReport, LocalError> {
-    let config = default_config(ManifestMode::Native);
+    let config = config_with(
+        ManifestMode::Native,
+        &[(archgate::config::REPOSITORY_PREFIX, "apps/")],
+    );
     progress("starting the AWS emulator and provisioning");
     let started = Instant::now();
     let env = match std::env::var("AWS_ENDPOINT_URL") {
@@ -358,6 +399,8 @@ pub async fn run() -> Result<DemoReport, LocalError> {
     let orphans = demo.push_orphans().await?;
     demo.release(DEMO_TAG, CLEAN_AMD64, true).await?;
     demo.release(BLOCKED_TAG, CRITICAL_AMD64, false).await?;
+    demo.set_policy().await?;
+    demo.release(OTHER_RELEASE, CRITICAL_AMD64, false).await?;
     demo.verify(DEMO_TAG).await;
     demo.cleanup(&orphans).await;
 
@@ -384,6 +427,16 @@ pub async fn run() -> Result<DemoReport, LocalError> {
             "{BLOCKED_TAG} was blocked but carries its release tag"
         ));
     }
+    // The same finding, published in apps/web under its own policy, and only there.
+    let other = env.key(OTHER_RELEASE);
+    let in_other = report::resolve(&env.clients.ecr, OTHER_REPOSITORY, other.tag.as_str()).await;
+    let in_default =
+        report::resolve(&env.clients.ecr, &env.config.repository, other.tag.as_str()).await;
+    if in_other.is_none() || in_default.is_some() {
+        report.problems.push(format!(
+            "{OTHER_RELEASE} should be published in {OTHER_REPOSITORY} alone"
+        ));
+    }
     let events = env.release_events().await?;
     report.blocked_reason = events
         .iter()
@@ -405,10 +458,11 @@ pub async fn run() -> Result<DemoReport, LocalError> {
         .collect();
     report.release_events.sort();
     let expect = [
-        ("Retention Report", 1),
-        ("Release Started", 2),
-        ("Release Candidate Ready", 2),
-        ("Release Published", 1),
+        // One per repository the scheduled run covers: myapp and apps/web.
+        ("Retention Report", 2),
+        ("Release Started", 3),
+        ("Release Candidate Ready", 3),
+        ("Release Published", 2),
         ("Release Blocked", 1),
     ];
     for (kind, count) in expect {

@@ -152,6 +152,17 @@ impl LocalEnv {
         ReleaseKey::new(repository, ReleaseTag::parse(tag).expect("valid tag"))
     }
 
+    /// The upload key of a release reference: `<repository>:<tag>` names a repository of the
+    /// namespace by the key's folder.
+    pub fn upload_key(&self, reference: &str) -> String {
+        let key = self.key(reference);
+        let folder = match key.repository == self.config.repository {
+            true => String::new(),
+            false => format!("{}/", key.repository),
+        };
+        format!("{}{folder}{}.zip", self.config.source_prefix, key.tag)
+    }
+
     /// The region the installation lives in.
     pub fn region(&self) -> String {
         self.sdk
