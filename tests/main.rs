@@ -20,3 +20,4 @@ mod retention_function;
 mod scan_gate;
 mod start_builds;
 mod template;
+mod upgrade;
