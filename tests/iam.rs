@@ -305,6 +305,11 @@ const PATHS: &[Path] = &[
     },
     Path {
         function: "RetentionCleanupFunction",
+        path: "each repository's policy read, and where the next scheduled run starts",
+        calls: &[("dynamodb:GetItem", Ledger), ("dynamodb:PutItem", Ledger)],
+    },
+    Path {
+        function: "RetentionCleanupFunction",
         path: "the images workloads name: ECS task definitions, services, tasks; Lambda functions",
         calls: &[
             ("ecs:ListClusters", NoResource),
@@ -466,7 +471,7 @@ fn requests(target: On, environment: &BTreeMap<String, String>) -> (Vec<Request>
         RetainedRepository => {
             let config = retention_config(environment);
             // `prefix/*` stands for the repositories under it; a name for itself
-            let inside: Vec<String> = config
+            let mut inside: Vec<String> = config
                 .repositories
                 .iter()
                 .map(|pattern| match pattern.strip_suffix('*') {
@@ -474,6 +479,11 @@ fn requests(target: On, environment: &BTreeMap<String, String>) -> (Vec<Request>
                     None => repository(pattern),
                 })
                 .collect();
+            // With a namespace, the repositories under it archgate manages (releases in the
+            // ledger) are cleaned too, whatever RetentionRepositories names.
+            if !namespace.is_empty() {
+                inside.push(repository(&format!("{namespace}api")));
+            }
             let outside = strangers
                 .iter()
                 .chain(&[repository("apps/web")])

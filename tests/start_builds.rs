@@ -20,9 +20,11 @@ async fn an_upload_creates_the_release_and_starts_both_arch_builds() {
     let tally = calls(&env);
     assert_eq!(count(&tally, "CodeBuild.StartBuild"), 2, "{tally:?}");
     let total: usize = tally.values().sum();
+    // (two StartBuilds, the release created and recorded, the event, and the repository's
+    // policy: its own moving tags are reserved names)
     assert!(
-        total <= 5,
-        "start-builds budget is 5 AWS calls, made {total}: {tally:?}"
+        total <= 6,
+        "start-builds budget is 6 AWS calls, made {total}: {tally:?}"
     );
     let stored = env
         .release(TAG)

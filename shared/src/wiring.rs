@@ -82,7 +82,8 @@ impl Clients {
         Pipeline::new(
             config.clone(),
             Adapters {
-                ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
+                ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table)
+                    .with_default_repository(&config.repository),
                 builds: CodeBuildBuilds::new(self.codebuild.clone()),
                 registry: EcrRegistry::new(self.ecr.clone()),
                 events: EventBridgePublisher::new(self.eventbridge.clone(), &config.event_bus),

@@ -181,6 +181,22 @@ async fn change(
         let moving_tags_changed = edit(&mut values);
         let version = current.unwrap_or(0) + 1;
         let effective = policy::resolve(&policy::defaults(&config), &values, version)?;
+        // A moving tag must not be a release's name in the repository: moving it would move
+        // that release's tag (published releases are immutable).
+        if moving_tags_changed {
+            for tag in &effective.moving_tags {
+                let Ok(tag) = archgate::domain::ReleaseTag::parse(tag) else {
+                    continue;
+                };
+                let key = archgate::domain::ReleaseKey::new(repository, tag);
+                if ledger.load(&key).await?.is_some() {
+                    return Err(CliError::InvalidArgument(format!(
+                        "MOVING_TAGS names {}, a release of {repository}: a moving tag cannot be a release's name",
+                        key.tag
+                    )));
+                }
+            }
+        }
         let record = PolicyRecord {
             repository: repository.to_owned(),
             version,

@@ -46,6 +46,9 @@ pub struct Pipeline<P: Ports> {
     performs: &'static [Service],
     /// The namespace's repositories this process has made sure exist (each once).
     ensured: Arc<Mutex<HashSet<String>>>,
+    /// A repository's policy as this invocation read it: the effects a judged scan leads to
+    /// (attestation, promotion) apply the policy that judged it, without reading it again.
+    read_policy: Option<(String, Arc<RepositoryPolicy>)>,
 }
 
 impl<P: Ports> Clone for Pipeline<P> {
@@ -60,6 +63,7 @@ impl<P: Ports> Clone for Pipeline<P> {
             signer: self.signer.clone(),
             performs: self.performs,
             ensured: Arc::clone(&self.ensured),
+            read_policy: self.read_policy.clone(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl<P: Ports> Pipeline<P> {
             signer: adapters.signer,
             performs: EVERY_SERVICE,
             ensured: Arc::default(),
+            read_policy: None,
         }
     }
 
@@ -160,8 +165,22 @@ impl<P: Ports> Pipeline<P> {
     /// repository sets in the ledger (read fresh, so a change applies to what is judged after
     /// it).
     pub async fn policy_of(&self, repository: &str) -> Result<RepositoryPolicy, EffectError> {
+        if let Some((read_for, policy)) = &self.read_policy {
+            if read_for == repository {
+                return Ok(RepositoryPolicy::clone(policy));
+            }
+        }
         let read = self.ledger.policy(repository).await?;
         Ok(policy::effective(&self.config, repository, read)?)
+    }
+
+    /// This pipeline, applying `policy` (just read) to `repository` for the rest of the
+    /// invocation.
+    pub(crate) fn applying(&self, repository: &str, policy: &RepositoryPolicy) -> Self {
+        Pipeline {
+            read_policy: Some((repository.to_owned(), Arc::new(policy.clone()))),
+            ..self.clone()
+        }
     }
 
     /// An upload named like one of its repository's moving tags starts nothing. The

@@ -70,7 +70,13 @@ impl<P: Ports> Pipeline<P> {
             media_type: raw.media_type.clone(),
         };
         let mut tags = vec![release_tag];
-        for moving in &policy.moving_tags {
+        // A moving tag that is this release's own name would move its release tag later
+        // (`repo set` refuses that, but a policy may change after the upload).
+        for moving in policy
+            .moving_tags
+            .iter()
+            .filter(|m| m.as_str() != release.key.tag.as_str())
+        {
             if self.move_tag(repository, moving, &me).await? {
                 tags.push(moving.clone());
             }

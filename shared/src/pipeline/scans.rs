@@ -144,7 +144,16 @@ impl<P: Ports> Pipeline<P> {
                 scanner: Some(scan.scanner),
                 policy_version: policy.as_ref().map(|p| p.version),
             };
-            outcomes.push(self.apply_to(known, Fact::ScanEvaluated(record)).await?);
+            // What the verdict leads to (attestation, promotion) applies the same policy.
+            let pipeline = match &policy {
+                Some(applied) => self.applying(&scan.repository, applied),
+                None => self.clone(),
+            };
+            outcomes.push(
+                pipeline
+                    .apply_to(known, Fact::ScanEvaluated(record))
+                    .await?,
+            );
         }
         Ok(Outcome::combine(outcomes))
     }

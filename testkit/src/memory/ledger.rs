@@ -316,8 +316,6 @@ impl Ledger for MemoryLedger {
         repository: &str,
         digest: &Digest,
     ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
-        // Two reads, as in DynamoDB: the repository's pointer and the one pointers had
-        // before they were per repository (never written here).
         let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         let found: Vec<(ReleaseKey, Arch)> = self
             .lock()
@@ -331,8 +329,6 @@ impl Ledger for MemoryLedger {
                     .collect()
             })
             .unwrap_or_default();
-        let found = self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await?;
-        let fault = self.chaos.enter(DYNAMODB_GET_ITEM).await?;
         self.chaos.leave(fault, DYNAMODB_GET_ITEM, found).await
     }
 

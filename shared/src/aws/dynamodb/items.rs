@@ -58,15 +58,17 @@ pub fn policy_id(repository: &str) -> String {
     format!("{POLICY}{repository}")
 }
 
-/// The partition keys of a repository's pointer for a digest: its own
-/// (`digest#<repository>@<digest>`), then the one pointers had before they were per
-/// repository (`digest#<digest>`, still read: releases published then keep finding their
-/// findings).
-pub fn pointer_ids(repository: &str, digest: &Digest) -> [String; 2] {
-    [
-        format!("{DIGEST_POINTER}{repository}@{digest}"),
-        format!("{DIGEST_POINTER}{digest}"),
-    ]
+/// The partition key of a repository's pointer for a digest: the default repository's keeps
+/// the key pointers always had (`digest#<digest>`: an installation's items stay what they
+/// were), any other repository's is its own (`digest#<repository>@<digest>`), so pointers are
+/// per repository and each is capped on its own.
+pub fn pointer_id(default: Option<&str>, repository: &str, digest: &Digest) -> String {
+    match default {
+        Some(default) if default != repository => {
+            format!("{DIGEST_POINTER}{repository}@{digest}")
+        }
+        _ => format!("{DIGEST_POINTER}{digest}"),
+    }
 }
 
 /// A pointer entry: `repository#tag#arch`.

@@ -1,13 +1,16 @@
 //! The release ledger in DynamoDB: one item per release, the whole record as a JSON document
 //! beside a few top-level attributes for queries, a `version` for optimistic concurrency and
 //! an `expires_at` TTL while no attempt of the release was published. Beside the releases:
-//! digest pointers (`digest#<digest>`: which releases hold a per-arch image) and moving-tag
-//! items (`tag#<repository>#<tag>`: which release a moving tag names, and its lock).
+//! digest pointers (which releases of a repository hold a per-arch image: `digest#<digest>`
+//! for the default repository, `digest#<repository>@<digest>` for the others), moving-tag items
+//! (`tag#<repository>#<tag>`: which release a moving tag names, and its lock), repositories'
+//! policies (`policy:<repository>`) and where the next retention run starts
+//! (`retention:resume`).
 
 mod items;
 
 pub use items::{
-    item_kind, moving_tag_id, pointer_ids, policy_id, ItemKind, LEDGER_KEY, MAX_POINTER_RELEASES,
+    item_kind, moving_tag_id, pointer_id, policy_id, ItemKind, LEDGER_KEY, MAX_POINTER_RELEASES,
 };
 
 use super::classify;
@@ -33,6 +36,8 @@ use std::collections::HashMap;
 pub struct DynamoLedger {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// The deployment's default repository, whose digest pointers keep their first key.
+    default_repository: Option<String>,
 }
 
 impl DynamoLedger {
@@ -40,7 +45,20 @@ impl DynamoLedger {
         DynamoLedger {
             client,
             table: table.to_owned(),
+            default_repository: None,
         }
+    }
+
+    /// The ledger of a deployment whose default repository is `repository`: its digest
+    /// pointers keep the key they always had, the namespace's get their own (the pipeline's
+    /// ledger; a ledger without one keys every repository's pointers the first way).
+    pub fn with_default_repository(mut self, repository: &str) -> Self {
+        self.default_repository = Some(repository.to_owned());
+        self
+    }
+
+    fn pointer_id(&self, repository: &str, digest: &Digest) -> String {
+        pointer_id(self.default_repository.as_deref(), repository, digest)
     }
 
     /// An UpdateItem of a moving tag's item; the caller adds the expressions.
@@ -213,7 +231,7 @@ impl Ledger for DynamoLedger {
                 .table_name(&self.table)
                 .key(
                     LEDGER_KEY,
-                    AttributeValue::S(pointer_ids(&key.repository, digest)[0].clone()),
+                    AttributeValue::S(self.pointer_id(&key.repository, digest)),
                 )
                 .update_expression("ADD #r :entry")
                 .condition_expression(
@@ -242,32 +260,31 @@ impl Ledger for DynamoLedger {
         repository: &str,
         digest: &Digest,
     ) -> Result<Vec<(ReleaseKey, Arch)>, AdapterError> {
-        let mut entries: Vec<String> = Vec::new();
-        for id in pointer_ids(repository, digest) {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(LEDGER_KEY, AttributeValue::S(id))
-                .send()
-                .await
-                .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-            let Some(item) = output.item else {
-                continue;
-            };
-            entries.extend(
-                item.get("releases")
-                    .and_then(|v| v.as_ss().ok())
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            // Pointers written before digests were shared: one `release` and one `arch`.
-            if let (Some(release), Some(arch)) = (
-                item.get("release").and_then(|v| v.as_s().ok()),
-                item.get("arch").and_then(|v| v.as_s().ok()),
-            ) {
-                entries.push(format!("{release}#{arch}"));
-            }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                LEDGER_KEY,
+                AttributeValue::S(self.pointer_id(repository, digest)),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
+        let Some(item) = output.item else {
+            return Ok(Vec::new());
+        };
+        let mut entries: Vec<String> = item
+            .get("releases")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        // Pointers written before digests were shared: one `release` and one `arch`.
+        if let (Some(release), Some(arch)) = (
+            item.get("release").and_then(|v| v.as_s().ok()),
+            item.get("arch").and_then(|v| v.as_s().ok()),
+        ) {
+            entries.push(format!("{release}#{arch}"));
         }
         let mut found = Vec::with_capacity(entries.len());
         for entry in entries {
