@@ -12,6 +12,7 @@ cargo bench --locked -p archgate-benches --bench retention_calls
 cargo bench --locked -p archgate-benches --bench retention_model
 cargo bench --locked -p archgate-benches --bench release_planner
 cargo bench --locked -p archgate-cli --bench retention_emulator
+cargo bench --locked -p archgate-cli --bench retention_repositories
 tools/lambda-budgets.sh
 tools/bloat.sh
 
