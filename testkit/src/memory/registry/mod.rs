@@ -536,6 +536,26 @@ impl<C: Clock> Registry for MemoryRegistry<C> {
                     source: format!("blob {missing} was never uploaded").into(),
                 });
             }
+            // An index's manifests must be in the repository first (ECR answers
+            // ReferencedImagesNotFoundException: an index is never put over a gone child).
+            let listed = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
+                .ok()
+                .and_then(|doc| doc.get("manifests")?.as_array().cloned())
+                .unwrap_or_default();
+            let missing = listed
+                .iter()
+                .filter_map(|entry| entry.get("digest")?.as_str())
+                .filter_map(|digest| Digest::parse(digest).ok())
+                .find(|digest| !repo.images.contains_key(digest));
+            if let Some(missing) = missing {
+                return Err(AdapterError::Rejected {
+                    service: "ECR",
+                    operation: "PutImage",
+                    code: "ReferencedImagesNotFoundException".to_owned(),
+                    source: format!("the index lists {missing}, which is not in {repository}")
+                        .into(),
+                });
+            }
             let image = StoredImage {
                 manifest: manifest.clone(),
                 pushed_at: now,
