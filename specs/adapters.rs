@@ -836,6 +836,42 @@ mod ecr_repositories {
     }
 
     #[tokio::test]
+    async fn changed_moving_tags_change_the_exclusion_filters_of_the_repository() {
+        // Given ECR takes a repository's tag mutability
+        use aws_sdk_ecr::operation::put_image_tag_mutability::PutImageTagMutabilityOutput;
+        let rule = mock!(Client::put_image_tag_mutability)
+            .match_requests(|req| {
+                let filters: Vec<&str> = req
+                    .image_tag_mutability_exclusion_filters()
+                    .iter()
+                    .map(|f| f.filter())
+                    .collect();
+                req.repository_name() == Some("apps/web")
+                    && req.image_tag_mutability()
+                        == Some(&ImageTagMutability::ImmutableWithExclusion)
+                    && filters
+                        == [
+                            "*-amd64",
+                            "*-arm64",
+                            "*-candidate",
+                            "buildcache-*",
+                            "stable",
+                        ]
+            })
+            .then_output(|| PutImageTagMutabilityOutput::builder().build());
+        let registry = ecr(&[&rule]);
+
+        // When the repository's moving tag becomes `stable` (`repo set … MOVING_TAGS=stable`)
+        let set = registry
+            .set_tag_mutability("apps/web", &tag_mutability(&moving(&["stable"])))
+            .await;
+
+        // Then ECR is asked to exclude it, with the internal tags and the cache refs
+        assert!(set.is_ok(), "{set:?}");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
     async fn a_repository_that_exists_is_found_not_failed() {
         // Given the repository exists (another first release created it a moment ago)
         let rule = mock!(Client::create_repository).then_error(|| {
