@@ -87,6 +87,9 @@ enum RetentionCommand {
 
 #[derive(clap::Args)]
 struct RetentionArgs {
+    /// One of archgate's repositories: ARCHGATE_REPOSITORY, one under
+    /// ARCHGATE_REPOSITORY_PREFIX, or one ARCHGATE_RETENTION_REPOSITORIES names (any other is
+    /// refused before any call). Its own policy's release rules apply where no flag is given.
     #[arg(long)]
     repository: String,
     /// The retention age: untagged images younger than this stay (`7d`, `36h`).
@@ -102,19 +105,20 @@ struct RetentionArgs {
     #[arg(long)]
     all: bool,
     /// Keep the newest N published releases; the others may expire
-    /// (default: $ARCHGATE_RETENTION_KEEP_RELEASES, else no release expires by count).
+    /// (default: the repository's policy, else $ARCHGATE_RETENTION_KEEP_RELEASES, else no
+    /// release expires by count).
     #[arg(long, value_name = "N")]
     keep_releases: Option<String>,
     /// Keep published releases younger than D days
-    /// (default: $ARCHGATE_RETENTION_KEEP_DAYS).
+    /// (default: the repository's policy, else $ARCHGATE_RETENTION_KEEP_DAYS).
     #[arg(long, value_name = "D")]
     keep_days: Option<String>,
     /// Never expire releases whose tag matches these patterns, e.g. `v1.*,lts-*`
-    /// (default: $ARCHGATE_RETENTION_PROTECT).
+    /// (default: the repository's policy, else $ARCHGATE_RETENTION_PROTECT).
     #[arg(long, value_name = "PATTERNS")]
     protect: Option<String>,
     /// Expire blocked and failed attempts started more than D days ago
-    /// (default: $ARCHGATE_RETENTION_ATTEMPT_DAYS, else never).
+    /// (default: the repository's policy, else $ARCHGATE_RETENTION_ATTEMPT_DAYS, else never).
     #[arg(long, value_name = "D")]
     attempt_days: Option<String>,
 }
@@ -388,12 +392,12 @@ async fn run(command: Command) -> Result<(), CliError> {
                 max_delete_share: args.max_delete_share,
                 json: args.json,
                 all: args.all,
-                releases: retention::release_rules(
-                    args.keep_releases,
-                    args.keep_days,
-                    args.protect,
-                    args.attempt_days,
-                )?,
+                releases: retention::ReleaseFlags {
+                    keep_releases: args.keep_releases,
+                    keep_days: args.keep_days,
+                    protect: args.protect,
+                    attempt_days: args.attempt_days,
+                },
             };
             retention::run(options, mode).await
         }

@@ -177,4 +177,11 @@ async fn a_repository_policy_is_set_checked_versioned_and_shown() {
     // When a repository outside the namespace is named, then nothing is called
     let output = run(&["repo", "set", "teams/web", "GATE_MAX_CRITICAL=1"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let output = run(&["retention", "apply", "--repository", "teams/web"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("teams/web is not one of archgate's repositories"),
+        "{}",
+        text(&output)
+    );
 }

@@ -70,7 +70,7 @@ fn release_key(reference: &str, repository: Option<&str>) -> Result<ReleaseKey, 
 /// The repositories archgate releases into, as the functions read them: the default
 /// (`ARCHGATE_REPOSITORY`, may be unset here) and the namespace (a malformed one names
 /// nothing).
-fn repositories() -> Result<Repositories, CliError> {
+pub(crate) fn repositories() -> Result<Repositories, CliError> {
     let namespace = required(REPOSITORY_PREFIX).ok();
     if let Some(value) = &namespace {
         check_namespace(value).map_err(|reason| ConfigError::Invalid {

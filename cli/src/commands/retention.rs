@@ -3,17 +3,21 @@
 
 use crate::error::CliError;
 use archgate::aws::{AwsWorkloads, EcrRegistry, EventBridgePublisher};
+use archgate::config::policy::PolicyError;
 use archgate::config::{
     ReleaseRules, EVENT_BUS, RETENTION_ATTEMPT_DAYS, RETENTION_KEEP_DAYS, RETENTION_KEEP_RELEASES,
-    RETENTION_PROTECT,
+    RETENTION_PROTECT, RETENTION_REPOSITORIES,
 };
+use archgate::domain::policy::PolicyRead;
 use archgate::domain::retention::{Fate, RetentionPolicy};
 use archgate::error::chain;
+use archgate::ports::Ledger;
 use archgate::ports::{Clock, SystemClock, Workloads};
 use archgate::retention::{
     apply_plan_with_progress, publish_report, survey_repository, Rules, Survey, Targets,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 
 /// What to survey and how much of it may go.
 #[derive(Debug, Clone)]
@@ -27,29 +31,65 @@ pub struct Options {
     pub json: bool,
     /// List every image, not a summary.
     pub all: bool,
-    /// The release-level rules.
-    pub releases: ReleaseRules,
+    /// The release-level rules given on the command line.
+    pub releases: ReleaseFlags,
 }
 
-/// The release rules from the flags, each falling back to its environment variable (the
-/// deployed function's configuration, or the local session's).
+/// The release-level rules' flags, as given.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseFlags {
+    pub keep_releases: Option<String>,
+    pub keep_days: Option<String>,
+    pub protect: Option<String>,
+    pub attempt_days: Option<String>,
+}
+
+/// The release rules: each flag, else the repository's policy, else its environment variable
+/// (the deployed function's configuration, or the local session's), as the scheduled run
+/// applies them.
 pub fn release_rules(
-    keep_releases: Option<String>,
-    keep_days: Option<String>,
-    protect: Option<String>,
-    attempt_days: Option<String>,
+    flags: &ReleaseFlags,
+    repository: &BTreeMap<String, String>,
 ) -> Result<ReleaseRules, CliError> {
     ReleaseRules::from_lookup(|name| {
         let flag = match name {
-            RETENTION_KEEP_RELEASES => &keep_releases,
-            RETENTION_KEEP_DAYS => &keep_days,
-            RETENTION_PROTECT => &protect,
-            RETENTION_ATTEMPT_DAYS => &attempt_days,
+            RETENTION_KEEP_RELEASES => &flags.keep_releases,
+            RETENTION_KEEP_DAYS => &flags.keep_days,
+            RETENTION_PROTECT => &flags.protect,
+            RETENTION_ATTEMPT_DAYS => &flags.attempt_days,
             _ => &None,
         };
-        flag.clone().or_else(|| std::env::var(name).ok())
+        flag.clone()
+            .or_else(|| repository.get(name.strip_prefix("ARCHGATE_")?).cloned())
+            .or_else(|| std::env::var(name).ok())
     })
     .map_err(|e| CliError::InvalidArgument(e.to_string()))
+}
+
+/// Refuses, before any call, a repository that is not archgate's: the default one, one under
+/// the namespace, or one `ARCHGATE_RETENTION_REPOSITORIES` names (a name, or under a
+/// `prefix/*` pattern).
+fn retained(repository: &str) -> Result<(), CliError> {
+    let repositories = super::repositories()?;
+    if !repository.is_empty() && repositories.owns(repository) {
+        return Ok(());
+    }
+    let configured = std::env::var(RETENTION_REPOSITORIES).unwrap_or_default();
+    let named = configured
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => repository.starts_with(prefix),
+            None => entry == repository,
+        });
+    if named {
+        return Ok(());
+    }
+    Err(CliError::InvalidArgument(format!(
+        "{repository} is not one of archgate's repositories (ARCHGATE_REPOSITORY, under \
+         ARCHGATE_REPOSITORY_PREFIX, or named by ARCHGATE_RETENTION_REPOSITORIES)"
+    )))
 }
 
 /// Deletions listed by default before "… and N more".
@@ -83,10 +123,25 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
             "--max-delete-share must be above 0 and at most 1".to_owned(),
         ));
     }
+    retained(&options.repository)?;
     // Only the ledger is needed: the rest of the release configuration may be absent here.
     let (ledger, clients) = super::ledger().await?;
     let inventory = EcrRegistry::new(clients.ecr.clone());
     let force = matches!(mode, Mode::Apply { force: true });
+    // The repository's own release rules, as the scheduled run reads them; one that cannot be
+    // read plans nothing (fail closed).
+    let policy = match ledger.policy(&options.repository).await? {
+        PolicyRead::Unset => BTreeMap::new(),
+        PolicyRead::Found(record) => record.values,
+        PolicyRead::Unreadable { reason, .. } => {
+            return Err(PolicyError::Unreadable {
+                repository: options.repository.clone(),
+                reason,
+            }
+            .into())
+        }
+    };
+    let releases = release_rules(&options.releases, &policy)?;
     let rules = Rules {
         images: RetentionPolicy {
             untagged_age_ms: options.older_than_ms,
@@ -94,7 +149,7 @@ pub async fn run(options: Options, mode: Mode) -> Result<(), CliError> {
             delete_orphan_referrers: false,
             force,
         },
-        releases: options.releases.policy(options.max_delete_share, force),
+        releases: releases.policy(options.max_delete_share, force),
     };
     let uses = AwsWorkloads::new(clients.ecs(), clients.lambda())
         .images_in_use()
