@@ -39,12 +39,19 @@ impl Drop for Installation {
 #[test]
 fn a_release_driven_by_hand_on_the_local_emulator_is_published() {
     // Given a working directory with a build context and `archgate local up` run in it, in
-    // eu-west-1 (the only variable set, and only for `up`)
+    // eu-west-1 with the namespace apps/ (the only variables set, and only for `up`)
     let dir = std::env::temp_dir().join(format!("archgate-local-loop-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("context")).unwrap();
     std::fs::write(dir.join("context/Dockerfile"), "FROM scratch\n").unwrap();
     let installation = Installation(dir.clone());
-    let up = archgate_with(&dir, &["local", "up"], &[("AWS_REGION", "eu-west-1")]);
+    let up = archgate_with(
+        &dir,
+        &["local", "up"],
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("ARCHGATE_REPOSITORY_PREFIX", "apps/"),
+        ],
+    );
     assert!(up.status.success(), "{}", text(&up));
     let local_env = std::fs::read_to_string(dir.join(".archgate/local.env")).unwrap();
     assert!(local_env.contains("AWS_REGION=eu-west-1"), "{local_env}");
@@ -86,6 +93,28 @@ fn a_release_driven_by_hand_on_the_local_emulator_is_published() {
         "{}",
         text(&watch)
     );
+    // And a release of another repository is driven the same way, named <repository>:<tag>
+    let upload = archgate(
+        &dir,
+        &[
+            "local",
+            "upload",
+            "context",
+            "--name",
+            "web-1.0",
+            "--repository",
+            "apps/web",
+        ],
+    );
+    assert!(text(&upload).contains("\"applied\""), "{}", text(&upload));
+    for step in [&["local", "build"][..], &["local", "scan"][..]] {
+        let mut args = step.to_vec();
+        args.push("apps/web:web-1.0");
+        let output = archgate(&dir, &args);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let status = archgate(&dir, &["release", "status", "apps/web:web-1.0"]);
+    assert!(text(&status).contains("published"), "{}", text(&status));
     let plan = archgate(&dir, &["retention", "plan", "--repository", "myapp"]);
     assert!(plan.status.success(), "{}", text(&plan));
     assert!(text(&plan).contains("to keep"), "{}", text(&plan));
