@@ -69,6 +69,24 @@ impl DynamoLedger {
         )
     }
 
+    /// The item a partition key names, read consistently (the readers decide on what the
+    /// last write left).
+    async fn consistent_item(
+        &self,
+        id: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, AdapterError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(LEDGER_KEY, AttributeValue::S(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
+        Ok(output.item)
+    }
+
     /// Puts a whole item if its stored `version` is still `expected` (`None`: the item must
     /// not exist yet).
     async fn put_versioned(
@@ -162,17 +180,8 @@ fn holder_json(holder: &MovingTagHolder) -> Result<String, AdapterError> {
 
 impl Ledger for DynamoLedger {
     async fn load(&self, key: &ReleaseKey) -> Result<Option<Stored>, AdapterError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(LEDGER_KEY, AttributeValue::S(key.id()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-        output
-            .item
+        self.consistent_item(key.id())
+            .await?
             .as_ref()
             .map(|item| decode(item, "GetItem"))
             .transpose()
@@ -414,17 +423,9 @@ impl Ledger for DynamoLedger {
     }
 
     async fn policy(&self, repository: &str) -> Result<PolicyRead, AdapterError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(LEDGER_KEY, AttributeValue::S(policy_id(repository)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-        Ok(output
-            .item
+        Ok(self
+            .consistent_item(policy_id(repository))
+            .await?
             .as_ref()
             .map_or(PolicyRead::Unset, |item| decode_policy(repository, item)))
     }
@@ -486,17 +487,9 @@ impl Ledger for DynamoLedger {
     }
 
     async fn retention_resume(&self) -> Result<Option<String>, AdapterError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(LEDGER_KEY, AttributeValue::S(RETENTION_RESUME.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-        Ok(output
-            .item
+        Ok(self
+            .consistent_item(RETENTION_RESUME.to_owned())
+            .await?
             .and_then(|item| item.get("next")?.as_s().ok().cloned()))
     }
 
@@ -520,20 +513,8 @@ impl Ledger for DynamoLedger {
         repository: &str,
         tag: &str,
     ) -> Result<Option<MovingTagHolder>, AdapterError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                LEDGER_KEY,
-                AttributeValue::S(moving_tag_id(repository, tag)),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(DYNAMODB_GET_ITEM, e))?;
-        output
-            .item
+        self.consistent_item(moving_tag_id(repository, tag))
+            .await?
             .as_ref()
             .and_then(|item| item.get("holder"))
             .and_then(|v| v.as_s().ok())
