@@ -62,14 +62,23 @@ impl std::fmt::Display for Source {
 /// The deployment's defaults as settings: the environment's values, read back from what
 /// [`Config`] parsed (so a configuration built in code is the default too).
 pub fn defaults(config: &Config) -> BTreeMap<&'static str, String> {
-    let mut values: BTreeMap<&'static str, String> = gate::to_env(&config.gate)
+    settings(
+        gate::to_env(&config.gate)
+            .into_iter()
+            .chain([(MOVING_TAGS, config.moving_tags.join(","))])
+            .chain(config.releases.to_env()),
+    )
+}
+
+/// Variables as settings: the repository settings among them, by name without the prefix.
+fn settings(
+    variables: impl IntoIterator<Item = (&'static str, String)>,
+) -> BTreeMap<&'static str, String> {
+    variables
         .into_iter()
-        .chain([(MOVING_TAGS, config.moving_tags.join(","))])
-        .chain(config.releases.to_env())
         .filter_map(|(variable, value)| Some((variable.strip_prefix(PREFIX)?, value)))
-        .collect();
-    values.retain(|name, _| SETTINGS.contains(name));
-    values
+        .filter(|(name, _)| SETTINGS.contains(name))
+        .collect()
 }
 
 /// The policy `defaults` overlaid with `values`, every problem named at once. A name that is
@@ -129,6 +138,27 @@ pub fn effective(
     repository: &str,
     read: PolicyRead,
 ) -> Result<RepositoryPolicy, PolicyError> {
+    overlay(&defaults(config), repository, read)
+}
+
+/// A repository's release rules as retention applies them: `defaults` (retention's
+/// environment) overlaid with what the repository sets, and the version applied.
+pub fn release_rules(
+    defaults: &ReleaseRules,
+    repository: &str,
+    read: PolicyRead,
+) -> Result<(ReleaseRules, u64), PolicyError> {
+    overlay(&settings(defaults.to_env()), repository, read)
+        .map(|policy| (policy.releases, policy.version))
+}
+
+/// `defaults` overlaid with what the ledger holds for a repository (nothing: the defaults,
+/// version 0); an item that cannot be read, or whose values do not pass, is an error.
+fn overlay(
+    defaults: &BTreeMap<&'static str, String>,
+    repository: &str,
+    read: PolicyRead,
+) -> Result<RepositoryPolicy, PolicyError> {
     let (values, version) = match read {
         PolicyRead::Unset => (BTreeMap::new(), 0),
         PolicyRead::Found(PolicyRecord {
@@ -141,44 +171,11 @@ pub fn effective(
             })
         }
     };
-    resolve(&defaults(config), &values, version).map_err(|source| PolicyError::Invalid {
+    resolve(defaults, &values, version).map_err(|source| PolicyError::Invalid {
         repository: repository.to_owned(),
         version,
         source,
     })
-}
-
-/// A repository's release rules as retention applies them: `defaults` (retention's
-/// environment) overlaid with what the repository sets, and the version applied.
-pub fn release_rules(
-    defaults: &ReleaseRules,
-    repository: &str,
-    read: PolicyRead,
-) -> Result<(ReleaseRules, u64), PolicyError> {
-    let (values, version) = match read {
-        PolicyRead::Unset => return Ok((defaults.clone(), 0)),
-        PolicyRead::Found(PolicyRecord {
-            values, version, ..
-        }) => (values, version),
-        PolicyRead::Unreadable { reason, .. } => {
-            return Err(PolicyError::Unreadable {
-                repository: repository.to_owned(),
-                reason,
-            })
-        }
-    };
-    let defaults = defaults
-        .to_env()
-        .into_iter()
-        .filter_map(|(variable, value)| Some((variable.strip_prefix(PREFIX)?, value)))
-        .collect();
-    resolve(&defaults, &values, version)
-        .map(|policy| (policy.releases, version))
-        .map_err(|source| PolicyError::Invalid {
-            repository: repository.to_owned(),
-            version,
-            source,
-        })
 }
 
 /// Where each setting's value comes from, given the repository's values and the environment.
