@@ -28,10 +28,10 @@ impl<P: Ports> Pipeline<P> {
                 digest: scan.digest.to_string(),
                 source,
             })?;
-        // Only this repository's: the same digest in another repository is another image,
-        // with its own scans.
+        // Only this repository's (the pointers are per repository): the same digest in
+        // another repository is another image, with its own scans.
         for found in pointed {
-            if found.0.repository == scan.repository && !located.contains(&found) {
+            if !located.contains(&found) {
                 located.push(found);
             }
         }
