@@ -24,31 +24,12 @@ use archgate_cli::local::{default_config, LocalEnv};
 use aws_sdk_ecr::types::ImageIdentifier;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use support::{child, fill, index, published, Image};
+use support::{fill, published, repository_images};
 
 const RELEASES: usize = 1_500;
 const STALE_INDEXES: usize = 500;
 const STRAYS: usize = 2_000;
 const DAY: Millis = 86_400_000;
-
-/// The repository's images, children before their index; and the digests that must stay.
-fn repository() -> (Vec<Image>, HashSet<String>) {
-    let mut images = Vec::new();
-    let mut needed = HashSet::new();
-    for n in 0..RELEASES + STALE_INDEXES {
-        let (a, b) = (child(&format!("{n} amd64")), child(&format!("{n} arm64")));
-        let tag = (n < RELEASES).then(|| format!("release-{n}"));
-        let top = index(&[&a, &b], tag);
-        if n < RELEASES {
-            for image in [&a, &b, &top] {
-                needed.insert(Digest::of(image.body.as_bytes()).to_string());
-            }
-        }
-        images.extend([a, b, top]);
-    }
-    images.extend((0..STRAYS).map(|n| child(&format!("stray {n}"))));
-    (images, needed)
-}
 
 /// Every image digest of a repository.
 async fn digests(ecr: &aws_sdk_ecr::Client, name: &str) -> HashSet<String> {
@@ -111,7 +92,7 @@ async fn main() {
         .await
         .expect("the emulator is required");
     let ecr = &env.clients.ecr;
-    let (images, needed) = repository();
+    let (images, needed) = repository_images("", RELEASES, STALE_INDEXES, STRAYS);
     let filling = Instant::now();
     fill(ecr, "bench-naive", &images).await;
     fill(ecr, "bench-archgate", &images).await;

@@ -13,41 +13,19 @@ mod support;
 use archgate::aws::DynamoLedger;
 use archgate::config::{RETENTION_CONCURRENCY, RETENTION_MAX_DELETE_SHARE, RETENTION_REPOSITORIES};
 use archgate::domain::policy::PolicyRecord;
-use archgate::domain::{Digest, ManifestMode, Millis};
+use archgate::domain::{ManifestMode, Millis};
 use archgate::ports::{Clock, Ledger, ShiftedClock, SystemClock};
 use archgate::retention::{run, Request};
 use archgate_cli::local::{default_config, LocalEnv};
 use std::collections::HashSet;
 use std::time::Instant;
-use support::{child, fill, index, published, Image};
+use support::{fill, published, repository_images};
 
 const REPOSITORIES: usize = 20;
 const RELEASES: usize = 100;
 const STALE_INDEXES: usize = 200;
 const STRAYS: usize = 1_100;
 const DAY: Millis = 86_400_000;
-
-/// One repository's images, children before their index; and the digests that must stay.
-fn repository(name: &str) -> (Vec<Image>, HashSet<String>) {
-    let mut images = Vec::new();
-    let mut needed = HashSet::new();
-    for n in 0..RELEASES + STALE_INDEXES {
-        let (a, b) = (
-            child(&format!("{name} {n} amd64")),
-            child(&format!("{name} {n} arm64")),
-        );
-        let tag = (n < RELEASES).then(|| format!("release-{n}"));
-        let top = index(&[&a, &b], tag);
-        if n < RELEASES {
-            for image in [&a, &b, &top] {
-                needed.insert(Digest::of(image.body.as_bytes()).to_string());
-            }
-        }
-        images.extend([a, b, top]);
-    }
-    images.extend((0..STRAYS).map(|n| child(&format!("{name} stray {n}"))));
-    (images, needed)
-}
 
 #[tokio::main]
 async fn main() {
@@ -62,7 +40,8 @@ async fn main() {
     let mut total = 0;
     for n in 0..REPOSITORIES {
         let name = format!("bench/service-{n:02}");
-        let (images, keep) = repository(&name);
+        let (images, keep) =
+            repository_images(&format!("{name} "), RELEASES, STALE_INDEXES, STRAYS);
         fill(ecr, &name, &images).await;
         for index in images.iter().filter(|i| i.tag.is_some()) {
             ledger

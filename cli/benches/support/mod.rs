@@ -6,6 +6,7 @@ use archgate::domain::release::{Candidate, CandidateChild, EventKind, Publicatio
 use archgate::domain::{
     Arch, BuildStatus, Digest, ManifestMode, Millis, Release, ReleaseKey, ReleaseTag, SourceObject,
 };
+use std::collections::HashSet;
 use tokio::task::JoinSet;
 
 pub struct Image {
@@ -134,4 +135,34 @@ pub async fn fill(ecr: &aws_sdk_ecr::Client, name: &str, images: &[Image]) {
             pushed.expect("the push ran").expect("the image is pushed");
         }
     }
+}
+
+/// A repository's images, children before their index, and the digests that must stay:
+/// `releases` published releases (a tagged index and its two children), `stale` untagged
+/// indexes with their children and `strays` untagged images. Each image's content starts
+/// with `prefix`, so repositories filled with different prefixes share no image.
+pub fn repository_images(
+    prefix: &str,
+    releases: usize,
+    stale: usize,
+    strays: usize,
+) -> (Vec<Image>, HashSet<String>) {
+    let mut images = Vec::new();
+    let mut needed = HashSet::new();
+    for n in 0..releases + stale {
+        let (a, b) = (
+            child(&format!("{prefix}{n} amd64")),
+            child(&format!("{prefix}{n} arm64")),
+        );
+        let tag = (n < releases).then(|| format!("release-{n}"));
+        let top = index(&[&a, &b], tag);
+        if n < releases {
+            for image in [&a, &b, &top] {
+                needed.insert(Digest::of(image.body.as_bytes()).to_string());
+            }
+        }
+        images.extend([a, b, top]);
+    }
+    images.extend((0..strays).map(|n| child(&format!("{prefix}stray {n}"))));
+    (images, needed)
 }
