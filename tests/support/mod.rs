@@ -92,17 +92,11 @@ pub async fn release_events(env: &LocalEnv) -> Vec<String> {
 use archgate::domain::Arch;
 pub use archgate_cli::local::LocalFinding;
 
-/// The upload key of a release reference (`<repository>:<tag>` names a repository of the
-/// namespace by the key's folder).
-pub fn upload_key(env: &LocalEnv, reference: &str) -> String {
-    env.upload_key(reference)
-}
-
 /// Drives a release (a tag, or `<repository>:<tag>`) through upload, both builds and the
 /// candidate index.
 pub async fn candidate_ready(env: &LocalEnv, tag: &str) {
     let answer = env
-        .start_builds(upload(env, &upload_key(env, tag)).await)
+        .start_builds(upload(env, &env.upload_key(tag)).await)
         .await;
     assert_eq!(status(&answer), "applied", "{answer}");
     for arch in Arch::ALL {

@@ -13,7 +13,9 @@ pub mod retention;
 
 use crate::error::CliError;
 use archgate::aws::{sdk_config, Clients, DynamoLedger};
-use archgate::config::{ConfigError, LEDGER_TABLE, REPOSITORY, REPOSITORY_PREFIX};
+use archgate::config::{
+    ConfigError, LEDGER_TABLE, REPOSITORY, REPOSITORY_PREFIX, RETENTION_REPOSITORIES,
+};
 use archgate::domain::repository::{check_namespace, Repositories};
 use archgate::domain::{ReleaseKey, ReleaseTag};
 use archgate::Config;
@@ -83,6 +85,17 @@ pub(crate) fn repositories() -> Result<Repositories, CliError> {
         default: required(REPOSITORY).unwrap_or_default(),
         namespace,
     })
+}
+
+/// The entries of `ARCHGATE_RETENTION_REPOSITORIES` (names and `prefix/*` patterns), as given.
+fn retention_entries() -> Vec<String> {
+    std::env::var(RETENTION_REPOSITORIES)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Refuses a repository that is not archgate's, before any call.

@@ -6,7 +6,7 @@ use super::{configured, owned, repositories};
 use crate::error::CliError;
 use archgate::aws::{DynamoLedger, EcrRegistry};
 use archgate::config::policy::{self, RepositoryPolicy, Source, SETTINGS};
-use archgate::config::{Config, ConfigError, RETENTION_REPOSITORIES};
+use archgate::config::{Config, ConfigError};
 use archgate::domain::policy::{PolicyRead, PolicyRecord};
 use archgate::domain::repository::tag_mutability;
 use archgate::domain::rfc3339;
@@ -33,12 +33,9 @@ pub async fn list() -> Result<(), CliError> {
             .entry(stored.release.key.repository.clone())
             .or_default() += 1;
     }
-    let named_by_retention: BTreeSet<String> = std::env::var(RETENTION_REPOSITORIES)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty() && !e.ends_with("/*"))
-        .map(str::to_owned)
+    let named_by_retention: BTreeSet<String> = super::retention_entries()
+        .into_iter()
+        .filter(|entry| !entry.ends_with("/*"))
         .collect();
     let names: BTreeSet<&String> = releases
         .keys()

@@ -6,7 +6,7 @@ use archgate::aws::{AwsWorkloads, EcrRegistry, EventBridgePublisher};
 use archgate::config::policy::PolicyError;
 use archgate::config::{
     ReleaseRules, EVENT_BUS, RETENTION_ATTEMPT_DAYS, RETENTION_KEEP_DAYS, RETENTION_KEEP_RELEASES,
-    RETENTION_PROTECT, RETENTION_REPOSITORIES,
+    RETENTION_PROTECT,
 };
 use archgate::domain::policy::PolicyRead;
 use archgate::domain::retention::{Fate, RetentionPolicy};
@@ -74,11 +74,8 @@ fn retained(repository: &str) -> Result<(), CliError> {
     if !repository.is_empty() && repositories.owns(repository) {
         return Ok(());
     }
-    let configured = std::env::var(RETENTION_REPOSITORIES).unwrap_or_default();
-    let named = configured
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
+    let named = super::retention_entries()
+        .iter()
         .any(|entry| match entry.strip_suffix('*') {
             Some(prefix) => repository.starts_with(prefix),
             None => entry == repository,
